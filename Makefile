@@ -1,0 +1,38 @@
+# xlane build entry points. Every binary lands in bin/.
+GO       ?= go
+BIN      := bin
+CMDS     := $(notdir $(wildcard cmd/*))
+OUT      := out
+
+.PHONY: all build test run bench fuzz vet clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+# The main job: for now the traffic-engineering demo (k=4 fat-tree,
+# mixed requests, adversarial simulation, summary table).
+run: build
+	@mkdir -p $(OUT)
+	$(BIN)/xlane demo --out $(OUT)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Short fuzzing pass over every decoder (go test -fuzz takes one target at a time).
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseTopology -fuzztime 30s ./controller/te
+	$(GO) test -run '^$$' -fuzz FuzzParseRequests -fuzztime 30s ./controller/te
+	$(GO) test -run '^$$' -fuzz FuzzParseTunnels -fuzztime 30s ./controller/te
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN) $(OUT)

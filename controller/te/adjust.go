@@ -1,0 +1,130 @@
+package te
+
+import "fmt"
+
+// waitBound bounds how long a packet of a sub-lane `level` tunnel whose
+// own transmission takes selfTx can wait in the queue of link l before its
+// transmission starts (docs/te.md, "Queueing bound"):
+//
+//	w = B + S + Σ_{h higher} (1 + ⌈(w + J_h)/π_h⌉)·C_h
+//
+// B is one max-size frame already on the wire (non-preemptive blocking), S
+// the other same-level tunnels (at most one packet each, FIFO), and each
+// higher-level tunnel h contributes the packet it may already have queued
+// plus every packet that can arrive while we wait, given its period π_h
+// and its arrival jitter J_h at this queue. Iterated to the least fixed
+// point as in response-time analysis.
+func (e *Engine) waitBound(lid LinkID, level int, selfTx Time) (Time, error) {
+	l := &e.topo.Links[lid]
+	ls := &e.links[lid]
+	base := e.blocking[lid] + ls.sameTx[level] - selfTx
+	if level == 0 {
+		return base, nil
+	}
+	w := base
+	for lv := 0; lv < level; lv++ {
+		w += ls.sameTx[lv]
+	}
+	for iter := 0; ; iter++ {
+		next := base
+		for lv := 0; lv < level; lv++ {
+			for _, u := range ls.uses[lv] {
+				h := u.t
+				c := TxTime(h.wire, l.BandwidthBps)
+				j := h.inMax[u.idx] - h.inMin[u.idx]
+				n := 1 + ceilDiv(w+j, h.period)
+				next += Time(n) * c
+			}
+		}
+		if next == w {
+			return w, nil
+		}
+		if next > MaxPeriod || iter > 10000 {
+			return 0, fmt.Errorf("%w: sub-lane %d on link %s has no finite queueing bound (higher sub-lanes use it up)",
+				ErrInfeasible, level, e.topo.LinkName(lid))
+		}
+		w = next
+	}
+}
+
+func ceilDiv(a, b Time) int64 {
+	if a <= 0 {
+		return 0
+	}
+	return int64((a + b - 1) / b)
+}
+
+// analyze runs X-ADJ (Alg. 1) for one tunnel against the current link
+// state and stores the result in t.derived. Tunnels of higher sub-lanes
+// must already be up to date.
+func (e *Engine) analyze(t *tunnel) error {
+	n := len(t.links)
+	d := &t.derived
+	d.inMin = resize(d.inMin, n)
+	d.inMax = resize(d.inMax, n)
+	d.wait = resize(d.wait, n)
+	first := true
+	for i, lid := range t.links {
+		l := &e.topo.Links[lid]
+		c := TxTime(t.wire, l.BandwidthBps)
+		w, err := e.waitBound(lid, t.level, c)
+		if err != nil {
+			return err
+		}
+		d.wait[i] = w
+		if p := t.parent[i]; p >= 0 {
+			pl := &e.topo.Links[t.links[p]]
+			pc := TxTime(t.wire, pl.BandwidthBps)
+			d.inMin[i] = d.inMin[p] + pc + pl.MinLatency
+			d.inMax[i] = d.inMax[p] + d.wait[p] + pc + pl.MinLatency + pl.MaxJitter
+		} else {
+			d.inMin[i], d.inMax[i] = 0, 0
+		}
+		if t.recv[i] {
+			lo := d.inMin[i] + c + l.MinLatency
+			hi := d.inMax[i] + w + c + l.MinLatency + l.MaxJitter
+			if first || lo < d.minLat {
+				d.minLat = lo
+			}
+			if first || hi > d.maxLat {
+				d.maxLat = hi
+			}
+			first = false
+		}
+	}
+	// Period lower bound Δ̄ (Alg. 1 line 15), bottom-up: consecutive packets
+	// must never share a queue, so the gap between them has to absorb the
+	// queueing and the jitter of every hop below.
+	var buf [32]Time
+	var below []Time
+	if n <= len(buf) {
+		below = buf[:n]
+		clear(below)
+	} else {
+		below = make([]Time, n)
+	}
+	var root Time
+	for i := n - 1; i >= 0; i-- {
+		l := &e.topo.Links[t.links[i]]
+		c := TxTime(t.wire, l.BandwidthBps)
+		di := d.wait[i] + max(c, l.MaxJitter+below[i])
+		if p := t.parent[i]; p >= 0 {
+			below[p] = max(below[p], di)
+		} else {
+			root = max(root, di)
+		}
+	}
+	period := max(t.reqPeriod, NsToTime(root.CeilNs()))
+	if period > MaxPeriod {
+		return fmt.Errorf("%w: tunnel %d would need a period of %d ns, above the 10 s limit", ErrInfeasible, t.id, period.CeilNs())
+	}
+	d.period = period
+	return nil
+}
+
+func resize(s []Time, n int) []Time {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]Time, n)
+}

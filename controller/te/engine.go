@@ -1,0 +1,332 @@
+package te
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Engine holds an allocation (a set of tunnels) over one topology and keeps
+// it valid as tunnels come and go. It is not safe for concurrent use: the
+// controller serialises operations on it.
+type Engine struct {
+	topo     *Topology
+	links    []linkState
+	blocking []Time // per link: one max-size frame (non-preemptive blocking)
+	tunnels  map[uint64]*tunnel
+	nextID   uint64
+	pass     uint64
+
+	// scratch for one adjustment pass
+	dirtyList []LinkID
+	touched   []touchedTunnel
+	scratch   optScratch
+}
+
+type touchedTunnel struct {
+	t   *tunnel
+	old derived
+}
+
+// NewEngine returns an engine with no tunnels.
+func NewEngine(topo *Topology) *Engine {
+	e := &Engine{
+		topo:     topo,
+		links:    make([]linkState, len(topo.Links)),
+		blocking: make([]Time, len(topo.Links)),
+		tunnels:  make(map[uint64]*tunnel),
+		nextID:   1,
+	}
+	for i := range e.links {
+		e.links[i] = linkState{
+			uses:   make([][]use, topo.Sublanes),
+			sameTx: make([]Time, topo.Sublanes),
+			dirty:  math.MaxInt,
+		}
+		e.blocking[i] = TxTime(topo.MaxFrameBytes, topo.Links[i].BandwidthBps)
+	}
+	return e
+}
+
+// Topology returns the engine's topology.
+func (e *Engine) Topology() *Topology { return e.topo }
+
+// Len is the number of tunnels held.
+func (e *Engine) Len() int { return len(e.tunnels) }
+
+// attach adds t's packets to the load of every link of its tree.
+func (e *Engine) attach(t *tunnel) {
+	t.useIdx = resizeI32(t.useIdx, len(t.links))
+	r := t.rate()
+	for i, lid := range t.links {
+		ls := &e.links[lid]
+		t.useIdx[i] = int32(len(ls.uses[t.level]))
+		ls.uses[t.level] = append(ls.uses[t.level], use{t: t, idx: int32(i)})
+		ls.sameTx[t.level] += TxTime(t.wire, e.topo.Links[lid].BandwidthBps)
+		ls.totalBytes += t.wire
+		ls.rate += r
+	}
+}
+
+// detach undoes attach.
+func (e *Engine) detach(t *tunnel) {
+	r := t.rate()
+	for i, lid := range t.links {
+		ls := &e.links[lid]
+		us := ls.uses[t.level]
+		pos := t.useIdx[i]
+		last := len(us) - 1
+		if int(pos) != last {
+			moved := us[last]
+			us[pos] = moved
+			moved.t.useIdx[moved.idx] = pos
+		}
+		ls.uses[t.level] = us[:last]
+		ls.sameTx[t.level] -= TxTime(t.wire, e.topo.Links[lid].BandwidthBps)
+		ls.totalBytes -= t.wire
+		ls.rate -= r
+		if len(ls.uses[t.level]) == 0 && ls.totalBytes == 0 {
+			ls.rate = 0 // forget float drift once a link is empty
+		}
+	}
+}
+
+func resizeI32(s []int32, n int) []int32 {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]int32, n)
+}
+
+func (e *Engine) markDirty(lid LinkID, level int) {
+	ls := &e.links[lid]
+	if level < ls.dirty {
+		if ls.dirty == math.MaxInt {
+			e.dirtyList = append(e.dirtyList, lid)
+		}
+		ls.dirty = level
+	}
+}
+
+// readjust re-runs X-ADJ for every tunnel the dirty links can affect,
+// level by level from the highest priority down. A tunnel whose timing
+// windows change dirties its links for the sub-lanes below it; same-level
+// tunnels only see each other's sizes, so they need no second round. On
+// error every visited tunnel gets its old parameters back.
+func (e *Engine) readjust() error {
+	e.pass++
+	start := len(e.touched)
+	defer func() {
+		for _, lid := range e.dirtyList {
+			e.links[lid].dirty = math.MaxInt
+		}
+		e.dirtyList = e.dirtyList[:0]
+	}()
+	for level := 0; level < e.topo.Sublanes; level++ {
+		n := len(e.dirtyList)
+		for k := 0; k < n; k++ {
+			lid := e.dirtyList[k]
+			if e.links[lid].dirty > level {
+				continue
+			}
+			for _, u := range e.links[lid].uses[level] {
+				t := u.t
+				if t.stamp == e.pass {
+					continue
+				}
+				t.stamp = e.pass
+				old := t.derived.clone()
+				e.touched = append(e.touched, touchedTunnel{t: t, old: old})
+				if err := e.analyze(t); err != nil {
+					e.restoreTouched(start)
+					return err
+				}
+				if level+1 < e.topo.Sublanes && !t.derived.sameWindows(&old) {
+					for _, l2 := range t.links {
+						e.markDirty(l2, level+1)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (e *Engine) restoreTouched(start int) {
+	for i := len(e.touched) - 1; i >= start; i-- {
+		e.touched[i].t.derived = e.touched[i].old
+	}
+	e.touched = e.touched[:start]
+}
+
+// changes lists the tunnels (other than skip) that the current operation
+// touched and whose service-visible resources differ from before it.
+func (e *Engine) changes(skip uint64) []Change {
+	var out []Change
+	seen := make(map[uint64]bool, len(e.touched))
+	for _, tt := range e.touched {
+		t := tt.t
+		if t.id == skip || len(tt.old.inMin) == 0 || seen[t.id] {
+			continue
+		}
+		seen[t.id] = true
+		if e.tunnels[t.id] != t {
+			continue // released meanwhile
+		}
+		oldT := *t
+		oldT.derived = tt.old
+		o, n := oldT.resources(), t.resources()
+		if o != n {
+			out = append(out, Change{ID: t.id, Old: o, New: n})
+		}
+	}
+	slices.SortFunc(out, func(a, b Change) int { return cmpU64(a.ID, b.ID) })
+	return out
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Admit plans a tree for req with X-OPT, adjusts every affected tunnel with
+// X-ADJ, and returns the new tunnel and the resources of existing tunnels
+// that changed. On error nothing changes.
+func (e *Engine) Admit(req Request) (Tunnel, []Change, error) {
+	r, err := e.topo.resolve(req)
+	if err != nil {
+		return Tunnel{}, nil, err
+	}
+	e.touched = e.touched[:0]
+	t, err := e.plan(r, e.nextID)
+	if err != nil {
+		return Tunnel{}, nil, err
+	}
+	if err := e.insert(t); err != nil {
+		return Tunnel{}, nil, err
+	}
+	e.nextID++
+	return e.export(t), e.changes(t.id), nil
+}
+
+// insert attaches t and readjusts; on failure it leaves the engine as before.
+func (e *Engine) insert(t *tunnel) error {
+	e.attach(t)
+	for _, lid := range t.links {
+		e.markDirty(lid, t.level)
+	}
+	if err := e.readjust(); err != nil {
+		e.detach(t)
+		return &RejectError{Reason: err.Error(), Err: ErrInfeasible}
+	}
+	e.tunnels[t.id] = t
+	return nil
+}
+
+// Release removes a tunnel and returns the tunnels whose resources improved.
+func (e *Engine) Release(id uint64) ([]Change, error) {
+	t, ok := e.tunnels[id]
+	if !ok {
+		return nil, fmt.Errorf("release %d: %w", id, ErrUnknownTunnel)
+	}
+	e.touched = e.touched[:0]
+	e.detach(t)
+	delete(e.tunnels, id)
+	for _, lid := range t.links {
+		e.markDirty(lid, t.level)
+	}
+	if err := e.readjust(); err != nil {
+		// Removing load never lengthens a bound; reaching this is a bug.
+		panic(fmt.Sprintf("te: readjust after release failed: %v", err))
+	}
+	return e.changes(id), nil
+}
+
+// Change replaces tunnel id's parameters atomically: either the new
+// request holds (same id, possibly a new tree) or everything stays as it
+// was and an error is returned.
+func (e *Engine) Change(id uint64, req Request) (Tunnel, []Change, error) {
+	old, ok := e.tunnels[id]
+	if !ok {
+		return Tunnel{}, nil, fmt.Errorf("change %d: %w", id, ErrUnknownTunnel)
+	}
+	r, err := e.topo.resolve(req)
+	if err != nil {
+		return Tunnel{}, nil, err
+	}
+	if r.sender != old.sender {
+		return Tunnel{}, nil, fieldErr("sender", req.Sender, "a change cannot move the tunnel to another sender (was %s)", e.topo.Nodes[old.sender].Name)
+	}
+	e.touched = e.touched[:0]
+	// Plan and adjust without the old tunnel, then either keep the result
+	// or put the old tunnel back; both end in a state X-ADJ computed.
+	e.detach(old)
+	delete(e.tunnels, id)
+	for _, lid := range old.links {
+		e.markDirty(lid, old.level)
+	}
+	if err := e.readjust(); err != nil {
+		panic(fmt.Sprintf("te: readjust after detach failed: %v", err))
+	}
+	t, err := e.plan(r, id)
+	if err == nil {
+		err = e.insert(t)
+	}
+	if err != nil {
+		if rerr := e.insert(old); rerr != nil {
+			panic(fmt.Sprintf("te: restoring tunnel %d failed: %v", id, rerr))
+		}
+		return Tunnel{}, nil, err
+	}
+	return e.export(t), e.changes(id), nil
+}
+
+// Tunnel returns one tunnel.
+func (e *Engine) Tunnel(id uint64) (Tunnel, bool) {
+	t, ok := e.tunnels[id]
+	if !ok {
+		return Tunnel{}, false
+	}
+	return e.export(t), true
+}
+
+// Tunnels returns every tunnel, ordered by id.
+func (e *Engine) Tunnels() []Tunnel {
+	ids := make([]uint64, 0, len(e.tunnels))
+	for id := range e.tunnels {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]Tunnel, len(ids))
+	for i, id := range ids {
+		out[i] = e.export(e.tunnels[id])
+	}
+	return out
+}
+
+func (e *Engine) export(t *tunnel) Tunnel {
+	res := t.resources()
+	out := Tunnel{
+		ID:                t.id,
+		Sender:            e.topo.Nodes[t.sender].Name,
+		LoadsizeBytes:     t.load,
+		Sublane:           t.level,
+		PeriodNs:          res.PeriodNs,
+		MinLatencyNs:      res.MinLatencyNs,
+		MaxJitterNs:       res.MaxJitterNs,
+		RequestedPeriodNs: t.reqPeriod.CeilNs(),
+	}
+	for _, r := range t.receivers {
+		out.Receivers = append(out.Receivers, e.topo.Nodes[r].Name)
+	}
+	for _, lid := range t.links {
+		l := e.topo.Links[lid]
+		out.Edges = append(out.Edges, [2]string{e.topo.Nodes[l.From].Name, e.topo.Nodes[l.To].Name})
+	}
+	return out
+}

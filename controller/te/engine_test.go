@@ -1,0 +1,205 @@
+package te
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// lineTopo is h1 -> s1 -> h2 (and back) at 1 Gbit/s: 8 ns per byte, 1 µs
+// link latency, 100 ns jitter, 1000-byte max frame (8 µs of blocking), no
+// frame overhead, so the expected numbers below are easy to check by hand.
+func lineTopo(t *testing.T, sublanes int) *Topology {
+	t.Helper()
+	spec := TopologySpec{
+		MaxFrameBytes: 1000, Sublanes: sublanes,
+		Nodes: []NodeSpec{
+			{Name: "h1", Kind: KindHost, IPv4: "10.0.0.1"},
+			{Name: "s1", Kind: KindSwitch},
+			{Name: "h2", Kind: KindHost, IPv4: "10.0.0.2"},
+		},
+	}
+	for _, p := range [][2]string{{"h1", "s1"}, {"s1", "h1"}, {"s1", "h2"}, {"h2", "s1"}} {
+		spec.Links = append(spec.Links, LinkSpec{From: p[0], To: p[1], BandwidthBps: 1e9, QueueBytes: 10000, MinLatencyNs: 1000, MaxJitterNs: 100})
+	}
+	topo, err := NewTopology(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+func admit(t *testing.T, e *Engine, r Request) (Tunnel, []Change) {
+	t.Helper()
+	tun, ch, err := e.Admit(r)
+	if err != nil {
+		t.Fatalf("admit %+v: %v", r, err)
+	}
+	return tun, ch
+}
+
+func wantRes(t *testing.T, got Tunnel, period, minLat, jitter int64) {
+	t.Helper()
+	if got.PeriodNs != period || got.MinLatencyNs != minLat || got.MaxJitterNs != jitter {
+		t.Fatalf("tunnel %d: period/min/jitter = %d/%d/%d ns, want %d/%d/%d",
+			got.ID, got.PeriodNs, got.MinLatencyNs, got.MaxJitterNs, period, minLat, jitter)
+	}
+}
+
+func TestAdjustSingleTunnelByHand(t *testing.T) {
+	e := NewEngine(lineTopo(t, 1))
+	t1, ch := admit(t, e, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 100, PeriodNs: 100_000})
+	// C = 100 B × 8 ns = 800 ns; blocking B = 1000 B × 8 ns = 8000 ns; no
+	// other tunnel, so the wait bound per hop is w = B = 8000 ns.
+	// min = 2 × (C + λ) = 2 × 1800 = 3600 ns.
+	// max = 2 × (w + C + λ + δ) = 2 × 9900 = 19800 ns → jitter 16200 ns.
+	// Δ̄: last hop 8000 + max(800, 100 + 0) = 8800; first hop
+	// 8000 + max(800, 100 + 8800) = 16900 < 100000, so the period stays.
+	wantRes(t, t1, 100_000, 3600, 16200)
+	if len(ch) != 0 {
+		t.Fatalf("first tunnel changed others: %+v", ch)
+	}
+	if want := [][2]string{{"h1", "s1"}, {"s1", "h2"}}; len(t1.Edges) != 2 || t1.Edges[0] != want[0] || t1.Edges[1] != want[1] {
+		t.Fatalf("edges = %v", t1.Edges)
+	}
+}
+
+func TestAdjustTwoTunnelsSameLaneByHand(t *testing.T) {
+	e := NewEngine(lineTopo(t, 1))
+	t1, _ := admit(t, e, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 100, PeriodNs: 100_000})
+	t2, ch := admit(t, e, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 200, PeriodNs: 10_000})
+	// T2: C2 = 1600 ns; it waits behind B and one T1 packet: w = 8000 + 800.
+	// min = 2 × (1600 + 1000) = 5200; max = 2 × (8800 + 1600 + 1100) = 23000.
+	// Δ̄: last 8800 + max(1600, 100) = 10400; first 8800 + max(1600, 10500)
+	// = 19300 > 10000 requested, so the period is raised to 19300 ns.
+	wantRes(t, t2, 19_300, 5200, 17800)
+	// T1 now waits behind one T2 packet too: w = 9600;
+	// max = 2 × (9600 + 800 + 1100) = 23000 → jitter 19400.
+	if len(ch) != 1 || ch[0].ID != t1.ID {
+		t.Fatalf("changes = %+v, want tunnel %d", ch, t1.ID)
+	}
+	if ch[0].Old.MaxJitterNs != 16200 || ch[0].New.MaxJitterNs != 19400 || ch[0].New.PeriodNs != 100_000 {
+		t.Fatalf("change = %+v", ch[0])
+	}
+	// Releasing T2 restores T1 exactly.
+	ch, err := e.Release(t2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch) != 1 || ch[0].New.MaxJitterNs != 16200 {
+		t.Fatalf("release changes = %+v", ch)
+	}
+}
+
+func TestAdjustSublanesByHand(t *testing.T) {
+	e := NewEngine(lineTopo(t, 2))
+	t1, _ := admit(t, e, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 100, PeriodNs: 100_000, Sublane: 0})
+	t2, ch := admit(t, e, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 200, PeriodNs: 10_000, Sublane: 1})
+	if len(ch) != 0 {
+		t.Fatalf("a lower sub-lane changed a higher one: %+v", ch)
+	}
+	// The higher sub-lane never sees the lower: T1 is as if alone.
+	got, _ := e.Tunnel(t1.ID)
+	wantRes(t, got, 100_000, 3600, 16200)
+	// T2, hop 1: base B = 8000; T1 (C = 800, J = 0, π = 100 µs):
+	// w = 8000 + (1 + ⌈(w + 0)/100000⌉)·800 → 9600 (fixed point).
+	// Hop 2: T1's arrival jitter at s1 is 9900 − 1800 = 8100; still one
+	// extra packet: w = 9600. max = 2 × (9600 + 1600 + 1100) = 24600,
+	// min = 5200 → jitter 19400. Δ̄: 9600 + max(1600, 100 + 9600 + 1600)
+	// = 20900 → period 20900 ns.
+	wantRes(t, t2, 20_900, 5200, 19400)
+}
+
+func TestRejectNamesBottleneck(t *testing.T) {
+	e := NewEngine(lineTopo(t, 1))
+	// Queue of 10000 B: ten 1000-byte tunnels fill it.
+	for range 10 {
+		admit(t, e, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 1000, PeriodNs: 10_000_000})
+	}
+	before := e.Tunnels()
+	_, _, err := e.Admit(Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 1, PeriodNs: 10_000_000})
+	var rej *RejectError
+	if !errors.As(err, &rej) || !errors.Is(err, ErrNoValidTree) {
+		t.Fatalf("err = %v, want a RejectError", err)
+	}
+	if rej.Bottleneck != "h1->s1" || !strings.Contains(err.Error(), "queue full") {
+		t.Fatalf("bottleneck = %q, err = %v", rej.Bottleneck, err)
+	}
+	after := e.Tunnels()
+	if len(after) != len(before) {
+		t.Fatalf("rejected request changed the tunnel set")
+	}
+	for i := range after {
+		if after[i].Resources() != before[i].Resources() {
+			t.Fatalf("rejected request changed tunnel %d", after[i].ID)
+		}
+	}
+}
+
+func TestRequestValidation(t *testing.T) {
+	e := NewEngine(lineTopo(t, 2))
+	cases := []struct {
+		req   Request
+		field string
+	}{
+		{Request{Sender: "hx", Receivers: []string{"h2"}, LoadsizeBytes: 1, PeriodNs: 1}, "sender"},
+		{Request{Sender: "s1", Receivers: []string{"h2"}, LoadsizeBytes: 1, PeriodNs: 1}, "sender"},
+		{Request{Sender: "h1", Receivers: nil, LoadsizeBytes: 1, PeriodNs: 1}, "receivers"},
+		{Request{Sender: "h1", Receivers: []string{"h9"}, LoadsizeBytes: 1, PeriodNs: 1}, "receivers[0]"},
+		{Request{Sender: "h1", Receivers: []string{"h2", "h2"}, LoadsizeBytes: 1, PeriodNs: 1}, "receivers[1]"},
+		{Request{Sender: "h1", Receivers: []string{"h1"}, LoadsizeBytes: 1, PeriodNs: 1}, "receivers[0]"},
+		{Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 0, PeriodNs: 1}, "loadsize_bytes"},
+		{Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 1001, PeriodNs: 1}, "loadsize_bytes"},
+		{Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 1, PeriodNs: 0}, "period_ns"},
+		{Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 1, PeriodNs: 11e9}, "period_ns"},
+		{Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 1, PeriodNs: 1, Sublane: 2}, "sublane"},
+	}
+	for _, c := range cases {
+		_, _, err := e.Admit(c.req)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("%+v: err = %v, want field %s", c.req, err, c.field)
+		}
+	}
+	if e.Len() != 0 {
+		t.Fatalf("bad requests admitted tunnels")
+	}
+}
+
+func TestChangeIsAtomic(t *testing.T) {
+	e := NewEngine(lineTopo(t, 1))
+	t1, _ := admit(t, e, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 100, PeriodNs: 100_000})
+	for range 9 {
+		admit(t, e, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 1000, PeriodNs: 1_000_000})
+	}
+	admit(t, e, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 500, PeriodNs: 1_000_000})
+	before := e.Tunnels()
+	// Others hold 9500 B of the 10000 B queue: 1000 B more cannot fit, so
+	// the change must fail and keep t1 as it was.
+	_, _, err := e.Change(t1.ID, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 1000, PeriodNs: 100_000})
+	if err == nil {
+		t.Fatal("oversized change admitted")
+	}
+	after := e.Tunnels()
+	for i := range after {
+		if after[i].Resources() != before[i].Resources() || after[i].ID != before[i].ID {
+			t.Fatalf("failed change altered tunnel %d: %+v -> %+v", after[i].ID, before[i], after[i])
+		}
+	}
+	// A change that fits keeps the id and reports the neighbour's change.
+	got, ch, err := e.Change(t1.ID, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 50, PeriodNs: 200_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != t1.ID || got.LoadsizeBytes != 50 || got.PeriodNs != 200_000 {
+		t.Fatalf("changed tunnel = %+v", got)
+	}
+	if len(ch) != 10 {
+		t.Fatalf("all ten neighbours should see less jitter: %+v", ch)
+	}
+	for _, c := range ch {
+		if c.New.MaxJitterNs >= c.Old.MaxJitterNs {
+			t.Fatalf("neighbour jitter did not shrink: %+v", c)
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package te
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Install adds tunnels whose trees are already chosen (for example read
+// back from a file or from durable state), keeping their ids, then runs
+// X-ADJ over everything. PeriodNs (or RequestedPeriodNs when set) is taken
+// as the requested period. All or nothing: on error the engine is
+// unchanged. It returns the installed tunnels with their new parameters.
+func (e *Engine) Install(ts []Tunnel) ([]Tunnel, error) {
+	var added []*tunnel
+	undo := func() {
+		for i := len(added) - 1; i >= 0; i-- {
+			e.detach(added[i])
+			delete(e.tunnels, added[i].id)
+		}
+	}
+	for i, x := range ts {
+		t, err := e.fromTunnel(x)
+		if err != nil {
+			undo()
+			return nil, fmt.Errorf("tunnels[%d]: %w", i, err)
+		}
+		for j, lid := range t.links {
+			if ok, why := e.eligible(lid, t.wire, t.rate()); !ok {
+				undo()
+				return nil, fmt.Errorf("tunnels[%d]: %w", i, fieldErr(fmt.Sprintf("edges[%d]", j), e.topo.LinkName(lid), "%s", why))
+			}
+		}
+		e.attach(t)
+		e.tunnels[t.id] = t
+		added = append(added, t)
+		if t.id >= e.nextID {
+			e.nextID = t.id + 1
+		}
+	}
+	e.touched = e.touched[:0]
+	for _, t := range added {
+		for _, lid := range t.links {
+			e.markDirty(lid, t.level)
+		}
+	}
+	if err := e.readjust(); err != nil {
+		undo()
+		return nil, err
+	}
+	out := make([]Tunnel, len(added))
+	for i, t := range added {
+		out[i] = e.export(t)
+	}
+	return out, nil
+}
+
+// Readjust recomputes every tunnel from scratch and returns the changes.
+func (e *Engine) Readjust() ([]Change, error) {
+	e.touched = e.touched[:0]
+	for i := range e.links {
+		e.markDirty(LinkID(i), 0)
+	}
+	if err := e.readjust(); err != nil {
+		return nil, err
+	}
+	return e.changes(0), nil
+}
+
+var errNotTree = errors.New("edges do not form a tree from the sender to the receivers")
+
+// fromTunnel validates a tunnel's tree against the topology.
+func (e *Engine) fromTunnel(x Tunnel) (*tunnel, error) {
+	topo := e.topo
+	if x.ID == 0 {
+		return nil, fieldErr("id", x.ID, "must be positive")
+	}
+	if _, dup := e.tunnels[x.ID]; dup {
+		return nil, fieldErr("id", x.ID, "duplicate tunnel id")
+	}
+	period := x.PeriodNs
+	if x.RequestedPeriodNs != 0 {
+		period = x.RequestedPeriodNs
+	}
+	r, err := topo.resolve(Request{Sender: x.Sender, Receivers: x.Receivers, LoadsizeBytes: x.LoadsizeBytes, PeriodNs: period, Sublane: x.Sublane})
+	if err != nil {
+		return nil, err
+	}
+	if len(x.Edges) == 0 {
+		return nil, fieldErr("edges", "[]", "a tunnel needs at least one edge")
+	}
+	// Index edges by their head; each node may be entered once.
+	type edge struct {
+		lid LinkID
+		pos int
+	}
+	enter := make(map[NodeID]edge, len(x.Edges))
+	children := make(map[NodeID][]NodeID, len(x.Edges))
+	for j, ed := range x.Edges {
+		f := fmt.Sprintf("edges[%d]", j)
+		from, ok := topo.byName[ed[0]]
+		if !ok {
+			return nil, fieldErr(f, ed[0], "unknown node")
+		}
+		to, ok := topo.byName[ed[1]]
+		if !ok {
+			return nil, fieldErr(f, ed[1], "unknown node")
+		}
+		lid, ok := topo.LinkBetween(from, to)
+		if !ok {
+			return nil, fieldErr(f, ed[0]+"->"+ed[1], "no such link in the topology")
+		}
+		if _, dup := enter[to]; dup {
+			return nil, fieldErr(f, ed[0]+"->"+ed[1], "node %s entered twice: %v", ed[1], errNotTree)
+		}
+		if to == r.sender {
+			return nil, fieldErr(f, ed[0]+"->"+ed[1], "edge into the sender: %v", errNotTree)
+		}
+		if from != r.sender && topo.Nodes[from].Kind == KindHost {
+			return nil, fieldErr(f, ed[0]+"->"+ed[1], "host %s cannot forward", ed[0])
+		}
+		enter[to] = edge{lid, j}
+		children[from] = append(children[from], to)
+	}
+	isRecv := make(map[NodeID]bool, len(r.receivers))
+	for _, rc := range r.receivers {
+		isRecv[rc] = true
+	}
+	t := &tunnel{id: x.ID, sender: r.sender, receivers: r.receivers, load: r.load, wire: r.wire, level: r.level, reqPeriod: r.period}
+	// Breadth-first from the sender gives a topological order.
+	type item struct {
+		node   NodeID
+		parent int32
+	}
+	queue := []item{{r.sender, -1}}
+	for len(queue) > 0 {
+		it := queue[0]
+		queue = queue[1:]
+		for _, c := range children[it.node] {
+			idx := int32(len(t.links))
+			t.links = append(t.links, enter[c].lid)
+			t.parent = append(t.parent, it.parent)
+			t.recv = append(t.recv, isRecv[c])
+			if !isRecv[c] && len(children[c]) == 0 {
+				return nil, fieldErr(fmt.Sprintf("edges[%d]", enter[c].pos), x.Edges[enter[c].pos][1], "leaf is not a receiver")
+			}
+			queue = append(queue, item{c, idx})
+		}
+	}
+	if len(t.links) != len(x.Edges) {
+		return nil, fieldErr("edges", len(x.Edges), "%d edges are not reachable from sender %s: %v", len(x.Edges)-len(t.links), x.Sender, errNotTree)
+	}
+	for i, rc := range r.receivers {
+		if _, ok := enter[rc]; !ok {
+			return nil, fieldErr(fmt.Sprintf("receivers[%d]", i), topo.Nodes[rc].Name, "not reached by the edges")
+		}
+	}
+	return t, nil
+}

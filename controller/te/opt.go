@@ -1,0 +1,261 @@
+package te
+
+import (
+	"container/heap"
+	"fmt"
+	"math"
+)
+
+// optScratch is reused across X-OPT runs to keep admission allocation-free
+// in the common case.
+type optScratch struct {
+	dist    [][]float64 // per receiver: weighted distance from each node to it
+	next    [][]LinkID  // per receiver: first link on that shortest path
+	inTree  []bool
+	depth   []float64
+	pq      distHeap
+	visited []bool
+}
+
+// eligible reports whether link lid can carry one more packet of size wire
+// at rate bps without breaking ≈-validity; if not, why.
+func (e *Engine) eligible(lid LinkID, wire int64, bps float64) (bool, string) {
+	l := &e.topo.Links[lid]
+	ls := &e.links[lid]
+	if ls.totalBytes+wire > l.QueueBytes {
+		return false, fmt.Sprintf("express queue full: %d of %d B reserved, %d B more requested", ls.totalBytes, l.QueueBytes, wire)
+	}
+	if limit := e.topo.MaxExpressShare * float64(l.BandwidthBps); ls.rate+bps > limit*(1+1e-12) {
+		return false, fmt.Sprintf("express share exhausted: %.0f of %.0f bit/s reserved, %.0f bit/s more requested", ls.rate, limit, bps)
+	}
+	return true, ""
+}
+
+// weight is the X-OPT edge weight (Alg. 2 lines 4–6): the latency the new
+// packet can meet on this link, counting the traffic that can delay it
+// (its own and higher sub-lanes) and one blocking frame. In picoseconds.
+func (e *Engine) weight(lid LinkID, wire int64, level int) float64 {
+	l := &e.topo.Links[lid]
+	ls := &e.links[lid]
+	w := l.MinLatency + l.MaxJitter + e.blocking[lid] + TxTime(wire, l.BandwidthBps)
+	for lv := 0; lv <= level; lv++ {
+		w += ls.sameTx[lv]
+	}
+	return float64(w)
+}
+
+// plan builds a tree for r with X-OPT (Alg. 2): shortest paths in the graph
+// of ≈-valid links, attaching first the receiver that is most expensive to
+// reach, where the cost of reaching receiver u through tree node v is the
+// path's weight plus how much it lengthens the tree's longest path.
+func (e *Engine) plan(r resolved, id uint64) (*tunnel, error) {
+	topo := e.topo
+	nn := len(topo.Nodes)
+	sc := &e.scratch
+	bps := float64(r.wire*8) * float64(Second) / float64(r.period)
+	k := len(r.receivers)
+	for len(sc.dist) < k {
+		sc.dist = append(sc.dist, nil)
+		sc.next = append(sc.next, nil)
+	}
+	for i, rcv := range r.receivers {
+		sc.dist[i] = resizeF(sc.dist[i], nn)
+		sc.next[i] = resizeL(sc.next[i], nn)
+		e.shortestTo(rcv, r, bps, sc.dist[i], sc.next[i], true)
+	}
+	sc.inTree = resizeB(sc.inTree, nn)
+	sc.depth = resizeF(sc.depth, nn)
+	clear(sc.inTree)
+	treeNodes := []NodeID{r.sender}
+	sc.inTree[r.sender] = true
+	sc.depth[r.sender] = 0
+	longest := 0.0
+	t := &tunnel{
+		id: id, sender: r.sender, receivers: r.receivers, load: r.load, wire: r.wire,
+		level: r.level, reqPeriod: r.period,
+	}
+	linkOf := make(map[NodeID]int32, 8) // tree node -> index of the link entering it
+	attached := make([]bool, k)
+	for left := k; left > 0; left-- {
+		bestU, bestV := -1, NodeID(-1)
+		bestCost := -1.0
+		for i := range k {
+			if attached[i] {
+				continue
+			}
+			d := sc.dist[i]
+			v, c := NodeID(-1), math.Inf(1)
+			for _, x := range treeNodes {
+				if x != r.sender && topo.Nodes[x].Kind == KindHost {
+					continue // hosts do not forward
+				}
+				if math.IsInf(d[x], 1) {
+					continue
+				}
+				cx := d[x] + math.Max(0, sc.depth[x]+d[x]-longest)
+				if cx < c {
+					v, c = x, cx
+				}
+			}
+			if v < 0 {
+				return nil, e.unreachable(r, i, treeNodes, bps)
+			}
+			if c > bestCost {
+				bestU, bestV, bestCost = i, v, c
+			}
+		}
+		// Walk the shortest path from bestV; restart at the last tree node
+		// it crosses so the result stays a tree.
+		u := r.receivers[bestU]
+		next := sc.next[bestU]
+		start := bestV
+		for x := bestV; x != u; x = topo.Links[next[x]].To {
+			if sc.inTree[x] {
+				start = x
+			}
+		}
+		for x := start; x != u; {
+			lid := next[x]
+			to := topo.Links[lid].To
+			parent := int32(-1)
+			if p, ok := linkOf[x]; ok {
+				parent = p
+			}
+			linkOf[to] = int32(len(t.links))
+			t.links = append(t.links, lid)
+			t.parent = append(t.parent, parent)
+			t.recv = append(t.recv, to == u)
+			sc.inTree[to] = true
+			sc.depth[to] = sc.depth[x] + e.weight(lid, r.wire, r.level)
+			longest = math.Max(longest, sc.depth[to])
+			treeNodes = append(treeNodes, to)
+			x = to
+		}
+		attached[bestU] = true
+	}
+	return t, nil
+}
+
+// shortestTo runs Dijkstra on the reversed graph from dst, filling dist and
+// next (the first link on a shortest path from each node to dst). Hosts
+// other than the sender are never crossed. With onlyEligible, links that
+// would break ≈-validity are skipped.
+func (e *Engine) shortestTo(dst NodeID, r resolved, bps float64, dist []float64, next []LinkID, onlyEligible bool) {
+	topo := e.topo
+	sc := &e.scratch
+	for i := range dist {
+		dist[i] = math.Inf(1)
+		next[i] = -1
+	}
+	sc.visited = resizeB(sc.visited, len(dist))
+	clear(sc.visited)
+	dist[dst] = 0
+	sc.pq = sc.pq[:0]
+	heap.Push(&sc.pq, distItem{dst, 0})
+	for sc.pq.Len() > 0 {
+		it := heap.Pop(&sc.pq).(distItem)
+		x := it.node
+		if sc.visited[x] {
+			continue
+		}
+		sc.visited[x] = true
+		if x != dst && topo.Nodes[x].Kind == KindHost {
+			continue // a host may start a path, never relay one
+		}
+		for _, lid := range topo.In[x] {
+			y := topo.Links[lid].From
+			if sc.visited[y] {
+				continue
+			}
+			if topo.Nodes[y].Kind == KindHost && y != r.sender {
+				continue
+			}
+			if onlyEligible {
+				if ok, _ := e.eligible(lid, r.wire, bps); !ok {
+					continue
+				}
+			}
+			nd := it.d + e.weight(lid, r.wire, r.level)
+			if nd < dist[y] {
+				dist[y] = nd
+				next[y] = lid
+				heap.Push(&sc.pq, distItem{y, nd})
+			}
+		}
+	}
+}
+
+// unreachable builds the rejection for receiver i: either the topology has
+// no path at all, or every path crosses a link ≈-validity rules out, and
+// the first such link on the shortest unconstrained path is named.
+func (e *Engine) unreachable(r resolved, i int, tree []NodeID, bps float64) error {
+	topo := e.topo
+	rcv := r.receivers[i]
+	nn := len(topo.Nodes)
+	dist := make([]float64, nn)
+	next := make([]LinkID, nn)
+	e.shortestTo(rcv, r, bps, dist, next, false)
+	from, best := NodeID(-1), math.Inf(1)
+	for _, x := range tree {
+		if x != r.sender && topo.Nodes[x].Kind == KindHost {
+			continue
+		}
+		if dist[x] < best {
+			from, best = x, dist[x]
+		}
+	}
+	if from < 0 {
+		return fieldErr(fmt.Sprintf("receivers[%d]", i), topo.Nodes[rcv].Name, "not reachable from sender %s in the topology", topo.Nodes[r.sender].Name)
+	}
+	for x := from; x != rcv; x = topo.Links[next[x]].To {
+		if ok, why := e.eligible(next[x], r.wire, bps); !ok {
+			return &RejectError{
+				Reason:     fmt.Sprintf("receiver %s: %s", topo.Nodes[rcv].Name, why),
+				Bottleneck: topo.LinkName(next[x]),
+				Err:        ErrNoValidTree,
+			}
+		}
+	}
+	// The unconstrained shortest path is fine, but some other detour is
+	// needed; name any ineligible link around the receiver's frontier.
+	return &RejectError{Reason: fmt.Sprintf("receiver %s unreachable over links with express capacity left", topo.Nodes[rcv].Name), Err: ErrNoValidTree}
+}
+
+type distItem struct {
+	node NodeID
+	d    float64
+}
+
+type distHeap []distItem
+
+func (h distHeap) Len() int           { return len(h) }
+func (h distHeap) Less(i, j int) bool { return h[i].d < h[j].d || (h[i].d == h[j].d && h[i].node < h[j].node) }
+func (h distHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *distHeap) Push(x any)        { *h = append(*h, x.(distItem)) }
+func (h *distHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+func resizeF(s []float64, n int) []float64 {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]float64, n)
+}
+
+func resizeL(s []LinkID, n int) []LinkID {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]LinkID, n)
+}
+
+func resizeB(s []bool, n int) []bool {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]bool, n)
+}

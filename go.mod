@@ -1,0 +1,3 @@
+module github.com/xlane/xlane
+
+go 1.26
