@@ -228,10 +228,12 @@ type distItem struct {
 
 type distHeap []distItem
 
-func (h distHeap) Len() int           { return len(h) }
-func (h distHeap) Less(i, j int) bool { return h[i].d < h[j].d || (h[i].d == h[j].d && h[i].node < h[j].node) }
-func (h distHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *distHeap) Push(x any)        { *h = append(*h, x.(distItem)) }
+func (h distHeap) Len() int { return len(h) }
+func (h distHeap) Less(i, j int) bool {
+	return h[i].d < h[j].d || (h[i].d == h[j].d && h[i].node < h[j].node)
+}
+func (h distHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *distHeap) Push(x any)   { *h = append(*h, x.(distItem)) }
 func (h *distHeap) Pop() any {
 	old := *h
 	it := old[len(old)-1]

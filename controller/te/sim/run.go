@@ -1,0 +1,267 @@
+package sim
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/xlane/xlane/controller/te"
+)
+
+// Delay policies for one tunnel on one link.
+const (
+	delayRandom    uint8 = iota // uniform in [min, min+jitter]
+	delayMin                    // always min
+	delayMax                    // always min + jitter
+	delayAlternate              // max for even sequence numbers, min for odd: squeezes gaps
+)
+
+// scenario is what one run varies: phases and per-hop delay choices.
+type scenario struct {
+	phase []te.Time  // per tunnel, in [0, period)
+	delay [][]uint8  // per tunnel, per link index
+	load  float64    // best-effort load per link; ≥ 1 keeps every link backlogged
+	until te.Time    // last emission time
+	rng   *rand.Rand // for random delays and best-effort arrivals
+}
+
+// qpkt is a queued express packet.
+type qpkt struct {
+	k    int32
+	i    int32
+	seq  int32
+	emit te.Time
+}
+
+// fifo is a growable ring buffer.
+type fifo struct {
+	buf        []qpkt
+	head, size int
+}
+
+func (q *fifo) push(p qpkt) {
+	if q.size == len(q.buf) {
+		nb := make([]qpkt, max(8, 2*len(q.buf)))
+		for j := 0; j < q.size; j++ {
+			nb[j] = q.buf[(q.head+j)%len(q.buf)]
+		}
+		q.buf, q.head = nb, 0
+	}
+	q.buf[(q.head+q.size)%len(q.buf)] = p
+	q.size++
+}
+
+func (q *fifo) pop() qpkt {
+	p := q.buf[q.head]
+	q.head = (q.head + 1) % len(q.buf)
+	q.size--
+	return p
+}
+
+type linkRun struct {
+	queues  []fifo // per sub-lane
+	xbytes  int64  // express bytes queued or in transmission
+	busy    bool
+	cur     qpkt
+	curBE   bool
+	beQueue int
+	// beSince >= 0 while a backlogged best-effort train occupies the link:
+	// max-size frames back to back from beSince, computed lazily instead of
+	// one event per frame.
+	beSince te.Time
+}
+
+// observed is what one run saw per tunnel.
+type observed struct {
+	minLat, maxLat te.Time
+	delivered      int64
+	emitted        int64
+	violations     int64
+	drops          int64
+	firstViolation te.Time // latency of the first violating packet
+}
+
+// runStats counts work done.
+type runStats struct {
+	hops    int64 // packet transmissions on links (express)
+	packets int64 // express packets emitted
+}
+
+const beQueueCap = 32
+
+// simulate runs one scenario and fills obs (one entry per tunnel).
+func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventHeap) {
+	links := make([]linkRun, len(n.topo.Links))
+	for i := range links {
+		links[i].queues = make([]fifo, n.topo.Sublanes)
+		links[i].beSince = -1
+	}
+	for k := range obs {
+		obs[k] = observed{minLat: math.MaxInt64, maxLat: math.MinInt64}
+	}
+	h.ev = h.ev[:0]
+	for k := range n.tunnels {
+		if sc.phase[k] <= sc.until {
+			h.push(event{t: sc.phase[k], kind: evEmit, k: int32(k)})
+		}
+	}
+	// Best effort runs only on links express traffic uses (elsewhere it
+	// cannot delay anything) and stops once every express packet has had
+	// time to arrive, so a run ends.
+	backlog := sc.load >= 1
+	beStop := sc.until
+	for _, t := range n.tunnels {
+		beStop = max(beStop, sc.until+2*t.hi)
+	}
+	if sc.load > 0 {
+		for lid := range links {
+			if len(n.shares[lid]) == 0 {
+				continue
+			}
+			if backlog {
+				links[lid].beSince = 0
+			} else {
+				h.push(event{t: n.beGap(lid, sc), kind: evBestEffort, k: int32(lid)})
+			}
+		}
+	}
+	seqs := make([]int32, len(n.tunnels))
+
+	start := func(lid int, now te.Time) {
+		lr := &links[lid]
+		for lv := range lr.queues {
+			if lr.queues[lv].size > 0 {
+				p := lr.queues[lv].pop()
+				lr.busy, lr.cur, lr.curBE = true, p, false
+				h.push(event{t: now + n.tunnels[p.k].tx[p.i], kind: evTxDone, k: int32(lid)})
+				return
+			}
+		}
+		lr.busy = false
+		if backlog && now <= beStop && len(n.shares[lid]) > 0 {
+			lr.beSince = now
+			return
+		}
+		if lr.beQueue > 0 && now <= beStop {
+			lr.beQueue--
+			lr.busy, lr.curBE = true, true
+			h.push(event{t: now + n.blockTx[lid], kind: evTxDone, k: int32(lid)})
+		}
+	}
+	// wake handles an express arrival at a link that is not transmitting
+	// express traffic: either it starts now, or after the best-effort frame
+	// on the wire.
+	wake := func(lid int, now te.Time) {
+		lr := &links[lid]
+		if lr.beSince < 0 {
+			start(lid, now)
+			return
+		}
+		since, c := lr.beSince, n.blockTx[lid]
+		lr.beSince = -1
+		m := (now - since) / c       // frame on the wire (one ending now is followed by the next)
+		last := (beStop - since) / c // last frame that starts
+		if m > last {
+			start(lid, now) // the train ended before now
+			return
+		}
+		lr.busy, lr.curBE = true, true
+		h.push(event{t: since + (m+1)*c, kind: evTxDone, k: int32(lid)})
+	}
+	enqueue := func(k, i int32, seq int32, emit, now te.Time) {
+		t := &n.tunnels[k]
+		lid := t.links[i]
+		lr := &links[lid]
+		if lr.xbytes+t.wire > n.topo.Links[lid].QueueBytes {
+			obs[k].drops++
+			return
+		}
+		lr.xbytes += t.wire
+		lr.queues[t.level].push(qpkt{k: k, i: i, seq: seq, emit: emit})
+		if !lr.busy {
+			wake(int(lid), now)
+		}
+	}
+
+	for h.len() > 0 {
+		ev := h.pop()
+		now := ev.t
+		switch ev.kind {
+		case evEmit:
+			k := ev.k
+			t := &n.tunnels[k]
+			seq := seqs[k]
+			seqs[k]++
+			obs[k].emitted++
+			st.packets++
+			for _, i := range t.first {
+				enqueue(k, i, seq, now, now)
+			}
+			if next := now + t.period; next <= sc.until {
+				h.push(event{t: next, kind: evEmit, k: k})
+			}
+		case evTxDone:
+			lid := int(ev.k)
+			lr := &links[lid]
+			if !lr.curBE {
+				p := lr.cur
+				t := &n.tunnels[p.k]
+				lr.xbytes -= t.wire
+				st.hops++
+				l := &n.topo.Links[lid]
+				d := l.MinLatency
+				switch sc.delay[p.k][p.i] {
+				case delayRandom:
+					if l.MaxJitter > 0 {
+						d += te.Time(sc.rng.Int64N(int64(l.MaxJitter) + 1))
+					}
+				case delayMax:
+					d += l.MaxJitter
+				case delayAlternate:
+					if p.seq%2 == 0 {
+						d += l.MaxJitter
+					}
+				}
+				h.push(event{t: now + d, kind: evArrive, k: p.k, i: p.i, emit: p.emit, pseq: p.seq})
+			}
+			start(lid, now)
+		case evArrive:
+			k, i := ev.k, ev.i
+			t := &n.tunnels[k]
+			if t.recv[i] {
+				lat := now - ev.emit
+				o := &obs[k]
+				o.delivered++
+				o.minLat = min(o.minLat, lat)
+				o.maxLat = max(o.maxLat, lat)
+				if lat < t.lo || lat > t.hi {
+					if o.violations == 0 {
+						o.firstViolation = lat
+					}
+					o.violations++
+				}
+			}
+			for _, c := range t.children[i] {
+				enqueue(k, c, ev.pseq, ev.emit, now)
+			}
+		case evBestEffort:
+			lid := int(ev.k)
+			lr := &links[lid]
+			if lr.beQueue < beQueueCap {
+				lr.beQueue++
+				if !lr.busy {
+					start(lid, now)
+				}
+			}
+			if next := now + n.beGap(lid, sc); next <= sc.until {
+				h.push(event{t: next, kind: evBestEffort, k: int32(lid)})
+			}
+		}
+	}
+}
+
+// beGap draws the next best-effort arrival on a link: Poisson arrivals of
+// max-size frames at the configured share of the link's rate.
+func (n *network) beGap(lid int, sc *scenario) te.Time {
+	mean := float64(n.blockTx[lid]) / sc.load
+	return te.Time(sc.rng.ExpFloat64()*mean) + 1
+}
