@@ -15,7 +15,21 @@ import "fmt"
 // and its arrival jitter J_h at this queue. Iterated to the least fixed
 // point as in response-time analysis.
 func (e *Engine) waitBound(lid LinkID, level int, selfTx Time) (Time, error) {
-	l := &e.topo.Links[lid]
+	ls := &e.links[lid]
+	for _, c := range ls.waits[level] {
+		if c.selfTx == selfTx {
+			return c.w, nil
+		}
+	}
+	w, err := e.computeWait(lid, level, selfTx)
+	if err != nil {
+		return 0, err
+	}
+	ls.waits[level] = append(ls.waits[level], cachedWait{selfTx, w})
+	return w, nil
+}
+
+func (e *Engine) computeWait(lid LinkID, level int, selfTx Time) (Time, error) {
 	ls := &e.links[lid]
 	base := e.blocking[lid] + ls.sameTx[level] - selfTx
 	if level == 0 {
@@ -30,10 +44,9 @@ func (e *Engine) waitBound(lid LinkID, level int, selfTx Time) (Time, error) {
 		for lv := 0; lv < level; lv++ {
 			for _, u := range ls.uses[lv] {
 				h := u.t
-				c := TxTime(h.wire, l.BandwidthBps)
 				j := h.inMax[u.idx] - h.inMin[u.idx]
 				n := 1 + ceilDiv(w+j, h.period)
-				next += Time(n) * c
+				next += Time(n) * h.tx[u.idx]
 			}
 		}
 		if next == w {
@@ -55,26 +68,31 @@ func ceilDiv(a, b Time) int64 {
 }
 
 // analyze runs X-ADJ (Alg. 1) for one tunnel against the current link
-// state and stores the result in t.derived. Tunnels of higher sub-lanes
-// must already be up to date.
-func (e *Engine) analyze(t *tunnel) error {
+// state and writes the result to d (whose slices it reuses). Tunnels of
+// higher sub-lanes must already be up to date.
+func (e *Engine) analyze(t *tunnel, d *derived) error {
 	n := len(t.links)
-	d := &t.derived
 	d.inMin = resize(d.inMin, n)
 	d.inMax = resize(d.inMax, n)
 	d.wait = resize(d.wait, n)
 	first := true
+	known := len(t.wait) == n // links not dirtied at this level keep their wait
 	for i, lid := range t.links {
 		l := &e.topo.Links[lid]
-		c := TxTime(t.wire, l.BandwidthBps)
-		w, err := e.waitBound(lid, t.level, c)
-		if err != nil {
-			return err
+		c := t.tx[i]
+		var w Time
+		if known && e.links[lid].dirty > t.level {
+			w = t.wait[i]
+		} else {
+			var err error
+			if w, err = e.waitBound(lid, t.level, c); err != nil {
+				return err
+			}
 		}
 		d.wait[i] = w
 		if p := t.parent[i]; p >= 0 {
 			pl := &e.topo.Links[t.links[p]]
-			pc := TxTime(t.wire, pl.BandwidthBps)
+			pc := t.tx[p]
 			d.inMin[i] = d.inMin[p] + pc + pl.MinLatency
 			d.inMax[i] = d.inMax[p] + d.wait[p] + pc + pl.MinLatency + pl.MaxJitter
 		} else {
@@ -106,8 +124,7 @@ func (e *Engine) analyze(t *tunnel) error {
 	var root Time
 	for i := n - 1; i >= 0; i-- {
 		l := &e.topo.Links[t.links[i]]
-		c := TxTime(t.wire, l.BandwidthBps)
-		di := d.wait[i] + max(c, l.MaxJitter+below[i])
+		di := d.wait[i] + max(t.tx[i], l.MaxJitter+below[i])
 		if p := t.parent[i]; p >= 0 {
 			below[p] = max(below[p], di)
 		} else {

@@ -16,12 +16,24 @@ type Engine struct {
 	tunnels  map[uint64]*tunnel
 	nextID   uint64
 	pass     uint64
+	op       uint64
+	stats    Stats
+	next     derived // scratch result of analyze
 
 	// scratch for one adjustment pass
 	dirtyList []LinkID
 	touched   []touchedTunnel
 	scratch   optScratch
 }
+
+// Stats counts the engine's work since it was created.
+type Stats struct {
+	Analyzed uint64 // X-ADJ runs of single tunnels
+	Changed  uint64 // of which changed the tunnel's timing
+}
+
+// Stats returns the work counters.
+func (e *Engine) Stats() Stats { return e.stats }
 
 type touchedTunnel struct {
 	t   *tunnel
@@ -41,6 +53,7 @@ func NewEngine(topo *Topology) *Engine {
 		e.links[i] = linkState{
 			uses:   make([][]use, topo.Sublanes),
 			sameTx: make([]Time, topo.Sublanes),
+			waits:  make([][]cachedWait, topo.Sublanes),
 			dirty:  math.MaxInt,
 		}
 		e.blocking[i] = TxTime(topo.MaxFrameBytes, topo.Links[i].BandwidthBps)
@@ -54,15 +67,27 @@ func (e *Engine) Topology() *Topology { return e.topo }
 // Len is the number of tunnels held.
 func (e *Engine) Len() int { return len(e.tunnels) }
 
+// setTx fills t.tx from its links.
+func (e *Engine) setTx(t *tunnel) {
+	t.tx = t.tx[:0]
+	for _, lid := range t.links {
+		t.tx = append(t.tx, TxTime(t.wire, e.topo.Links[lid].BandwidthBps))
+	}
+}
+
 // attach adds t's packets to the load of every link of its tree.
 func (e *Engine) attach(t *tunnel) {
+	if len(t.tx) != len(t.links) {
+		e.setTx(t)
+	}
 	t.useIdx = resizeI32(t.useIdx, len(t.links))
 	r := t.rate()
 	for i, lid := range t.links {
 		ls := &e.links[lid]
+		e.invalidate(lid, t.level)
 		t.useIdx[i] = int32(len(ls.uses[t.level]))
 		ls.uses[t.level] = append(ls.uses[t.level], use{t: t, idx: int32(i)})
-		ls.sameTx[t.level] += TxTime(t.wire, e.topo.Links[lid].BandwidthBps)
+		ls.sameTx[t.level] += t.tx[i]
 		ls.totalBytes += t.wire
 		ls.rate += r
 	}
@@ -73,6 +98,7 @@ func (e *Engine) detach(t *tunnel) {
 	r := t.rate()
 	for i, lid := range t.links {
 		ls := &e.links[lid]
+		e.invalidate(lid, t.level)
 		us := ls.uses[t.level]
 		pos := t.useIdx[i]
 		last := len(us) - 1
@@ -82,7 +108,7 @@ func (e *Engine) detach(t *tunnel) {
 			moved.t.useIdx[moved.idx] = pos
 		}
 		ls.uses[t.level] = us[:last]
-		ls.sameTx[t.level] -= TxTime(t.wire, e.topo.Links[lid].BandwidthBps)
+		ls.sameTx[t.level] -= t.tx[i]
 		ls.totalBytes -= t.wire
 		ls.rate -= r
 		if len(ls.uses[t.level]) == 0 && ls.totalBytes == 0 {
@@ -98,7 +124,17 @@ func resizeI32(s []int32, n int) []int32 {
 	return make([]int32, n)
 }
 
+// invalidate drops the cached wait bounds that a change at `level` on
+// link lid can affect: its own level and every lower-priority one.
+func (e *Engine) invalidate(lid LinkID, level int) {
+	ls := &e.links[lid]
+	for lv := level; lv < len(ls.waits); lv++ {
+		ls.waits[lv] = ls.waits[lv][:0]
+	}
+}
+
 func (e *Engine) markDirty(lid LinkID, level int) {
+	e.invalidate(lid, level)
 	ls := &e.links[lid]
 	if level < ls.dirty {
 		if ls.dirty == math.MaxInt {
@@ -134,16 +170,40 @@ func (e *Engine) readjust() error {
 				if t.stamp == e.pass {
 					continue
 				}
+				// A tunnel's result is a function of its per-link waits: if
+				// the wait here is unchanged, this link gives no reason to
+				// re-run X-ADJ (another dirty link of the tunnel may).
+				if len(t.wait) == len(t.links) {
+					w, err := e.waitBound(lid, level, t.tx[u.idx])
+					if err != nil {
+						e.restoreTouched(start)
+						return err
+					}
+					if w == t.wait[u.idx] {
+						continue
+					}
+				}
 				t.stamp = e.pass
-				old := t.derived.clone()
-				e.touched = append(e.touched, touchedTunnel{t: t, old: old})
-				if err := e.analyze(t); err != nil {
+				e.stats.Analyzed++
+				if err := e.analyze(t, &e.next); err != nil {
 					e.restoreTouched(start)
 					return err
 				}
-				if level+1 < e.topo.Sublanes && !t.derived.sameWindows(&old) {
-					for _, l2 := range t.links {
-						e.markDirty(l2, level+1)
+				if len(t.inMin) == len(e.next.inMin) && t.derived.equal(&e.next) {
+					continue // nothing moved: nothing below can move either
+				}
+				e.stats.Changed++
+				old := t.derived
+				t.derived = copyOf(&e.next)
+				e.touched = append(e.touched, touchedTunnel{t: t, old: old})
+				if level+1 < e.topo.Sublanes {
+					// Lower sub-lanes see this tunnel through its period and
+					// its arrival window at each queue: dirty only what moved.
+					periodMoved := t.period != old.period
+					for i, l2 := range t.links {
+						if periodMoved || len(old.inMin) != len(t.inMin) || t.inMin[i] != old.inMin[i] || t.inMax[i] != old.inMax[i] {
+							e.markDirty(l2, level+1)
+						}
 					}
 				}
 			}
@@ -154,7 +214,11 @@ func (e *Engine) readjust() error {
 
 func (e *Engine) restoreTouched(start int) {
 	for i := len(e.touched) - 1; i >= start; i-- {
-		e.touched[i].t.derived = e.touched[i].old
+		t := e.touched[i].t
+		t.derived = e.touched[i].old
+		for _, lid := range t.links {
+			e.invalidate(lid, t.level+1)
+		}
 	}
 	e.touched = e.touched[:start]
 }
@@ -163,13 +227,13 @@ func (e *Engine) restoreTouched(start int) {
 // touched and whose service-visible resources differ from before it.
 func (e *Engine) changes(skip uint64) []Change {
 	var out []Change
-	seen := make(map[uint64]bool, len(e.touched))
+	e.op++
 	for _, tt := range e.touched {
 		t := tt.t
-		if t.id == skip || len(tt.old.inMin) == 0 || seen[t.id] {
+		if t.id == skip || len(tt.old.inMin) == 0 || t.report == e.op {
 			continue
 		}
-		seen[t.id] = true
+		t.report = e.op
 		if e.tunnels[t.id] != t {
 			continue // released meanwhile
 		}

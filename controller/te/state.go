@@ -1,5 +1,7 @@
 package te
 
+import "slices"
+
 // tunnel is the engine's internal form of a tunnel tree.
 type tunnel struct {
 	id        uint64
@@ -16,10 +18,12 @@ type tunnel struct {
 	links  []LinkID
 	parent []int32
 	recv   []bool  // links[i].To is a receiver
+	tx     []Time  // transmission time on links[i]
 	useIdx []int32 // position in linkState.uses[level] of links[i]
 
 	derived
-	stamp uint64 // adjustment pass that last visited this tunnel
+	stamp  uint64 // adjustment pass that last visited this tunnel
+	report uint64 // operation that last listed this tunnel as changed
 }
 
 // derived is what X-ADJ computes for a tunnel.
@@ -32,24 +36,24 @@ type derived struct {
 	wait         []Time // queueing bound at links[i] (before transmission starts)
 }
 
-func (d *derived) clone() derived {
-	c := *d
-	c.inMin = append([]Time(nil), d.inMin...)
-	c.inMax = append([]Time(nil), d.inMax...)
-	c.wait = append([]Time(nil), d.wait...)
-	return c
+// equal reports whether two results are the same.
+func (d *derived) equal(o *derived) bool {
+	return d.period == o.period && d.minLat == o.minLat && d.maxLat == o.maxLat &&
+		slices.Equal(d.inMin, o.inMin) && slices.Equal(d.inMax, o.inMax) && slices.Equal(d.wait, o.wait)
 }
 
-func (d *derived) sameWindows(o *derived) bool {
-	if d.period != o.period || len(d.inMin) != len(o.inMin) {
-		return false
-	}
-	for i := range d.inMin {
-		if d.inMin[i] != o.inMin[i] || d.inMax[i] != o.inMax[i] {
-			return false
-		}
-	}
-	return true
+// copyOf returns a copy of d backed by one fresh allocation.
+func copyOf(d *derived) derived {
+	n := len(d.inMin)
+	buf := make([]Time, 3*n)
+	c := *d
+	c.inMin = buf[0:n:n]
+	c.inMax = buf[n : 2*n : 2*n]
+	c.wait = buf[2*n : 3*n : 3*n]
+	copy(c.inMin, d.inMin)
+	copy(c.inMax, d.inMax)
+	copy(c.wait, d.wait)
+	return c
 }
 
 // use is one tunnel crossing one link.
@@ -65,6 +69,15 @@ type linkState struct {
 	totalBytes int64   // Σ wire bytes of all tunnels (≈-validity, queue)
 	rate       float64 // Σ wire bits / requested period (≈-validity, share)
 	dirty      int     // adjustment pass: tunnels at level ≥ dirty need recomputing
+	// waits caches waitBound per sub-lane, keyed by the asking tunnel's own
+	// transmission time (tunnels of one size share the result). A change of
+	// membership at level L, or of the timing of a level-L tunnel, clears
+	// the caches of the levels it can affect.
+	waits [][]cachedWait
+}
+
+type cachedWait struct {
+	selfTx, w Time
 }
 
 func (t *tunnel) resources() Resources {

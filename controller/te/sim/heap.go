@@ -13,40 +13,37 @@ const (
 	evBestEffort
 )
 
+// event is 32 bytes; the emission time of a packet is not stored but
+// recomputed from its tunnel's phase, period and sequence number.
 type event struct {
 	t    te.Time
-	seq  uint64
-	kind evKind
-	k    int32 // tunnel (evArrive, evEmit) or link (evTxDone, evBestEffort)
-	i    int32 // link index within the tunnel (evArrive)
-	pseq int32 // packet sequence number (evArrive)
-	emit te.Time
+	key  uint64 // kind in the top byte, then insertion order: ties break by kind, then FIFO
+	k    int32  // tunnel (evArrive, evEmit) or link (evTxDone, evBestEffort)
+	i    int32  // link index within the tunnel (evArrive)
+	pseq int32  // packet sequence number (evArrive)
 }
+
+func (e *event) kind() evKind { return evKind(e.key >> 56) }
 
 func (a *event) less(b *event) bool {
-	if a.t != b.t {
-		return a.t < b.t
-	}
-	if a.kind != b.kind {
-		return a.kind < b.kind
-	}
-	return a.seq < b.seq
+	return a.t < b.t || (a.t == b.t && a.key < b.key)
 }
 
-// eventHeap is a binary min-heap specialised for events (no interface
-// boxing: the simulator's hot loop is push/pop).
+// eventHeap is a 4-ary min-heap specialised for events: shallower than a
+// binary heap and without interface boxing, since push/pop is the
+// simulator's hot loop.
 type eventHeap struct {
 	ev  []event
 	seq uint64
 }
 
-func (h *eventHeap) push(e event) {
+func (h *eventHeap) push(e event, kind evKind) {
 	h.seq++
-	e.seq = h.seq
+	e.key = uint64(kind)<<56 | h.seq
 	h.ev = append(h.ev, e)
 	i := len(h.ev) - 1
 	for i > 0 {
-		p := (i - 1) / 2
+		p := (i - 1) / 4
 		if !h.ev[i].less(&h.ev[p]) {
 			break
 		}
@@ -58,24 +55,31 @@ func (h *eventHeap) push(e event) {
 func (h *eventHeap) pop() event {
 	top := h.ev[0]
 	n := len(h.ev) - 1
-	h.ev[0] = h.ev[n]
+	last := h.ev[n]
 	h.ev = h.ev[:n]
+	if n == 0 {
+		return top
+	}
 	i := 0
 	for {
-		l := 2*i + 1
-		if l >= n {
+		c := 4*i + 1
+		if c >= n {
 			break
 		}
-		m := l
-		if r := l + 1; r < n && h.ev[r].less(&h.ev[l]) {
-			m = r
+		m := c
+		end := min(c+4, n)
+		for j := c + 1; j < end; j++ {
+			if h.ev[j].less(&h.ev[m]) {
+				m = j
+			}
 		}
-		if !h.ev[m].less(&h.ev[i]) {
+		if !h.ev[m].less(&last) {
 			break
 		}
-		h.ev[i], h.ev[m] = h.ev[m], h.ev[i]
+		h.ev[i] = h.ev[m]
 		i = m
 	}
+	h.ev[i] = last
 	return top
 }
 

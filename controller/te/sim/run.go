@@ -26,10 +26,7 @@ type scenario struct {
 
 // qpkt is a queued express packet.
 type qpkt struct {
-	k    int32
-	i    int32
-	seq  int32
-	emit te.Time
+	k, i, seq int32
 }
 
 // fifo is a growable ring buffer.
@@ -101,7 +98,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 	h.ev = h.ev[:0]
 	for k := range n.tunnels {
 		if sc.phase[k] <= sc.until {
-			h.push(event{t: sc.phase[k], kind: evEmit, k: int32(k)})
+			h.push(event{t: sc.phase[k], k: int32(k)}, evEmit)
 		}
 	}
 	// Best effort runs only on links express traffic uses (elsewhere it
@@ -120,7 +117,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 			if backlog {
 				links[lid].beSince = 0
 			} else {
-				h.push(event{t: n.beGap(lid, sc), kind: evBestEffort, k: int32(lid)})
+				h.push(event{t: n.beGap(lid, sc), k: int32(lid)}, evBestEffort)
 			}
 		}
 	}
@@ -132,7 +129,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 			if lr.queues[lv].size > 0 {
 				p := lr.queues[lv].pop()
 				lr.busy, lr.cur, lr.curBE = true, p, false
-				h.push(event{t: now + n.tunnels[p.k].tx[p.i], kind: evTxDone, k: int32(lid)})
+				h.push(event{t: now + n.tunnels[p.k].tx[p.i], k: int32(lid)}, evTxDone)
 				return
 			}
 		}
@@ -144,7 +141,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 		if lr.beQueue > 0 && now <= beStop {
 			lr.beQueue--
 			lr.busy, lr.curBE = true, true
-			h.push(event{t: now + n.blockTx[lid], kind: evTxDone, k: int32(lid)})
+			h.push(event{t: now + n.blockTx[lid], k: int32(lid)}, evTxDone)
 		}
 	}
 	// wake handles an express arrival at a link that is not transmitting
@@ -165,9 +162,9 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 			return
 		}
 		lr.busy, lr.curBE = true, true
-		h.push(event{t: since + (m+1)*c, kind: evTxDone, k: int32(lid)})
+		h.push(event{t: since + (m+1)*c, k: int32(lid)}, evTxDone)
 	}
-	enqueue := func(k, i int32, seq int32, emit, now te.Time) {
+	enqueue := func(k, i int32, seq int32, now te.Time) {
 		t := &n.tunnels[k]
 		lid := t.links[i]
 		lr := &links[lid]
@@ -176,7 +173,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 			return
 		}
 		lr.xbytes += t.wire
-		lr.queues[t.level].push(qpkt{k: k, i: i, seq: seq, emit: emit})
+		lr.queues[t.level].push(qpkt{k: k, i: i, seq: seq})
 		if !lr.busy {
 			wake(int(lid), now)
 		}
@@ -185,7 +182,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 	for h.len() > 0 {
 		ev := h.pop()
 		now := ev.t
-		switch ev.kind {
+		switch ev.kind() {
 		case evEmit:
 			k := ev.k
 			t := &n.tunnels[k]
@@ -194,10 +191,10 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 			obs[k].emitted++
 			st.packets++
 			for _, i := range t.first {
-				enqueue(k, i, seq, now, now)
+				enqueue(k, i, seq, now)
 			}
 			if next := now + t.period; next <= sc.until {
-				h.push(event{t: next, kind: evEmit, k: k})
+				h.push(event{t: next, k: k}, evEmit)
 			}
 		case evTxDone:
 			lid := int(ev.k)
@@ -221,14 +218,14 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 						d += l.MaxJitter
 					}
 				}
-				h.push(event{t: now + d, kind: evArrive, k: p.k, i: p.i, emit: p.emit, pseq: p.seq})
+				h.push(event{t: now + d, k: p.k, i: p.i, pseq: p.seq}, evArrive)
 			}
 			start(lid, now)
 		case evArrive:
 			k, i := ev.k, ev.i
 			t := &n.tunnels[k]
 			if t.recv[i] {
-				lat := now - ev.emit
+				lat := now - (sc.phase[k] + te.Time(ev.pseq)*t.period)
 				o := &obs[k]
 				o.delivered++
 				o.minLat = min(o.minLat, lat)
@@ -241,7 +238,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 				}
 			}
 			for _, c := range t.children[i] {
-				enqueue(k, c, ev.pseq, ev.emit, now)
+				enqueue(k, c, ev.pseq, now)
 			}
 		case evBestEffort:
 			lid := int(ev.k)
@@ -253,7 +250,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 				}
 			}
 			if next := now + n.beGap(lid, sc); next <= sc.until {
-				h.push(event{t: next, kind: evBestEffort, k: int32(lid)})
+				h.push(event{t: next, k: int32(lid)}, evBestEffort)
 			}
 		}
 	}

@@ -1,0 +1,84 @@
+package te_test
+
+import (
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/te/topogen"
+	"github.com/xlane/xlane/controller/te/workload"
+)
+
+// loaded returns an engine over a k-ary fat-tree holding n tunnels of the
+// coordination mix, and more requests of the same mix to admit.
+func loaded(b *testing.B, k, n int) (*te.Engine, []te.Request) {
+	b.Helper()
+	spec, err := topogen.FatTree(k, topogen.Defaults())
+	if err != nil {
+		b.Fatal(err)
+	}
+	topo, err := te.NewTopology(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := te.NewEngine(topo)
+	reqs := workload.Requests(topo, workload.Coordination(), n*2, 1)
+	i := 0
+	for e.Len() < n && i < len(reqs) {
+		_, _, _ = e.Admit(reqs[i])
+		i++
+	}
+	if e.Len() < n {
+		b.Fatalf("only %d of %d tunnels fit", e.Len(), n)
+	}
+	return e, workload.Requests(topo, workload.Coordination(), 4096, 2)
+}
+
+// benchAdmit measures admitting one request and releasing it again, so the
+// engine stays at its size; it reports median and p99 admission latency.
+func benchAdmit(b *testing.B, k, n int) {
+	e, reqs := loaded(b, k, n)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := reqs[i%len(reqs)]
+		t0 := time.Now()
+		tun, _, err := e.Admit(r)
+		lat = append(lat, time.Since(t0))
+		if err == nil {
+			b.StopTimer()
+			if _, err := e.Release(tun.ID); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+func BenchmarkAdmitFatTree8With10k(b *testing.B)  { benchAdmit(b, 8, 10_000) }
+func BenchmarkAdmitFatTree16With50k(b *testing.B) { benchAdmit(b, 16, 50_000) }
+
+// BenchmarkReadjust10k recomputes every tunnel of a 10,000-tunnel
+// allocation from scratch and reports the memory the engine holds per
+// tunnel.
+func BenchmarkReadjust10k(b *testing.B) {
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	e, _ := loaded(b, 8, 10_000)
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/float64(e.Len()), "heap-B/tunnel")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := e.Readjust(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
