@@ -35,18 +35,19 @@ func (e *Engine) computeWait(lid LinkID, level int, selfTx Time) (Time, error) {
 	if level == 0 {
 		return base, nil
 	}
+	// Every higher-level tunnel counts at least twice once w > 0 (the packet
+	// it may have queued, and one arrival in (t, t+w]): start there.
 	w := base
 	for lv := 0; lv < level; lv++ {
-		w += ls.sameTx[lv]
+		w += 2 * ls.sameTx[lv]
 	}
 	for iter := 0; ; iter++ {
 		next := base
 		for lv := 0; lv < level; lv++ {
-			for _, u := range ls.uses[lv] {
-				h := u.t
-				j := h.inMax[u.idx] - h.inMin[u.idx]
-				n := 1 + ceilDiv(w+j, h.period)
-				next += Time(n) * h.tx[u.idx]
+			for i := range ls.uses[lv] {
+				u := &ls.uses[lv][i]
+				n := 1 + ceilDiv(w+u.jit, u.period)
+				next += Time(n) * u.tx
 			}
 		}
 		if next == w {

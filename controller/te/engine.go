@@ -86,10 +86,24 @@ func (e *Engine) attach(t *tunnel) {
 		ls := &e.links[lid]
 		e.invalidate(lid, t.level)
 		t.useIdx[i] = int32(len(ls.uses[t.level]))
-		ls.uses[t.level] = append(ls.uses[t.level], use{t: t, idx: int32(i)})
+		ls.uses[t.level] = append(ls.uses[t.level], use{t: t, idx: int32(i), tx: t.tx[i]})
 		ls.sameTx[t.level] += t.tx[i]
 		ls.totalBytes += t.wire
 		ls.rate += r
+	}
+	e.syncUses(t)
+}
+
+// syncUses copies t's timing into its entries in the links' use lists.
+func (e *Engine) syncUses(t *tunnel) {
+	known := len(t.wait) == len(t.links)
+	for i, lid := range t.links {
+		u := &e.links[lid].uses[t.level][t.useIdx[i]]
+		if known {
+			u.wait, u.jit, u.period = t.wait[i], t.inMax[i]-t.inMin[i], t.period
+		} else {
+			u.wait, u.jit, u.period = -1, 0, 1
+		}
 	}
 }
 
@@ -149,7 +163,11 @@ func (e *Engine) markDirty(lid LinkID, level int) {
 // windows change dirties its links for the sub-lanes below it; same-level
 // tunnels only see each other's sizes, so they need no second round. On
 // error every visited tunnel gets its old parameters back.
-func (e *Engine) readjust() error {
+func (e *Engine) readjust() error { return e.readjustMode(false) }
+
+// readjustMode with force re-runs X-ADJ for every tunnel on a dirty link,
+// even where its queueing bound did not change.
+func (e *Engine) readjustMode(force bool) error {
 	e.pass++
 	start := len(e.touched)
 	defer func() {
@@ -165,23 +183,24 @@ func (e *Engine) readjust() error {
 			if e.links[lid].dirty > level {
 				continue
 			}
-			for _, u := range e.links[lid].uses[level] {
-				t := u.t
-				if t.stamp == e.pass {
-					continue
-				}
+			for ui := range e.links[lid].uses[level] {
+				u := &e.links[lid].uses[level][ui]
 				// A tunnel's result is a function of its per-link waits: if
 				// the wait here is unchanged, this link gives no reason to
 				// re-run X-ADJ (another dirty link of the tunnel may).
-				if len(t.wait) == len(t.links) {
-					w, err := e.waitBound(lid, level, t.tx[u.idx])
+				if u.wait >= 0 && !force {
+					w, err := e.waitBound(lid, level, u.tx)
 					if err != nil {
 						e.restoreTouched(start)
 						return err
 					}
-					if w == t.wait[u.idx] {
+					if w == u.wait {
 						continue
 					}
+				}
+				t := u.t
+				if t.stamp == e.pass {
+					continue
 				}
 				t.stamp = e.pass
 				e.stats.Analyzed++
@@ -195,6 +214,7 @@ func (e *Engine) readjust() error {
 				e.stats.Changed++
 				old := t.derived
 				t.derived = copyOf(&e.next)
+				e.syncUses(t)
 				e.touched = append(e.touched, touchedTunnel{t: t, old: old})
 				if level+1 < e.topo.Sublanes {
 					// Lower sub-lanes see this tunnel through its period and
@@ -216,6 +236,7 @@ func (e *Engine) restoreTouched(start int) {
 	for i := len(e.touched) - 1; i >= start; i-- {
 		t := e.touched[i].t
 		t.derived = e.touched[i].old
+		e.syncUses(t)
 		for _, lid := range t.links {
 			e.invalidate(lid, t.level+1)
 		}
@@ -234,8 +255,8 @@ func (e *Engine) changes(skip uint64) []Change {
 			continue
 		}
 		t.report = e.op
-		if e.tunnels[t.id] != t {
-			continue // released meanwhile
+		if t.released {
+			continue
 		}
 		oldT := *t
 		oldT.derived = tt.old
@@ -301,6 +322,7 @@ func (e *Engine) Release(id uint64) ([]Change, error) {
 	e.touched = e.touched[:0]
 	e.detach(t)
 	delete(e.tunnels, id)
+	t.released = true
 	for _, lid := range t.links {
 		e.markDirty(lid, t.level)
 	}
@@ -331,6 +353,7 @@ func (e *Engine) Change(id uint64, req Request) (Tunnel, []Change, error) {
 	// or put the old tunnel back; both end in a state X-ADJ computed.
 	e.detach(old)
 	delete(e.tunnels, id)
+	old.released = true
 	for _, lid := range old.links {
 		e.markDirty(lid, old.level)
 	}
@@ -342,6 +365,7 @@ func (e *Engine) Change(id uint64, req Request) (Tunnel, []Change, error) {
 		err = e.insert(t)
 	}
 	if err != nil {
+		old.released = false
 		if rerr := e.insert(old); rerr != nil {
 			panic(fmt.Sprintf("te: restoring tunnel %d failed: %v", id, rerr))
 		}

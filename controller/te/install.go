@@ -60,7 +60,7 @@ func (e *Engine) Readjust() ([]Change, error) {
 	for i := range e.links {
 		e.markDirty(LinkID(i), 0)
 	}
-	if err := e.readjust(); err != nil {
+	if err := e.readjustMode(true); err != nil {
 		return nil, err
 	}
 	return e.changes(0), nil

@@ -24,6 +24,9 @@ type tunnel struct {
 	derived
 	stamp  uint64 // adjustment pass that last visited this tunnel
 	report uint64 // operation that last listed this tunnel as changed
+	// released is set once the tunnel left the engine, so a change report
+	// of the same operation skips it.
+	released bool
 }
 
 // derived is what X-ADJ computes for a tunnel.
@@ -56,10 +59,16 @@ func copyOf(d *derived) derived {
 	return c
 }
 
-// use is one tunnel crossing one link.
+// use is one tunnel crossing one link. It mirrors the tunnel's timing on
+// that link so the hot loops (wait bounds, dirty checks) read one
+// contiguous array instead of chasing every tunnel's slices.
 type use struct {
-	t   *tunnel
-	idx int32 // index into t.links
+	t      *tunnel
+	idx    int32 // index into t.links
+	tx     Time  // t.tx[idx]
+	wait   Time  // t.wait[idx], or -1 before the first analysis
+	jit    Time  // t.inMax[idx] - t.inMin[idx]
+	period Time  // t.period
 }
 
 // linkState is the express load on one link.
