@@ -1,8 +1,6 @@
 package sim
 
 import (
-	"context"
-	"fmt"
 	"math/rand/v2"
 
 	"github.com/xlane/xlane/controller/te"
@@ -13,34 +11,19 @@ import (
 // shared queue just ahead of the target's, best effort keeps the wire
 // busy, and a hill climb then perturbs phases and delay choices, keeping
 // whatever makes the target later.
-func (s *searcher) adversarial(ctx context.Context) error {
-	nt := len(s.n.tunnels)
-	restarts := s.cfg.Runs
-	if restarts <= 0 {
-		restarts = 2 * nt
-	}
+func (s *searcher) restart(k int) {
 	steps := s.cfg.ClimbSteps
 	if steps <= 0 {
 		steps = 8
 	}
-	for r := range restarts {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("simulate: %w", err)
-		}
-		k := r % nt
-		sc := s.aligned(k)
-		best := s.play(sc, k)
-		for range steps {
-			cand := s.perturb(sc, k)
-			if got := s.play(cand, k); got > best || (got == best && s.rng.IntN(2) == 0) {
-				sc, best = cand, got
-			}
-		}
-		if s.cfg.Progress != nil {
-			s.cfg.Progress(r+1, restarts)
+	sc := s.aligned(k)
+	best := s.play(sc, k)
+	for range steps {
+		cand := s.perturb(sc, k)
+		if got := s.play(cand, k); got > best || (got == best && s.rng.IntN(2) == 0) {
+			sc, best = cand, got
 		}
 	}
-	return nil
 }
 
 // aligned builds a scenario that lines interferers up against target k.

@@ -13,38 +13,34 @@ const (
 	evBestEffort
 )
 
-// event is 32 bytes; the emission time of a packet is not stored but
-// recomputed from its tunnel's phase, period and sequence number.
+// event is 24 bytes: time and kind share one sort key (ties in time break
+// by kind; ties in both break deterministically by heap order, which any
+// run of the same scenario repeats). The emission time of a packet is not
+// stored but recomputed from its tunnel's phase, period and sequence.
 type event struct {
-	t    te.Time
-	key  uint64 // kind in the top byte, then insertion order: ties break by kind, then FIFO
+	key  uint64 // time << 2 | kind
 	k    int32  // tunnel (evArrive, evEmit) or link (evTxDone, evBestEffort)
 	i    int32  // link index within the tunnel (evArrive)
 	pseq int32  // packet sequence number (evArrive)
 }
 
-func (e *event) kind() evKind { return evKind(e.key >> 56) }
-
-func (a *event) less(b *event) bool {
-	return a.t < b.t || (a.t == b.t && a.key < b.key)
-}
+func (e *event) kind() evKind { return evKind(e.key & 3) }
+func (e *event) time() te.Time { return te.Time(e.key >> 2) }
 
 // eventHeap is a 4-ary min-heap specialised for events: shallower than a
 // binary heap and without interface boxing, since push/pop is the
 // simulator's hot loop.
 type eventHeap struct {
-	ev  []event
-	seq uint64
+	ev []event
 }
 
-func (h *eventHeap) push(e event, kind evKind) {
-	h.seq++
-	e.key = uint64(kind)<<56 | h.seq
+func (h *eventHeap) push(t te.Time, kind evKind, e event) {
+	e.key = uint64(t)<<2 | uint64(kind)
 	h.ev = append(h.ev, e)
 	i := len(h.ev) - 1
 	for i > 0 {
 		p := (i - 1) / 4
-		if !h.ev[i].less(&h.ev[p]) {
+		if h.ev[i].key >= h.ev[p].key {
 			break
 		}
 		h.ev[i], h.ev[p] = h.ev[p], h.ev[i]
@@ -69,11 +65,11 @@ func (h *eventHeap) pop() event {
 		m := c
 		end := min(c+4, n)
 		for j := c + 1; j < end; j++ {
-			if h.ev[j].less(&h.ev[m]) {
+			if h.ev[j].key < h.ev[m].key {
 				m = j
 			}
 		}
-		if !h.ev[m].less(&last) {
+		if h.ev[m].key >= last.key {
 			break
 		}
 		h.ev[i] = h.ev[m]

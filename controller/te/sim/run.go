@@ -98,7 +98,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 	h.ev = h.ev[:0]
 	for k := range n.tunnels {
 		if sc.phase[k] <= sc.until {
-			h.push(event{t: sc.phase[k], k: int32(k)}, evEmit)
+			h.push(sc.phase[k], evEmit, event{k: int32(k)})
 		}
 	}
 	// Best effort runs only on links express traffic uses (elsewhere it
@@ -117,7 +117,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 			if backlog {
 				links[lid].beSince = 0
 			} else {
-				h.push(event{t: n.beGap(lid, sc), k: int32(lid)}, evBestEffort)
+				h.push(n.beGap(lid, sc), evBestEffort, event{k: int32(lid)})
 			}
 		}
 	}
@@ -129,7 +129,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 			if lr.queues[lv].size > 0 {
 				p := lr.queues[lv].pop()
 				lr.busy, lr.cur, lr.curBE = true, p, false
-				h.push(event{t: now + n.tunnels[p.k].tx[p.i], k: int32(lid)}, evTxDone)
+				h.push(now + n.tunnels[p.k].tx[p.i], evTxDone, event{k: int32(lid)})
 				return
 			}
 		}
@@ -141,7 +141,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 		if lr.beQueue > 0 && now <= beStop {
 			lr.beQueue--
 			lr.busy, lr.curBE = true, true
-			h.push(event{t: now + n.blockTx[lid], k: int32(lid)}, evTxDone)
+			h.push(now + n.blockTx[lid], evTxDone, event{k: int32(lid)})
 		}
 	}
 	// wake handles an express arrival at a link that is not transmitting
@@ -162,7 +162,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 			return
 		}
 		lr.busy, lr.curBE = true, true
-		h.push(event{t: since + (m+1)*c, k: int32(lid)}, evTxDone)
+		h.push(since + (m+1)*c, evTxDone, event{k: int32(lid)})
 	}
 	enqueue := func(k, i int32, seq int32, now te.Time) {
 		t := &n.tunnels[k]
@@ -179,9 +179,22 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 		}
 	}
 
+	deliver := func(k int32, t *stunnel, lat te.Time) {
+		o := &obs[k]
+		o.delivered++
+		o.minLat = min(o.minLat, lat)
+		o.maxLat = max(o.maxLat, lat)
+		if lat < t.lo || lat > t.hi {
+			if o.violations == 0 {
+				o.firstViolation = lat
+			}
+			o.violations++
+		}
+	}
+
 	for h.len() > 0 {
 		ev := h.pop()
-		now := ev.t
+		now := ev.time()
 		switch ev.kind() {
 		case evEmit:
 			k := ev.k
@@ -194,7 +207,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 				enqueue(k, i, seq, now)
 			}
 			if next := now + t.period; next <= sc.until {
-				h.push(event{t: next, k: k}, evEmit)
+				h.push(next, evEmit, event{k: k})
 			}
 		case evTxDone:
 			lid := int(ev.k)
@@ -218,24 +231,19 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 						d += l.MaxJitter
 					}
 				}
-				h.push(event{t: now + d, k: p.k, i: p.i, pseq: p.seq}, evArrive)
+				if len(t.children[p.i]) == 0 {
+					// A leaf only records the delivery: no event needed.
+					deliver(p.k, t, now+d-(sc.phase[p.k]+te.Time(p.seq)*t.period))
+				} else {
+					h.push(now+d, evArrive, event{k: p.k, i: p.i, pseq: p.seq})
+				}
 			}
 			start(lid, now)
 		case evArrive:
 			k, i := ev.k, ev.i
 			t := &n.tunnels[k]
 			if t.recv[i] {
-				lat := now - (sc.phase[k] + te.Time(ev.pseq)*t.period)
-				o := &obs[k]
-				o.delivered++
-				o.minLat = min(o.minLat, lat)
-				o.maxLat = max(o.maxLat, lat)
-				if lat < t.lo || lat > t.hi {
-					if o.violations == 0 {
-						o.firstViolation = lat
-					}
-					o.violations++
-				}
+				deliver(k, t, now-(sc.phase[k]+te.Time(ev.pseq)*t.period))
 			}
 			for _, c := range t.children[i] {
 				enqueue(k, c, ev.pseq, now)
@@ -250,7 +258,7 @@ func (n *network) simulate(sc *scenario, obs []observed, st *runStats, h *eventH
 				}
 			}
 			if next := now + n.beGap(lid, sc); next <= sc.until {
-				h.push(event{t: next, k: int32(lid)}, evBestEffort)
+				h.push(next, evBestEffort, event{k: int32(lid)})
 			}
 		}
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/xlane/xlane/controller/te"
 )
@@ -30,7 +32,9 @@ type Config struct {
 	// ClimbSteps is the number of hill-climbing perturbations after each
 	// adversarial restart (default 8).
 	ClimbSteps int
-	// Progress, when set, is called after every run.
+	// Workers is the number of goroutines running jobs (0: one per CPU).
+	Workers int
+	// Progress, when set, is called after every job, from one goroutine.
 	Progress func(done, total int)
 }
 
@@ -92,29 +96,19 @@ func Run(ctx context.Context, topo *te.Topology, tunnels []te.Tunnel, cfg Config
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
 	}
-	s := &searcher{n: n, cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
-	s.until = cfg.Duration
-	if s.until == 0 {
+	until := cfg.Duration
+	if until == 0 {
 		for _, t := range n.tunnels {
-			s.until = max(s.until, 8*t.period)
+			until = max(until, 8*t.period)
 		}
 	}
-	s.agg = make([]observed, len(n.tunnels))
-	for k := range s.agg {
-		s.agg[k] = observed{minLat: math.MaxInt64, maxLat: math.MinInt64}
-	}
-	s.obs = make([]observed, len(n.tunnels))
 	rep := &Report{Mode: "random"}
 	if cfg.Adversarial {
 		rep.Mode = "adversarial"
 	}
+	s := newSearcher(n, cfg, until)
 	if len(n.tunnels) > 0 {
-		if cfg.Adversarial {
-			err = s.adversarial(ctx)
-		} else {
-			err = s.random(ctx)
-		}
-		if err != nil {
+		if err := runJobs(ctx, n, cfg, until, s); err != nil {
 			return nil, err
 		}
 	}
@@ -140,6 +134,9 @@ func Run(ctx context.Context, topo *te.Topology, tunnels []te.Tunnel, cfg Config
 	return rep, nil
 }
 
+// searcher is one worker's state. Jobs (a random run, or an adversarial
+// restart with its hill climb) draw from their own seed, so the merged
+// result does not depend on which worker ran which job.
 type searcher struct {
 	n     *network
 	cfg   Config
@@ -150,6 +147,112 @@ type searcher struct {
 	stats runStats
 	heap  eventHeap
 	runs  int
+}
+
+func newSearcher(n *network, cfg Config, until te.Time) *searcher {
+	s := &searcher{n: n, cfg: cfg, until: until, agg: make([]observed, len(n.tunnels)), obs: make([]observed, len(n.tunnels))}
+	for k := range s.agg {
+		s.agg[k] = observed{minLat: math.MaxInt64, maxLat: math.MinInt64}
+	}
+	return s
+}
+
+// merge folds another worker's results into s.
+func (s *searcher) merge(o *searcher) {
+	s.fold(o.agg)
+	s.runs += o.runs
+	s.stats.hops += o.stats.hops
+	s.stats.packets += o.stats.packets
+}
+
+func (s *searcher) fold(obs []observed) {
+	for j, o := range obs {
+		a := &s.agg[j]
+		a.emitted += o.emitted
+		a.delivered += o.delivered
+		a.violations += o.violations
+		a.drops += o.drops
+		if o.delivered > 0 {
+			a.minLat = min(a.minLat, o.minLat)
+			a.maxLat = max(a.maxLat, o.maxLat)
+		}
+	}
+}
+
+// job runs job number r.
+func (s *searcher) job(r int) {
+	s.rng = rand.New(rand.NewPCG(s.cfg.Seed, uint64(r)))
+	if s.cfg.Adversarial {
+		s.restart(r % len(s.n.tunnels))
+	} else {
+		s.play(s.newScenario(), -1) // all delays delayRandom
+	}
+}
+
+// runJobs spreads the jobs over Workers goroutines (default: one per CPU)
+// and merges their results into into.
+func runJobs(ctx context.Context, n *network, cfg Config, until te.Time, into *searcher) error {
+	jobs := max(1, cfg.Runs)
+	if cfg.Adversarial && cfg.Runs <= 0 {
+		jobs = 2 * len(n.tunnels)
+	}
+	workers := cfg.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, jobs)
+	next := make(chan int)
+	done := make(chan struct{})
+	ws := make([]*searcher, workers)
+	var wg sync.WaitGroup
+	for w := range ws {
+		ws[w] = newSearcher(n, cfg, until)
+		wg.Add(1)
+		go func(s *searcher) {
+			defer wg.Done()
+			for r := range next {
+				s.job(r)
+				done <- struct{}{}
+			}
+		}(ws[w])
+	}
+	var err error
+	go func() {
+		defer close(next)
+		for r := range jobs {
+			select {
+			case next <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for d := 1; d <= jobs; d++ {
+		select {
+		case <-done:
+			if cfg.Progress != nil {
+				cfg.Progress(d, jobs)
+			}
+			continue
+		case <-ctx.Done():
+			err = fmt.Errorf("simulate: %w", ctx.Err())
+		}
+		break
+	}
+	// Drain so workers finishing a job are not stuck sending.
+	go func() {
+		for range done {
+		}
+	}()
+	wg.Wait()
+	close(done)
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		into.merge(w)
+	}
+	return nil
 }
 
 func (s *searcher) newScenario() *scenario {
@@ -172,34 +275,9 @@ func (s *searcher) newScenario() *scenario {
 func (s *searcher) play(sc *scenario, k int) te.Time {
 	s.n.simulate(sc, s.obs, &s.stats, &s.heap)
 	s.runs++
-	for j, o := range s.obs {
-		a := &s.agg[j]
-		a.emitted += o.emitted
-		a.delivered += o.delivered
-		a.violations += o.violations
-		a.drops += o.drops
-		if o.delivered > 0 {
-			a.minLat = min(a.minLat, o.minLat)
-			a.maxLat = max(a.maxLat, o.maxLat)
-		}
-	}
+	s.fold(s.obs)
 	if k < 0 || s.obs[k].delivered == 0 {
 		return math.MinInt64
 	}
 	return s.obs[k].maxLat
-}
-
-func (s *searcher) random(ctx context.Context) error {
-	runs := max(1, s.cfg.Runs)
-	for r := range runs {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("simulate: %w", err)
-		}
-		sc := s.newScenario() // all delays delayRandom
-		s.play(sc, -1)
-		if s.cfg.Progress != nil {
-			s.cfg.Progress(r+1, runs)
-		}
-	}
-	return nil
 }
