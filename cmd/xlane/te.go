@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -224,16 +225,33 @@ func printReport(w io.Writer, rep *sim.Report) error {
 	return err
 }
 
-// progressPrinter returns a sim progress callback that redraws one line.
+// progressPrinter returns a sim progress callback. On a terminal it
+// redraws one line; elsewhere (logs, CI) it prints a line per 10 %.
 func progressPrinter(w io.Writer, what string) func(done, total int) {
 	start := time.Now()
-	last := time.Time{}
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	var last time.Time
+	lastDecile := -1
 	return func(done, total int) {
+		elapsed := time.Since(start).Round(100 * time.Millisecond)
+		pct := 100 * float64(done) / float64(total)
+		if !tty {
+			if d := int(pct) / 10; d > lastDecile || done == total {
+				lastDecile = d
+				fmt.Fprintf(w, "%s: %d/%d (%.0f%%) %s\n", what, done, total, pct, elapsed)
+			}
+			return
+		}
 		if done < total && time.Since(last) < 200*time.Millisecond {
 			return
 		}
 		last = time.Now()
-		fmt.Fprintf(w, "\r%s: %d/%d (%.0f%%) %s", what, done, total, 100*float64(done)/float64(total), time.Since(start).Round(100*time.Millisecond))
+		fmt.Fprintf(w, "\r%s: %d/%d (%.0f%%) %s", what, done, total, pct, elapsed)
 		if done == total {
 			fmt.Fprintln(w)
 		}
