@@ -111,21 +111,65 @@ func checkInstance(t *testing.T, seed uint64) {
 		t.Fatalf("seed %d: topology: %v", seed, err)
 	}
 	e := te.NewEngine(topo)
+	// Every operation must report exactly the other tunnels whose
+	// resources it changed.
+	checkChanges := func(op string, self uint64, before map[uint64]te.Resources, got []te.Change) {
+		want := map[uint64]te.Change{}
+		for _, x := range e.Tunnels() {
+			if o, ok := before[x.ID]; ok && x.ID != self && o != x.Resources() {
+				want[x.ID] = te.Change{ID: x.ID, Old: o, New: x.Resources()}
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("seed %d: %s reported %d changes, resources show %d", seed, op, len(got), len(want))
+		}
+		for _, c := range got {
+			if want[c.ID] != c {
+				t.Fatalf("seed %d: %s reported %+v, want %+v", seed, op, c, want[c.ID])
+			}
+		}
+	}
+	snapshot := func() map[uint64]te.Resources {
+		m := map[uint64]te.Resources{}
+		for _, x := range e.Tunnels() {
+			m[x.ID] = x.Resources()
+		}
+		return m
+	}
 	nreq := 1 + rng.IntN(14)
 	for range nreq {
-		_, _, _ = e.Admit(randomRequest(rng, topo)) // rejections are fine
+		before := snapshot()
+		if tun, ch, err := e.Admit(randomRequest(rng, topo)); err == nil { // rejections are fine
+			checkChanges("admit", tun.ID, before, ch)
+		} else if len(snapshot()) != len(before) {
+			t.Fatalf("seed %d: rejected admission changed the tunnel set", seed)
+		}
 		ts := e.Tunnels()
 		if len(ts) > 0 && rng.IntN(6) == 0 {
-			if _, err := e.Release(ts[rng.IntN(len(ts))].ID); err != nil {
+			before := snapshot()
+			id := ts[rng.IntN(len(ts))].ID
+			ch, err := e.Release(id)
+			if err != nil {
 				t.Fatalf("seed %d: release: %v", seed, err)
 			}
+			checkChanges("release", id, before, ch)
 		}
 		if len(ts) > 1 && rng.IntN(6) == 0 {
 			x := ts[rng.IntN(len(ts))]
 			r := randomRequest(rng, topo)
 			r.Sender = x.Sender
 			r.Receivers = x.Receivers
-			_, _, _ = e.Change(x.ID, r)
+			before := snapshot()
+			if _, ch, err := e.Change(x.ID, r); err == nil {
+				checkChanges("change", x.ID, before, ch)
+			} else {
+				after := snapshot()
+				for id, res := range before {
+					if after[id] != res {
+						t.Fatalf("seed %d: failed change altered tunnel %d", seed, id)
+					}
+				}
+			}
 		}
 	}
 	ts := e.Tunnels()
