@@ -16,10 +16,8 @@ import "fmt"
 // point as in response-time analysis.
 func (e *Engine) waitBound(lid LinkID, level int, selfTx Time) (Time, error) {
 	ls := &e.links[lid]
-	for _, c := range ls.waits[level] {
-		if c.selfTx == selfTx {
-			return c.w, nil
-		}
+	if w, ok := ls.cached(level, selfTx); ok {
+		return w, nil
 	}
 	w, err := e.computeWait(lid, level, selfTx)
 	if err != nil {
@@ -46,8 +44,11 @@ func (e *Engine) computeWait(lid LinkID, level int, selfTx Time) (Time, error) {
 		for lv := 0; lv < level; lv++ {
 			for i := range ls.uses[lv] {
 				u := &ls.uses[lv][i]
-				n := 1 + ceilDiv(w+u.jit, u.period)
-				next += Time(n) * u.tx
+				if x := w + u.jit; x <= u.period {
+					next += 2 * u.tx // the common case, without a division
+				} else {
+					next += Time(1+ceilDiv(x, u.period)) * u.tx
+				}
 			}
 		}
 		if next == w {
@@ -145,4 +146,13 @@ func resize(s []Time, n int) []Time {
 		return s[:n]
 	}
 	return make([]Time, n)
+}
+
+func (ls *linkState) cached(level int, selfTx Time) (Time, bool) {
+	for _, c := range ls.waits[level] {
+		if c.selfTx == selfTx {
+			return c.w, true
+		}
+	}
+	return 0, false
 }

@@ -138,6 +138,35 @@ func resizeI32(s []int32, n int) []int32 {
 	return make([]int32, n)
 }
 
+// revalidate keeps the cached wait bounds of levels ≥ level on link lid
+// that a higher-level tunnel's change of arrival jitter (oldJ → newJ) and
+// period (oldP → newP) cannot move, and drops the rest. A cached w is the
+// least fixed point of w = base + Σ n_h(w)·C_h. If the change only raises
+// n_h pointwise (more jitter, shorter period) and leaves n_h(w) itself as
+// it was, w is still a fixed point and nothing below it can be one, since
+// the right-hand side only grew. Anything else is recomputed.
+func (e *Engine) revalidate(lid LinkID, level int, oldJ, oldP, newJ, newP Time) {
+	ls := &e.links[lid]
+	grows := newJ >= oldJ && newP <= oldP
+	for lv := level; lv < len(ls.waits); lv++ {
+		if !grows {
+			ls.waits[lv] = ls.waits[lv][:0]
+			continue
+		}
+		kept := ls.waits[lv][:0]
+		for _, c := range ls.waits[lv] {
+			if arrivals(c.w, oldJ, oldP) == arrivals(c.w, newJ, newP) {
+				kept = append(kept, c)
+			}
+		}
+		ls.waits[lv] = kept
+	}
+}
+
+// arrivals is how many packets of a higher-level tunnel can be served
+// ahead of one that waits w (see waitBound).
+func arrivals(w, j, p Time) int64 { return 1 + ceilDiv(w+j, p) }
+
 // invalidate drops the cached wait bounds that a change at `level` on
 // link lid can affect: its own level and every lower-priority one.
 func (e *Engine) invalidate(lid LinkID, level int) {
@@ -149,6 +178,12 @@ func (e *Engine) invalidate(lid LinkID, level int) {
 
 func (e *Engine) markDirty(lid LinkID, level int) {
 	e.invalidate(lid, level)
+	e.markDirtyKeep(lid, level)
+}
+
+// markDirtyKeep marks without touching the caches (the caller revalidated
+// them).
+func (e *Engine) markDirtyKeep(lid LinkID, level int) {
 	ls := &e.links[lid]
 	if level < ls.dirty {
 		if ls.dirty == math.MaxInt {
@@ -183,16 +218,20 @@ func (e *Engine) readjustMode(force bool) error {
 			if e.links[lid].dirty > level {
 				continue
 			}
-			for ui := range e.links[lid].uses[level] {
-				u := &e.links[lid].uses[level][ui]
+			ls := &e.links[lid]
+			for ui := range ls.uses[level] {
+				u := &ls.uses[level][ui]
 				// A tunnel's result is a function of its per-link waits: if
 				// the wait here is unchanged, this link gives no reason to
 				// re-run X-ADJ (another dirty link of the tunnel may).
 				if u.wait >= 0 && !force {
-					w, err := e.waitBound(lid, level, u.tx)
-					if err != nil {
-						e.restoreTouched(start)
-						return err
+					w, ok := ls.cached(level, u.tx)
+					if !ok {
+						var err error
+						if w, err = e.waitBound(lid, level, u.tx); err != nil {
+							e.restoreTouched(start)
+							return err
+						}
 					}
 					if w == u.wait {
 						continue
@@ -219,11 +258,18 @@ func (e *Engine) readjustMode(force bool) error {
 				if level+1 < e.topo.Sublanes {
 					// Lower sub-lanes see this tunnel through its period and
 					// its arrival window at each queue: dirty only what moved.
-					periodMoved := t.period != old.period
+					known := len(old.inMin) == len(t.inMin)
 					for i, l2 := range t.links {
-						if periodMoved || len(old.inMin) != len(t.inMin) || t.inMin[i] != old.inMin[i] || t.inMax[i] != old.inMax[i] {
-							e.markDirty(l2, level+1)
+						if !known {
+							e.markDirty(l2, level+1) // attach already cleared the caches
+							continue
 						}
+						oldJ, newJ := old.inMax[i]-old.inMin[i], t.inMax[i]-t.inMin[i]
+						if oldJ == newJ && old.period == t.period {
+							continue // lower levels see only jitter and period
+						}
+						e.revalidate(l2, level+1, oldJ, old.period, newJ, t.period)
+						e.markDirtyKeep(l2, level+1)
 					}
 				}
 			}
