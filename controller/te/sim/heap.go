@@ -24,7 +24,7 @@ type event struct {
 	pseq int32  // packet sequence number (evArrive)
 }
 
-func (e *event) kind() evKind { return evKind(e.key & 3) }
+func (e *event) kind() evKind  { return evKind(e.key & 3) }
 func (e *event) time() te.Time { return te.Time(e.key >> 2) }
 
 // eventHeap is a 4-ary min-heap specialised for events: shallower than a
