@@ -92,6 +92,7 @@ type Topology struct {
 	byName map[string]NodeID
 	byIP   map[netip.Addr]NodeID
 	byPair map[[2]NodeID]LinkID
+	ports  map[[2]NodeID]uint32
 }
 
 // ParseTopology decodes and validates a topology file.
@@ -260,7 +261,27 @@ func NewTopology(spec TopologySpec) (*Topology, error) {
 		t.Out[from] = append(t.Out[from], id)
 		t.In[to] = append(t.In[to], id)
 	}
+	// Ports: each node numbers its neighbours 1, 2, … in the order they
+	// first appear in the links list (a cable's two directions share one
+	// port). The testbed creates ports in this order, and drivers use it.
+	t.ports = make(map[[2]NodeID]uint32)
+	next := make([]uint32, len(t.Nodes))
+	for _, l := range t.Links {
+		for _, p := range [][2]NodeID{{l.From, l.To}, {l.To, l.From}} {
+			if _, ok := t.ports[p]; !ok {
+				next[p[0]]++
+				t.ports[p] = next[p[0]]
+			}
+		}
+	}
 	return t, nil
+}
+
+// Port is the port number (1-based) at node that faces neighbor, and
+// false if they share no link.
+func (t *Topology) Port(node, neighbor NodeID) (uint32, bool) {
+	p, ok := t.ports[[2]NodeID{node, neighbor}]
+	return p, ok
 }
 
 // NodeByName looks a node up by name.

@@ -1,0 +1,441 @@
+package tunnels
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/southbound"
+)
+
+// DefaultGrace is how long old resources stay guaranteed after a change.
+const DefaultGrace = 100 * time.Millisecond
+
+// Config configures a Controller.
+type Config struct {
+	Topology *te.Topology
+	Driver   southbound.Driver
+	Grace    time.Duration // 0: DefaultGrace
+	Clock    Clock         // nil: the system clock
+	Logger   *slog.Logger  // nil: slog.Default()
+}
+
+// Controller serves requests for tunnels. Its methods are safe for
+// concurrent use; operations are serialised (the TE engine is one state).
+type Controller struct {
+	mu     sync.Mutex
+	topo   *te.Topology
+	drv    southbound.Driver
+	grace  time.Duration
+	clock  Clock
+	log    *slog.Logger
+	engine *te.Engine
+	recs   map[uint64]*record
+	groups map[netip.AddrPort]map[netip.Addr]bool // multicast group -> member hosts
+	subs   map[string]map[*Subscription]struct{}  // service -> watchers
+	timers map[uint64]Timer                       // grace-end callbacks per tunnel
+	closed bool
+	wg     sync.WaitGroup // grace callbacks scheduled or running
+
+	needsReconcile map[string]bool
+}
+
+// record is one tunnel and what is installed for it.
+type record struct {
+	owner string
+	req   Request
+	tun   te.Tunnel
+	rules map[string]southbound.TunnelRule // installed, per switch
+}
+
+// New returns a controller with no tunnels.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Topology == nil || cfg.Driver == nil {
+		return nil, errors.New("tunnels: a topology and a driver are required")
+	}
+	if cfg.Grace < 0 {
+		return nil, fmt.Errorf("tunnels: grace %v must not be negative", cfg.Grace)
+	}
+	c := &Controller{
+		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
+		engine: te.NewEngine(cfg.Topology),
+		recs:   map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
+		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{},
+		needsReconcile: map[string]bool{},
+	}
+	if c.grace == 0 {
+		c.grace = DefaultGrace
+	}
+	if c.clock == nil {
+		c.clock = realClock{}
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	return c, nil
+}
+
+// Close stops grace timers, waits for running ones, and ends every watch.
+func (c *Controller) Close() {
+	c.mu.Lock()
+	c.closed = true
+	for id, t := range c.timers {
+		if t.Stop() {
+			c.wg.Done()
+		}
+		delete(c.timers, id)
+	}
+	for _, set := range c.subs {
+		for s := range set {
+			s.end()
+		}
+	}
+	c.subs = map[string]map[*Subscription]struct{}{}
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+// teRequest validates r and turns it into a TE request.
+func (c *Controller) teRequest(r Request) (te.Request, error) {
+	bad := func(field string, v any, why string) error {
+		return fmt.Errorf("%w: %s: %s (got %v)", ErrInvalid, field, why, v)
+	}
+	if r.LoadsizeBytes <= 0 || r.LoadsizeBytes > c.topo.MaxLoadsize() {
+		return te.Request{}, bad("loadsize", r.LoadsizeBytes, fmt.Sprintf("must be between 1 and %d bytes", c.topo.MaxLoadsize()))
+	}
+	if r.PeriodUs <= 0 || r.PeriodUs > 10_000_000 {
+		return te.Request{}, bad("period", r.PeriodUs, "must be between 1 µs and 10 s")
+	}
+	if r.Sublane < 0 || r.Sublane >= c.topo.Sublanes {
+		return te.Request{}, bad("sublane", r.Sublane, fmt.Sprintf("must be between 0 and %d", c.topo.Sublanes-1))
+	}
+	sender, ok := c.topo.HostByIP(r.Sender)
+	if !ok {
+		return te.Request{}, bad("sender", r.Sender, "not a host of the topology")
+	}
+	if r.Receiver.Port() == 0 {
+		return te.Request{}, bad("receiver.port", 0, "must not be 0")
+	}
+	tr := te.Request{Sender: c.topo.Nodes[sender].Name, LoadsizeBytes: r.LoadsizeBytes, PeriodNs: r.PeriodUs * 1000, Sublane: r.Sublane}
+	dst := r.Receiver.Addr()
+	switch {
+	case dst.Is4() && dst.IsMulticast():
+		for m := range c.groups[r.Receiver] {
+			if m == r.Sender {
+				continue
+			}
+			id, _ := c.topo.HostByIP(m)
+			tr.Receivers = append(tr.Receivers, c.topo.Nodes[id].Name)
+		}
+		if len(tr.Receivers) == 0 {
+			return te.Request{}, bad("receiver", r.Receiver, "multicast group has no members other than the sender")
+		}
+		slices.Sort(tr.Receivers)
+	default:
+		id, ok := c.topo.HostByIP(dst)
+		if !ok {
+			return te.Request{}, bad("receiver.ip", dst, "not a host of the topology or an IPv4 multicast group")
+		}
+		if id == sender {
+			return te.Request{}, bad("receiver.ip", dst, "the sender cannot be its own receiver")
+		}
+		tr.Receivers = []string{c.topo.Nodes[id].Name}
+	}
+	return tr, nil
+}
+
+// teErr maps TE errors to the API's kinds.
+func teErr(err error) error {
+	var fe *te.FieldError
+	var rej *te.RejectError
+	switch {
+	case errors.As(err, &fe):
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	case errors.As(err, &rej):
+		return fmt.Errorf("%w: %v", ErrExhausted, err)
+	case errors.Is(err, te.ErrUnknownTunnel):
+		return fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	return err
+}
+
+func (c *Controller) resources(t te.Tunnel, notBefore time.Time) Resources {
+	return Resources{
+		TunnelID: t.ID, LoadsizeBytes: t.LoadsizeBytes, PeriodUs: (t.PeriodNs + 999) / 1000,
+		MinLatencyNs: t.MinLatencyNs, MaxJitterNs: t.MaxJitterNs, NotBefore: notBefore,
+	}
+}
+
+// meterRate is the rate a tunnel's sender is policed at: one packet per
+// approved period (in whole microseconds, as services send).
+func (c *Controller) meterRate(t te.Tunnel) uint64 {
+	return rateBps(c.topo.WireBytes(t.LoadsizeBytes), (t.PeriodNs+999)/1000*1000)
+}
+
+// rulesFor compiles the rules of a tunnel with the given meter rate.
+func (c *Controller) rulesFor(rec *record, t te.Tunnel, rate uint64) (map[string]southbound.TunnelRule, error) {
+	return compile(c.topo, t, rec.req.Receiver, false, rate)
+}
+
+func installedRate(rules map[string]southbound.TunnelRule) uint64 {
+	for _, r := range rules {
+		if r.Meter != nil {
+			return r.Meter.RateBps
+		}
+	}
+	return 0
+}
+
+// pending is the switch and upcall work for tunnels whose resources an
+// operation changed.
+type pending struct {
+	rec   *record
+	tun   te.Tunnel
+	rules map[string]southbound.TunnelRule
+}
+
+// planChanges adds to p, for every changed tunnel, the state that serves
+// both its old and its new resources: the new tree with the higher of the
+// two meter rates. The lower rate follows when the grace period ends.
+func (c *Controller) planChanges(p *plan, changes []te.Change) ([]pending, error) {
+	var out []pending
+	for _, ch := range changes {
+		rec := c.recs[ch.ID]
+		t, _ := c.engine.Tunnel(ch.ID)
+		rate := max(c.meterRate(t), installedRate(rec.rules))
+		want, err := c.rulesFor(rec, t, rate)
+		if err != nil {
+			return nil, err
+		}
+		p.diff(ch.ID, rec.rules, want)
+		out = append(out, pending{rec: rec, tun: t, rules: want})
+	}
+	return out, nil
+}
+
+// commit records changed tunnels, tells their services, and schedules the
+// end of their grace periods.
+func (c *Controller) commit(ps []pending, now time.Time) {
+	until := now.Add(c.grace)
+	for _, pc := range ps {
+		pc.rec.tun = pc.tun
+		pc.rec.rules = pc.rules
+		c.notify(pc.rec.owner, Upcall{
+			Kind: BandwidthChanged, TunnelID: pc.tun.ID, Resources: c.resources(pc.tun, now),
+			Reason: ReasonTE, GraceUntil: until,
+		})
+		c.armGrace(pc.tun.ID)
+	}
+}
+
+// Request admits a tunnel for service owner.
+func (c *Controller) Request(ctx context.Context, owner string, r Request) (Resources, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return Resources{}, fmt.Errorf("%w: controller closed", ErrUnavailable)
+	}
+	tr, err := c.teRequest(r)
+	if err != nil {
+		return Resources{}, err
+	}
+	t, changes, err := c.engine.Admit(tr)
+	if err != nil {
+		return Resources{}, teErr(err)
+	}
+	rec := &record{owner: owner, req: r}
+	p := newPlan()
+	want, err := c.rulesFor(rec, t, c.meterRate(t))
+	if err == nil {
+		p.diff(t.ID, nil, want)
+		var ps []pending
+		if ps, err = c.planChanges(p, changes); err == nil {
+			if err = c.apply(ctx, p); err == nil {
+				now := c.clock.Now()
+				rec.tun, rec.rules = t, want
+				c.recs[t.ID] = rec
+				c.commit(ps, now)
+				notBefore := now
+				if len(changes) > 0 {
+					notBefore = now.Add(c.grace)
+				}
+				return c.resources(t, notBefore), nil
+			}
+		}
+	}
+	if _, rerr := c.engine.Release(t.ID); rerr != nil {
+		c.log.Error("undo admission", "tunnel", t.ID, "err", rerr)
+	}
+	return Resources{}, err
+}
+
+// own returns tunnel id if owner holds it.
+func (c *Controller) own(owner string, id uint64) (*record, error) {
+	rec, ok := c.recs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: tunnel %d", ErrNotFound, id)
+	}
+	if rec.owner != owner {
+		return nil, fmt.Errorf("%w: tunnel %d belongs to another service", ErrPermission, id)
+	}
+	return rec, nil
+}
+
+// Release removes a tunnel of owner.
+func (c *Controller) Release(ctx context.Context, owner string, id uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, err := c.own(owner, id)
+	if err != nil {
+		return err
+	}
+	return c.remove(ctx, rec)
+}
+
+// remove releases rec in the engine and on the switches, all or nothing.
+func (c *Controller) remove(ctx context.Context, rec *record) error {
+	id := rec.tun.ID
+	changes, err := c.engine.Release(id)
+	if err != nil {
+		return teErr(err)
+	}
+	p := newPlan()
+	p.diff(id, rec.rules, nil)
+	ps, err := c.planChanges(p, changes)
+	if err == nil {
+		err = c.apply(ctx, p)
+	}
+	if err != nil {
+		if _, ierr := c.engine.Install([]te.Tunnel{rec.tun}); ierr != nil {
+			c.log.Error("undo release", "tunnel", id, "err", ierr)
+		}
+		return err
+	}
+	delete(c.recs, id)
+	c.stopGrace(id)
+	c.commit(ps, c.clock.Now())
+	return nil
+}
+
+// Change replaces the parameters of a tunnel of owner, atomically.
+func (c *Controller) Change(ctx context.Context, owner string, id uint64, r Request) (Resources, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec, err := c.own(owner, id)
+	if err != nil {
+		return Resources{}, err
+	}
+	if r.Sender != rec.req.Sender {
+		return Resources{}, fmt.Errorf("%w: sender: a change cannot move the tunnel to another host (got %v, tunnel sends from %v)", ErrInvalid, r.Sender, rec.req.Sender)
+	}
+	tr, err := c.teRequest(r)
+	if err != nil {
+		return Resources{}, err
+	}
+	return c.replan(ctx, rec, r, tr)
+}
+
+// replan moves rec to new TE parameters (a change, or new group members).
+func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.Request) (Resources, error) {
+	old := rec.tun
+	t, changes, err := c.engine.Change(old.ID, tr)
+	if err != nil {
+		return Resources{}, teErr(err)
+	}
+	next := &record{owner: rec.owner, req: r}
+	p := newPlan()
+	rate := max(c.meterRate(t), installedRate(rec.rules))
+	want, err := c.rulesFor(next, t, rate)
+	if err == nil {
+		p.diff(t.ID, rec.rules, want)
+		var ps []pending
+		if ps, err = c.planChanges(p, changes); err == nil {
+			if err = c.apply(ctx, p); err == nil {
+				now := c.clock.Now()
+				rec.req, rec.tun, rec.rules = r, t, want
+				c.commit(ps, now)
+				c.armGrace(t.ID)
+				notBefore := now
+				if len(changes) > 0 {
+					notBefore = now.Add(c.grace)
+				}
+				return c.resources(t, notBefore), nil
+			}
+		}
+	}
+	// Put the old tree back exactly: release the new one, reinstall the old.
+	if _, rerr := c.engine.Release(old.ID); rerr == nil {
+		if _, ierr := c.engine.Install([]te.Tunnel{old}); ierr != nil {
+			c.log.Error("undo change", "tunnel", old.ID, "err", ierr)
+		}
+	}
+	return Resources{}, err
+}
+
+// Tunnels lists the tunnels of owner ("" for all).
+func (c *Controller) Tunnels(owner string) []Resources {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Resources
+	for _, t := range c.engine.Tunnels() {
+		if owner == "" || c.recs[t.ID].owner == owner {
+			out = append(out, c.resources(t, time.Time{}))
+		}
+	}
+	return out
+}
+
+// armGrace schedules the end of tunnel id's grace period: its meter then
+// drops to the rate of its current resources.
+func (c *Controller) armGrace(id uint64) {
+	if c.closed {
+		return
+	}
+	c.stopGrace(id)
+	c.wg.Add(1)
+	c.timers[id] = c.clock.AfterFunc(c.grace, func() {
+		defer c.wg.Done()
+		c.endGrace(id)
+	})
+}
+
+func (c *Controller) stopGrace(id uint64) {
+	if t, ok := c.timers[id]; ok {
+		if t.Stop() {
+			c.wg.Done()
+		}
+		delete(c.timers, id)
+	}
+}
+
+func (c *Controller) endGrace(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.timers, id)
+	rec, ok := c.recs[id]
+	if !ok || c.closed {
+		return
+	}
+	want, err := c.rulesFor(rec, rec.tun, c.meterRate(rec.tun))
+	if err != nil {
+		c.log.Error("grace end", "tunnel", id, "err", err)
+		return
+	}
+	p := newPlan()
+	p.diff(id, rec.rules, want)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.apply(ctx, p); err != nil {
+		// The switch keeps the generous meter; try again a grace later.
+		c.log.Warn("grace end: lowering the meter failed; retrying", "tunnel", id, "err", err)
+		c.armGrace(id)
+		return
+	}
+	rec.rules = want
+}

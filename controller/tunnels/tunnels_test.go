@@ -1,0 +1,355 @@
+package tunnels
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/southbound"
+	"github.com/xlane/xlane/southbound/memory"
+)
+
+// manualClock fires timers only when a test advances it.
+type manualClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*manualTimer
+}
+
+type manualTimer struct {
+	at      time.Time
+	f       func()
+	stopped bool
+	c       *manualClock
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) AfterFunc(d time.Duration, f func()) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &manualTimer{at: c.now.Add(d), f: f, c: c}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *manualTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := !t.stopped
+	t.stopped = true
+	return was
+}
+
+// Advance moves time and runs the callbacks that became due, in order.
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	var due []*manualTimer
+	keep := c.timers[:0]
+	for _, t := range c.timers {
+		if !t.stopped && !t.at.After(c.now) {
+			t.stopped = true
+			due = append(due, t)
+		} else if !t.stopped {
+			keep = append(keep, t)
+		}
+	}
+	c.timers = keep
+	c.mu.Unlock()
+	sort.Slice(due, func(i, j int) bool { return due[i].at.Before(due[j].at) })
+	for _, t := range due {
+		t.f()
+	}
+}
+
+// testTopo: h1 - s1 - s2 - {h2, h3}, 1 Gbit/s, 1000-byte frames, no
+// overhead, two sub-lanes. Ports: s1: 1 = h1, 2 = s2; s2: 1 = s1, 2 = h2,
+// 3 = h3.
+func testTopo(t *testing.T) *te.Topology {
+	t.Helper()
+	spec := te.TopologySpec{MaxFrameBytes: 1000, Sublanes: 2,
+		Nodes: []te.NodeSpec{
+			{Name: "h1", Kind: te.KindHost, IPv4: "10.0.0.1"}, {Name: "s1", Kind: te.KindSwitch},
+			{Name: "s2", Kind: te.KindSwitch}, {Name: "h2", Kind: te.KindHost, IPv4: "10.0.0.2"},
+			{Name: "h3", Kind: te.KindHost, IPv4: "10.0.0.3"},
+		}}
+	for _, p := range [][2]string{{"h1", "s1"}, {"s1", "s2"}, {"s2", "h2"}, {"s2", "h3"}} {
+		for _, d := range [][2]string{p, {p[1], p[0]}} {
+			spec.Links = append(spec.Links, te.LinkSpec{From: d[0], To: d[1], BandwidthBps: 1e9, QueueBytes: 10000, MinLatencyNs: 1000, MaxJitterNs: 100})
+		}
+	}
+	topo, err := te.NewTopology(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+var (
+	h1 = netip.MustParseAddr("10.0.0.1")
+	h2 = netip.MustParseAddr("10.0.0.2")
+	h3 = netip.MustParseAddr("10.0.0.3")
+)
+
+func setup(t *testing.T) (*Controller, *memory.Driver, *manualClock) {
+	t.Helper()
+	drv := memory.New("s1", "s2")
+	clk := &manualClock{now: time.Unix(1000, 0)}
+	c, err := New(Config{Topology: testTopo(t), Driver: drv, Clock: clk, Grace: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, drv, clk
+}
+
+func TestRequestProgramsSwitches(t *testing.T) {
+	c, drv, clk := setup(t)
+	ctx := context.Background()
+	res, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three hops of 800 ns + 1000 ns: min 5400 ns; each hop may also wait
+	// 8000 ns of blocking and 100 ns of jitter: max 3 × 9900 = 29700 ns.
+	if res.PeriodUs != 100 || res.MinLatencyNs != 5400 || res.MaxJitterNs != 29700-5400 || !res.NotBefore.Equal(clk.Now()) {
+		t.Fatalf("resources = %+v", res)
+	}
+	want1 := southbound.TunnelRule{Tunnel: res.TunnelID, Out: []southbound.Port{2},
+		Match: southbound.Match{InPort: 1, SrcIP: h1, DstIP: h2, DstPort: 7000},
+		Meter: &southbound.Meter{RateBps: 8_000_000, BurstBytes: 100}} // 100 B per 100 µs
+	if got := drv.Rules("s1"); len(got) != 1 || !got[0].Equal(want1) {
+		t.Fatalf("s1 rules = %+v", got)
+	}
+	want2 := southbound.TunnelRule{Tunnel: res.TunnelID, Out: []southbound.Port{2},
+		Match: southbound.Match{InPort: 1, SrcIP: h1, DstIP: h2, DstPort: 7000}}
+	if got := drv.Rules("s2"); len(got) != 1 || !got[0].Equal(want2) {
+		t.Fatalf("s2 rules = %+v", got)
+	}
+	if err := c.Release(ctx, "fd", res.TunnelID); err != nil {
+		t.Fatal(err)
+	}
+	if len(drv.Rules("s1"))+len(drv.Rules("s2")) != 0 || len(c.Tunnels("")) != 0 {
+		t.Fatal("release left state behind")
+	}
+}
+
+func TestUpcallAndGracePeriod(t *testing.T) {
+	c, drv, clk := setup(t)
+	ctx := context.Background()
+	watch := c.Watch("fd")
+	// The FD tunnel asks for a period just above its own bound, so the
+	// second tunnel's interference raises it.
+	fd, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 26})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRate := drv.Rules("s1")[0].Meter.RateBps
+	start := clk.Now()
+	raft, err := c.Request(ctx, "raft", Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 900, PeriodUs: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !raft.NotBefore.Equal(start.Add(100 * time.Millisecond)) {
+		t.Fatalf("new tunnel may start at %v, want after the others' grace", raft.NotBefore)
+	}
+	var up Upcall
+	select {
+	case up = <-watch.C:
+	default:
+		t.Fatal("no upcall for the FD tunnel")
+	}
+	if up.Kind != BandwidthChanged || up.TunnelID != fd.TunnelID || up.Reason != ReasonTE || !up.GraceUntil.Equal(start.Add(100*time.Millisecond)) {
+		t.Fatalf("upcall = %+v", up)
+	}
+	if up.Resources.PeriodUs <= fd.PeriodUs || up.Resources.MaxJitterNs <= fd.MaxJitterNs {
+		t.Fatalf("the FD tunnel should have a longer period and more jitter: %+v -> %+v", fd, up.Resources)
+	}
+	meter := func() uint64 {
+		for _, r := range drv.Rules("s1") {
+			if r.Tunnel == fd.TunnelID {
+				return r.Meter.RateBps
+			}
+		}
+		return 0
+	}
+	// During the grace period the switch still accepts the old rate.
+	clk.Advance(99 * time.Millisecond)
+	if meter() != oldRate {
+		t.Fatalf("meter lowered before grace end: %d, want %d", meter(), oldRate)
+	}
+	clk.Advance(time.Millisecond)
+	if want := rateBps(100, up.Resources.PeriodUs*1000); meter() != want {
+		t.Fatalf("meter after grace = %d, want %d", meter(), want)
+	}
+}
+
+func TestErrorsAndOwnership(t *testing.T) {
+	c, _, _ := setup(t)
+	ctx := context.Background()
+	good := Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100}
+	bad := []struct {
+		mod  func(*Request)
+		want string
+	}{
+		{func(r *Request) { r.LoadsizeBytes = 0 }, "loadsize"},
+		{func(r *Request) { r.LoadsizeBytes = 1001 }, "loadsize"},
+		{func(r *Request) { r.PeriodUs = 0 }, "period"},
+		{func(r *Request) { r.PeriodUs = 10_000_001 }, "period"},
+		{func(r *Request) { r.Sublane = 2 }, "sublane"},
+		{func(r *Request) { r.Sender = netip.MustParseAddr("10.9.9.9") }, "sender"},
+		{func(r *Request) { r.Receiver = netip.AddrPortFrom(netip.MustParseAddr("10.9.9.9"), 1) }, "receiver.ip"},
+		{func(r *Request) { r.Receiver = netip.AddrPortFrom(netip.MustParseAddr("239.1.1.1"), 1) }, "multicast group has no members"},
+		{func(r *Request) { r.Receiver = netip.AddrPortFrom(h2, 0) }, "receiver.port"},
+	}
+	for _, b := range bad {
+		r := good
+		b.mod(&r)
+		_, err := c.Request(ctx, "fd", r)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%+v: err = %v, want InvalidArgument naming %q", r, err, b.want)
+		}
+	}
+	res, err := c.Request(ctx, "fd", good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Release(ctx, "other", res.TunnelID); !errors.Is(err, ErrPermission) {
+		t.Fatalf("foreign release: %v", err)
+	}
+	if _, err := c.Change(ctx, "other", res.TunnelID, good); !errors.Is(err, ErrPermission) {
+		t.Fatalf("foreign change: %v", err)
+	}
+	if err := c.Release(ctx, "fd", 999); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown release: %v", err)
+	}
+	// Ten 1000-byte tunnels fill the 10000-byte queues: the next one is
+	// refused, naming the bottleneck.
+	big := Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7000), LoadsizeBytes: 1000, PeriodUs: 10_000}
+	var err2 error
+	for range 11 {
+		if _, err2 = c.Request(ctx, "raft", big); err2 != nil {
+			break
+		}
+	}
+	if !errors.Is(err2, ErrExhausted) || !strings.Contains(err2.Error(), "bottleneck link") {
+		t.Fatalf("err = %v, want ResourceExhausted with the bottleneck", err2)
+	}
+}
+
+func TestSwitchFailureRollsBack(t *testing.T) {
+	c, drv, _ := setup(t)
+	ctx := context.Background()
+	first, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before1, before2 := drv.Rules("s1"), drv.Rules("s2")
+	drv.FailNext("s2", 1) // s1 is programmed first, then s2 fails
+	_, err = c.Request(ctx, "raft", Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 500, PeriodUs: 100})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want Unavailable", err)
+	}
+	if !slices.EqualFunc(drv.Rules("s1"), before1, southbound.TunnelRule.Equal) || !slices.EqualFunc(drv.Rules("s2"), before2, southbound.TunnelRule.Equal) {
+		t.Fatalf("switches not rolled back:\ns1 %+v\ns2 %+v", drv.Rules("s1"), drv.Rules("s2"))
+	}
+	ts := c.Tunnels("")
+	if len(ts) != 1 || ts[0] != c.resources(mustTunnel(t, c, first.TunnelID), time.Time{}) || ts[0].MaxJitterNs != first.MaxJitterNs {
+		t.Fatalf("engine not rolled back: %+v", ts)
+	}
+}
+
+func mustTunnel(t *testing.T, c *Controller, id uint64) te.Tunnel {
+	t.Helper()
+	x, ok := c.engine.Tunnel(id)
+	if !ok {
+		t.Fatalf("no tunnel %d", id)
+	}
+	return x
+}
+
+func TestMulticastMembership(t *testing.T) {
+	c, drv, _ := setup(t)
+	ctx := context.Background()
+	group := netip.AddrPortFrom(netip.MustParseAddr("239.1.1.1"), 5000)
+	for _, m := range []netip.Addr{h2, h3} {
+		if err := c.JoinGroup(ctx, group, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watch := c.Watch("fd")
+	res, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: group, LoadsizeBytes: 64, PeriodUs: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// s2 replicates to both members.
+	if r := drv.Rules("s2"); len(r) != 1 || !slices.Equal(r[0].Out, []southbound.Port{2, 3}) || r[0].Match.DstIP != group.Addr() {
+		t.Fatalf("s2 rules = %+v", r)
+	}
+	if err := c.LeaveGroup(ctx, group, h3); err != nil {
+		t.Fatal(err)
+	}
+	if r := drv.Rules("s2"); len(r) != 1 || !slices.Equal(r[0].Out, []southbound.Port{2}) {
+		t.Fatalf("after leave, s2 rules = %+v", r)
+	}
+	if err := c.LeaveGroup(ctx, group, h2); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Tunnels("")) != 0 || len(drv.Rules("s1")) != 0 {
+		t.Fatal("tunnel without receivers not removed")
+	}
+	var last Upcall
+	for len(watch.C) > 0 {
+		last = <-watch.C
+	}
+	if last.Kind != BandwidthTerminated || last.TunnelID != res.TunnelID {
+		t.Fatalf("last upcall = %+v, want termination", last)
+	}
+	if err := c.JoinGroup(ctx, netip.AddrPortFrom(h2, 1), h3); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unicast group accepted: %v", err)
+	}
+}
+
+func TestChangeKeepsIDAndRollsBack(t *testing.T) {
+	c, drv, _ := setup(t)
+	ctx := context.Background()
+	req := Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100}
+	res, err := c.Request(ctx, "fd", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.LoadsizeBytes = 200
+	got, err := c.Change(ctx, "fd", res.TunnelID, req)
+	if err != nil || got.TunnelID != res.TunnelID || got.LoadsizeBytes != 200 {
+		t.Fatalf("change = %+v, %v", got, err)
+	}
+	// During the grace the meter takes both the old and the new packet size
+	// at the higher of the two rates.
+	if m := drv.Rules("s1")[0].Meter; m.BurstBytes != 200 || m.RateBps != 16_000_000 {
+		t.Fatalf("meter = %+v", m)
+	}
+	before := c.Tunnels("")
+	drv.FailNext("", 1)
+	req.LoadsizeBytes = 300
+	if _, err := c.Change(ctx, "fd", res.TunnelID, req); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v", err)
+	}
+	if after := c.Tunnels(""); !slices.Equal(after, before) {
+		t.Fatalf("failed change altered state: %+v -> %+v", before, after)
+	}
+	if r := drv.Rules("s1")[0]; r.Meter.BurstBytes != 200 {
+		t.Fatalf("failed change altered the switch: %+v", r)
+	}
+}

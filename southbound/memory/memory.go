@@ -1,0 +1,208 @@
+// Package memory is an in-memory southbound.Driver for tests: it keeps
+// each switch's rules and routes, records every call, returns statistics
+// a test injects, and fails the calls a test tells it to fail.
+package memory
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/xlane/xlane/southbound"
+)
+
+// ErrInjected is returned by calls a test made fail.
+var ErrInjected = errors.New("injected failure")
+
+// Call records one driver call.
+type Call struct {
+	Op     string // "apply", "stats", "reconcile"
+	Switch string
+	Batch  southbound.Batch
+}
+
+// Driver is the in-memory switch set.
+type Driver struct {
+	mu       sync.Mutex
+	switches map[string]*swState
+	calls    []Call
+	failNext map[string]int // switch -> number of failing calls ("" = any)
+	stats    map[string]map[uint64]southbound.TunnelStats
+}
+
+type swState struct {
+	rules  map[uint64]southbound.TunnelRule
+	routes []southbound.Route
+}
+
+// New returns a driver that knows the given switches.
+func New(switches ...string) *Driver {
+	d := &Driver{switches: map[string]*swState{}, failNext: map[string]int{}, stats: map[string]map[uint64]southbound.TunnelStats{}}
+	for _, s := range switches {
+		d.switches[s] = &swState{rules: map[uint64]southbound.TunnelRule{}}
+	}
+	return d
+}
+
+var _ southbound.Driver = (*Driver)(nil)
+
+func (d *Driver) sw(name string) (*swState, error) {
+	s, ok := d.switches[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown switch %q", name)
+	}
+	return s, nil
+}
+
+// failing consumes one injected failure for sw, if any.
+func (d *Driver) failing(sw string) bool {
+	for _, k := range []string{sw, ""} {
+		if d.failNext[k] > 0 {
+			d.failNext[k]--
+			return true
+		}
+	}
+	return false
+}
+
+// Apply implements southbound.Driver: all of the batch, or none of it.
+func (d *Driver) Apply(ctx context.Context, sw string, b southbound.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, Call{Op: "apply", Switch: sw, Batch: cloneBatch(b)})
+	s, err := d.sw(sw)
+	if err != nil {
+		return &southbound.SwitchError{Switch: sw, Op: "apply", Err: err}
+	}
+	if d.failing(sw) {
+		return &southbound.SwitchError{Switch: sw, Op: "apply", Err: ErrInjected}
+	}
+	for _, id := range b.Delete {
+		if _, ok := s.rules[id]; !ok {
+			return &southbound.SwitchError{Switch: sw, Op: "apply", Err: fmt.Errorf("delete tunnel %d: no such rule", id)}
+		}
+	}
+	for _, id := range b.Delete {
+		delete(s.rules, id)
+	}
+	for _, r := range b.Put {
+		s.rules[r.Tunnel] = cloneRule(r)
+	}
+	return nil
+}
+
+// Stats implements southbound.Driver with the injected statistics.
+func (d *Driver) Stats(ctx context.Context, sw string) ([]southbound.TunnelStats, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, Call{Op: "stats", Switch: sw})
+	if _, err := d.sw(sw); err != nil {
+		return nil, &southbound.SwitchError{Switch: sw, Op: "stats", Err: err}
+	}
+	if d.failing(sw) {
+		return nil, &southbound.SwitchError{Switch: sw, Op: "stats", Err: ErrInjected}
+	}
+	out := slices.Collect(maps.Values(d.stats[sw]))
+	slices.SortFunc(out, func(a, b southbound.TunnelStats) int { return cmp.Compare(a.Tunnel, b.Tunnel) })
+	return out, nil
+}
+
+// Reconcile implements southbound.Driver.
+func (d *Driver) Reconcile(ctx context.Context, sw string, want southbound.SwitchState) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, Call{Op: "reconcile", Switch: sw})
+	s, err := d.sw(sw)
+	if err != nil {
+		return &southbound.SwitchError{Switch: sw, Op: "reconcile", Err: err}
+	}
+	if d.failing(sw) {
+		return &southbound.SwitchError{Switch: sw, Op: "reconcile", Err: ErrInjected}
+	}
+	s.rules = map[uint64]southbound.TunnelRule{}
+	for _, r := range want.Rules {
+		s.rules[r.Tunnel] = cloneRule(r)
+	}
+	s.routes = slices.Clone(want.Routes)
+	return nil
+}
+
+// FailNext makes the next n calls on sw fail ("" for any switch).
+func (d *Driver) FailNext(sw string, n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.failNext[sw] += n
+}
+
+// SetStats sets the statistics Stats returns for one tunnel on one switch.
+func (d *Driver) SetStats(sw string, st southbound.TunnelStats) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stats[sw] == nil {
+		d.stats[sw] = map[uint64]southbound.TunnelStats{}
+	}
+	d.stats[sw][st.Tunnel] = st
+}
+
+// Rules returns a switch's rules ordered by tunnel id.
+func (d *Driver) Rules(sw string) []southbound.TunnelRule {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.switches[sw]
+	if !ok {
+		return nil
+	}
+	out := make([]southbound.TunnelRule, 0, len(s.rules))
+	for _, r := range s.rules {
+		out = append(out, cloneRule(r))
+	}
+	slices.SortFunc(out, func(a, b southbound.TunnelRule) int { return cmp.Compare(a.Tunnel, b.Tunnel) })
+	return out
+}
+
+// Routes returns a switch's best-effort routes.
+func (d *Driver) Routes(sw string) []southbound.Route {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok := d.switches[sw]; ok {
+		return slices.Clone(s.routes)
+	}
+	return nil
+}
+
+// Calls returns the recorded calls.
+func (d *Driver) Calls() []Call {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.calls)
+}
+
+func cloneRule(r southbound.TunnelRule) southbound.TunnelRule {
+	r.Out = slices.Clone(r.Out)
+	if r.Meter != nil {
+		m := *r.Meter
+		r.Meter = &m
+	}
+	return r
+}
+
+func cloneBatch(b southbound.Batch) southbound.Batch {
+	c := southbound.Batch{Delete: slices.Clone(b.Delete)}
+	for _, r := range b.Put {
+		c.Put = append(c.Put, cloneRule(r))
+	}
+	return c
+}
