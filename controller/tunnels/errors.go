@@ -4,7 +4,7 @@ import "errors"
 
 // Error kinds; the API maps them to gRPC status codes.
 var (
-	ErrInvalid     = errors.New("invalid argument")  // InvalidArgument
+	ErrInvalid     = errors.New("invalid argument")   // InvalidArgument
 	ErrExhausted   = errors.New("resource exhausted") // ResourceExhausted
 	ErrNotFound    = errors.New("not found")          // NotFound
 	ErrPermission  = errors.New("permission denied")  // PermissionDenied
