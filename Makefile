@@ -4,7 +4,7 @@ BIN      := bin
 CMDS     := $(notdir $(wildcard cmd/*))
 OUT      := out
 
-.PHONY: all build test run bench fuzz vet clean
+.PHONY: all build test run bench fuzz vet clean proto
 
 all: build
 
@@ -36,3 +36,11 @@ vet:
 
 clean:
 	rm -rf $(BIN) $(OUT)
+
+# Regenerate the gRPC code from the protos (needs protoc, protoc-gen-go and
+# protoc-gen-go-grpc on PATH; the generated code is committed).
+proto:
+	protoc -I . -I /usr/include \
+		--go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		controller/api/v1/controller.proto

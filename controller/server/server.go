@@ -1,0 +1,256 @@
+// Package server exposes controller/tunnels over gRPC (package
+// xlane.controller.v1): it converts messages, identifies the calling
+// service, and maps errors to status codes that name the bad field.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/tunnels"
+)
+
+// ServiceKey is the metadata key that names the calling service.
+const ServiceKey = "xlane-service"
+
+// Server implements pb.ControllerServer.
+type Server struct {
+	pb.UnimplementedControllerServer
+	ctl *tunnels.Controller
+}
+
+// New returns a server over ctl.
+func New(ctl *tunnels.Controller) *Server { return &Server{ctl: ctl} }
+
+// Register adds the service to a gRPC server.
+func (s *Server) Register(g *grpc.Server) { pb.RegisterControllerServer(g, s) }
+
+// service returns the calling service's identity.
+func service(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(ServiceKey); len(v) == 1 && v[0] != "" {
+		return v[0], nil
+	}
+	return "", status.Errorf(codes.Unauthenticated, "metadata %q: the calling service must name itself", ServiceKey)
+}
+
+// code maps the controller's error kinds to gRPC codes.
+func code(err error) error {
+	if err == nil {
+		return nil
+	}
+	c := codes.Internal
+	switch {
+	case errors.Is(err, tunnels.ErrInvalid):
+		c = codes.InvalidArgument
+	case errors.Is(err, tunnels.ErrExhausted):
+		c = codes.ResourceExhausted
+	case errors.Is(err, tunnels.ErrNotFound):
+		c = codes.NotFound
+	case errors.Is(err, tunnels.ErrPermission):
+		c = codes.PermissionDenied
+	case errors.Is(err, tunnels.ErrUnavailable):
+		c = codes.Unavailable
+	case errors.Is(err, context.Canceled):
+		c = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		c = codes.DeadlineExceeded
+	}
+	return status.Error(c, err.Error())
+}
+
+func invalid(field string, format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, "%s: %s", field, fmt.Sprintf(format, args...))
+}
+
+func parseAddr(field, s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, invalid(field, "not an IPv4 address (got %q)", s)
+	}
+	return a, nil
+}
+
+func parseEndpoint(field string, e *pb.Endpoint) (netip.AddrPort, error) {
+	if e == nil {
+		return netip.AddrPort{}, invalid(field, "missing")
+	}
+	a, err := parseAddr(field+".ip", e.Ip)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if e.Port == 0 || e.Port > 65535 {
+		return netip.AddrPort{}, invalid(field+".port", "must be between 1 and 65535 (got %d)", e.Port)
+	}
+	return netip.AddrPortFrom(a, uint16(e.Port)), nil
+}
+
+func parseRequest(r *pb.Request) (tunnels.Request, error) {
+	if r == nil {
+		return tunnels.Request{}, invalid("request", "missing")
+	}
+	sender, err := parseAddr("request.sender", r.Sender)
+	if err != nil {
+		return tunnels.Request{}, err
+	}
+	rcv, err := parseEndpoint("request.receiver", r.Receiver)
+	if err != nil {
+		return tunnels.Request{}, err
+	}
+	return tunnels.Request{
+		Sender: sender, Receiver: rcv, LoadsizeBytes: int64(r.Loadsize),
+		PeriodUs: int64(r.Period), Sublane: int(r.Sublane),
+	}, nil
+}
+
+func toPB(r tunnels.Resources) *pb.Resources {
+	out := &pb.Resources{
+		TunnelId: r.TunnelID, Loadsize: uint32(r.LoadsizeBytes), Period: uint32(r.PeriodUs),
+		MinLatency: r.MinLatencyNs, MaxJitter: r.MaxJitterNs,
+	}
+	if !r.NotBefore.IsZero() {
+		out.NotBefore = timestamppb.New(r.NotBefore)
+	}
+	return out
+}
+
+// RequestBandwidth implements pb.ControllerServer.
+func (s *Server) RequestBandwidth(ctx context.Context, in *pb.RequestBandwidthRequest) (*pb.Resources, error) {
+	svc, err := service(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := parseRequest(in.GetRequest())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.ctl.Request(ctx, svc, req)
+	if err != nil {
+		return nil, code(err)
+	}
+	return toPB(res), nil
+}
+
+// ReleaseBandwidth implements pb.ControllerServer.
+func (s *Server) ReleaseBandwidth(ctx context.Context, in *pb.ReleaseBandwidthRequest) (*pb.ReleaseBandwidthResponse, error) {
+	svc, err := service(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ctl.Release(ctx, svc, in.GetTunnelId()); err != nil {
+		return nil, code(err)
+	}
+	return &pb.ReleaseBandwidthResponse{}, nil
+}
+
+// ChangeBandwidth implements pb.ControllerServer.
+func (s *Server) ChangeBandwidth(ctx context.Context, in *pb.ChangeBandwidthRequest) (*pb.Resources, error) {
+	svc, err := service(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := parseRequest(in.GetRequest())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.ctl.Change(ctx, svc, in.GetTunnelId(), req)
+	if err != nil {
+		return nil, code(err)
+	}
+	return toPB(res), nil
+}
+
+func (s *Server) group(ctx context.Context, in *pb.GroupRequest, join bool) (*pb.GroupResponse, error) {
+	if _, err := service(ctx); err != nil {
+		return nil, err
+	}
+	g, err := parseEndpoint("group", in.GetGroup())
+	if err != nil {
+		return nil, err
+	}
+	m, err := parseAddr("member", in.GetMember())
+	if err != nil {
+		return nil, err
+	}
+	if join {
+		err = s.ctl.JoinGroup(ctx, g, m)
+	} else {
+		err = s.ctl.LeaveGroup(ctx, g, m)
+	}
+	if err != nil {
+		return nil, code(err)
+	}
+	return &pb.GroupResponse{}, nil
+}
+
+// JoinGroup implements pb.ControllerServer.
+func (s *Server) JoinGroup(ctx context.Context, in *pb.GroupRequest) (*pb.GroupResponse, error) {
+	return s.group(ctx, in, true)
+}
+
+// LeaveGroup implements pb.ControllerServer.
+func (s *Server) LeaveGroup(ctx context.Context, in *pb.GroupRequest) (*pb.GroupResponse, error) {
+	return s.group(ctx, in, false)
+}
+
+// ListTunnels implements pb.ControllerServer.
+func (s *Server) ListTunnels(ctx context.Context, _ *pb.ListTunnelsRequest) (*pb.ListTunnelsResponse, error) {
+	svc, err := service(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ListTunnelsResponse{}
+	for _, r := range s.ctl.Tunnels(svc) {
+		out.Tunnels = append(out.Tunnels, toPB(r))
+	}
+	return out, nil
+}
+
+// Watch implements pb.ControllerServer.
+func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.Upcall]) error {
+	svc, err := service(stream.Context())
+	if err != nil {
+		return err
+	}
+	sub := s.ctl.Watch(svc)
+	defer sub.Close()
+	// Headers tell the client the subscription is live.
+	if err := stream.SendHeader(metadata.Pairs("xlane-watch", "subscribed")); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case u, ok := <-sub.C:
+			if !ok {
+				if sub.Dropped() {
+					return status.Error(codes.ResourceExhausted, "watch fell behind; subscribe again and list tunnels")
+				}
+				return status.Error(codes.Unavailable, "controller shutting down")
+			}
+			if err := stream.Send(upcallPB(u)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func upcallPB(u tunnels.Upcall) *pb.Upcall {
+	reason := pb.Reason(u.Reason)
+	if u.Kind == tunnels.BandwidthTerminated {
+		return &pb.Upcall{Kind: &pb.Upcall_Terminated{Terminated: &pb.BandwidthTerminated{TunnelId: u.TunnelID, Reason: reason}}}
+	}
+	return &pb.Upcall{Kind: &pb.Upcall_Changed{Changed: &pb.BandwidthChanged{
+		Resources: toPB(u.Resources), Reason: reason, GraceUntil: timestamppb.New(u.GraceUntil),
+	}}}
+}

@@ -1,0 +1,285 @@
+package server_test
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/server"
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/southbound/memory"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// topo: h1 - s1 - s2 - {h2, h3} at 1 Gbit/s, 1000-byte frames.
+func topo(t *testing.T) *te.Topology {
+	t.Helper()
+	spec := te.TopologySpec{MaxFrameBytes: 1000, Sublanes: 2,
+		Nodes: []te.NodeSpec{
+			{Name: "h1", Kind: te.KindHost, IPv4: "10.0.0.1"}, {Name: "s1", Kind: te.KindSwitch},
+			{Name: "s2", Kind: te.KindSwitch}, {Name: "h2", Kind: te.KindHost, IPv4: "10.0.0.2"},
+			{Name: "h3", Kind: te.KindHost, IPv4: "10.0.0.3"},
+		}}
+	for _, p := range [][2]string{{"h1", "s1"}, {"s1", "s2"}, {"s2", "h2"}, {"s2", "h3"}} {
+		for _, d := range [][2]string{p, {p[1], p[0]}} {
+			spec.Links = append(spec.Links, te.LinkSpec{From: d[0], To: d[1], BandwidthBps: 1e9, QueueBytes: 10000, MinLatencyNs: 1000, MaxJitterNs: 100})
+		}
+	}
+	x, err := te.NewTopology(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// daemon is a controller served over real gRPC on loopback.
+type daemon struct {
+	addr string
+	drv  *memory.Driver
+	ctl  *tunnels.Controller
+	g    *grpc.Server
+	done chan struct{}
+}
+
+func start(t *testing.T, addr string, grace time.Duration) *daemon {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv := memory.New("s1", "s2")
+	ctl, err := tunnels.New(tunnels.Config{Topology: topo(t), Driver: drv, Grace: grace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{addr: lis.Addr().String(), drv: drv, ctl: ctl, g: grpc.NewServer(), done: make(chan struct{})}
+	server.New(ctl).Register(d.g)
+	go func() {
+		defer close(d.done)
+		_ = d.g.Serve(lis)
+	}()
+	return d
+}
+
+func (d *daemon) stop() {
+	d.ctl.Close() // ends watch streams
+	d.g.Stop()
+	<-d.done
+}
+
+var (
+	h1 = netip.MustParseAddr("10.0.0.1")
+	h2 = netip.MustParseAddr("10.0.0.2")
+	h3 = netip.MustParseAddr("10.0.0.3")
+)
+
+func dial(t *testing.T, d *daemon, svc string) *client.Client {
+	t.Helper()
+	c, err := client.Dial(d.addr, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func wantCode(t *testing.T, err error, c codes.Code, field string) {
+	t.Helper()
+	s, _ := status.FromError(err)
+	if s.Code() != c || !strings.Contains(s.Message(), field) {
+		t.Fatalf("err = %v, want %v naming %q", err, c, field)
+	}
+}
+
+func TestAPIEndToEnd(t *testing.T) {
+	d := start(t, "127.0.0.1:0", 300*time.Millisecond)
+	defer d.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fd, raft := dial(t, d, "fd"), dial(t, d, "raft")
+
+	// The FD service watches its upcalls.
+	ups := make(chan *pb.Upcall, 16)
+	live := make(chan bool, 4)
+	wctx, wcancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = fd.Watch(wctx, func(u *pb.Upcall) { ups <- u }, func(first bool) { live <- first })
+	}()
+	defer func() { wcancel(); wg.Wait() }()
+	<-live
+
+	req := tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 26}
+	res, err := fd.RequestBandwidth(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TunnelID == 0 || res.PeriodUs != 26 || res.MinLatencyNs != 5400 {
+		t.Fatalf("resources = %+v", res)
+	}
+	meterOf := func(id uint64) uint64 {
+		for _, r := range d.drv.Rules("s1") {
+			if r.Tunnel == id && r.Meter != nil {
+				return r.Meter.RateBps
+			}
+		}
+		return 0
+	}
+	oldRate := meterOf(res.TunnelID)
+
+	// Raft's big tunnel raises FD's period: FD gets an upcall with a grace.
+	rres, err := raft.RequestBandwidth(ctx, tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 900, PeriodUs: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ch *pb.BandwidthChanged
+	select {
+	case u := <-ups:
+		ch = u.GetChanged()
+	case <-ctx.Done():
+		t.Fatal("no upcall")
+	}
+	if ch == nil || ch.Resources.TunnelId != res.TunnelID || ch.Reason != pb.Reason_REASON_TE || ch.Resources.Period <= 26 {
+		t.Fatalf("upcall = %v", ch)
+	}
+	grace := ch.GraceUntil.AsTime()
+	if time.Until(grace) < 100*time.Millisecond {
+		t.Fatalf("grace ends too soon: %v", time.Until(grace))
+	}
+	if rres.NotBefore.Before(grace.Add(-time.Millisecond)) {
+		t.Fatalf("raft may start at %v, before FD's grace ends at %v", rres.NotBefore, grace)
+	}
+	// Before grace_until the switch still admits the old rate; after, the new.
+	if got := meterOf(res.TunnelID); got != oldRate {
+		t.Fatalf("meter during grace = %d, want the old %d", got, oldRate)
+	}
+	time.Sleep(time.Until(grace) + 150*time.Millisecond)
+	if got, want := meterOf(res.TunnelID), uint64(100*8*1_000_000/ch.Resources.Period); got != want {
+		t.Fatalf("meter after grace = %d, want %d", got, want)
+	}
+
+	// Error codes, each naming what is wrong.
+	bad := req
+	bad.LoadsizeBytes = 0
+	_, err = fd.RequestBandwidth(ctx, bad)
+	wantCode(t, err, codes.InvalidArgument, "loadsize")
+	bad = req
+	bad.Receiver = netip.AddrPortFrom(netip.MustParseAddr("10.9.9.9"), 1)
+	_, err = fd.RequestBandwidth(ctx, bad)
+	wantCode(t, err, codes.InvalidArgument, "receiver.ip")
+	bad = req
+	bad.Sublane = 7
+	_, err = fd.RequestBandwidth(ctx, bad)
+	wantCode(t, err, codes.InvalidArgument, "sublane")
+	wantCode(t, raft.ReleaseBandwidth(ctx, res.TunnelID), codes.PermissionDenied, "another service")
+	wantCode(t, fd.ReleaseBandwidth(ctx, 4242), codes.NotFound, "4242")
+	big := tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7002), LoadsizeBytes: 1000, PeriodUs: 10_000}
+	for {
+		if _, err = raft.RequestBandwidth(ctx, big); err != nil {
+			break
+		}
+	}
+	wantCode(t, err, codes.ResourceExhausted, "bottleneck link")
+	d.drv.FailNext("s2", 1)
+	_, err = fd.ChangeBandwidth(ctx, res.TunnelID, tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7000), LoadsizeBytes: 50, PeriodUs: 100})
+	wantCode(t, err, codes.Unavailable, "s2")
+	conn, err := grpc.NewClient(d.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = pb.NewControllerClient(conn).ListTunnels(ctx, &pb.ListTunnelsRequest{})
+	wantCode(t, err, codes.Unauthenticated, server.ServiceKey)
+
+	// Change and release through the API.
+	got, err := fd.ChangeBandwidth(ctx, res.TunnelID, tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 50, PeriodUs: 200})
+	if err != nil || got.TunnelID != res.TunnelID || got.LoadsizeBytes != 50 {
+		t.Fatalf("change = %+v, %v", got, err)
+	}
+	list, err := fd.ListTunnels(ctx)
+	if err != nil || len(list) != 1 || list[0].TunnelID != res.TunnelID {
+		t.Fatalf("list = %+v, %v", list, err)
+	}
+	if err := fd.ReleaseBandwidth(ctx, res.TunnelID); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := fd.ListTunnels(ctx); len(list) != 0 {
+		t.Fatalf("after release: %+v", list)
+	}
+
+	// Multicast through the API.
+	group := netip.AddrPortFrom(netip.MustParseAddr("239.1.2.3"), 6000)
+	for _, m := range []netip.Addr{h2, h3} {
+		if err := fd.JoinGroup(ctx, group, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := fd.RequestBandwidth(ctx, tunnels.Request{Sender: h1, Receiver: group, LoadsizeBytes: 32, PeriodUs: 500}); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, fd.JoinGroup(ctx, netip.AddrPortFrom(h2, 5), h3), codes.InvalidArgument, "multicast")
+}
+
+func TestWatchResubscribesAfterRestart(t *testing.T) {
+	d := start(t, "127.0.0.1:0", 50*time.Millisecond)
+	addr := d.addr
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fd := dial(t, d, "fd")
+	live := make(chan bool, 4)
+	ups := make(chan *pb.Upcall, 16)
+	wctx, wcancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = fd.Watch(wctx, func(u *pb.Upcall) { ups <- u }, func(first bool) { live <- first })
+	}()
+	defer func() { wcancel(); wg.Wait() }()
+	if first := <-live; !first {
+		t.Fatal("first subscription not reported as first")
+	}
+	d.stop()
+	d2 := start(t, addr, 50*time.Millisecond) // the controller comes back on the same address
+	defer d2.stop()
+	select {
+	case first := <-live:
+		if first {
+			t.Fatal("re-subscription reported as first")
+		}
+	case <-ctx.Done():
+		t.Fatal("watch did not re-subscribe")
+	}
+	// Upcalls from the new instance arrive on the same Watch.
+	other := dial(t, d2, "other")
+	if _, err := fd.RequestBandwidth(ctx, tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 26}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.RequestBandwidth(ctx, tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 900, PeriodUs: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case u := <-ups:
+		if u.GetChanged() == nil {
+			t.Fatalf("upcall = %v", u)
+		}
+	case <-ctx.Done():
+		t.Fatal("no upcall after restart")
+	}
+}
