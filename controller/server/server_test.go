@@ -62,7 +62,7 @@ func start(t *testing.T, addr string, grace time.Duration) *daemon {
 		t.Fatal(err)
 	}
 	drv := memory.New("s1", "s2")
-	ctl, err := tunnels.New(tunnels.Config{Topology: topo(t), Driver: drv, Grace: grace})
+	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo(t), Driver: drv, Grace: grace})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -156,3 +156,12 @@ func (e *Engine) fromTunnel(x Tunnel) (*tunnel, error) {
 	}
 	return t, nil
 }
+
+// SetNextID makes the engine hand out ids from next on (never lower than
+// the ids it holds), so ids of released tunnels are not reused after a
+// restart.
+func (e *Engine) SetNextID(next uint64) {
+	if next > e.nextID {
+		e.nextID = next
+	}
+}

@@ -24,6 +24,9 @@ type Config struct {
 	Grace    time.Duration // 0: DefaultGrace
 	Clock    Clock         // nil: the system clock
 	Logger   *slog.Logger  // nil: slog.Default()
+	// Store, when set, makes the state durable: New loads it, re-installs
+	// the stored tunnels and reconciles every switch to them.
+	Store Store
 }
 
 // Controller serves requests for tunnels. Its methods are safe for
@@ -36,6 +39,7 @@ type Controller struct {
 	clock  Clock
 	log    *slog.Logger
 	engine *te.Engine
+	store  Store
 	recs   map[uint64]*record
 	groups map[netip.AddrPort]map[netip.Addr]bool // multicast group -> member hosts
 	subs   map[string]map[*Subscription]struct{}  // service -> watchers
@@ -54,8 +58,8 @@ type record struct {
 	rules map[string]southbound.TunnelRule // installed, per switch
 }
 
-// New returns a controller with no tunnels.
-func New(cfg Config) (*Controller, error) {
+// New returns a controller holding the stored tunnels, if any.
+func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.Topology == nil || cfg.Driver == nil {
 		return nil, errors.New("tunnels: a topology and a driver are required")
 	}
@@ -64,7 +68,7 @@ func New(cfg Config) (*Controller, error) {
 	}
 	c := &Controller{
 		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
-		engine: te.NewEngine(cfg.Topology),
+		engine: te.NewEngine(cfg.Topology), store: cfg.Store,
 		recs:   map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
 		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{},
 		needsReconcile: map[string]bool{},
@@ -77,6 +81,11 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if c.log == nil {
 		c.log = slog.Default()
+	}
+	if c.store != nil {
+		if err := c.restore(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -219,6 +228,20 @@ func (c *Controller) planChanges(p *plan, changes []te.Change) ([]pending, error
 	return out, nil
 }
 
+// persisted returns the store writes for changed tunnels: their new
+// parameters (next) or the ones they had (!next).
+func (c *Controller) persisted(ps []pending, next bool) []StoredTunnel {
+	out := make([]StoredTunnel, 0, len(ps))
+	for _, pc := range ps {
+		t := pc.rec.tun
+		if next {
+			t = pc.tun
+		}
+		out = append(out, c.stored(pc.rec, t))
+	}
+	return out
+}
+
 // commit records changed tunnels, tells their services, and schedules the
 // end of their grace periods.
 func (c *Controller) commit(ps []pending, now time.Time) {
@@ -256,7 +279,12 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (Reso
 		p.diff(t.ID, nil, want)
 		var ps []pending
 		if ps, err = c.planChanges(p, changes); err == nil {
-			if err = c.apply(ctx, p); err == nil {
+			if err = c.save(Writes{Put: append(c.persisted(ps, true), c.stored(rec, t))}); err != nil {
+				goto undo
+			}
+			if err = c.apply(ctx, p); err != nil {
+				c.saveOrLog(Writes{Put: c.persisted(ps, false), Delete: []uint64{t.ID}})
+			} else {
 				now := c.clock.Now()
 				rec.tun, rec.rules = t, want
 				c.recs[t.ID] = rec
@@ -269,10 +297,19 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (Reso
 			}
 		}
 	}
+undo:
 	if _, rerr := c.engine.Release(t.ID); rerr != nil {
 		c.log.Error("undo admission", "tunnel", t.ID, "err", rerr)
 	}
 	return Resources{}, err
+}
+
+// saveOrLog writes the undo of a failed operation; if even that fails the
+// store holds state the switches lack, and a restart reconciles to it.
+func (c *Controller) saveOrLog(w Writes) {
+	if err := c.save(w); err != nil {
+		c.log.Error("saving the undo of a failed operation", "err", err)
+	}
 }
 
 // own returns tunnel id if owner holds it.
@@ -309,7 +346,11 @@ func (c *Controller) remove(ctx context.Context, rec *record) error {
 	p.diff(id, rec.rules, nil)
 	ps, err := c.planChanges(p, changes)
 	if err == nil {
-		err = c.apply(ctx, p)
+		if err = c.save(Writes{Put: c.persisted(ps, true), Delete: []uint64{id}}); err == nil {
+			if err = c.apply(ctx, p); err != nil {
+				c.saveOrLog(Writes{Put: append(c.persisted(ps, false), c.stored(rec, rec.tun))})
+			}
+		}
 	}
 	if err != nil {
 		if _, ierr := c.engine.Install([]te.Tunnel{rec.tun}); ierr != nil {
@@ -356,7 +397,12 @@ func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.R
 		p.diff(t.ID, rec.rules, want)
 		var ps []pending
 		if ps, err = c.planChanges(p, changes); err == nil {
-			if err = c.apply(ctx, p); err == nil {
+			if err = c.save(Writes{Put: append(c.persisted(ps, true), c.stored(next, t))}); err != nil {
+				goto undo
+			}
+			if err = c.apply(ctx, p); err != nil {
+				c.saveOrLog(Writes{Put: append(c.persisted(ps, false), c.stored(rec, old))})
+			} else {
 				now := c.clock.Now()
 				rec.req, rec.tun, rec.rules = r, t, want
 				c.commit(ps, now)
@@ -369,6 +415,7 @@ func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.R
 			}
 		}
 	}
+undo:
 	// Put the old tree back exactly: release the new one, reinstall the old.
 	if _, rerr := c.engine.Release(old.ID); rerr == nil {
 		if _, ierr := c.engine.Install([]te.Tunnel{old}); ierr != nil {

@@ -24,12 +24,7 @@ func (c *Controller) LeaveGroup(ctx context.Context, group netip.AddrPort, membe
 func (c *Controller) Members(group netip.AddrPort) []netip.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []netip.Addr
-	for m := range c.groups[group] {
-		out = append(out, m)
-	}
-	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
-	return out
+	return c.memberList(group)
 }
 
 func (c *Controller) membership(ctx context.Context, group netip.AddrPort, member netip.Addr, join bool) error {
@@ -59,6 +54,10 @@ func (c *Controller) membership(ctx context.Context, group netip.AddrPort, membe
 		}
 	}
 	set(join)
+	if err := c.save(Writes{Groups: map[netip.AddrPort][]netip.Addr{group: c.memberList(group)}}); err != nil {
+		set(!join)
+		return err
+	}
 	var done []*record // re-planned so far, with their old requests
 	var oldReqs []Request
 	ids := make([]uint64, 0)
@@ -74,8 +73,8 @@ func (c *Controller) membership(ctx context.Context, group netip.AddrPort, membe
 		if err != nil && !join {
 			// No receiver left: the tunnel ends.
 			if rerr := c.remove(ctx, rec); rerr != nil {
-				c.undoMembership(ctx, done, oldReqs)
 				set(!join)
+				c.undoMembership(ctx, group, done, oldReqs)
 				return rerr
 			}
 			c.notify(rec.owner, Upcall{Kind: BandwidthTerminated, TunnelID: id, GraceUntil: c.clock.Now()})
@@ -86,7 +85,7 @@ func (c *Controller) membership(ctx context.Context, group netip.AddrPort, membe
 		}
 		if err != nil {
 			set(!join)
-			c.undoMembership(ctx, done, oldReqs)
+			c.undoMembership(ctx, group, done, oldReqs)
 			return fmt.Errorf("group %v: re-planning tunnel %d: %w", group, id, err)
 		}
 		done = append(done, rec)
@@ -95,9 +94,20 @@ func (c *Controller) membership(ctx context.Context, group netip.AddrPort, membe
 	return nil
 }
 
+// memberList is a group's members in address order.
+func (c *Controller) memberList(group netip.AddrPort) []netip.Addr {
+	var out []netip.Addr
+	for m := range c.groups[group] {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return out
+}
+
 // undoMembership re-plans tunnels back to the membership before a failed
-// change (which the caller already restored).
-func (c *Controller) undoMembership(ctx context.Context, done []*record, reqs []Request) {
+// change (which the caller already restored in memory).
+func (c *Controller) undoMembership(ctx context.Context, group netip.AddrPort, done []*record, reqs []Request) {
+	c.saveOrLog(Writes{Groups: map[netip.AddrPort][]netip.Addr{group: c.memberList(group)}})
 	for i := len(done) - 1; i >= 0; i-- {
 		tr, err := c.teRequest(reqs[i])
 		if err == nil {

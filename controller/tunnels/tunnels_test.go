@@ -107,7 +107,7 @@ func setup(t *testing.T) (*Controller, *memory.Driver, *manualClock) {
 	t.Helper()
 	drv := memory.New("s1", "s2")
 	clk := &manualClock{now: time.Unix(1000, 0)}
-	c, err := New(Config{Topology: testTopo(t), Driver: drv, Clock: clk, Grace: 100 * time.Millisecond})
+	c, err := New(context.Background(), Config{Topology: testTopo(t), Driver: drv, Clock: clk, Grace: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

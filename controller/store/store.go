@@ -1,0 +1,201 @@
+// Package store keeps the controller's state in an embedded bbolt
+// database: the topology, every tunnel with its owner, request and tree,
+// and the multicast group memberships. The controller writes here before
+// it touches a switch, so after a crash it can put everything back.
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/tunnels"
+)
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketTunnels = []byte("tunnels")
+	bucketGroups  = []byte("groups")
+	keyTopology   = []byte("topology")
+	keyVersion    = []byte("version")
+	keyNextID     = []byte("next_id")
+)
+
+const schemaVersion = "1"
+
+// Store is a bbolt-backed tunnels.Store.
+type Store struct {
+	db *bolt.DB
+}
+
+var _ tunnels.Store = (*Store)(nil)
+
+// Open opens (or creates) the database in dir.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	path := filepath.Join(dir, "xlane.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketTunnels, bucketGroups} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get(keyVersion); {
+		case v == nil:
+			return meta.Put(keyVersion, []byte(schemaVersion))
+		case string(v) != schemaVersion:
+			return fmt.Errorf("schema version %q, this controller reads %q", v, schemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Topology returns the stored topology, or nil if none is stored.
+func (s *Store) Topology() (*te.TopologySpec, error) {
+	var spec *te.TopologySpec
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(keyTopology)
+		if v == nil {
+			return nil
+		}
+		spec = &te.TopologySpec{}
+		return json.Unmarshal(v, spec)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: topology: %w", err)
+	}
+	return spec, nil
+}
+
+// SetTopology stores the topology. If one is stored already and differs,
+// it fails: the stored tunnels were planned on it.
+func (s *Store) SetTopology(spec te.TopologySpec) error {
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("store: topology: %w", err)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if old := meta.Get(keyTopology); old != nil && !bytes.Equal(old, data) && tx.Bucket(bucketTunnels).Stats().KeyN > 0 {
+			return errors.New("store: the topology differs from the stored one, which tunnels were planned on; release them or use a new data directory")
+		}
+		return meta.Put(keyTopology, data)
+	})
+}
+
+func idKey(id uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], id)
+	return k[:]
+}
+
+// Save implements tunnels.Store: one bbolt transaction, synced to disk.
+func (s *Store) Save(w tunnels.Writes) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		tb := tx.Bucket(bucketTunnels)
+		meta := tx.Bucket(bucketMeta)
+		next := uint64(0)
+		if v := meta.Get(keyNextID); len(v) == 8 {
+			next = binary.BigEndian.Uint64(v)
+		}
+		for _, t := range w.Put {
+			next = max(next, t.Tunnel.ID+1)
+		}
+		if err := meta.Put(keyNextID, idKey(next)); err != nil {
+			return err
+		}
+		for _, id := range w.Delete {
+			if err := tb.Delete(idKey(id)); err != nil {
+				return err
+			}
+		}
+		for _, t := range w.Put {
+			data, err := json.Marshal(t)
+			if err != nil {
+				return fmt.Errorf("tunnel %d: %w", t.Tunnel.ID, err)
+			}
+			if err := tb.Put(idKey(t.Tunnel.ID), data); err != nil {
+				return err
+			}
+		}
+		gb := tx.Bucket(bucketGroups)
+		for g, ms := range w.Groups {
+			key := []byte(g.String())
+			if len(ms) == 0 {
+				if err := gb.Delete(key); err != nil {
+					return err
+				}
+				continue
+			}
+			data, err := json.Marshal(ms)
+			if err != nil {
+				return err
+			}
+			if err := gb.Put(key, data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Load implements tunnels.Store.
+func (s *Store) Load() (tunnels.Snapshot, error) {
+	snap := tunnels.Snapshot{Groups: map[netip.AddrPort][]netip.Addr{}}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyNextID); len(v) == 8 {
+			snap.NextID = binary.BigEndian.Uint64(v)
+		}
+		err := tx.Bucket(bucketTunnels).ForEach(func(k, v []byte) error {
+			var t tunnels.StoredTunnel
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("tunnel %x: %w", k, err)
+			}
+			snap.Tunnels = append(snap.Tunnels, t)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketGroups).ForEach(func(k, v []byte) error {
+			g, err := netip.ParseAddrPort(string(k))
+			if err != nil {
+				return fmt.Errorf("group %q: %w", k, err)
+			}
+			var ms []netip.Addr
+			if err := json.Unmarshal(v, &ms); err != nil {
+				return fmt.Errorf("group %s: %w", g, err)
+			}
+			snap.Groups[g] = ms
+			return nil
+		})
+	})
+	if err != nil {
+		return tunnels.Snapshot{}, fmt.Errorf("store: load: %w", err)
+	}
+	return snap, nil
+}

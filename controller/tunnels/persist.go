@@ -1,0 +1,144 @@
+package tunnels
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/southbound"
+)
+
+// Store keeps the controller's state durable. Save applies one batch of
+// writes atomically; the controller saves before it touches a switch.
+type Store interface {
+	Save(w Writes) error
+	Load() (Snapshot, error)
+}
+
+// StoredTunnel is one tunnel as the store keeps it.
+type StoredTunnel struct {
+	Owner   string    `json:"owner"`
+	Request Request   `json:"request"`
+	Tunnel  te.Tunnel `json:"tunnel"`
+}
+
+// Snapshot is the whole stored state.
+type Snapshot struct {
+	Tunnels []StoredTunnel
+	Groups  map[netip.AddrPort][]netip.Addr
+	NextID  uint64 // above every id ever stored
+}
+
+// Writes is one atomic batch.
+type Writes struct {
+	Put    []StoredTunnel
+	Delete []uint64
+	Groups map[netip.AddrPort][]netip.Addr // replaced wholesale; an empty list deletes
+}
+
+func (c *Controller) stored(rec *record, t te.Tunnel) StoredTunnel {
+	return StoredTunnel{Owner: rec.owner, Request: rec.req, Tunnel: t}
+}
+
+// save writes w if the controller has a store.
+func (c *Controller) save(w Writes) error {
+	if c.store == nil {
+		return nil
+	}
+	if err := c.store.Save(w); err != nil {
+		return fmt.Errorf("%w: saving state: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// restore loads the stored state into a new controller: the engine gets
+// the stored trees back (same ids), and every switch is reconciled to
+// the rules they need.
+func (c *Controller) restore(ctx context.Context) error {
+	snap, err := c.store.Load()
+	if err != nil {
+		return fmt.Errorf("tunnels: load state: %w", err)
+	}
+	for g, ms := range snap.Groups {
+		c.groups[g] = map[netip.Addr]bool{}
+		for _, m := range ms {
+			c.groups[g][m] = true
+		}
+	}
+	ts := make([]te.Tunnel, 0, len(snap.Tunnels))
+	for _, st := range snap.Tunnels {
+		x := st.Tunnel
+		if x.RequestedPeriodNs == 0 {
+			x.RequestedPeriodNs = st.Request.PeriodUs * 1000
+		}
+		ts = append(ts, x)
+	}
+	installed, err := c.engine.Install(ts)
+	if err != nil {
+		return fmt.Errorf("tunnels: stored tunnels do not fit the topology: %w", err)
+	}
+	c.engine.SetNextID(snap.NextID)
+	for i, st := range snap.Tunnels {
+		rec := &record{owner: st.Owner, req: st.Request, tun: installed[i]}
+		if rec.rules, err = c.rulesFor(rec, installed[i], c.meterRate(installed[i])); err != nil {
+			return err
+		}
+		c.recs[installed[i].ID] = rec
+	}
+	return c.reconcileAll(ctx)
+}
+
+// desired is the full state one switch should hold.
+func (c *Controller) desired(sw string) southbound.SwitchState {
+	var st southbound.SwitchState
+	for _, rec := range c.recs {
+		if r, ok := rec.rules[sw]; ok {
+			st.Rules = append(st.Rules, r)
+		}
+	}
+	slices.SortFunc(st.Rules, func(a, b southbound.TunnelRule) int { return int(a.Tunnel - b.Tunnel) })
+	return st
+}
+
+// switches lists the topology's switch names.
+func (c *Controller) switches() []string {
+	var out []string
+	for _, n := range c.topo.Nodes {
+		if n.Kind == te.KindSwitch {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
+// reconcileAll makes every switch equal to the desired state.
+func (c *Controller) reconcileAll(ctx context.Context) error {
+	var firstErr error
+	for _, sw := range c.switches() {
+		if err := c.drv.Reconcile(ctx, sw, c.desired(sw)); err != nil {
+			c.needsReconcile[sw] = true
+			c.log.Warn("reconcile failed", "switch", sw, "err", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		delete(c.needsReconcile, sw)
+	}
+	return firstErr
+}
+
+// Reconcile makes one switch equal to the desired state; the driver calls
+// it after the switch (re)connects.
+func (c *Controller) Reconcile(ctx context.Context, sw string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.drv.Reconcile(ctx, sw, c.desired(sw)); err != nil {
+		c.needsReconcile[sw] = true
+		return err
+	}
+	delete(c.needsReconcile, sw)
+	return nil
+}
