@@ -69,7 +69,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	c := &Controller{
 		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
 		engine: te.NewEngine(cfg.Topology), store: cfg.Store,
-		recs:   map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
+		recs: map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
 		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{},
 		needsReconcile: map[string]bool{},
 	}
