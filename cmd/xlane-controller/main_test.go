@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/tunnels"
+)
+
+const topoJSON = `{"max_frame_bytes":1000,"sublanes":2,
+ "nodes":[{"name":"h1","kind":"host","ipv4":"10.0.0.1"},{"name":"s1","kind":"switch"},{"name":"s2","kind":"switch"},
+          {"name":"h2","kind":"host","ipv4":"10.0.0.2"},{"name":"h3","kind":"host","ipv4":"10.0.0.3"}],
+ "links":[
+  {"from":"h1","to":"s1","bandwidth_bps":1000000000,"queue_bytes":10000,"min_latency_ns":1000,"max_jitter_ns":100},
+  {"from":"s1","to":"h1","bandwidth_bps":1000000000,"queue_bytes":10000,"min_latency_ns":1000,"max_jitter_ns":100},
+  {"from":"s1","to":"s2","bandwidth_bps":1000000000,"queue_bytes":10000,"min_latency_ns":1000,"max_jitter_ns":100},
+  {"from":"s2","to":"s1","bandwidth_bps":1000000000,"queue_bytes":10000,"min_latency_ns":1000,"max_jitter_ns":100},
+  {"from":"s2","to":"h2","bandwidth_bps":1000000000,"queue_bytes":10000,"min_latency_ns":1000,"max_jitter_ns":100},
+  {"from":"h2","to":"s2","bandwidth_bps":1000000000,"queue_bytes":10000,"min_latency_ns":1000,"max_jitter_ns":100},
+  {"from":"s2","to":"h3","bandwidth_bps":1000000000,"queue_bytes":10000,"min_latency_ns":1000,"max_jitter_ns":100},
+  {"from":"h3","to":"s2","bandwidth_bps":1000000000,"queue_bytes":10000,"min_latency_ns":1000,"max_jitter_ns":100}]}`
+
+// build compiles the daemon once per test binary run.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "xlane-controller")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+var addrRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// launch starts the daemon and returns it with the address it listens on.
+func launch(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+		close(found)
+	}()
+	select {
+	case a, ok := <-found:
+		if !ok {
+			cmd.Wait()
+			t.Fatal("daemon exited before listening")
+		}
+		go io.Copy(io.Discard, stderr)
+		return cmd, a
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("daemon did not start")
+	}
+	return nil, ""
+}
+
+// TestKill9AndRestart kills the daemon with SIGKILL in the middle of its
+// life and checks that the restarted daemon has every tunnel and group,
+// hands out fresh ids, and that a service's watch stream resumes.
+func TestKill9AndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	topo := filepath.Join(dir, "topo.json")
+	if err := os.WriteFile(topo, []byte(topoJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	cmd, addr := launch(t, bin, "--listen", "127.0.0.1:0", "--topology", topo, "--data-dir", data, "--grace", "50ms")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fd, err := client.Dial(addr, "fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	live := make(chan bool, 8)
+	ups := make(chan *pb.Upcall, 64)
+	wctx, wcancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = fd.Watch(wctx, func(u *pb.Upcall) { ups <- u }, func(first bool) { live <- first })
+	}()
+	defer func() { wcancel(); wg.Wait() }()
+	<-live
+
+	h1, h2, h3 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
+	group := netip.AddrPortFrom(netip.MustParseAddr("239.5.5.5"), 5555)
+	for _, m := range []netip.Addr{h2, h3} {
+		if err := fd.JoinGroup(ctx, group, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []uint64
+	for i, r := range []tunnels.Request{
+		{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 26},
+		{Sender: h1, Receiver: group, LoadsizeBytes: 64, PeriodUs: 500, Sublane: 1},
+		{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 900, PeriodUs: 1000},
+	} {
+		res, err := fd.RequestBandwidth(ctx, r)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		ids = append(ids, res.TunnelID)
+	}
+	before, err := fd.ListTunnels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	// Same address, same data directory, no topology flag: all from disk.
+	cmd2, _ := launch(t, bin, "--listen", addr, "--data-dir", data, "--grace", "50ms")
+	defer func() { cmd2.Process.Signal(syscall.SIGTERM); cmd2.Wait() }()
+	select {
+	case first := <-live:
+		if first {
+			t.Fatal("resubscription reported as first")
+		}
+	case <-ctx.Done():
+		t.Fatal("watch did not resume after the restart")
+	}
+	after, err := fd.ListTunnels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strip := func(rs []tunnels.Resources) []tunnels.Resources {
+		out := slices.Clone(rs)
+		for i := range out {
+			out[i].NotBefore = time.Time{}
+		}
+		return out
+	}
+	if !slices.Equal(strip(after), strip(before)) {
+		t.Fatalf("after restart:\n%+v\nbefore:\n%+v", after, before)
+	}
+	res, err := fd.RequestBandwidth(ctx, tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7002), LoadsizeBytes: 10, PeriodUs: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(ids, res.TunnelID) {
+		t.Fatalf("id %d handed out twice", res.TunnelID)
+	}
+	// The group survived: leaving it re-plans the multicast tunnel.
+	if err := fd.LeaveGroup(ctx, group, h3); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigErrorsAreClear(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\ngrace: forever\n"), 0o644)
+	out, err := exec.Command(bin, "--config", cfg, "--data-dir", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "grace (line 2)") {
+		t.Fatalf("err %v, output %q", err, out)
+	}
+	out, err = exec.Command(bin, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "d")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no topology") {
+		t.Fatalf("err %v, output %q", err, out)
+	}
+	out, _ = exec.Command(bin, "--help").CombinedOutput()
+	for _, opt := range []string{"--config", "--listen", "--topology", "--data-dir", "--grace", "--driver", "--insecure", "--log-level"} {
+		if !strings.Contains(string(out), opt) {
+			t.Errorf("--help does not document %s", opt)
+		}
+	}
+}

@@ -1,0 +1,138 @@
+// Package config reads the controller daemon's YAML configuration.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Config is the daemon's configuration file (docs/controller.md).
+type Config struct {
+	// Listen is the gRPC service API address.
+	Listen string `yaml:"listen"`
+	// Topology is the topology file (te format). Optional after the first
+	// start: the data directory keeps the topology.
+	Topology string `yaml:"topology"`
+	// DataDir holds the durable state (bbolt).
+	DataDir string `yaml:"data_dir"`
+	// Grace is how long old resources stay guaranteed after a change.
+	Grace Duration `yaml:"grace"`
+	// Driver selects the southbound driver. Only "memory" (switches
+	// simulated in the process, for tests and demos) exists so far.
+	Driver string `yaml:"driver"`
+	// Insecure allows plain-text gRPC on a non-loopback address.
+	Insecure bool `yaml:"insecure"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+}
+
+// Duration is a time.Duration written as "100ms" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return errors.New("expected a duration such as \"100ms\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Defaults returns the configuration used for fields the file leaves out.
+func Defaults() Config {
+	return Config{Listen: "127.0.0.1:7700", DataDir: "/var/lib/xlane", Grace: Duration(100 * time.Millisecond), Driver: "memory", LogLevel: "info"}
+}
+
+// Parse reads a YAML configuration over the defaults. Unknown or repeated
+// keys are errors, so a typo does not silently fall back to a default, and
+// every error names the key and its line.
+func Parse(r io.Reader) (Config, error) {
+	c := Defaults()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	var root yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return c, c.Validate()
+		}
+		return c, fmt.Errorf("config: %w", err)
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
+		return c, c.Validate()
+	}
+	if doc.Kind != yaml.MappingNode {
+		return c, fmt.Errorf("config: line %d: expected keys and values", doc.Line)
+	}
+	fields := map[string]any{
+		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace,
+		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel,
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		k, v := doc.Content[i], doc.Content[i+1]
+		p, ok := fields[k.Value]
+		if !ok {
+			return c, fmt.Errorf("config: line %d: unknown key %q", k.Line, k.Value)
+		}
+		if seen[k.Value] {
+			return c, fmt.Errorf("config: line %d: key %q given twice", k.Line, k.Value)
+		}
+		seen[k.Value] = true
+		if err := v.Decode(p); err != nil {
+			return c, fmt.Errorf("config: %s (line %d): %v", k.Value, v.Line, err)
+		}
+	}
+	return c, c.Validate()
+}
+
+// Validate checks every field and names the first bad one.
+func (c Config) Validate() error {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil || port == "" {
+		return fmt.Errorf("config: listen: %q is not host:port", c.Listen)
+	}
+	if !c.Insecure && !isLoopback(host) {
+		return fmt.Errorf("config: listen: %q is not a loopback address; plain-text gRPC needs insecure: true there (TLS is not implemented yet)", c.Listen)
+	}
+	if c.DataDir == "" {
+		return errors.New("config: data_dir: must not be empty")
+	}
+	if c.Grace < 0 || time.Duration(c.Grace) > time.Minute {
+		return fmt.Errorf("config: grace: %v must be between 0 and 1m", time.Duration(c.Grace))
+	}
+	if c.Driver != "memory" {
+		return fmt.Errorf("config: driver: %q is not available (only \"memory\" so far)", c.Driver)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log_level: %q must be debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

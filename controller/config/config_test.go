@@ -1,0 +1,52 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	c, err := Parse(strings.NewReader("listen: 127.0.0.1:9000\ngrace: 250ms\ndata_dir: /tmp/x\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9000" || time.Duration(c.Grace) != 250*time.Millisecond || c.Driver != "memory" {
+		t.Fatalf("config = %+v", c)
+	}
+	if c, err := Parse(strings.NewReader("")); err != nil || c != Defaults() {
+		t.Fatalf("empty file: %+v, %v", c, err)
+	}
+	for in, want := range map[string]string{
+		"listn: 1":                          "listn",
+		"grace: soon":                       "grace",
+		"grace: -1s":                        "grace",
+		"listen: 0.0.0.0:7700":              "loopback",
+		"listen: nonsense":                  "listen",
+		"driver: openflow":                  "driver",
+		"log_level: loud":                   "log_level",
+		"data_dir: ''":                      "data_dir",
+		"listen: [1, 2]":                    "listen",
+		"listen: 0.0.0.0:7700\ninsecure: 3": "insecure",
+	} {
+		if _, err := Parse(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want it to name %q", in, err, want)
+		}
+	}
+	if _, err := Parse(strings.NewReader("listen: 0.0.0.0:7700\ninsecure: true")); err != nil {
+		t.Errorf("insecure non-loopback refused: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("listen: 127.0.0.1:9000\ngrace: 250ms\n")
+	f.Add("driver: memory\nlog_level: debug\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := Parse(strings.NewReader(in))
+		if err == nil {
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a config Validate rejects: %v", verr)
+			}
+		}
+	})
+}
