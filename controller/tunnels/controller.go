@@ -201,45 +201,41 @@ func installedRate(rules map[string]southbound.TunnelRule) uint64 {
 	return 0
 }
 
-// pending is the switch and upcall work for tunnels whose resources an
+// pending is the switch and upcall work for a tunnel whose resources an
 // operation changed.
 type pending struct {
 	rec   *record
 	tun   te.Tunnel
 	rules map[string]southbound.TunnelRule
+	lower bool // the meter must drop to the new rate when the grace ends
 }
 
 // planChanges adds to p, for every changed tunnel, the state that serves
-// both its old and its new resources: the new tree with the higher of the
-// two meter rates. The lower rate follows when the grace period ends.
+// both its old and its new resources. TE never moves another tunnel's
+// tree, so only the meter can change: a higher rate (shorter period) is
+// installed now, a lower one when the grace period ends.
 func (c *Controller) planChanges(p *plan, changes []te.Change) ([]pending, error) {
-	var out []pending
+	out := make([]pending, 0, len(changes))
 	for _, ch := range changes {
 		rec := c.recs[ch.ID]
-		t, _ := c.engine.Tunnel(ch.ID)
-		rate := max(c.meterRate(t), installedRate(rec.rules))
-		want, err := c.rulesFor(rec, t, rate)
-		if err != nil {
-			return nil, err
+		t := rec.tun
+		t.PeriodNs, t.MinLatencyNs, t.MaxJitterNs = ch.New.PeriodNs, ch.New.MinLatencyNs, ch.New.MaxJitterNs
+		pc := pending{rec: rec, tun: t, rules: rec.rules}
+		rate, installed := c.meterRate(t), installedRate(rec.rules)
+		switch {
+		case rate > installed:
+			want, err := c.rulesFor(rec, t, rate)
+			if err != nil {
+				return nil, err
+			}
+			p.diff(ch.ID, rec.rules, want)
+			pc.rules = want
+		case rate < installed:
+			pc.lower = true
 		}
-		p.diff(ch.ID, rec.rules, want)
-		out = append(out, pending{rec: rec, tun: t, rules: want})
+		out = append(out, pc)
 	}
 	return out, nil
-}
-
-// persisted returns the store writes for changed tunnels: their new
-// parameters (next) or the ones they had (!next).
-func (c *Controller) persisted(ps []pending, next bool) []StoredTunnel {
-	out := make([]StoredTunnel, 0, len(ps))
-	for _, pc := range ps {
-		t := pc.rec.tun
-		if next {
-			t = pc.tun
-		}
-		out = append(out, c.stored(pc.rec, t))
-	}
-	return out
 }
 
 // commit records changed tunnels, tells their services, and schedules the
@@ -253,7 +249,9 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 			Kind: BandwidthChanged, TunnelID: pc.tun.ID, Resources: c.resources(pc.tun, now),
 			Reason: ReasonTE, GraceUntil: until,
 		})
-		c.armGrace(pc.tun.ID)
+		if pc.lower {
+			c.armGrace(pc.tun.ID)
+		}
 	}
 }
 
@@ -279,11 +277,11 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (Reso
 		p.diff(t.ID, nil, want)
 		var ps []pending
 		if ps, err = c.planChanges(p, changes); err == nil {
-			if err = c.save(Writes{Put: append(c.persisted(ps, true), c.stored(rec, t))}); err != nil {
+			if err = c.save(Writes{Put: []StoredTunnel{c.stored(rec, t)}}); err != nil {
 				goto undo
 			}
 			if err = c.apply(ctx, p); err != nil {
-				c.saveOrLog(Writes{Put: c.persisted(ps, false), Delete: []uint64{t.ID}})
+				c.saveOrLog(Writes{Delete: []uint64{t.ID}})
 			} else {
 				now := c.clock.Now()
 				rec.tun, rec.rules = t, want
@@ -346,9 +344,9 @@ func (c *Controller) remove(ctx context.Context, rec *record) error {
 	p.diff(id, rec.rules, nil)
 	ps, err := c.planChanges(p, changes)
 	if err == nil {
-		if err = c.save(Writes{Put: c.persisted(ps, true), Delete: []uint64{id}}); err == nil {
+		if err = c.save(Writes{Delete: []uint64{id}}); err == nil {
 			if err = c.apply(ctx, p); err != nil {
-				c.saveOrLog(Writes{Put: append(c.persisted(ps, false), c.stored(rec, rec.tun))})
+				c.saveOrLog(Writes{Put: []StoredTunnel{c.stored(rec, rec.tun)}})
 			}
 		}
 	}
@@ -397,11 +395,11 @@ func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.R
 		p.diff(t.ID, rec.rules, want)
 		var ps []pending
 		if ps, err = c.planChanges(p, changes); err == nil {
-			if err = c.save(Writes{Put: append(c.persisted(ps, true), c.stored(next, t))}); err != nil {
+			if err = c.save(Writes{Put: []StoredTunnel{c.stored(next, t)}}); err != nil {
 				goto undo
 			}
 			if err = c.apply(ctx, p); err != nil {
-				c.saveOrLog(Writes{Put: append(c.persisted(ps, false), c.stored(rec, old))})
+				c.saveOrLog(Writes{Put: []StoredTunnel{c.stored(rec, old)}})
 			} else {
 				now := c.clock.Now()
 				rec.req, rec.tun, rec.rules = r, t, want

@@ -17,7 +17,9 @@ type Store interface {
 	Load() (Snapshot, error)
 }
 
-// StoredTunnel is one tunnel as the store keeps it.
+// StoredTunnel is one tunnel as the store keeps it: only what X-ADJ needs
+// to recompute it (owner, request, tree, requested period), so another
+// tunnel's admission, which changes this one's bounds, writes nothing.
 type StoredTunnel struct {
 	Owner   string    `json:"owner"`
 	Request Request   `json:"request"`
@@ -39,6 +41,10 @@ type Writes struct {
 }
 
 func (c *Controller) stored(rec *record, t te.Tunnel) StoredTunnel {
+	if t.RequestedPeriodNs == 0 {
+		t.RequestedPeriodNs = rec.req.PeriodUs * 1000
+	}
+	t.PeriodNs, t.MinLatencyNs, t.MaxJitterNs = t.RequestedPeriodNs, 0, 0
 	return StoredTunnel{Owner: rec.owner, Request: rec.req, Tunnel: t}
 }
 
@@ -142,3 +148,13 @@ func (c *Controller) Reconcile(ctx context.Context, sw string) error {
 	delete(c.needsReconcile, sw)
 	return nil
 }
+
+// Desired returns the express state switch sw should hold now.
+func (c *Controller) Desired(sw string) southbound.SwitchState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.desired(sw)
+}
+
+// Switches lists the topology's switches.
+func (c *Controller) Switches() []string { return c.switches() }

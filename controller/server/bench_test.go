@@ -1,0 +1,151 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/server"
+	"github.com/xlane/xlane/controller/store"
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/te/topogen"
+	"github.com/xlane/xlane/controller/te/workload"
+	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/southbound/memory"
+)
+
+// BenchmarkGRPCAdmissions measures admissions per second through the gRPC
+// API on a k=8 fat-tree already holding 10,000 tunnels (owned by 50
+// services that all watch their upcalls), with the in-memory driver and
+// the bbolt store as the daemon runs them. Each op is one
+// RequestBandwidth; the tunnel is released again outside the timer. It
+// also reports the p99 delay from a change to the arrival of its upcall
+// at the watching client.
+func BenchmarkGRPCAdmissions(b *testing.B) {
+	spec, err := topogen.FatTree(8, topogen.Defaults())
+	if err != nil {
+		b.Fatal(err)
+	}
+	topo, err := te.NewTopology(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sws []string
+	for _, n := range topo.Nodes {
+		if n.Kind == te.KindSwitch {
+			sws = append(sws, n.Name)
+		}
+	}
+	st, err := store.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	grace := 100 * time.Millisecond
+	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo, Driver: memory.New(sws...), Store: st, Grace: grace})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ip := func(name string) netip.Addr { id, _ := topo.NodeByName(name); return topo.Nodes[id].IPv4 }
+	toReq := func(r te.Request, port uint16) tunnels.Request {
+		return tunnels.Request{Sender: ip(r.Sender), Receiver: netip.AddrPortFrom(ip(r.Receivers[0]), port),
+			LoadsizeBytes: r.LoadsizeBytes, PeriodUs: r.PeriodNs / 1000, Sublane: r.Sublane}
+	}
+	mix := workload.Coordination()
+	mix.MulticastShare = 0 // multicast goes through groups; unicast keeps the setup simple
+	ctx := context.Background()
+	n := 0
+	for i, r := range workload.Requests(topo, mix, 30_000, 1) {
+		if n == 10_000 {
+			break
+		}
+		if _, err := ctl.Request(ctx, fmt.Sprintf("svc%d", i%50), toReq(r, uint16(1000+i%50000))); err == nil {
+			n++
+		}
+	}
+	if n < 10_000 {
+		b.Fatalf("only %d tunnels fit", n)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := grpc.NewServer()
+	server.New(ctl).Register(g)
+	go func() { _ = g.Serve(lis) }()
+	defer func() { ctl.Close(); g.Stop() }()
+
+	// Watchers measure upcall delay: GraceUntil − grace is when the
+	// controller committed the change.
+	var delaysMu sync.Mutex
+	var delays []time.Duration
+	wctx, wcancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := range 50 {
+		c, err := client.Dial(lis.Addr().String(), fmt.Sprintf("svc%d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		ready := make(chan bool, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = c.Watch(wctx, func(u *pb.Upcall) {
+				if ch := u.GetChanged(); ch != nil {
+					d := time.Since(ch.GraceUntil.AsTime().Add(-grace))
+					delaysMu.Lock()
+					delays = append(delays, d)
+					delaysMu.Unlock()
+				}
+			}, func(bool) { ready <- true })
+		}()
+		<-ready
+	}
+	defer func() { wcancel(); wg.Wait() }()
+
+	reqs := workload.Requests(topo, mix, 4096, 2)
+	admitter, err := client.Dial(lis.Addr().String(), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer admitter.Close()
+	var admitted atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var busy time.Duration
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		res, err := admitter.RequestBandwidth(ctx, toReq(reqs[i%len(reqs)], 60000))
+		busy += time.Since(t0)
+		if err == nil {
+			admitted.Add(1)
+			b.StopTimer()
+			if err := admitter.ReleaseBandwidth(ctx, res.TunnelID); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	_ = start
+	b.ReportMetric(float64(b.N)/busy.Seconds(), "admissions/s")
+	time.Sleep(200 * time.Millisecond) // the last upcalls arrive
+	delaysMu.Lock()
+	defer delaysMu.Unlock()
+	if len(delays) > 0 {
+		slices.Sort(delays)
+		b.ReportMetric(float64(delays[len(delays)*99/100].Microseconds())/1000, "p99-upcall-ms")
+		b.ReportMetric(float64(len(delays))/float64(b.N), "upcalls/op")
+	}
+}
