@@ -140,12 +140,14 @@ func (c *Client) Watch(ctx context.Context, fn func(*pb.Upcall), subscribed func
 				}
 				first = false
 				for {
-					var u *pb.Upcall
-					if u, err = stream.Recv(); err != nil {
+					var resp *pb.WatchResponse
+					if resp, err = stream.Recv(); err != nil {
 						break
 					}
 					backoff = 50 * time.Millisecond
-					fn(u)
+					for _, u := range resp.Upcalls {
+						fn(u)
+					}
 				}
 			}
 		}

@@ -215,8 +215,12 @@ func (s *Server) ListTunnels(ctx context.Context, _ *pb.ListTunnelsRequest) (*pb
 	return out, nil
 }
 
-// Watch implements pb.ControllerServer.
-func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.Upcall]) error {
+// watchBatch caps how many upcalls one Watch response carries.
+const watchBatch = 256
+
+// Watch implements pb.ControllerServer. Upcalls that queued up while the
+// previous response was being sent go out together in the next one.
+func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	svc, err := service(stream.Context())
 	if err != nil {
 		return err
@@ -227,18 +231,34 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 	if err := stream.SendHeader(metadata.Pairs("xlane-watch", "subscribed")); err != nil {
 		return err
 	}
+	closed := func() error {
+		if sub.Dropped() {
+			return status.Error(codes.ResourceExhausted, "watch fell behind; subscribe again and list tunnels")
+		}
+		return status.Error(codes.Unavailable, "controller shutting down")
+	}
 	for {
 		select {
 		case <-stream.Context().Done():
 			return nil
 		case u, ok := <-sub.C:
 			if !ok {
-				if sub.Dropped() {
-					return status.Error(codes.ResourceExhausted, "watch fell behind; subscribe again and list tunnels")
-				}
-				return status.Error(codes.Unavailable, "controller shutting down")
+				return closed()
 			}
-			if err := stream.Send(upcallPB(u)); err != nil {
+			resp := &pb.WatchResponse{Upcalls: []*pb.Upcall{upcallPB(u)}}
+		drain:
+			for len(resp.Upcalls) < watchBatch {
+				select {
+				case u, ok := <-sub.C:
+					if !ok {
+						break drain
+					}
+					resp.Upcalls = append(resp.Upcalls, upcallPB(u))
+				default:
+					break drain
+				}
+			}
+			if err := stream.Send(resp); err != nil {
 				return err
 			}
 		}

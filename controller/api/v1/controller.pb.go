@@ -671,6 +671,50 @@ func (*WatchRequest) Descriptor() ([]byte, []int) {
 	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{11}
 }
 
+type WatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Upcalls       []*Upcall              `protobuf:"bytes,1,rep,name=upcalls,proto3" json:"upcalls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_controller_api_v1_controller_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_controller_api_v1_controller_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *WatchResponse) GetUpcalls() []*Upcall {
+	if x != nil {
+		return x.Upcalls
+	}
+	return nil
+}
+
 type BandwidthChanged struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Resources *Resources             `protobuf:"bytes,1,opt,name=resources,proto3" json:"resources,omitempty"`
@@ -683,7 +727,7 @@ type BandwidthChanged struct {
 
 func (x *BandwidthChanged) Reset() {
 	*x = BandwidthChanged{}
-	mi := &file_controller_api_v1_controller_proto_msgTypes[12]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +739,7 @@ func (x *BandwidthChanged) String() string {
 func (*BandwidthChanged) ProtoMessage() {}
 
 func (x *BandwidthChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_controller_api_v1_controller_proto_msgTypes[12]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +752,7 @@ func (x *BandwidthChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BandwidthChanged.ProtoReflect.Descriptor instead.
 func (*BandwidthChanged) Descriptor() ([]byte, []int) {
-	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{12}
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BandwidthChanged) GetResources() *Resources {
@@ -742,7 +786,7 @@ type BandwidthTerminated struct {
 
 func (x *BandwidthTerminated) Reset() {
 	*x = BandwidthTerminated{}
-	mi := &file_controller_api_v1_controller_proto_msgTypes[13]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +798,7 @@ func (x *BandwidthTerminated) String() string {
 func (*BandwidthTerminated) ProtoMessage() {}
 
 func (x *BandwidthTerminated) ProtoReflect() protoreflect.Message {
-	mi := &file_controller_api_v1_controller_proto_msgTypes[13]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +811,7 @@ func (x *BandwidthTerminated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BandwidthTerminated.ProtoReflect.Descriptor instead.
 func (*BandwidthTerminated) Descriptor() ([]byte, []int) {
-	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{13}
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BandwidthTerminated) GetTunnelId() uint64 {
@@ -797,7 +841,7 @@ type Upcall struct {
 
 func (x *Upcall) Reset() {
 	*x = Upcall{}
-	mi := &file_controller_api_v1_controller_proto_msgTypes[14]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +853,7 @@ func (x *Upcall) String() string {
 func (*Upcall) ProtoMessage() {}
 
 func (x *Upcall) ProtoReflect() protoreflect.Message {
-	mi := &file_controller_api_v1_controller_proto_msgTypes[14]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +866,7 @@ func (x *Upcall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Upcall.ProtoReflect.Descriptor instead.
 func (*Upcall) Descriptor() ([]byte, []int) {
-	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{14}
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Upcall) GetKind() isUpcall_Kind {
@@ -905,7 +949,9 @@ const file_controller_api_v1_controller_proto_rawDesc = "" +
 	"\x12ListTunnelsRequest\"O\n" +
 	"\x13ListTunnelsResponse\x128\n" +
 	"\atunnels\x18\x01 \x03(\v2\x1e.xlane.controller.v1.ResourcesR\atunnels\"\x0e\n" +
-	"\fWatchRequest\"\xc2\x01\n" +
+	"\fWatchRequest\"F\n" +
+	"\rWatchResponse\x125\n" +
+	"\aupcalls\x18\x01 \x03(\v2\x1b.xlane.controller.v1.UpcallR\aupcalls\"\xc2\x01\n" +
 	"\x10BandwidthChanged\x12<\n" +
 	"\tresources\x18\x01 \x01(\v2\x1e.xlane.controller.v1.ResourcesR\tresources\x123\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x1b.xlane.controller.v1.ReasonR\x06reason\x12;\n" +
@@ -923,7 +969,7 @@ const file_controller_api_v1_controller_proto_rawDesc = "" +
 	"\x06Reason\x12\r\n" +
 	"\tREASON_TE\x10\x00\x12\x16\n" +
 	"\x12REASON_BW_EXCEEDED\x10\x01\x12\x14\n" +
-	"\x10REASON_BW_UNUSED\x10\x022\x95\x05\n" +
+	"\x10REASON_BW_UNUSED\x10\x022\x9c\x05\n" +
 	"\n" +
 	"Controller\x12`\n" +
 	"\x10RequestBandwidth\x12,.xlane.controller.v1.RequestBandwidthRequest\x1a\x1e.xlane.controller.v1.Resources\x12o\n" +
@@ -932,8 +978,8 @@ const file_controller_api_v1_controller_proto_rawDesc = "" +
 	"\tJoinGroup\x12!.xlane.controller.v1.GroupRequest\x1a\".xlane.controller.v1.GroupResponse\x12S\n" +
 	"\n" +
 	"LeaveGroup\x12!.xlane.controller.v1.GroupRequest\x1a\".xlane.controller.v1.GroupResponse\x12`\n" +
-	"\vListTunnels\x12'.xlane.controller.v1.ListTunnelsRequest\x1a(.xlane.controller.v1.ListTunnelsResponse\x12I\n" +
-	"\x05Watch\x12!.xlane.controller.v1.WatchRequest\x1a\x1b.xlane.controller.v1.Upcall0\x01B7Z5github.com/xlane/xlane/controller/api/v1;controllerv1b\x06proto3"
+	"\vListTunnels\x12'.xlane.controller.v1.ListTunnelsRequest\x1a(.xlane.controller.v1.ListTunnelsResponse\x12P\n" +
+	"\x05Watch\x12!.xlane.controller.v1.WatchRequest\x1a\".xlane.controller.v1.WatchResponse0\x01B7Z5github.com/xlane/xlane/controller/api/v1;controllerv1b\x06proto3"
 
 var (
 	file_controller_api_v1_controller_proto_rawDescOnce sync.Once
@@ -948,7 +994,7 @@ func file_controller_api_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_controller_api_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_controller_api_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_controller_api_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_controller_api_v1_controller_proto_goTypes = []any{
 	(Reason)(0),                      // 0: xlane.controller.v1.Reason
 	(*Endpoint)(nil),                 // 1: xlane.controller.v1.Endpoint
@@ -963,43 +1009,45 @@ var file_controller_api_v1_controller_proto_goTypes = []any{
 	(*ListTunnelsRequest)(nil),       // 10: xlane.controller.v1.ListTunnelsRequest
 	(*ListTunnelsResponse)(nil),      // 11: xlane.controller.v1.ListTunnelsResponse
 	(*WatchRequest)(nil),             // 12: xlane.controller.v1.WatchRequest
-	(*BandwidthChanged)(nil),         // 13: xlane.controller.v1.BandwidthChanged
-	(*BandwidthTerminated)(nil),      // 14: xlane.controller.v1.BandwidthTerminated
-	(*Upcall)(nil),                   // 15: xlane.controller.v1.Upcall
-	(*timestamppb.Timestamp)(nil),    // 16: google.protobuf.Timestamp
+	(*WatchResponse)(nil),            // 13: xlane.controller.v1.WatchResponse
+	(*BandwidthChanged)(nil),         // 14: xlane.controller.v1.BandwidthChanged
+	(*BandwidthTerminated)(nil),      // 15: xlane.controller.v1.BandwidthTerminated
+	(*Upcall)(nil),                   // 16: xlane.controller.v1.Upcall
+	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
 }
 var file_controller_api_v1_controller_proto_depIdxs = []int32{
 	1,  // 0: xlane.controller.v1.Request.receiver:type_name -> xlane.controller.v1.Endpoint
-	16, // 1: xlane.controller.v1.Resources.not_before:type_name -> google.protobuf.Timestamp
+	17, // 1: xlane.controller.v1.Resources.not_before:type_name -> google.protobuf.Timestamp
 	2,  // 2: xlane.controller.v1.RequestBandwidthRequest.request:type_name -> xlane.controller.v1.Request
 	2,  // 3: xlane.controller.v1.ChangeBandwidthRequest.request:type_name -> xlane.controller.v1.Request
 	1,  // 4: xlane.controller.v1.GroupRequest.group:type_name -> xlane.controller.v1.Endpoint
 	3,  // 5: xlane.controller.v1.ListTunnelsResponse.tunnels:type_name -> xlane.controller.v1.Resources
-	3,  // 6: xlane.controller.v1.BandwidthChanged.resources:type_name -> xlane.controller.v1.Resources
-	0,  // 7: xlane.controller.v1.BandwidthChanged.reason:type_name -> xlane.controller.v1.Reason
-	16, // 8: xlane.controller.v1.BandwidthChanged.grace_until:type_name -> google.protobuf.Timestamp
-	0,  // 9: xlane.controller.v1.BandwidthTerminated.reason:type_name -> xlane.controller.v1.Reason
-	13, // 10: xlane.controller.v1.Upcall.changed:type_name -> xlane.controller.v1.BandwidthChanged
-	14, // 11: xlane.controller.v1.Upcall.terminated:type_name -> xlane.controller.v1.BandwidthTerminated
-	4,  // 12: xlane.controller.v1.Controller.RequestBandwidth:input_type -> xlane.controller.v1.RequestBandwidthRequest
-	5,  // 13: xlane.controller.v1.Controller.ReleaseBandwidth:input_type -> xlane.controller.v1.ReleaseBandwidthRequest
-	7,  // 14: xlane.controller.v1.Controller.ChangeBandwidth:input_type -> xlane.controller.v1.ChangeBandwidthRequest
-	8,  // 15: xlane.controller.v1.Controller.JoinGroup:input_type -> xlane.controller.v1.GroupRequest
-	8,  // 16: xlane.controller.v1.Controller.LeaveGroup:input_type -> xlane.controller.v1.GroupRequest
-	10, // 17: xlane.controller.v1.Controller.ListTunnels:input_type -> xlane.controller.v1.ListTunnelsRequest
-	12, // 18: xlane.controller.v1.Controller.Watch:input_type -> xlane.controller.v1.WatchRequest
-	3,  // 19: xlane.controller.v1.Controller.RequestBandwidth:output_type -> xlane.controller.v1.Resources
-	6,  // 20: xlane.controller.v1.Controller.ReleaseBandwidth:output_type -> xlane.controller.v1.ReleaseBandwidthResponse
-	3,  // 21: xlane.controller.v1.Controller.ChangeBandwidth:output_type -> xlane.controller.v1.Resources
-	9,  // 22: xlane.controller.v1.Controller.JoinGroup:output_type -> xlane.controller.v1.GroupResponse
-	9,  // 23: xlane.controller.v1.Controller.LeaveGroup:output_type -> xlane.controller.v1.GroupResponse
-	11, // 24: xlane.controller.v1.Controller.ListTunnels:output_type -> xlane.controller.v1.ListTunnelsResponse
-	15, // 25: xlane.controller.v1.Controller.Watch:output_type -> xlane.controller.v1.Upcall
-	19, // [19:26] is the sub-list for method output_type
-	12, // [12:19] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	16, // 6: xlane.controller.v1.WatchResponse.upcalls:type_name -> xlane.controller.v1.Upcall
+	3,  // 7: xlane.controller.v1.BandwidthChanged.resources:type_name -> xlane.controller.v1.Resources
+	0,  // 8: xlane.controller.v1.BandwidthChanged.reason:type_name -> xlane.controller.v1.Reason
+	17, // 9: xlane.controller.v1.BandwidthChanged.grace_until:type_name -> google.protobuf.Timestamp
+	0,  // 10: xlane.controller.v1.BandwidthTerminated.reason:type_name -> xlane.controller.v1.Reason
+	14, // 11: xlane.controller.v1.Upcall.changed:type_name -> xlane.controller.v1.BandwidthChanged
+	15, // 12: xlane.controller.v1.Upcall.terminated:type_name -> xlane.controller.v1.BandwidthTerminated
+	4,  // 13: xlane.controller.v1.Controller.RequestBandwidth:input_type -> xlane.controller.v1.RequestBandwidthRequest
+	5,  // 14: xlane.controller.v1.Controller.ReleaseBandwidth:input_type -> xlane.controller.v1.ReleaseBandwidthRequest
+	7,  // 15: xlane.controller.v1.Controller.ChangeBandwidth:input_type -> xlane.controller.v1.ChangeBandwidthRequest
+	8,  // 16: xlane.controller.v1.Controller.JoinGroup:input_type -> xlane.controller.v1.GroupRequest
+	8,  // 17: xlane.controller.v1.Controller.LeaveGroup:input_type -> xlane.controller.v1.GroupRequest
+	10, // 18: xlane.controller.v1.Controller.ListTunnels:input_type -> xlane.controller.v1.ListTunnelsRequest
+	12, // 19: xlane.controller.v1.Controller.Watch:input_type -> xlane.controller.v1.WatchRequest
+	3,  // 20: xlane.controller.v1.Controller.RequestBandwidth:output_type -> xlane.controller.v1.Resources
+	6,  // 21: xlane.controller.v1.Controller.ReleaseBandwidth:output_type -> xlane.controller.v1.ReleaseBandwidthResponse
+	3,  // 22: xlane.controller.v1.Controller.ChangeBandwidth:output_type -> xlane.controller.v1.Resources
+	9,  // 23: xlane.controller.v1.Controller.JoinGroup:output_type -> xlane.controller.v1.GroupResponse
+	9,  // 24: xlane.controller.v1.Controller.LeaveGroup:output_type -> xlane.controller.v1.GroupResponse
+	11, // 25: xlane.controller.v1.Controller.ListTunnels:output_type -> xlane.controller.v1.ListTunnelsResponse
+	13, // 26: xlane.controller.v1.Controller.Watch:output_type -> xlane.controller.v1.WatchResponse
+	20, // [20:27] is the sub-list for method output_type
+	13, // [13:20] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_controller_api_v1_controller_proto_init() }
@@ -1007,7 +1055,7 @@ func file_controller_api_v1_controller_proto_init() {
 	if File_controller_api_v1_controller_proto != nil {
 		return
 	}
-	file_controller_api_v1_controller_proto_msgTypes[14].OneofWrappers = []any{
+	file_controller_api_v1_controller_proto_msgTypes[15].OneofWrappers = []any{
 		(*Upcall_Changed)(nil),
 		(*Upcall_Terminated)(nil),
 	}
@@ -1017,7 +1065,7 @@ func file_controller_api_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_controller_api_v1_controller_proto_rawDesc), len(file_controller_api_v1_controller_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -50,8 +50,9 @@ type ControllerClient interface {
 	LeaveGroup(ctx context.Context, in *GroupRequest, opts ...grpc.CallOption) (*GroupResponse, error)
 	// ListTunnels lists the calling service's tunnels.
 	ListTunnels(ctx context.Context, in *ListTunnelsRequest, opts ...grpc.CallOption) (*ListTunnelsResponse, error)
-	// Watch streams the calling service's upcalls.
-	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Upcall], error)
+	// Watch streams the calling service's upcalls, in order; one response
+	// carries every upcall that was ready when it was sent.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
 type controllerClient struct {
@@ -122,13 +123,13 @@ func (c *controllerClient) ListTunnels(ctx context.Context, in *ListTunnelsReque
 	return out, nil
 }
 
-func (c *controllerClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Upcall], error) {
+func (c *controllerClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Controller_ServiceDesc.Streams[0], Controller_Watch_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[WatchRequest, Upcall]{ClientStream: stream}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -139,7 +140,7 @@ func (c *controllerClient) Watch(ctx context.Context, in *WatchRequest, opts ...
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Controller_WatchClient = grpc.ServerStreamingClient[Upcall]
+type Controller_WatchClient = grpc.ServerStreamingClient[WatchResponse]
 
 // ControllerServer is the server API for Controller service.
 // All implementations must embed UnimplementedControllerServer
@@ -161,8 +162,9 @@ type ControllerServer interface {
 	LeaveGroup(context.Context, *GroupRequest) (*GroupResponse, error)
 	// ListTunnels lists the calling service's tunnels.
 	ListTunnels(context.Context, *ListTunnelsRequest) (*ListTunnelsResponse, error)
-	// Watch streams the calling service's upcalls.
-	Watch(*WatchRequest, grpc.ServerStreamingServer[Upcall]) error
+	// Watch streams the calling service's upcalls, in order; one response
+	// carries every upcall that was ready when it was sent.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedControllerServer()
 }
 
@@ -191,7 +193,7 @@ func (UnimplementedControllerServer) LeaveGroup(context.Context, *GroupRequest) 
 func (UnimplementedControllerServer) ListTunnels(context.Context, *ListTunnelsRequest) (*ListTunnelsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListTunnels not implemented")
 }
-func (UnimplementedControllerServer) Watch(*WatchRequest, grpc.ServerStreamingServer[Upcall]) error {
+func (UnimplementedControllerServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedControllerServer) mustEmbedUnimplementedControllerServer() {}
@@ -328,11 +330,11 @@ func _Controller_Watch_Handler(srv interface{}, stream grpc.ServerStream) error 
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(ControllerServer).Watch(m, &grpc.GenericServerStream[WatchRequest, Upcall]{ServerStream: stream})
+	return srv.(ControllerServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Controller_WatchServer = grpc.ServerStreamingServer[Upcall]
+type Controller_WatchServer = grpc.ServerStreamingServer[WatchResponse]
 
 // Controller_ServiceDesc is the grpc.ServiceDesc for Controller service.
 // It's only intended for direct use with grpc.RegisterService,
