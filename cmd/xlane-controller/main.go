@@ -48,8 +48,14 @@ bounds with X-ADJ, programs the switches all-or-nothing, and keeps topology, tun
 groups in a bbolt database in the data directory, written before any switch is touched;
 after a restart it reloads them and reconciles every switch.
 
+Every few seconds it reads the switches' meter and counter statistics: a tunnel whose
+meter dropped packets is demoted to best effort (BW_EXCEEDED), one that uses little of its
+rate gets a longer period (BW_UNUSED), and idle tunnels or persistent violators are
+terminated.
+
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
-grace, driver, insecure, log_level) and from flags, which win over the file.`,
+grace, driver, insecure, log_level, monitor_interval, unused_fraction, unused_intervals,
+idle_intervals, violation_intervals) and from flags, which win over the file.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -82,6 +88,11 @@ grace, driver, insecure, log_level) and from flags, which win over the file.`,
 	f.StringVar(&flagCfg.Driver, "driver", flagCfg.Driver, `southbound driver; only "memory" (in-process switches) exists so far`)
 	f.BoolVar(&flagCfg.Insecure, "insecure", false, "allow plain-text gRPC on a non-loopback address")
 	f.StringVar(&flagCfg.LogLevel, "log-level", flagCfg.LogLevel, "debug, info, warn or error")
+	f.DurationVar((*time.Duration)(&flagCfg.MonitorInterval), "monitor-interval", time.Duration(flagCfg.MonitorInterval), "how often switch statistics are read")
+	f.Float64Var(&flagCfg.UnusedFraction, "unused-fraction", flagCfg.UnusedFraction, "a tunnel sending less than this share of its rate counts as underusing")
+	f.IntVar(&flagCfg.UnusedIntervals, "unused-intervals", flagCfg.UnusedIntervals, "underusing intervals in a row before the period doubles (BW_UNUSED)")
+	f.IntVar(&flagCfg.IdleIntervals, "idle-intervals", flagCfg.IdleIntervals, "silent intervals in a row before a tunnel is terminated")
+	f.IntVar(&flagCfg.ViolationIntervals, "violation-intervals", flagCfg.ViolationIntervals, "intervals a demoted tunnel may keep exceeding its meter before it is terminated")
 	return cmd
 }
 
@@ -99,6 +110,11 @@ func override(cmd *cobra.Command, cfg *config.Config, fl config.Config) {
 	set("driver", func() { cfg.Driver = fl.Driver })
 	set("insecure", func() { cfg.Insecure = fl.Insecure })
 	set("log-level", func() { cfg.LogLevel = fl.LogLevel })
+	set("monitor-interval", func() { cfg.MonitorInterval = fl.MonitorInterval })
+	set("unused-fraction", func() { cfg.UnusedFraction = fl.UnusedFraction })
+	set("unused-intervals", func() { cfg.UnusedIntervals = fl.UnusedIntervals })
+	set("idle-intervals", func() { cfg.IdleIntervals = fl.IdleIntervals })
+	set("violation-intervals", func() { cfg.ViolationIntervals = fl.ViolationIntervals })
 }
 
 func run(ctx context.Context, cfg config.Config) error {
@@ -142,6 +158,16 @@ func run(ctx context.Context, cfg config.Config) error {
 	server.New(ctl).Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
+	monCtx, stopMon := context.WithCancel(ctx)
+	monDone := make(chan struct{})
+	go func() {
+		defer close(monDone)
+		_ = ctl.RunMonitor(monCtx, tunnels.MonitorConfig{
+			Interval: time.Duration(cfg.MonitorInterval), UnusedFraction: cfg.UnusedFraction,
+			UnusedIntervals: cfg.UnusedIntervals, IdleIntervals: cfg.IdleIntervals, ViolationIntervals: cfg.ViolationIntervals,
+		})
+	}()
+	defer func() { stopMon(); <-monDone }()
 	log.Info("listening", "addr", lis.Addr().String(), "tunnels", len(ctl.Tunnels("")), "switches", len(switches), "driver", cfg.Driver, "data_dir", cfg.DataDir)
 
 	select {

@@ -31,6 +31,16 @@ type Config struct {
 	Insecure bool `yaml:"insecure"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// Monitoring (§3.3): statistics are read every MonitorInterval; a
+	// tunnel sending less than UnusedFraction of its rate for
+	// UnusedIntervals intervals gets twice its period, one silent for
+	// IdleIntervals intervals is terminated, and a demoted one whose meter
+	// keeps dropping for ViolationIntervals intervals is terminated.
+	MonitorInterval    Duration `yaml:"monitor_interval"`
+	UnusedFraction     float64  `yaml:"unused_fraction"`
+	UnusedIntervals    int      `yaml:"unused_intervals"`
+	IdleIntervals      int      `yaml:"idle_intervals"`
+	ViolationIntervals int      `yaml:"violation_intervals"`
 }
 
 // Duration is a time.Duration written as "100ms" in YAML.
@@ -52,7 +62,8 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Defaults returns the configuration used for fields the file leaves out.
 func Defaults() Config {
-	return Config{Listen: "127.0.0.1:7700", DataDir: "/var/lib/xlane", Grace: Duration(100 * time.Millisecond), Driver: "memory", LogLevel: "info"}
+	return Config{Listen: "127.0.0.1:7700", DataDir: "/var/lib/xlane", Grace: Duration(100 * time.Millisecond), Driver: "memory", LogLevel: "info",
+		MonitorInterval: Duration(time.Second), UnusedFraction: 0.1, UnusedIntervals: 10, IdleIntervals: 30, ViolationIntervals: 5}
 }
 
 // Parse reads a YAML configuration over the defaults. Unknown or repeated
@@ -84,6 +95,8 @@ func Parse(r io.Reader) (Config, error) {
 	fields := map[string]any{
 		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace,
 		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel,
+		"monitor_interval": &c.MonitorInterval, "unused_fraction": &c.UnusedFraction, "unused_intervals": &c.UnusedIntervals,
+		"idle_intervals": &c.IdleIntervals, "violation_intervals": &c.ViolationIntervals,
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(doc.Content); i += 2 {
@@ -120,6 +133,17 @@ func (c Config) Validate() error {
 	}
 	if c.Driver != "memory" {
 		return fmt.Errorf("config: driver: %q is not available (only \"memory\" so far)", c.Driver)
+	}
+	if c.MonitorInterval < Duration(10*time.Millisecond) || c.MonitorInterval > Duration(time.Hour) {
+		return fmt.Errorf("config: monitor_interval: %v must be between 10ms and 1h", time.Duration(c.MonitorInterval))
+	}
+	if !(c.UnusedFraction > 0 && c.UnusedFraction <= 1) {
+		return fmt.Errorf("config: unused_fraction: %v must be in (0, 1]", c.UnusedFraction)
+	}
+	for name, v := range map[string]int{"unused_intervals": c.UnusedIntervals, "idle_intervals": c.IdleIntervals, "violation_intervals": c.ViolationIntervals} {
+		if v < 1 || v > 1_000_000 {
+			return fmt.Errorf("config: %s: %d must be between 1 and 1000000", name, v)
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

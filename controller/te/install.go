@@ -165,3 +165,28 @@ func (e *Engine) SetNextID(next uint64) {
 		e.nextID = next
 	}
 }
+
+// AdmitWithID is Admit for a tunnel that keeps an id it had before (a
+// demoted tunnel coming back into the express lane).
+func (e *Engine) AdmitWithID(id uint64, req Request) (Tunnel, []Change, error) {
+	if id == 0 {
+		return Tunnel{}, nil, fieldErr("id", id, "must be positive")
+	}
+	if _, dup := e.tunnels[id]; dup {
+		return Tunnel{}, nil, fieldErr("id", id, "already held")
+	}
+	r, err := e.topo.resolve(req)
+	if err != nil {
+		return Tunnel{}, nil, err
+	}
+	e.touched = e.touched[:0]
+	t, err := e.plan(r, id)
+	if err != nil {
+		return Tunnel{}, nil, err
+	}
+	if err := e.insert(t); err != nil {
+		return Tunnel{}, nil, err
+	}
+	e.SetNextID(id + 1)
+	return e.export(t), e.changes(t.id), nil
+}

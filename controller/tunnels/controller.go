@@ -56,6 +56,10 @@ type record struct {
 	req   Request
 	tun   te.Tunnel
 	rules map[string]southbound.TunnelRule // installed, per switch
+	// demoted tunnels exceeded their meter: they are out of the TE engine
+	// and forwarded at best-effort priority until the service changes them.
+	demoted bool
+	use     usage // monitoring state
 }
 
 // New returns a controller holding the stored tunnels, if any.
@@ -336,9 +340,12 @@ func (c *Controller) Release(ctx context.Context, owner string, id uint64) error
 // remove releases rec in the engine and on the switches, all or nothing.
 func (c *Controller) remove(ctx context.Context, rec *record) error {
 	id := rec.tun.ID
-	changes, err := c.engine.Release(id)
-	if err != nil {
-		return teErr(err)
+	var changes []te.Change
+	if !rec.demoted { // a demoted tunnel is no longer in the engine
+		var err error
+		if changes, err = c.engine.Release(id); err != nil {
+			return teErr(err)
+		}
 	}
 	p := newPlan()
 	p.diff(id, rec.rules, nil)
@@ -351,8 +358,10 @@ func (c *Controller) remove(ctx context.Context, rec *record) error {
 		}
 	}
 	if err != nil {
-		if _, ierr := c.engine.Install([]te.Tunnel{rec.tun}); ierr != nil {
-			c.log.Error("undo release", "tunnel", id, "err", ierr)
+		if !rec.demoted {
+			if _, ierr := c.engine.Install([]te.Tunnel{rec.tun}); ierr != nil {
+				c.log.Error("undo release", "tunnel", id, "err", ierr)
+			}
 		}
 		return err
 	}
@@ -377,13 +386,24 @@ func (c *Controller) Change(ctx context.Context, owner string, id uint64, r Requ
 	if err != nil {
 		return Resources{}, err
 	}
-	return c.replan(ctx, rec, r, tr)
+	res, err := c.replan(ctx, rec, r, tr)
+	if err == nil {
+		rec.use.idle, rec.use.unused = 0, 0 // new parameters, fresh judgement
+	}
+	return res, err
 }
 
 // replan moves rec to new TE parameters (a change, or new group members).
 func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.Request) (Resources, error) {
 	old := rec.tun
-	t, changes, err := c.engine.Change(old.ID, tr)
+	var t te.Tunnel
+	var changes []te.Change
+	var err error
+	if rec.demoted {
+		t, changes, err = c.engine.AdmitWithID(old.ID, tr) // back into the express lane
+	} else {
+		t, changes, err = c.engine.Change(old.ID, tr)
+	}
 	if err != nil {
 		return Resources{}, teErr(err)
 	}
@@ -402,7 +422,8 @@ func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.R
 				c.saveOrLog(Writes{Put: []StoredTunnel{c.stored(rec, old)}})
 			} else {
 				now := c.clock.Now()
-				rec.req, rec.tun, rec.rules = r, t, want
+				rec.req, rec.tun, rec.rules, rec.demoted = r, t, want, false
+				rec.use.violations = 0
 				c.commit(ps, now)
 				c.armGrace(t.ID)
 				notBefore := now
@@ -414,8 +435,9 @@ func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.R
 		}
 	}
 undo:
-	// Put the old tree back exactly: release the new one, reinstall the old.
-	if _, rerr := c.engine.Release(old.ID); rerr == nil {
+	// Put the old tree back exactly: release the new one, reinstall the old
+	// (a demoted tunnel stays out of the engine).
+	if _, rerr := c.engine.Release(old.ID); rerr == nil && !rec.demoted {
 		if _, ierr := c.engine.Install([]te.Tunnel{old}); ierr != nil {
 			c.log.Error("undo change", "tunnel", old.ID, "err", ierr)
 		}
@@ -423,17 +445,32 @@ undo:
 	return Resources{}, err
 }
 
-// Tunnels lists the tunnels of owner ("" for all).
+// Tunnels lists the tunnels of owner ("" for all), by id.
 func (c *Controller) Tunnels(owner string) []Resources {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []Resources
-	for _, t := range c.engine.Tunnels() {
-		if owner == "" || c.recs[t.ID].owner == owner {
-			out = append(out, c.resources(t, time.Time{}))
+	ids := make([]uint64, 0, len(c.recs))
+	for id, rec := range c.recs {
+		if owner == "" || rec.owner == owner {
+			ids = append(ids, id)
 		}
 	}
+	slices.Sort(ids)
+	out := make([]Resources, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, c.recResources(c.recs[id], time.Time{}))
+	}
 	return out
+}
+
+// recResources is what a service sees of a tunnel: UNBOUNDED jitter once
+// demoted.
+func (c *Controller) recResources(rec *record, notBefore time.Time) Resources {
+	r := c.resources(rec.tun, notBefore)
+	if rec.demoted {
+		r.MaxJitterNs = Unbounded
+	}
+	return r
 }
 
 // armGrace schedules the end of tunnel id's grace period: its meter then

@@ -24,6 +24,7 @@ type StoredTunnel struct {
 	Owner   string    `json:"owner"`
 	Request Request   `json:"request"`
 	Tunnel  te.Tunnel `json:"tunnel"`
+	Demoted bool      `json:"demoted,omitempty"`
 }
 
 // Snapshot is the whole stored state.
@@ -45,7 +46,7 @@ func (c *Controller) stored(rec *record, t te.Tunnel) StoredTunnel {
 		t.RequestedPeriodNs = rec.req.PeriodUs * 1000
 	}
 	t.PeriodNs, t.MinLatencyNs, t.MaxJitterNs = t.RequestedPeriodNs, 0, 0
-	return StoredTunnel{Owner: rec.owner, Request: rec.req, Tunnel: t}
+	return StoredTunnel{Owner: rec.owner, Request: rec.req, Tunnel: t, Demoted: rec.demoted}
 }
 
 // save writes w if the controller has a store.
@@ -73,20 +74,32 @@ func (c *Controller) restore(ctx context.Context) error {
 			c.groups[g][m] = true
 		}
 	}
-	ts := make([]te.Tunnel, 0, len(snap.Tunnels))
+	var ts []te.Tunnel
+	var express []StoredTunnel
 	for _, st := range snap.Tunnels {
 		x := st.Tunnel
 		if x.RequestedPeriodNs == 0 {
 			x.RequestedPeriodNs = st.Request.PeriodUs * 1000
 		}
+		if st.Demoted {
+			// Out of the engine; forwarded at best effort with its meter.
+			rec := &record{owner: st.Owner, req: st.Request, tun: x, demoted: true}
+			var err error
+			if rec.rules, err = compile(c.topo, x, st.Request.Receiver, true, c.meterRate(x)); err != nil {
+				return err
+			}
+			c.recs[x.ID] = rec
+			continue
+		}
 		ts = append(ts, x)
+		express = append(express, st)
 	}
 	installed, err := c.engine.Install(ts)
 	if err != nil {
 		return fmt.Errorf("tunnels: stored tunnels do not fit the topology: %w", err)
 	}
 	c.engine.SetNextID(snap.NextID)
-	for i, st := range snap.Tunnels {
+	for i, st := range express {
 		rec := &record{owner: st.Owner, req: st.Request, tun: installed[i]}
 		if rec.rules, err = c.rulesFor(rec, installed[i], c.meterRate(installed[i])); err != nil {
 			return err

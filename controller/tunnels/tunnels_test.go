@@ -2,6 +2,8 @@ package tunnels
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"errors"
 	"net/netip"
 	"slices"
@@ -107,7 +109,8 @@ func setup(t *testing.T) (*Controller, *memory.Driver, *manualClock) {
 	t.Helper()
 	drv := memory.New("s1", "s2")
 	clk := &manualClock{now: time.Unix(1000, 0)}
-	c, err := New(context.Background(), Config{Topology: testTopo(t), Driver: drv, Clock: clk, Grace: 100 * time.Millisecond})
+	c, err := New(context.Background(), Config{Topology: testTopo(t), Driver: drv, Clock: clk, Grace: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
