@@ -2,9 +2,9 @@ package tunnels
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
-	"errors"
 	"net/netip"
 	"slices"
 	"sort"
