@@ -121,6 +121,11 @@ func (c *Client) ListTunnels(ctx context.Context) ([]tunnels.Resources, error) {
 	return out, nil
 }
 
+// Topology returns the network the controller plans on.
+func (c *Client) Topology(ctx context.Context) (*pb.Topology, error) {
+	return c.api.GetTopology(c.ctx(ctx), &pb.GetTopologyRequest{})
+}
+
 // Watch calls fn with every upcall of the service until ctx ends. When the
 // stream breaks (the controller restarted, or this watcher fell behind) it
 // subscribes again with backoff. subscribed, if set, is called each time a

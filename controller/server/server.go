@@ -215,6 +215,27 @@ func (s *Server) ListTunnels(ctx context.Context, _ *pb.ListTunnelsRequest) (*pb
 	return out, nil
 }
 
+// GetTopology implements pb.ControllerServer.
+func (s *Server) GetTopology(ctx context.Context, _ *pb.GetTopologyRequest) (*pb.Topology, error) {
+	if _, err := service(ctx); err != nil {
+		return nil, err
+	}
+	t := s.ctl.Topology()
+	out := &pb.Topology{Sublanes: uint32(t.Sublanes), MaxExpressShare: t.MaxExpressShare}
+	for _, n := range t.Nodes {
+		pn := &pb.Node{Name: n.Name, Kind: string(n.Kind)}
+		if n.IPv4.IsValid() {
+			pn.Ipv4 = n.IPv4.String()
+		}
+		out.Nodes = append(out.Nodes, pn)
+	}
+	for _, l := range t.Spec.Links {
+		out.Links = append(out.Links, &pb.Link{From: l.From, To: l.To, BandwidthBps: uint64(l.BandwidthBps),
+			QueueBytes: uint64(l.QueueBytes), MinLatencyNs: l.MinLatencyNs, MaxJitterNs: l.MaxJitterNs})
+	}
+	return out, nil
+}
+
 // watchBatch caps how many upcalls one Watch response carries.
 const watchBatch = 256
 

@@ -171,3 +171,6 @@ func (c *Controller) Desired(sw string) southbound.SwitchState {
 
 // Switches lists the topology's switches.
 func (c *Controller) Switches() []string { return c.switches() }
+
+// Topology is the network the controller plans on.
+func (c *Controller) Topology() *te.Topology { return c.topo }

@@ -910,6 +910,254 @@ func (*Upcall_Changed) isUpcall_Kind() {}
 
 func (*Upcall_Terminated) isUpcall_Kind() {}
 
+type GetTopologyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTopologyRequest) Reset() {
+	*x = GetTopologyRequest{}
+	mi := &file_controller_api_v1_controller_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTopologyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTopologyRequest) ProtoMessage() {}
+
+func (x *GetTopologyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_controller_api_v1_controller_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTopologyRequest.ProtoReflect.Descriptor instead.
+func (*GetTopologyRequest) Descriptor() ([]byte, []int) {
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{16}
+}
+
+type Topology struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Nodes           []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Links           []*Link                `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
+	Sublanes        uint32                 `protobuf:"varint,3,opt,name=sublanes,proto3" json:"sublanes,omitempty"`
+	MaxExpressShare float64                `protobuf:"fixed64,4,opt,name=max_express_share,json=maxExpressShare,proto3" json:"max_express_share,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Topology) Reset() {
+	*x = Topology{}
+	mi := &file_controller_api_v1_controller_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Topology) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Topology) ProtoMessage() {}
+
+func (x *Topology) ProtoReflect() protoreflect.Message {
+	mi := &file_controller_api_v1_controller_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Topology.ProtoReflect.Descriptor instead.
+func (*Topology) Descriptor() ([]byte, []int) {
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Topology) GetNodes() []*Node {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *Topology) GetLinks() []*Link {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+func (x *Topology) GetSublanes() uint32 {
+	if x != nil {
+		return x.Sublanes
+	}
+	return 0
+}
+
+func (x *Topology) GetMaxExpressShare() float64 {
+	if x != nil {
+		return x.MaxExpressShare
+	}
+	return 0
+}
+
+type Node struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"` // "host" or "switch"
+	Ipv4          string                 `protobuf:"bytes,3,opt,name=ipv4,proto3" json:"ipv4,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Node) Reset() {
+	*x = Node{}
+	mi := &file_controller_api_v1_controller_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Node) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Node) ProtoMessage() {}
+
+func (x *Node) ProtoReflect() protoreflect.Message {
+	mi := &file_controller_api_v1_controller_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Node.ProtoReflect.Descriptor instead.
+func (*Node) Descriptor() ([]byte, []int) {
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Node) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Node) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Node) GetIpv4() string {
+	if x != nil {
+		return x.Ipv4
+	}
+	return ""
+}
+
+type Link struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            string                 `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	BandwidthBps  uint64                 `protobuf:"varint,3,opt,name=bandwidth_bps,json=bandwidthBps,proto3" json:"bandwidth_bps,omitempty"`
+	QueueBytes    uint64                 `protobuf:"varint,4,opt,name=queue_bytes,json=queueBytes,proto3" json:"queue_bytes,omitempty"`
+	MinLatencyNs  int64                  `protobuf:"varint,5,opt,name=min_latency_ns,json=minLatencyNs,proto3" json:"min_latency_ns,omitempty"`
+	MaxJitterNs   int64                  `protobuf:"varint,6,opt,name=max_jitter_ns,json=maxJitterNs,proto3" json:"max_jitter_ns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Link) Reset() {
+	*x = Link{}
+	mi := &file_controller_api_v1_controller_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Link) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Link) ProtoMessage() {}
+
+func (x *Link) ProtoReflect() protoreflect.Message {
+	mi := &file_controller_api_v1_controller_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Link.ProtoReflect.Descriptor instead.
+func (*Link) Descriptor() ([]byte, []int) {
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Link) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Link) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Link) GetBandwidthBps() uint64 {
+	if x != nil {
+		return x.BandwidthBps
+	}
+	return 0
+}
+
+func (x *Link) GetQueueBytes() uint64 {
+	if x != nil {
+		return x.QueueBytes
+	}
+	return 0
+}
+
+func (x *Link) GetMinLatencyNs() int64 {
+	if x != nil {
+		return x.MinLatencyNs
+	}
+	return 0
+}
+
+func (x *Link) GetMaxJitterNs() int64 {
+	if x != nil {
+		return x.MaxJitterNs
+	}
+	return 0
+}
+
 var File_controller_api_v1_controller_proto protoreflect.FileDescriptor
 
 const file_controller_api_v1_controller_proto_rawDesc = "" +
@@ -965,11 +1213,29 @@ const file_controller_api_v1_controller_proto_rawDesc = "" +
 	"\n" +
 	"terminated\x18\x02 \x01(\v2(.xlane.controller.v1.BandwidthTerminatedH\x00R\n" +
 	"terminatedB\x06\n" +
-	"\x04kind*E\n" +
+	"\x04kind\"\x14\n" +
+	"\x12GetTopologyRequest\"\xb4\x01\n" +
+	"\bTopology\x12/\n" +
+	"\x05nodes\x18\x01 \x03(\v2\x19.xlane.controller.v1.NodeR\x05nodes\x12/\n" +
+	"\x05links\x18\x02 \x03(\v2\x19.xlane.controller.v1.LinkR\x05links\x12\x1a\n" +
+	"\bsublanes\x18\x03 \x01(\rR\bsublanes\x12*\n" +
+	"\x11max_express_share\x18\x04 \x01(\x01R\x0fmaxExpressShare\"B\n" +
+	"\x04Node\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04ipv4\x18\x03 \x01(\tR\x04ipv4\"\xba\x01\n" +
+	"\x04Link\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12#\n" +
+	"\rbandwidth_bps\x18\x03 \x01(\x04R\fbandwidthBps\x12\x1f\n" +
+	"\vqueue_bytes\x18\x04 \x01(\x04R\n" +
+	"queueBytes\x12$\n" +
+	"\x0emin_latency_ns\x18\x05 \x01(\x03R\fminLatencyNs\x12\"\n" +
+	"\rmax_jitter_ns\x18\x06 \x01(\x03R\vmaxJitterNs*E\n" +
 	"\x06Reason\x12\r\n" +
 	"\tREASON_TE\x10\x00\x12\x16\n" +
 	"\x12REASON_BW_EXCEEDED\x10\x01\x12\x14\n" +
-	"\x10REASON_BW_UNUSED\x10\x022\x9c\x05\n" +
+	"\x10REASON_BW_UNUSED\x10\x022\xf3\x05\n" +
 	"\n" +
 	"Controller\x12`\n" +
 	"\x10RequestBandwidth\x12,.xlane.controller.v1.RequestBandwidthRequest\x1a\x1e.xlane.controller.v1.Resources\x12o\n" +
@@ -978,7 +1244,8 @@ const file_controller_api_v1_controller_proto_rawDesc = "" +
 	"\tJoinGroup\x12!.xlane.controller.v1.GroupRequest\x1a\".xlane.controller.v1.GroupResponse\x12S\n" +
 	"\n" +
 	"LeaveGroup\x12!.xlane.controller.v1.GroupRequest\x1a\".xlane.controller.v1.GroupResponse\x12`\n" +
-	"\vListTunnels\x12'.xlane.controller.v1.ListTunnelsRequest\x1a(.xlane.controller.v1.ListTunnelsResponse\x12P\n" +
+	"\vListTunnels\x12'.xlane.controller.v1.ListTunnelsRequest\x1a(.xlane.controller.v1.ListTunnelsResponse\x12U\n" +
+	"\vGetTopology\x12'.xlane.controller.v1.GetTopologyRequest\x1a\x1d.xlane.controller.v1.Topology\x12P\n" +
 	"\x05Watch\x12!.xlane.controller.v1.WatchRequest\x1a\".xlane.controller.v1.WatchResponse0\x01B7Z5github.com/xlane/xlane/controller/api/v1;controllerv1b\x06proto3"
 
 var (
@@ -994,7 +1261,7 @@ func file_controller_api_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_controller_api_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_controller_api_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_controller_api_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_controller_api_v1_controller_proto_goTypes = []any{
 	(Reason)(0),                      // 0: xlane.controller.v1.Reason
 	(*Endpoint)(nil),                 // 1: xlane.controller.v1.Endpoint
@@ -1013,11 +1280,15 @@ var file_controller_api_v1_controller_proto_goTypes = []any{
 	(*BandwidthChanged)(nil),         // 14: xlane.controller.v1.BandwidthChanged
 	(*BandwidthTerminated)(nil),      // 15: xlane.controller.v1.BandwidthTerminated
 	(*Upcall)(nil),                   // 16: xlane.controller.v1.Upcall
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
+	(*GetTopologyRequest)(nil),       // 17: xlane.controller.v1.GetTopologyRequest
+	(*Topology)(nil),                 // 18: xlane.controller.v1.Topology
+	(*Node)(nil),                     // 19: xlane.controller.v1.Node
+	(*Link)(nil),                     // 20: xlane.controller.v1.Link
+	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
 }
 var file_controller_api_v1_controller_proto_depIdxs = []int32{
 	1,  // 0: xlane.controller.v1.Request.receiver:type_name -> xlane.controller.v1.Endpoint
-	17, // 1: xlane.controller.v1.Resources.not_before:type_name -> google.protobuf.Timestamp
+	21, // 1: xlane.controller.v1.Resources.not_before:type_name -> google.protobuf.Timestamp
 	2,  // 2: xlane.controller.v1.RequestBandwidthRequest.request:type_name -> xlane.controller.v1.Request
 	2,  // 3: xlane.controller.v1.ChangeBandwidthRequest.request:type_name -> xlane.controller.v1.Request
 	1,  // 4: xlane.controller.v1.GroupRequest.group:type_name -> xlane.controller.v1.Endpoint
@@ -1025,29 +1296,33 @@ var file_controller_api_v1_controller_proto_depIdxs = []int32{
 	16, // 6: xlane.controller.v1.WatchResponse.upcalls:type_name -> xlane.controller.v1.Upcall
 	3,  // 7: xlane.controller.v1.BandwidthChanged.resources:type_name -> xlane.controller.v1.Resources
 	0,  // 8: xlane.controller.v1.BandwidthChanged.reason:type_name -> xlane.controller.v1.Reason
-	17, // 9: xlane.controller.v1.BandwidthChanged.grace_until:type_name -> google.protobuf.Timestamp
+	21, // 9: xlane.controller.v1.BandwidthChanged.grace_until:type_name -> google.protobuf.Timestamp
 	0,  // 10: xlane.controller.v1.BandwidthTerminated.reason:type_name -> xlane.controller.v1.Reason
 	14, // 11: xlane.controller.v1.Upcall.changed:type_name -> xlane.controller.v1.BandwidthChanged
 	15, // 12: xlane.controller.v1.Upcall.terminated:type_name -> xlane.controller.v1.BandwidthTerminated
-	4,  // 13: xlane.controller.v1.Controller.RequestBandwidth:input_type -> xlane.controller.v1.RequestBandwidthRequest
-	5,  // 14: xlane.controller.v1.Controller.ReleaseBandwidth:input_type -> xlane.controller.v1.ReleaseBandwidthRequest
-	7,  // 15: xlane.controller.v1.Controller.ChangeBandwidth:input_type -> xlane.controller.v1.ChangeBandwidthRequest
-	8,  // 16: xlane.controller.v1.Controller.JoinGroup:input_type -> xlane.controller.v1.GroupRequest
-	8,  // 17: xlane.controller.v1.Controller.LeaveGroup:input_type -> xlane.controller.v1.GroupRequest
-	10, // 18: xlane.controller.v1.Controller.ListTunnels:input_type -> xlane.controller.v1.ListTunnelsRequest
-	12, // 19: xlane.controller.v1.Controller.Watch:input_type -> xlane.controller.v1.WatchRequest
-	3,  // 20: xlane.controller.v1.Controller.RequestBandwidth:output_type -> xlane.controller.v1.Resources
-	6,  // 21: xlane.controller.v1.Controller.ReleaseBandwidth:output_type -> xlane.controller.v1.ReleaseBandwidthResponse
-	3,  // 22: xlane.controller.v1.Controller.ChangeBandwidth:output_type -> xlane.controller.v1.Resources
-	9,  // 23: xlane.controller.v1.Controller.JoinGroup:output_type -> xlane.controller.v1.GroupResponse
-	9,  // 24: xlane.controller.v1.Controller.LeaveGroup:output_type -> xlane.controller.v1.GroupResponse
-	11, // 25: xlane.controller.v1.Controller.ListTunnels:output_type -> xlane.controller.v1.ListTunnelsResponse
-	13, // 26: xlane.controller.v1.Controller.Watch:output_type -> xlane.controller.v1.WatchResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	19, // 13: xlane.controller.v1.Topology.nodes:type_name -> xlane.controller.v1.Node
+	20, // 14: xlane.controller.v1.Topology.links:type_name -> xlane.controller.v1.Link
+	4,  // 15: xlane.controller.v1.Controller.RequestBandwidth:input_type -> xlane.controller.v1.RequestBandwidthRequest
+	5,  // 16: xlane.controller.v1.Controller.ReleaseBandwidth:input_type -> xlane.controller.v1.ReleaseBandwidthRequest
+	7,  // 17: xlane.controller.v1.Controller.ChangeBandwidth:input_type -> xlane.controller.v1.ChangeBandwidthRequest
+	8,  // 18: xlane.controller.v1.Controller.JoinGroup:input_type -> xlane.controller.v1.GroupRequest
+	8,  // 19: xlane.controller.v1.Controller.LeaveGroup:input_type -> xlane.controller.v1.GroupRequest
+	10, // 20: xlane.controller.v1.Controller.ListTunnels:input_type -> xlane.controller.v1.ListTunnelsRequest
+	17, // 21: xlane.controller.v1.Controller.GetTopology:input_type -> xlane.controller.v1.GetTopologyRequest
+	12, // 22: xlane.controller.v1.Controller.Watch:input_type -> xlane.controller.v1.WatchRequest
+	3,  // 23: xlane.controller.v1.Controller.RequestBandwidth:output_type -> xlane.controller.v1.Resources
+	6,  // 24: xlane.controller.v1.Controller.ReleaseBandwidth:output_type -> xlane.controller.v1.ReleaseBandwidthResponse
+	3,  // 25: xlane.controller.v1.Controller.ChangeBandwidth:output_type -> xlane.controller.v1.Resources
+	9,  // 26: xlane.controller.v1.Controller.JoinGroup:output_type -> xlane.controller.v1.GroupResponse
+	9,  // 27: xlane.controller.v1.Controller.LeaveGroup:output_type -> xlane.controller.v1.GroupResponse
+	11, // 28: xlane.controller.v1.Controller.ListTunnels:output_type -> xlane.controller.v1.ListTunnelsResponse
+	18, // 29: xlane.controller.v1.Controller.GetTopology:output_type -> xlane.controller.v1.Topology
+	13, // 30: xlane.controller.v1.Controller.Watch:output_type -> xlane.controller.v1.WatchResponse
+	23, // [23:31] is the sub-list for method output_type
+	15, // [15:23] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_controller_api_v1_controller_proto_init() }
@@ -1065,7 +1340,7 @@ func file_controller_api_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_controller_api_v1_controller_proto_rawDesc), len(file_controller_api_v1_controller_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

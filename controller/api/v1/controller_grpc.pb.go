@@ -27,6 +27,7 @@ const (
 	Controller_JoinGroup_FullMethodName        = "/xlane.controller.v1.Controller/JoinGroup"
 	Controller_LeaveGroup_FullMethodName       = "/xlane.controller.v1.Controller/LeaveGroup"
 	Controller_ListTunnels_FullMethodName      = "/xlane.controller.v1.Controller/ListTunnels"
+	Controller_GetTopology_FullMethodName      = "/xlane.controller.v1.Controller/GetTopology"
 	Controller_Watch_FullMethodName            = "/xlane.controller.v1.Controller/Watch"
 )
 
@@ -50,6 +51,8 @@ type ControllerClient interface {
 	LeaveGroup(ctx context.Context, in *GroupRequest, opts ...grpc.CallOption) (*GroupResponse, error)
 	// ListTunnels lists the calling service's tunnels.
 	ListTunnels(ctx context.Context, in *ListTunnelsRequest, opts ...grpc.CallOption) (*ListTunnelsResponse, error)
+	// GetTopology returns the network the controller plans on.
+	GetTopology(ctx context.Context, in *GetTopologyRequest, opts ...grpc.CallOption) (*Topology, error)
 	// Watch streams the calling service's upcalls, in order; one response
 	// carries every upcall that was ready when it was sent.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
@@ -123,6 +126,16 @@ func (c *controllerClient) ListTunnels(ctx context.Context, in *ListTunnelsReque
 	return out, nil
 }
 
+func (c *controllerClient) GetTopology(ctx context.Context, in *GetTopologyRequest, opts ...grpc.CallOption) (*Topology, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Topology)
+	err := c.cc.Invoke(ctx, Controller_GetTopology_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controllerClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Controller_ServiceDesc.Streams[0], Controller_Watch_FullMethodName, cOpts...)
@@ -162,6 +175,8 @@ type ControllerServer interface {
 	LeaveGroup(context.Context, *GroupRequest) (*GroupResponse, error)
 	// ListTunnels lists the calling service's tunnels.
 	ListTunnels(context.Context, *ListTunnelsRequest) (*ListTunnelsResponse, error)
+	// GetTopology returns the network the controller plans on.
+	GetTopology(context.Context, *GetTopologyRequest) (*Topology, error)
 	// Watch streams the calling service's upcalls, in order; one response
 	// carries every upcall that was ready when it was sent.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
@@ -192,6 +207,9 @@ func (UnimplementedControllerServer) LeaveGroup(context.Context, *GroupRequest) 
 }
 func (UnimplementedControllerServer) ListTunnels(context.Context, *ListTunnelsRequest) (*ListTunnelsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListTunnels not implemented")
+}
+func (UnimplementedControllerServer) GetTopology(context.Context, *GetTopologyRequest) (*Topology, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetTopology not implemented")
 }
 func (UnimplementedControllerServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
@@ -325,6 +343,24 @@ func _Controller_ListTunnels_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Controller_GetTopology_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTopologyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServer).GetTopology(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Controller_GetTopology_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServer).GetTopology(ctx, req.(*GetTopologyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Controller_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -366,6 +402,10 @@ var Controller_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTunnels",
 			Handler:    _Controller_ListTunnels_Handler,
+		},
+		{
+			MethodName: "GetTopology",
+			Handler:    _Controller_GetTopology_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
