@@ -16,11 +16,13 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/xlane/xlane/controller/config"
 	"github.com/xlane/xlane/controller/server"
 	"github.com/xlane/xlane/controller/store"
 	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound/memory"
 )
@@ -54,7 +56,7 @@ rate gets a longer period (BW_UNUSED), and idle tunnels or persistent violators 
 terminated.
 
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
-grace, driver, insecure, log_level, monitor_interval, unused_fraction, unused_intervals,
+grace, driver, insecure, tls_cert, tls_key, client_ca, log_level, monitor_interval, unused_fraction, unused_intervals,
 idle_intervals, violation_intervals) and from flags, which win over the file.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
@@ -87,6 +89,9 @@ idle_intervals, violation_intervals) and from flags, which win over the file.`,
 	f.DurationVar((*time.Duration)(&flagCfg.Grace), "grace", time.Duration(flagCfg.Grace), "grace period of bandwidthChanged upcalls")
 	f.StringVar(&flagCfg.Driver, "driver", flagCfg.Driver, `southbound driver; only "memory" (in-process switches) exists so far`)
 	f.BoolVar(&flagCfg.Insecure, "insecure", false, "allow plain-text gRPC on a non-loopback address")
+	f.StringVar(&flagCfg.TLSCert, "tls-cert", "", "server certificate (PEM) for TLS on the API")
+	f.StringVar(&flagCfg.TLSKey, "tls-key", "", "server key (PEM)")
+	f.StringVar(&flagCfg.ClientCA, "client-ca", "", "CA (PEM) of client certificates: turns on mutual TLS; the certificate subject is the service identity")
 	f.StringVar(&flagCfg.LogLevel, "log-level", flagCfg.LogLevel, "debug, info, warn or error")
 	f.DurationVar((*time.Duration)(&flagCfg.MonitorInterval), "monitor-interval", time.Duration(flagCfg.MonitorInterval), "how often switch statistics are read")
 	f.Float64Var(&flagCfg.UnusedFraction, "unused-fraction", flagCfg.UnusedFraction, "a tunnel sending less than this share of its rate counts as underusing")
@@ -109,6 +114,9 @@ func override(cmd *cobra.Command, cfg *config.Config, fl config.Config) {
 	set("grace", func() { cfg.Grace = fl.Grace })
 	set("driver", func() { cfg.Driver = fl.Driver })
 	set("insecure", func() { cfg.Insecure = fl.Insecure })
+	set("tls-cert", func() { cfg.TLSCert = fl.TLSCert })
+	set("tls-key", func() { cfg.TLSKey = fl.TLSKey })
+	set("client-ca", func() { cfg.ClientCA = fl.ClientCA })
 	set("log-level", func() { cfg.LogLevel = fl.LogLevel })
 	set("monitor-interval", func() { cfg.MonitorInterval = fl.MonitorInterval })
 	set("unused-fraction", func() { cfg.UnusedFraction = fl.UnusedFraction })
@@ -154,7 +162,15 @@ func run(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	g := grpc.NewServer()
+	var opts []grpc.ServerOption
+	if cfg.TLSCert != "" {
+		tc, err := tlsconf.Server(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	g := grpc.NewServer(opts...)
 	server.New(ctl).Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
@@ -168,7 +184,7 @@ func run(ctx context.Context, cfg config.Config) error {
 		})
 	}()
 	defer func() { stopMon(); <-monDone }()
-	log.Info("listening", "addr", lis.Addr().String(), "tunnels", len(ctl.Tunnels("")), "switches", len(switches), "driver", cfg.Driver, "data_dir", cfg.DataDir)
+	log.Info("listening", "addr", lis.Addr().String(), "tls", cfg.TLSCert != "", "mutual_tls", cfg.ClientCA != "", "tunnels", len(ctl.Tunnels("")), "switches", len(switches), "driver", cfg.Driver, "data_dir", cfg.DataDir)
 
 	select {
 	case err := <-served:

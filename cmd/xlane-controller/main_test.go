@@ -16,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
 )
 
@@ -206,5 +210,56 @@ func TestConfigErrorsAreClear(t *testing.T) {
 		if !strings.Contains(string(out), opt) {
 			t.Errorf("--help does not document %s", opt)
 		}
+	}
+}
+
+// TestDaemonMutualTLS runs the daemon behind mutual TLS: a client with a
+// certificate is served as the certificate's subject, one without is not.
+func TestDaemonMutualTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	if err := tlsconf.WriteTestPKI(dir, "fd"); err != nil {
+		t.Fatal(err)
+	}
+	p := func(n string) string { return filepath.Join(dir, n) }
+	topo := p("topo.json")
+	if err := os.WriteFile(topo, []byte(topoJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, addr := launch(t, bin, "--listen", "127.0.0.1:0", "--topology", topo, "--data-dir", p("data"),
+		"--tls-cert", p("server.pem"), "--tls-key", p("server-key.pem"), "--client-ca", p("ca.pem"))
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dial := func(cert, key string) *client.Client {
+		tc, err := tlsconf.Client(cert, key, p("ca.pem"), "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := client.Dial(addr, "claimed", grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	fd := dial(p("fd.pem"), p("fd-key.pem"))
+	h1, h2 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	if _, err := fd.RequestBandwidth(ctx, tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 64, PeriodUs: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if ts, err := fd.ListTunnels(ctx); err != nil || len(ts) != 1 {
+		t.Fatalf("list as fd: %v, %v", ts, err)
+	}
+	if _, err := dial("", "").ListTunnels(ctx); err == nil {
+		t.Fatal("served a client without a certificate")
+	}
+	// Plain text off loopback is refused without --insecure.
+	out, err := exec.Command(bin, "--listen", "0.0.0.0:0", "--topology", topo, "--data-dir", p("d2")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not a loopback address") {
+		t.Fatalf("err %v, output %q", err, out)
 	}
 }

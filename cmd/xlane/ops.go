@@ -4,24 +4,29 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
 )
 
 // conn holds the flags every controller-facing command shares.
 type conn struct {
-	addr, service string
-	asJSON        bool
-	timeout       time.Duration
+	addr, service              string
+	asJSON                     bool
+	timeout                    time.Duration
+	tlsCA, tlsCert, tlsKey, sn string
 }
 
 func (c *conn) flags(cmd *cobra.Command) {
@@ -30,9 +35,31 @@ func (c *conn) flags(cmd *cobra.Command) {
 	f.StringVar(&c.service, "service", "operator", "service identity to act as")
 	f.BoolVar(&c.asJSON, "json", false, "print JSON instead of a table")
 	f.DurationVar(&c.timeout, "timeout", 10*time.Second, "per-call timeout")
+	f.StringVar(&c.tlsCA, "tls-ca", "", "CA (PEM) of the controller's certificate: turns on TLS")
+	f.StringVar(&c.tlsCert, "tls-cert", "", "client certificate (PEM) for mutual TLS; its subject is the service identity")
+	f.StringVar(&c.tlsKey, "tls-key", "", "client key (PEM)")
+	f.StringVar(&c.sn, "tls-server-name", "", "name to verify the controller's certificate against (default: the host of --controller)")
 }
 
-func (c *conn) dial() (*client.Client, error) { return client.Dial(c.addr, c.service) }
+func (c *conn) dial() (*client.Client, error) {
+	if c.tlsCA == "" {
+		if c.tlsCert != "" || c.tlsKey != "" {
+			return nil, fmt.Errorf("--tls-cert and --tls-key need --tls-ca")
+		}
+		return client.Dial(c.addr, c.service)
+	}
+	sn := c.sn
+	if sn == "" {
+		if host, _, err := net.SplitHostPort(c.addr); err == nil {
+			sn = host
+		}
+	}
+	tc, err := tlsconf.Client(c.tlsCert, c.tlsKey, c.tlsCA, sn)
+	if err != nil {
+		return nil, err
+	}
+	return client.Dial(c.addr, c.service, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+}
 
 func (c *conn) ctx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cmd.Context(), c.timeout)

@@ -29,6 +29,12 @@ type Config struct {
 	Driver string `yaml:"driver"`
 	// Insecure allows plain-text gRPC on a non-loopback address.
 	Insecure bool `yaml:"insecure"`
+	// TLSCert and TLSKey turn on TLS for the API; with ClientCA, clients
+	// must present a certificate from that CA, whose subject is then the
+	// service identity (mutual TLS).
+	TLSCert  string `yaml:"tls_cert"`
+	TLSKey   string `yaml:"tls_key"`
+	ClientCA string `yaml:"client_ca"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// Monitoring (§3.3): statistics are read every MonitorInterval; a
@@ -95,6 +101,7 @@ func Parse(r io.Reader) (Config, error) {
 	fields := map[string]any{
 		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace,
 		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel,
+		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA,
 		"monitor_interval": &c.MonitorInterval, "unused_fraction": &c.UnusedFraction, "unused_intervals": &c.UnusedIntervals,
 		"idle_intervals": &c.IdleIntervals, "violation_intervals": &c.ViolationIntervals,
 	}
@@ -122,8 +129,14 @@ func (c Config) Validate() error {
 	if err != nil || port == "" {
 		return fmt.Errorf("config: listen: %q is not host:port", c.Listen)
 	}
-	if !c.Insecure && !isLoopback(host) {
-		return fmt.Errorf("config: listen: %q is not a loopback address; plain-text gRPC needs insecure: true there (TLS is not implemented yet)", c.Listen)
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("config: tls_cert and tls_key: give both or neither")
+	}
+	if c.ClientCA != "" && c.TLSCert == "" {
+		return errors.New("config: client_ca: mutual TLS needs tls_cert and tls_key too")
+	}
+	if !c.Insecure && c.TLSCert == "" && !isLoopback(host) {
+		return fmt.Errorf("config: listen: %q is not a loopback address; give tls_cert and tls_key, or insecure: true for plain text", c.Listen)
 	}
 	if c.DataDir == "" {
 		return errors.New("config: data_dir: must not be empty")

@@ -28,6 +28,8 @@ func TestParse(t *testing.T) {
 		"data_dir: ''":                      "data_dir",
 		"listen: [1, 2]":                    "listen",
 		"listen: 0.0.0.0:7700\ninsecure: 3": "insecure",
+		"tls_cert: a.pem":                   "tls_key",
+		"client_ca: ca.pem":                 "client_ca",
 	} {
 		if _, err := Parse(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want it to name %q", in, err, want)

@@ -11,11 +11,14 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
 )
 
@@ -28,14 +31,27 @@ type Server struct {
 	ctl *tunnels.Controller
 }
 
-// New returns a server over ctl.
+// New returns a server over ctl. Behind mutual TLS the service identity is
+// the client certificate's subject; without it, the xlane-service
+// metadata key.
 func New(ctl *tunnels.Controller) *Server { return &Server{ctl: ctl} }
 
 // Register adds the service to a gRPC server.
 func (s *Server) Register(g *grpc.Server) { pb.RegisterControllerServer(g, s) }
 
-// service returns the calling service's identity.
+// service returns the calling service's identity: the verified client
+// certificate's subject when the connection has one (metadata cannot
+// override it), else the metadata key.
 func service(ctx context.Context) (string, error) {
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+			id, err := tlsconf.Identity(ti.State)
+			if err != nil {
+				return "", status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
+			}
+			return id, nil
+		}
+	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	if v := md.Get(ServiceKey); len(v) == 1 && v[0] != "" {
 		return v[0], nil
