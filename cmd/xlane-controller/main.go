@@ -56,7 +56,7 @@ rate gets a longer period (BW_UNUSED), and idle tunnels or persistent violators 
 terminated.
 
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
-grace, driver, insecure, tls_cert, tls_key, client_ca, log_level, monitor_interval, unused_fraction, unused_intervals,
+grace, driver, insecure, tls_cert, tls_key, client_ca, quotas, log_level, monitor_interval, unused_fraction, unused_intervals,
 idle_intervals, violation_intervals) and from flags, which win over the file.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
@@ -152,7 +152,14 @@ func run(ctx context.Context, cfg config.Config) error {
 		}
 	}
 	drv := memory.New(switches...)
-	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: topo, Driver: drv, Store: st, Grace: time.Duration(cfg.Grace), Logger: log})
+	quota := func(svc string) tunnels.Quota {
+		q, ok := cfg.Quotas.Services[svc]
+		if !ok {
+			q = cfg.Quotas.Default
+		}
+		return tunnels.Quota{MaxTunnels: q.MaxTunnels, MaxRateBps: q.MaxRateBps}
+	}
+	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: topo, Driver: drv, Store: st, Grace: time.Duration(cfg.Grace), Logger: log, Quota: quota})
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,8 @@ type Config struct {
 	ClientCA string `yaml:"client_ca"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// Quotas limit what each service may hold.
+	Quotas Quotas `yaml:"quotas"`
 	// Monitoring (§3.3): statistics are read every MonitorInterval; a
 	// tunnel sending less than UnusedFraction of its rate for
 	// UnusedIntervals intervals gets twice its period, one silent for
@@ -47,6 +49,81 @@ type Config struct {
 	UnusedIntervals    int      `yaml:"unused_intervals"`
 	IdleIntervals      int      `yaml:"idle_intervals"`
 	ViolationIntervals int      `yaml:"violation_intervals"`
+}
+
+// Quota is one service's limit; 0 means no limit.
+type Quota struct {
+	MaxTunnels int    `yaml:"max_tunnels"`
+	MaxRateBps uint64 `yaml:"max_rate_bps"` // Σ wire bits per requested period
+}
+
+// Quotas are the default limit and per-service exceptions.
+type Quotas struct {
+	Default  Quota            `yaml:"default"`
+	Services map[string]Quota `yaml:"services"`
+}
+
+// UnmarshalYAML decodes quotas strictly.
+func (q *Quotas) UnmarshalYAML(n *yaml.Node) error {
+	var svcs yaml.Node
+	if err := strictDecode(n, map[string]any{"default": &q.Default, "services": &svcs}); err != nil {
+		return err
+	}
+	if svcs.Kind == 0 {
+		return nil
+	}
+	if svcs.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: services: expected service names and quotas", svcs.Line)
+	}
+	q.Services = map[string]Quota{}
+	for i := 0; i+1 < len(svcs.Content); i += 2 {
+		name := svcs.Content[i].Value
+		if _, dup := q.Services[name]; dup {
+			return fmt.Errorf("line %d: service %q given twice", svcs.Content[i].Line, name)
+		}
+		var qq Quota
+		if err := svcs.Content[i+1].Decode(&qq); err != nil {
+			return fmt.Errorf("services.%s: %w", name, err)
+		}
+		q.Services[name] = qq
+	}
+	return nil
+}
+
+// UnmarshalYAML decodes one quota strictly.
+func (q *Quota) UnmarshalYAML(n *yaml.Node) error {
+	return strictDecode(n, map[string]any{"max_tunnels": &q.MaxTunnels, "max_rate_bps": &q.MaxRateBps})
+}
+
+// strictDecode decodes a mapping node into fields, refusing unknown and
+// repeated keys and naming the key in every error.
+func strictDecode(n *yaml.Node, fields map[string]any) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: expected keys and values", n.Line)
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		p, ok := fields[k.Value]
+		if !ok {
+			return fmt.Errorf("line %d: unknown key %q", k.Line, k.Value)
+		}
+		if seen[k.Value] {
+			return fmt.Errorf("line %d: key %q given twice", k.Line, k.Value)
+		}
+		seen[k.Value] = true
+		if node, ok := p.(*yaml.Node); ok {
+			*node = *v
+			continue
+		}
+		if err := v.Decode(p); err != nil {
+			return fmt.Errorf("%s (line %d): %v", k.Value, v.Line, err)
+		}
+	}
+	return nil
 }
 
 // Duration is a time.Duration written as "100ms" in YAML.
@@ -92,33 +169,14 @@ func Parse(r io.Reader) (Config, error) {
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		doc = doc.Content[0]
 	}
-	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
-		return c, c.Validate()
-	}
-	if doc.Kind != yaml.MappingNode {
-		return c, fmt.Errorf("config: line %d: expected keys and values", doc.Line)
-	}
-	fields := map[string]any{
+	if err := strictDecode(doc, map[string]any{
 		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace,
 		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel,
-		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA,
+		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA, "quotas": &c.Quotas,
 		"monitor_interval": &c.MonitorInterval, "unused_fraction": &c.UnusedFraction, "unused_intervals": &c.UnusedIntervals,
 		"idle_intervals": &c.IdleIntervals, "violation_intervals": &c.ViolationIntervals,
-	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		k, v := doc.Content[i], doc.Content[i+1]
-		p, ok := fields[k.Value]
-		if !ok {
-			return c, fmt.Errorf("config: line %d: unknown key %q", k.Line, k.Value)
-		}
-		if seen[k.Value] {
-			return c, fmt.Errorf("config: line %d: key %q given twice", k.Line, k.Value)
-		}
-		seen[k.Value] = true
-		if err := v.Decode(p); err != nil {
-			return c, fmt.Errorf("config: %s (line %d): %v", k.Value, v.Line, err)
-		}
+	}); err != nil {
+		return c, fmt.Errorf("config: %w", err)
 	}
 	return c, c.Validate()
 }
@@ -157,6 +215,14 @@ func (c Config) Validate() error {
 		if v < 1 || v > 1_000_000 {
 			return fmt.Errorf("config: %s: %d must be between 1 and 1000000", name, v)
 		}
+	}
+	for name, q := range c.Quotas.Services {
+		if q.MaxTunnels < 0 {
+			return fmt.Errorf("config: quotas.services.%s.max_tunnels: %d must not be negative", name, q.MaxTunnels)
+		}
+	}
+	if c.Quotas.Default.MaxTunnels < 0 {
+		return fmt.Errorf("config: quotas.default.max_tunnels: %d must not be negative", c.Quotas.Default.MaxTunnels)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,26 +15,33 @@ func TestParse(t *testing.T) {
 	if c.Listen != "127.0.0.1:9000" || time.Duration(c.Grace) != 250*time.Millisecond || c.Driver != "memory" {
 		t.Fatalf("config = %+v", c)
 	}
-	if c, err := Parse(strings.NewReader("")); err != nil || c != Defaults() {
+	if c, err := Parse(strings.NewReader("")); err != nil || !reflect.DeepEqual(c, Defaults()) {
 		t.Fatalf("empty file: %+v, %v", c, err)
 	}
 	for in, want := range map[string]string{
-		"listn: 1":                          "listn",
-		"grace: soon":                       "grace",
-		"grace: -1s":                        "grace",
-		"listen: 0.0.0.0:7700":              "loopback",
-		"listen: nonsense":                  "listen",
-		"driver: openflow":                  "driver",
-		"log_level: loud":                   "log_level",
-		"data_dir: ''":                      "data_dir",
-		"listen: [1, 2]":                    "listen",
-		"listen: 0.0.0.0:7700\ninsecure: 3": "insecure",
-		"tls_cert: a.pem":                   "tls_key",
-		"client_ca: ca.pem":                 "client_ca",
+		"listn: 1":                           "listn",
+		"grace: soon":                        "grace",
+		"grace: -1s":                         "grace",
+		"listen: 0.0.0.0:7700":               "loopback",
+		"listen: nonsense":                   "listen",
+		"driver: openflow":                   "driver",
+		"log_level: loud":                    "log_level",
+		"data_dir: ''":                       "data_dir",
+		"listen: [1, 2]":                     "listen",
+		"listen: 0.0.0.0:7700\ninsecure: 3":  "insecure",
+		"tls_cert: a.pem":                    "tls_key",
+		"quotas: {default: {max_tunels: 1}}": "max_tunels",
+		"quotas: {services: {fd: {max_tunnels: -1}}}": "quotas.services.fd.max_tunnels",
+		"quotas: {services: [1]}":                     "services",
+		"client_ca: ca.pem":                           "client_ca",
 	} {
 		if _, err := Parse(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want it to name %q", in, err, want)
 		}
+	}
+	q, err := Parse(strings.NewReader("quotas:\n  default: {max_tunnels: 100}\n  services:\n    fd: {max_tunnels: 3, max_rate_bps: 1000000}\n"))
+	if err != nil || q.Quotas.Default.MaxTunnels != 100 || q.Quotas.Services["fd"] != (Quota{MaxTunnels: 3, MaxRateBps: 1_000_000}) {
+		t.Fatalf("quotas: %+v, %v", q.Quotas, err)
 	}
 	if _, err := Parse(strings.NewReader("listen: 0.0.0.0:7700\ninsecure: true")); err != nil {
 		t.Errorf("insecure non-loopback refused: %v", err)

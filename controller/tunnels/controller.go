@@ -24,6 +24,8 @@ type Config struct {
 	Grace    time.Duration // 0: DefaultGrace
 	Clock    Clock         // nil: the system clock
 	Logger   *slog.Logger  // nil: slog.Default()
+	// Quota, when set, returns each service's limit.
+	Quota func(service string) Quota
 	// Store, when set, makes the state durable: New loads it, re-installs
 	// the stored tunnels and reconciles every switch to them.
 	Store Store
@@ -40,6 +42,7 @@ type Controller struct {
 	log    *slog.Logger
 	engine *te.Engine
 	store  Store
+	quota  func(string) Quota
 	recs   map[uint64]*record
 	groups map[netip.AddrPort]map[netip.Addr]bool // multicast group -> member hosts
 	subs   map[string]map[*Subscription]struct{}  // service -> watchers
@@ -72,7 +75,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c := &Controller{
 		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
-		engine: te.NewEngine(cfg.Topology), store: cfg.Store,
+		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota,
 		recs: map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
 		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{},
 		needsReconcile: map[string]bool{},
@@ -270,6 +273,9 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (Reso
 	if err != nil {
 		return Resources{}, err
 	}
+	if err := c.checkQuota(owner, 0, r); err != nil {
+		return Resources{}, err
+	}
 	t, changes, err := c.engine.Admit(tr)
 	if err != nil {
 		return Resources{}, teErr(err)
@@ -384,6 +390,9 @@ func (c *Controller) Change(ctx context.Context, owner string, id uint64, r Requ
 	}
 	tr, err := c.teRequest(r)
 	if err != nil {
+		return Resources{}, err
+	}
+	if err := c.checkQuota(owner, id, r); err != nil {
 		return Resources{}, err
 	}
 	res, err := c.replan(ctx, rec, r, tr)
@@ -520,4 +529,38 @@ func (c *Controller) endGrace(id uint64) {
 		return
 	}
 	rec.rules = want
+}
+
+// Quota limits one service; zero fields are unlimited.
+type Quota struct {
+	MaxTunnels int
+	MaxRateBps uint64 // Σ over its tunnels of wire bits per requested period
+}
+
+// checkQuota refuses r for owner if it would exceed the service's quota;
+// except is a tunnel r replaces (a change).
+func (c *Controller) checkQuota(owner string, except uint64, r Request) error {
+	if c.quota == nil {
+		return nil
+	}
+	q := c.quota(owner)
+	if q.MaxTunnels == 0 && q.MaxRateBps == 0 {
+		return nil
+	}
+	n := 1
+	rate := rateBps(c.topo.WireBytes(r.LoadsizeBytes), r.PeriodUs*1000)
+	for id, rec := range c.recs {
+		if rec.owner != owner || id == except {
+			continue
+		}
+		n++
+		rate += rateBps(c.topo.WireBytes(rec.req.LoadsizeBytes), rec.req.PeriodUs*1000)
+	}
+	if q.MaxTunnels > 0 && n > q.MaxTunnels {
+		return fmt.Errorf("%w: quota of service %s: at most %d tunnels", ErrExhausted, owner, q.MaxTunnels)
+	}
+	if q.MaxRateBps > 0 && rate > q.MaxRateBps {
+		return fmt.Errorf("%w: quota of service %s: at most %d bit/s of express traffic, this would make %d", ErrExhausted, owner, q.MaxRateBps, rate)
+	}
+	return nil
 }

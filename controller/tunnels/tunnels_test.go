@@ -356,3 +356,42 @@ func TestChangeKeepsIDAndRollsBack(t *testing.T) {
 		t.Fatalf("failed change altered the switch: %+v", r)
 	}
 }
+
+func TestQuotas(t *testing.T) {
+	drv := memory.New("s1", "s2")
+	c, err := New(context.Background(), Config{Topology: testTopo(t), Driver: drv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Quota: func(svc string) Quota {
+			if svc == "fd" {
+				return Quota{MaxTunnels: 2, MaxRateBps: 20_000_000}
+			}
+			return Quota{}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	req := Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100} // 8 Mbit/s
+	a, err := c.Request(ctx, "fd", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Request(ctx, "fd", req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Request(ctx, "fd", req); !errors.Is(err, ErrExhausted) || !strings.Contains(err.Error(), "at most 2 tunnels") {
+		t.Fatalf("third tunnel: %v", err)
+	}
+	// Doubling one tunnel's rate would make 24 Mbit/s > 20.
+	big := req
+	big.PeriodUs = 50
+	if _, err := c.Change(ctx, "fd", a.TunnelID, big); !errors.Is(err, ErrExhausted) || !strings.Contains(err.Error(), "bit/s") {
+		t.Fatalf("rate over quota: %v", err)
+	}
+	// Other services are not limited.
+	for range 3 {
+		if _, err := c.Request(ctx, "raft", req); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
