@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/xlane/xlane/controller/config"
+	"github.com/xlane/xlane/controller/metrics"
 	"github.com/xlane/xlane/controller/server"
 	"github.com/xlane/xlane/controller/store"
 	"github.com/xlane/xlane/controller/te"
@@ -56,7 +58,7 @@ rate gets a longer period (BW_UNUSED), and idle tunnels or persistent violators 
 terminated.
 
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
-grace, driver, insecure, tls_cert, tls_key, client_ca, quotas, log_level, monitor_interval, unused_fraction, unused_intervals,
+grace, driver, insecure, tls_cert, tls_key, client_ca, quotas, metrics_addr, log_level, monitor_interval, unused_fraction, unused_intervals,
 idle_intervals, violation_intervals) and from flags, which win over the file.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
@@ -93,6 +95,7 @@ idle_intervals, violation_intervals) and from flags, which win over the file.`,
 	f.StringVar(&flagCfg.TLSKey, "tls-key", "", "server key (PEM)")
 	f.StringVar(&flagCfg.ClientCA, "client-ca", "", "CA (PEM) of client certificates: turns on mutual TLS; the certificate subject is the service identity")
 	f.StringVar(&flagCfg.LogLevel, "log-level", flagCfg.LogLevel, "debug, info, warn or error")
+	f.StringVar(&flagCfg.MetricsAddr, "metrics-addr", flagCfg.MetricsAddr, `Prometheus metrics address, served at /metrics ("" turns it off)`)
 	f.DurationVar((*time.Duration)(&flagCfg.MonitorInterval), "monitor-interval", time.Duration(flagCfg.MonitorInterval), "how often switch statistics are read")
 	f.Float64Var(&flagCfg.UnusedFraction, "unused-fraction", flagCfg.UnusedFraction, "a tunnel sending less than this share of its rate counts as underusing")
 	f.IntVar(&flagCfg.UnusedIntervals, "unused-intervals", flagCfg.UnusedIntervals, "underusing intervals in a row before the period doubles (BW_UNUSED)")
@@ -118,6 +121,7 @@ func override(cmd *cobra.Command, cfg *config.Config, fl config.Config) {
 	set("tls-key", func() { cfg.TLSKey = fl.TLSKey })
 	set("client-ca", func() { cfg.ClientCA = fl.ClientCA })
 	set("log-level", func() { cfg.LogLevel = fl.LogLevel })
+	set("metrics-addr", func() { cfg.MetricsAddr = fl.MetricsAddr })
 	set("monitor-interval", func() { cfg.MonitorInterval = fl.MonitorInterval })
 	set("unused-fraction", func() { cfg.UnusedFraction = fl.UnusedFraction })
 	set("unused-intervals", func() { cfg.UnusedIntervals = fl.UnusedIntervals })
@@ -159,11 +163,31 @@ func run(ctx context.Context, cfg config.Config) error {
 		}
 		return tunnels.Quota{MaxTunnels: q.MaxTunnels, MaxRateBps: q.MaxRateBps}
 	}
-	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: topo, Driver: drv, Store: st, Grace: time.Duration(cfg.Grace), Logger: log, Quota: quota})
+	m := metrics.New()
+	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: topo, Driver: drv, Store: st, Grace: time.Duration(cfg.Grace), Logger: log, Quota: quota, Observer: m})
 	if err != nil {
 		return err
 	}
 	defer ctl.Close()
+	m.Watch(ctl)
+	if cfg.MetricsAddr != "" {
+		mlis, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics: listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", m.Handler())
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		mdone := make(chan struct{})
+		go func() { defer close(mdone); _ = hs.Serve(mlis) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = hs.Shutdown(sctx)
+			<-mdone
+		}()
+		log.Info("metrics", "addr", mlis.Addr().String())
+	}
 
 	lis, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -101,7 +103,7 @@ func TestKill9AndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "data")
-	cmd, addr := launch(t, bin, "--listen", "127.0.0.1:0", "--topology", topo, "--data-dir", data, "--grace", "50ms")
+	cmd, addr := launch(t, bin, "--listen", "127.0.0.1:0", "--topology", topo, "--data-dir", data, "--grace", "50ms", "--metrics-addr", "")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -152,7 +154,7 @@ func TestKill9AndRestart(t *testing.T) {
 	cmd.Wait()
 
 	// Same address, same data directory, no topology flag: all from disk.
-	cmd2, _ := launch(t, bin, "--listen", addr, "--data-dir", data, "--grace", "50ms")
+	cmd2, _ := launch(t, bin, "--listen", addr, "--data-dir", data, "--grace", "50ms", "--metrics-addr", "127.0.0.1:0")
 	defer func() { cmd2.Process.Signal(syscall.SIGTERM); cmd2.Wait() }()
 	select {
 	case first := <-live:
@@ -201,12 +203,13 @@ func TestConfigErrorsAreClear(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "grace (line 2)") {
 		t.Fatalf("err %v, output %q", err, out)
 	}
-	out, err = exec.Command(bin, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "d")).CombinedOutput()
+	out, err = exec.Command(bin, "--listen", "127.0.0.1:0", "--metrics-addr", "", "--data-dir", filepath.Join(dir, "d")).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no topology") {
 		t.Fatalf("err %v, output %q", err, out)
 	}
 	out, _ = exec.Command(bin, "--help").CombinedOutput()
-	for _, opt := range []string{"--config", "--listen", "--topology", "--data-dir", "--grace", "--driver", "--insecure", "--log-level"} {
+	for _, opt := range []string{"--config", "--listen", "--topology", "--data-dir", "--grace", "--driver", "--insecure", "--log-level",
+		"--tls-cert", "--tls-key", "--client-ca", "--metrics-addr", "--monitor-interval", "--unused-fraction", "--unused-intervals", "--idle-intervals", "--violation-intervals"} {
 		if !strings.Contains(string(out), opt) {
 			t.Errorf("--help does not document %s", opt)
 		}
@@ -229,8 +232,14 @@ func TestDaemonMutualTLS(t *testing.T) {
 	if err := os.WriteFile(topo, []byte(topoJSON), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	free, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the metrics
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr := free.Addr().String()
+	free.Close()
 	cmd, addr := launch(t, bin, "--listen", "127.0.0.1:0", "--topology", topo, "--data-dir", p("data"),
-		"--tls-cert", p("server.pem"), "--tls-key", p("server-key.pem"), "--client-ca", p("ca.pem"))
+		"--tls-cert", p("server.pem"), "--tls-key", p("server-key.pem"), "--client-ca", p("ca.pem"), "--metrics-addr", maddr)
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -256,6 +265,17 @@ func TestDaemonMutualTLS(t *testing.T) {
 	}
 	if _, err := dial("", "").ListTunnels(ctx); err == nil {
 		t.Fatal("served a client without a certificate")
+	}
+	resp, err := http.Get("http://" + maddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`xlane_tunnels{state="express"} 1`, `xlane_operations_total{op="request",result="ok"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 	// Plain text off loopback is refused without --insecure.
 	out, err := exec.Command(bin, "--listen", "0.0.0.0:0", "--topology", topo, "--data-dir", p("d2")).CombinedOutput()

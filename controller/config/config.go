@@ -37,6 +37,8 @@ type Config struct {
 	ClientCA string `yaml:"client_ca"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// MetricsAddr serves Prometheus metrics at /metrics ("" turns it off).
+	MetricsAddr string `yaml:"metrics_addr"`
 	// Quotas limit what each service may hold.
 	Quotas Quotas `yaml:"quotas"`
 	// Monitoring (§3.3): statistics are read every MonitorInterval; a
@@ -146,7 +148,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // Defaults returns the configuration used for fields the file leaves out.
 func Defaults() Config {
 	return Config{Listen: "127.0.0.1:7700", DataDir: "/var/lib/xlane", Grace: Duration(100 * time.Millisecond), Driver: "memory", LogLevel: "info",
-		MonitorInterval: Duration(time.Second), UnusedFraction: 0.1, UnusedIntervals: 10, IdleIntervals: 30, ViolationIntervals: 5}
+		MetricsAddr: "127.0.0.1:7701", MonitorInterval: Duration(time.Second), UnusedFraction: 0.1, UnusedIntervals: 10, IdleIntervals: 30, ViolationIntervals: 5}
 }
 
 // Parse reads a YAML configuration over the defaults. Unknown or repeated
@@ -172,7 +174,7 @@ func Parse(r io.Reader) (Config, error) {
 	if err := strictDecode(doc, map[string]any{
 		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace,
 		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel,
-		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA, "quotas": &c.Quotas,
+		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA, "quotas": &c.Quotas, "metrics_addr": &c.MetricsAddr,
 		"monitor_interval": &c.MonitorInterval, "unused_fraction": &c.UnusedFraction, "unused_intervals": &c.UnusedIntervals,
 		"idle_intervals": &c.IdleIntervals, "violation_intervals": &c.ViolationIntervals,
 	}); err != nil {
@@ -195,6 +197,11 @@ func (c Config) Validate() error {
 	}
 	if !c.Insecure && c.TLSCert == "" && !isLoopback(host) {
 		return fmt.Errorf("config: listen: %q is not a loopback address; give tls_cert and tls_key, or insecure: true for plain text", c.Listen)
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("config: metrics_addr: %q is not host:port", c.MetricsAddr)
+		}
 	}
 	if c.DataDir == "" {
 		return errors.New("config: data_dir: must not be empty")

@@ -190,3 +190,10 @@ func (e *Engine) AdmitWithID(id uint64, req Request) (Tunnel, []Change, error) {
 	e.SetNextID(id + 1)
 	return e.export(t), e.changes(t.id), nil
 }
+
+// LinkLoad is the express reservation on one link: bytes of queue and
+// bit/s of rate (at requested periods) held by its tunnels.
+func (e *Engine) LinkLoad(lid LinkID) (queueBytes int64, rateBps float64) {
+	ls := &e.links[lid]
+	return ls.totalBytes, ls.rate
+}

@@ -24,6 +24,9 @@ type Config struct {
 	Grace    time.Duration // 0: DefaultGrace
 	Clock    Clock         // nil: the system clock
 	Logger   *slog.Logger  // nil: slog.Default()
+	// Observer, when set, is told about operations, upcalls and monitoring
+	// rounds (the daemon feeds Prometheus from it).
+	Observer Observer
 	// Quota, when set, returns each service's limit.
 	Quota func(service string) Quota
 	// Store, when set, makes the state durable: New loads it, re-installs
@@ -43,6 +46,7 @@ type Controller struct {
 	engine *te.Engine
 	store  Store
 	quota  func(string) Quota
+	obs    Observer
 	recs   map[uint64]*record
 	groups map[netip.AddrPort]map[netip.Addr]bool // multicast group -> member hosts
 	subs   map[string]map[*Subscription]struct{}  // service -> watchers
@@ -75,7 +79,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c := &Controller{
 		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
-		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota,
+		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota, obs: cfg.Observer,
 		recs: map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
 		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{},
 		needsReconcile: map[string]bool{},
@@ -88,6 +92,9 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	if c.log == nil {
 		c.log = slog.Default()
+	}
+	if c.obs == nil {
+		c.obs = nopObserver{}
 	}
 	if c.store != nil {
 		if err := c.restore(ctx); err != nil {
@@ -263,9 +270,10 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 }
 
 // Request admits a tunnel for service owner.
-func (c *Controller) Request(ctx context.Context, owner string, r Request) (Resources, error) {
+func (c *Controller) Request(ctx context.Context, owner string, r Request) (res Resources, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer func() { c.obs.Operation("request", resultOf(err)) }()
 	if c.closed {
 		return Resources{}, fmt.Errorf("%w: controller closed", ErrUnavailable)
 	}
@@ -333,9 +341,10 @@ func (c *Controller) own(owner string, id uint64) (*record, error) {
 }
 
 // Release removes a tunnel of owner.
-func (c *Controller) Release(ctx context.Context, owner string, id uint64) error {
+func (c *Controller) Release(ctx context.Context, owner string, id uint64) (err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer func() { c.obs.Operation("release", resultOf(err)) }()
 	rec, err := c.own(owner, id)
 	if err != nil {
 		return err
@@ -378,9 +387,10 @@ func (c *Controller) remove(ctx context.Context, rec *record) error {
 }
 
 // Change replaces the parameters of a tunnel of owner, atomically.
-func (c *Controller) Change(ctx context.Context, owner string, id uint64, r Request) (Resources, error) {
+func (c *Controller) Change(ctx context.Context, owner string, id uint64, r Request) (_ Resources, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer func() { c.obs.Operation("change", resultOf(err)) }()
 	rec, err := c.own(owner, id)
 	if err != nil {
 		return Resources{}, err

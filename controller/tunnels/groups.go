@@ -27,9 +27,16 @@ func (c *Controller) Members(group netip.AddrPort) []netip.Addr {
 	return c.memberList(group)
 }
 
-func (c *Controller) membership(ctx context.Context, group netip.AddrPort, member netip.Addr, join bool) error {
+func (c *Controller) membership(ctx context.Context, group netip.AddrPort, member netip.Addr, join bool) (err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer func() {
+		op := "leave"
+		if join {
+			op = "join"
+		}
+		c.obs.Operation(op, resultOf(err))
+	}()
 	if !group.Addr().Is4() || !group.Addr().IsMulticast() {
 		return fmt.Errorf("%w: group: not an IPv4 multicast address (got %v)", ErrInvalid, group.Addr())
 	}

@@ -72,6 +72,8 @@ func (c *Controller) RunMonitor(ctx context.Context, cfg MonitorConfig) error {
 // of their rate, terminate idle tunnels and persistent violators.
 func (c *Controller) MonitorOnce(ctx context.Context, cfg MonitorConfig) error {
 	cfg = cfg.withDefaults()
+	start := time.Now()
+	defer func() { c.obs.MonitorRound(time.Since(start)) }()
 	// Which switch meters which tunnel; read without holding the lock.
 	c.mu.Lock()
 	metered := map[string][]uint64{}

@@ -52,6 +52,7 @@ func (s *Subscription) end() { s.once.Do(func() { close(s.c) }) }
 
 // notify queues an upcall for every watcher of owner; c.mu is held.
 func (c *Controller) notify(owner string, u Upcall) {
+	c.obs.Upcall(u.Kind, u.Reason)
 	for s := range c.subs[owner] {
 		select {
 		case s.c <- u:

@@ -1,0 +1,113 @@
+// Package metrics exports the controller's state and events to
+// Prometheus: tunnels by state, operations by result, upcalls, express
+// reservation per link, the computed latency bounds, and the duration of
+// monitoring rounds.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/xlane/xlane/controller/tunnels"
+)
+
+// Metrics is a tunnels.Observer backed by a private registry.
+type Metrics struct {
+	reg     *prometheus.Registry
+	ops     *prometheus.CounterVec
+	upcalls *prometheus.CounterVec
+	monitor prometheus.Histogram
+}
+
+var _ tunnels.Observer = (*Metrics)(nil)
+
+// New returns metrics with Go runtime and process collectors registered.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlane_operations_total", Help: "Service API operations by kind and result (ok, invalid_argument, resource_exhausted, not_found, permission_denied, unavailable, canceled, internal).",
+		}, []string{"op", "result"}),
+		upcalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xlane_upcalls_total", Help: "Upcalls queued for services by kind and reason.",
+		}, []string{"kind", "reason"}),
+		monitor: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "xlane_monitor_round_seconds", Help: "Duration of one monitoring round (statistics read and acted on).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}),
+	}
+	m.reg.MustRegister(m.ops, m.upcalls, m.monitor, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Operation implements tunnels.Observer.
+func (m *Metrics) Operation(op, result string) { m.ops.WithLabelValues(op, result).Inc() }
+
+// Upcall implements tunnels.Observer.
+func (m *Metrics) Upcall(kind tunnels.UpcallKind, reason tunnels.Reason) {
+	k := "bandwidth_changed"
+	if kind == tunnels.BandwidthTerminated {
+		k = "bandwidth_terminated"
+	}
+	m.upcalls.WithLabelValues(k, reason.String()).Inc()
+}
+
+// MonitorRound implements tunnels.Observer.
+func (m *Metrics) MonitorRound(d time.Duration) { m.monitor.Observe(d.Seconds()) }
+
+// Watch registers the collector of ctl's state (read at every scrape).
+func (m *Metrics) Watch(ctl *tunnels.Controller) { m.reg.MustRegister(stateCollector{ctl}) }
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+var (
+	descTunnels = prometheus.NewDesc("xlane_tunnels", "Tunnels by state (express, demoted).", []string{"state"}, nil)
+	descRes     = prometheus.NewDesc("xlane_link_express_reserved_bps", "Express rate reserved on a link (at requested periods), bit/s.", []string{"link"}, nil)
+	descUtil    = prometheus.NewDesc("xlane_link_express_utilization", "Reserved express rate over the express share of the link (0 to 1).", []string{"link"}, nil)
+	descQueue   = prometheus.NewDesc("xlane_link_express_queue_reserved_bytes", "Egress buffer reserved on a link by express tunnels (≈-validity), bytes.", []string{"link"}, nil)
+	descBound   = prometheus.NewDesc("xlane_tunnel_latency_bound_seconds", "Distribution of the latency bounds (min latency + max jitter) of express tunnels.", nil, nil)
+)
+
+// stateCollector turns a controller snapshot into gauges at scrape time.
+type stateCollector struct{ ctl *tunnels.Controller }
+
+func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descTunnels, descRes, descUtil, descQueue, descBound} {
+		ch <- d
+	}
+}
+
+func (s stateCollector) Collect(ch chan<- prometheus.Metric) {
+	st := s.ctl.Snapshot()
+	ch <- prometheus.MustNewConstMetric(descTunnels, prometheus.GaugeValue, float64(st.Express), "express")
+	ch <- prometheus.MustNewConstMetric(descTunnels, prometheus.GaugeValue, float64(st.Demoted), "demoted")
+	for _, l := range st.Links {
+		ch <- prometheus.MustNewConstMetric(descRes, prometheus.GaugeValue, l.ReservedBps, l.Link)
+		util := 0.0
+		if l.CapacityBps > 0 {
+			util = l.ReservedBps / l.CapacityBps
+		}
+		ch <- prometheus.MustNewConstMetric(descUtil, prometheus.GaugeValue, util, l.Link)
+		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(l.QueueReserve), l.Link)
+	}
+	buckets := map[float64]uint64{}
+	bounds := prometheus.ExponentialBuckets(1e-6, 2, 14) // 1 µs … 8 ms
+	var sum float64
+	for _, ns := range st.MaxLatencyNs {
+		v := float64(ns) / 1e9
+		sum += v
+		for _, b := range bounds {
+			if v <= b {
+				buckets[b]++
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstHistogram(descBound, uint64(len(st.MaxLatencyNs)), sum, buckets)
+}

@@ -1,0 +1,88 @@
+package tunnels
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/xlane/xlane/controller/te"
+)
+
+// Observer receives the controller's events for metrics.
+type Observer interface {
+	// Operation reports one API operation ("request", "change", "release",
+	// "join", "leave") and its result ("ok", or the error kind).
+	Operation(op, result string)
+	// Upcall reports one upcall queued for a service.
+	Upcall(kind UpcallKind, reason Reason)
+	// MonitorRound reports how long one monitoring round took.
+	MonitorRound(d time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Operation(string, string)   {}
+func (nopObserver) Upcall(UpcallKind, Reason)  {}
+func (nopObserver) MonitorRound(time.Duration) {}
+
+// resultOf names an operation's outcome for metrics.
+func resultOf(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrInvalid):
+		return "invalid_argument"
+	case errors.Is(err, ErrExhausted):
+		return "resource_exhausted"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	case errors.Is(err, ErrPermission):
+		return "permission_denied"
+	case errors.Is(err, ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	}
+	return "internal"
+}
+
+// LinkUse is the express reservation on one link.
+type LinkUse struct {
+	Link         string
+	ReservedBps  float64
+	CapacityBps  float64 // max_express_share × bandwidth
+	QueueBytes   int64
+	QueueReserve int64
+}
+
+// State is a summary for metrics and operators.
+type State struct {
+	Express, Demoted int
+	MaxLatencyNs     []int64 // bound of every express tunnel, sorted
+	Links            []LinkUse
+}
+
+// Snapshot summarises the controller's state.
+func (c *Controller) Snapshot() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var s State
+	for _, rec := range c.recs {
+		if rec.demoted {
+			s.Demoted++
+			continue
+		}
+		s.Express++
+		s.MaxLatencyNs = append(s.MaxLatencyNs, rec.tun.MinLatencyNs+rec.tun.MaxJitterNs)
+	}
+	slices.Sort(s.MaxLatencyNs)
+	for i, l := range c.topo.Links {
+		q, r := c.engine.LinkLoad(te.LinkID(i))
+		s.Links = append(s.Links, LinkUse{
+			Link: c.topo.LinkName(te.LinkID(i)), ReservedBps: r,
+			CapacityBps: c.topo.MaxExpressShare * float64(l.BandwidthBps), QueueBytes: l.QueueBytes, QueueReserve: q,
+		})
+	}
+	return s
+}
