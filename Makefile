@@ -30,6 +30,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseTopology -fuzztime 30s ./controller/te
 	$(GO) test -run '^$$' -fuzz FuzzParseRequests -fuzztime 30s ./controller/te
 	$(GO) test -run '^$$' -fuzz FuzzParseTunnels -fuzztime 30s ./controller/te
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./controller/config
+	$(GO) test -run '^$$' -fuzz FuzzRequestValidation -fuzztime 30s ./controller/server
 
 vet:
 	$(GO) vet ./...

@@ -26,7 +26,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // topo: h1 - s1 - s2 - {h2, h3} at 1 Gbit/s, 1000-byte frames.
-func topo(t *testing.T) *te.Topology {
+func topo(t testing.TB) *te.Topology {
 	t.Helper()
 	spec := te.TopologySpec{MaxFrameBytes: 1000, Sublanes: 2,
 		Nodes: []te.NodeSpec{

@@ -55,6 +55,7 @@ type Controller struct {
 	wg     sync.WaitGroup // grace callbacks scheduled or running
 
 	needsReconcile map[string]bool
+	routes         map[string][]southbound.Route // best-effort forwarding per switch
 }
 
 // record is one tunnel and what is installed for it.
@@ -82,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota, obs: cfg.Observer,
 		recs: map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
 		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{},
-		needsReconcile: map[string]bool{},
+		needsReconcile: map[string]bool{}, routes: bestEffortRoutes(cfg.Topology),
 	}
 	if c.grace == 0 {
 		c.grace = DefaultGrace

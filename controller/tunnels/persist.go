@@ -111,7 +111,7 @@ func (c *Controller) restore(ctx context.Context) error {
 
 // desired is the full state one switch should hold.
 func (c *Controller) desired(sw string) southbound.SwitchState {
-	var st southbound.SwitchState
+	st := southbound.SwitchState{Routes: c.routes[sw]}
 	for _, rec := range c.recs {
 		if r, ok := rec.rules[sw]; ok {
 			st.Rules = append(st.Rules, r)
@@ -130,6 +130,14 @@ func (c *Controller) switches() []string {
 		}
 	}
 	return out
+}
+
+// ReconcileAll makes every switch equal to the desired state: tunnel rules
+// and best-effort routes. The daemon calls it at start.
+func (c *Controller) ReconcileAll(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reconcileAll(ctx)
 }
 
 // reconcileAll makes every switch equal to the desired state.

@@ -395,3 +395,26 @@ func TestQuotas(t *testing.T) {
 		}
 	}
 }
+
+func TestBestEffortRoutes(t *testing.T) {
+	c, drv, _ := setup(t)
+	if err := c.ReconcileAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// s1: port 1 = h1, port 2 = s2; s2: port 1 = s1, 2 = h2, 3 = h3.
+	want := map[string]map[string]southbound.Port{
+		"s1": {"10.0.0.1/32": 1, "10.0.0.2/32": 2, "10.0.0.3/32": 2},
+		"s2": {"10.0.0.1/32": 1, "10.0.0.2/32": 2, "10.0.0.3/32": 3},
+	}
+	for sw, routes := range want {
+		got := drv.Routes(sw)
+		if len(got) != len(routes) {
+			t.Fatalf("%s routes = %+v", sw, got)
+		}
+		for _, r := range got {
+			if routes[r.Dst.String()] != r.Out {
+				t.Fatalf("%s: route %v via %d, want %d", sw, r.Dst, r.Out, routes[r.Dst.String()])
+			}
+		}
+	}
+}
