@@ -240,7 +240,13 @@ func TestDaemonMutualTLS(t *testing.T) {
 	free.Close()
 	cmd, addr := launch(t, bin, "--listen", "127.0.0.1:0", "--topology", topo, "--data-dir", p("data"),
 		"--tls-cert", p("server.pem"), "--tls-key", p("server-key.pem"), "--client-ca", p("ca.pem"), "--metrics-addr", maddr)
-	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dial := func(cert, key string) *client.Client {
@@ -276,6 +282,21 @@ func TestDaemonMutualTLS(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
 		}
+	}
+	// SIGTERM stops it gracefully: exit status 0, promptly.
+	waited := make(chan error, 1)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		stopped = true
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit 10 s after SIGTERM")
 	}
 	// Plain text off loopback is refused without --insecure.
 	out, err := exec.Command(bin, "--listen", "0.0.0.0:0", "--topology", topo, "--data-dir", p("d2")).CombinedOutput()
