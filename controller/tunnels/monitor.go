@@ -60,6 +60,9 @@ func (c *Controller) RunMonitor(ctx context.Context, cfg MonitorConfig) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
+			if err := c.ReconcilePending(ctx); err != nil {
+				c.log.Warn("reconciling", "err", err)
+			}
 			if err := c.MonitorOnce(ctx, cfg); err != nil {
 				c.log.Warn("monitoring", "err", err)
 			}

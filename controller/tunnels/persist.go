@@ -182,3 +182,22 @@ func (c *Controller) Switches() []string { return c.switches() }
 
 // Topology is the network the controller plans on.
 func (c *Controller) Topology() *te.Topology { return c.topo }
+
+// ReconcilePending reconciles the switches a failed rollback left
+// uncertain; the monitoring loop calls it every round.
+func (c *Controller) ReconcilePending(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var firstErr error
+	for sw := range c.needsReconcile {
+		if err := c.drv.Reconcile(ctx, sw, c.desired(sw)); err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("reconcile %s: %w", sw, err)
+			}
+			continue
+		}
+		delete(c.needsReconcile, sw)
+		c.log.Info("switch reconciled", "switch", sw)
+	}
+	return firstErr
+}

@@ -418,3 +418,27 @@ func TestBestEffortRoutes(t *testing.T) {
 		}
 	}
 }
+
+func TestFailedRollbackIsReconciled(t *testing.T) {
+	c, drv, _ := setup(t)
+	ctx := context.Background()
+	if _, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100}); err != nil {
+		t.Fatal(err)
+	}
+	// s1 takes the new tunnel, s2 refuses it, and the undo on s1 fails
+	// too: s1 keeps a rule the controller does not want.
+	drv.FailAt("s2", 1)
+	drv.FailAt("s1", 2)
+	if _, err := c.Request(ctx, "raft", Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 100, PeriodUs: 100}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(drv.Rules("s1")) != 2 {
+		t.Fatalf("the failed undo should have left 2 rules on s1, found %d", len(drv.Rules("s1")))
+	}
+	if err := c.ReconcilePending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := drv.Rules("s1"), c.Desired("s1").Rules; !slices.EqualFunc(got, want, southbound.TunnelRule.Equal) || len(got) != 1 {
+		t.Fatalf("s1 after reconcile: %+v, want %+v", got, want)
+	}
+}

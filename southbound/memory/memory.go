@@ -30,7 +30,8 @@ type Driver struct {
 	mu       sync.Mutex
 	switches map[string]*swState
 	calls    []Call
-	failNext map[string]int // switch -> number of failing calls ("" = any)
+	failNext map[string]int   // switch -> number of failing calls ("" = any)
+	failAt   map[string][]int // switch -> countdowns to single failing calls
 	stats    map[string]map[uint64]southbound.TunnelStats
 }
 
@@ -41,7 +42,7 @@ type swState struct {
 
 // New returns a driver that knows the given switches.
 func New(switches ...string) *Driver {
-	d := &Driver{switches: map[string]*swState{}, failNext: map[string]int{}, stats: map[string]map[uint64]southbound.TunnelStats{}}
+	d := &Driver{switches: map[string]*swState{}, failNext: map[string]int{}, failAt: map[string][]int{}, stats: map[string]map[uint64]southbound.TunnelStats{}}
 	for _, s := range switches {
 		d.switches[s] = &swState{rules: map[uint64]southbound.TunnelRule{}}
 	}
@@ -60,6 +61,20 @@ func (d *Driver) sw(name string) (*swState, error) {
 
 // failing consumes one injected failure for sw, if any.
 func (d *Driver) failing(sw string) bool {
+	fail := false
+	at := d.failAt[sw][:0]
+	for _, k := range d.failAt[sw] {
+		switch {
+		case k == 1:
+			fail = true
+		default:
+			at = append(at, k-1)
+		}
+	}
+	d.failAt[sw] = at
+	if fail {
+		return true
+	}
 	for _, k := range []string{sw, ""} {
 		if d.failNext[k] > 0 {
 			d.failNext[k]--
@@ -145,6 +160,13 @@ func (d *Driver) FailNext(sw string, n int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.failNext[sw] += n
+}
+
+// FailAt makes the k-th next call on sw (1 = the next one) fail.
+func (d *Driver) FailAt(sw string, k int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.failAt[sw] = append(d.failAt[sw], k)
 }
 
 // SetStats sets the statistics Stats returns for one tunnel on one switch.

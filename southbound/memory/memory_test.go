@@ -1,0 +1,61 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/xlane/xlane/southbound"
+)
+
+func TestApplyIsAllOrNothing(t *testing.T) {
+	d := New("s1")
+	ctx := context.Background()
+	r1 := southbound.TunnelRule{Tunnel: 1, Out: []southbound.Port{2}}
+	if err := d.Apply(ctx, "s1", southbound.Batch{Put: []southbound.TunnelRule{r1}}); err != nil {
+		t.Fatal(err)
+	}
+	// A batch that deletes a missing rule changes nothing, not even its puts.
+	err := d.Apply(ctx, "s1", southbound.Batch{Put: []southbound.TunnelRule{{Tunnel: 2}}, Delete: []uint64{9}})
+	var se *southbound.SwitchError
+	if !errors.As(err, &se) || se.Switch != "s1" {
+		t.Fatalf("err = %v", err)
+	}
+	if rs := d.Rules("s1"); len(rs) != 1 || !rs[0].Equal(r1) {
+		t.Fatalf("rules = %+v", rs)
+	}
+	if err := d.Apply(ctx, "s9", southbound.Batch{}); err == nil {
+		t.Fatal("unknown switch accepted")
+	}
+}
+
+func TestInjectedFailuresAndStats(t *testing.T) {
+	d := New("s1", "s2")
+	ctx := context.Background()
+	d.FailAt("s1", 2)
+	if err := d.Apply(ctx, "s1", southbound.Batch{}); err != nil {
+		t.Fatalf("first call failed: %v", err)
+	}
+	if err := d.Apply(ctx, "s1", southbound.Batch{}); !errors.Is(err, ErrInjected) {
+		t.Fatalf("second call: %v", err)
+	}
+	d.FailNext("", 1)
+	if _, err := d.Stats(ctx, "s2"); !errors.Is(err, ErrInjected) {
+		t.Fatalf("any-switch failure: %v", err)
+	}
+	d.SetStats("s2", southbound.TunnelStats{Tunnel: 3, Packets: 5, MeterDrops: 1})
+	st, err := d.Stats(ctx, "s2")
+	if err != nil || len(st) != 1 || st[0].MeterDrops != 1 {
+		t.Fatalf("stats = %+v, %v", st, err)
+	}
+	want := southbound.SwitchState{Rules: []southbound.TunnelRule{{Tunnel: 4}}}
+	if err := d.Reconcile(ctx, "s2", want); err != nil {
+		t.Fatal(err)
+	}
+	if rs := d.Rules("s2"); len(rs) != 1 || rs[0].Tunnel != 4 {
+		t.Fatalf("after reconcile: %+v", rs)
+	}
+	if n := len(d.Calls()); n != 6 {
+		t.Fatalf("%d calls recorded, want 6", n)
+	}
+}
