@@ -61,8 +61,16 @@ func (c *conn) dial() (*client.Client, error) {
 	return client.Dial(c.addr, c.service, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 }
 
-func (c *conn) ctx(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(cmd.Context(), c.timeout)
+// with dials the controller and runs f with a timeout-bound context.
+func (c *conn) with(cmd *cobra.Command, f func(context.Context, *client.Client) error) error {
+	cl, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
+	defer cancel()
+	return f(ctx, cl)
 }
 
 // request flags, shared by request and change.
@@ -129,18 +137,13 @@ func newTunnelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := c.ctx(cmd)
-			defer cancel()
-			res, err := cl.RequestBandwidth(ctx, r)
-			if err != nil {
-				return err
-			}
-			return printResources(cmd.OutOrStdout(), c.asJSON, res)
+			return c.with(cmd, func(ctx context.Context, cl *client.Client) error {
+				res, err := cl.RequestBandwidth(ctx, r)
+				if err != nil {
+					return err
+				}
+				return printResources(cmd.OutOrStdout(), c.asJSON, res)
+			})
 		},
 	}
 	rq.add(request)
@@ -157,18 +160,13 @@ func newTunnelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := c.ctx(cmd)
-			defer cancel()
-			res, err := cl.ChangeBandwidth(ctx, id, r)
-			if err != nil {
-				return err
-			}
-			return printResources(cmd.OutOrStdout(), c.asJSON, res)
+			return c.with(cmd, func(ctx context.Context, cl *client.Client) error {
+				res, err := cl.ChangeBandwidth(ctx, id, r)
+				if err != nil {
+					return err
+				}
+				return printResources(cmd.OutOrStdout(), c.asJSON, res)
+			})
 		},
 	}
 	ch.add(change)
@@ -180,31 +178,21 @@ func newTunnelCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("tunnel id %q: not a number", args[0])
 			}
-			cl, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := c.ctx(cmd)
-			defer cancel()
-			return cl.ReleaseBandwidth(ctx, id)
+			return c.with(cmd, func(ctx context.Context, cl *client.Client) error {
+				return cl.ReleaseBandwidth(ctx, id)
+			})
 		},
 	}
 	list := &cobra.Command{
 		Use: "list", Short: "List the service's tunnels", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := c.ctx(cmd)
-			defer cancel()
-			rs, err := cl.ListTunnels(ctx)
-			if err != nil {
-				return err
-			}
-			return printResources(cmd.OutOrStdout(), c.asJSON, rs...)
+			return c.with(cmd, func(ctx context.Context, cl *client.Client) error {
+				rs, err := cl.ListTunnels(ctx)
+				if err != nil {
+					return err
+				}
+				return printResources(cmd.OutOrStdout(), c.asJSON, rs...)
+			})
 		},
 	}
 	watch := &cobra.Command{
@@ -250,17 +238,12 @@ func newGroupCmd() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("member %q: not an IPv4 address", args[1])
 				}
-				cl, err := c.dial()
-				if err != nil {
-					return err
-				}
-				defer cl.Close()
-				ctx, cancel := c.ctx(cmd)
-				defer cancel()
-				if join {
-					return cl.JoinGroup(ctx, g, m)
-				}
-				return cl.LeaveGroup(ctx, g, m)
+				return c.with(cmd, func(ctx context.Context, cl *client.Client) error {
+					if join {
+						return cl.JoinGroup(ctx, g, m)
+					}
+					return cl.LeaveGroup(ctx, g, m)
+				})
 			},
 		}
 	}
@@ -275,37 +258,32 @@ func newTopologyCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use: "show", Short: "Print nodes and links", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := c.ctx(cmd)
-			defer cancel()
-			t, err := cl.Topology(ctx)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if c.asJSON {
-				b, err := protojson.MarshalOptions{Multiline: true}.Marshal(t)
+			return c.with(cmd, func(ctx context.Context, cl *client.Client) error {
+				t, err := cl.Topology(ctx)
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprintln(w, string(b))
-				return err
-			}
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tKIND\tIPV4")
-			for _, n := range t.Nodes {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.Kind, n.Ipv4)
-			}
-			fmt.Fprintln(tw, "\nLINK\tBANDWIDTH bit/s\tQUEUE B\tMIN LATENCY ns\tMAX JITTER ns")
-			for _, l := range t.Links {
-				fmt.Fprintf(tw, "%s->%s\t%d\t%d\t%d\t%d\n", l.From, l.To, l.BandwidthBps, l.QueueBytes, l.MinLatencyNs, l.MaxJitterNs)
-			}
-			fmt.Fprintf(tw, "\nsub-lanes: %d, express share: %.2f\n", t.Sublanes, t.MaxExpressShare)
-			return tw.Flush()
+				w := cmd.OutOrStdout()
+				if c.asJSON {
+					b, err := protojson.MarshalOptions{Multiline: true}.Marshal(t)
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintln(w, string(b))
+					return err
+				}
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "NODE\tKIND\tIPV4")
+				for _, n := range t.Nodes {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.Kind, n.Ipv4)
+				}
+				fmt.Fprintln(tw, "\nLINK\tBANDWIDTH bit/s\tQUEUE B\tMIN LATENCY ns\tMAX JITTER ns")
+				for _, l := range t.Links {
+					fmt.Fprintf(tw, "%s->%s\t%d\t%d\t%d\t%d\n", l.From, l.To, l.BandwidthBps, l.QueueBytes, l.MinLatencyNs, l.MaxJitterNs)
+				}
+				fmt.Fprintf(tw, "\nsub-lanes: %d, express share: %.2f\n", t.Sublanes, t.MaxExpressShare)
+				return tw.Flush()
+			})
 		},
 	})
 	return cmd

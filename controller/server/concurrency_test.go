@@ -14,6 +14,7 @@ import (
 	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/server"
 	"github.com/xlane/xlane/controller/store"
+	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/southbound/memory"
@@ -36,7 +37,7 @@ func TestConcurrentClients(t *testing.T) {
 	}
 	defer st.Close()
 	drv := memory.New("s1", "s2")
-	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo(t), Driver: drv, Store: st, Grace: 20 * time.Millisecond})
+	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: tetest.TwoSwitch(t), Driver: drv, Store: st, Grace: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestConcurrentClients(t *testing.T) {
 	// keeps each tunnel's owner, request and tree) computes exactly the
 	// tunnels the running one holds.
 	live := ctl.Tunnels("")
-	again, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo(t), Driver: memory.New("s1", "s2"), Store: st})
+	again, err := tunnels.New(context.Background(), tunnels.Config{Topology: tetest.TwoSwitch(t), Driver: memory.New("s1", "s2"), Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}

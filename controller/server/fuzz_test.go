@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/server"
+	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound/memory"
 )
@@ -23,7 +24,7 @@ func FuzzRequestValidation(f *testing.F) {
 	f.Add(uint32(100), uint32(100), "10.0.0.2", uint32(7000), uint32(0), "10.0.0.1")
 	f.Add(uint32(0), uint32(0), "239.1.1.1", uint32(0), uint32(9), "")
 	f.Add(uint32(1000), uint32(10_000_000), "10.0.0.1", uint32(65536), uint32(1), "10.0.0.1")
-	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo(f), Driver: memory.New("s1", "s2"),
+	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: tetest.TwoSwitch(f), Driver: memory.New("s1", "s2"),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.Fatal(err)

@@ -18,33 +18,12 @@ import (
 	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/server"
-	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound/memory"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// topo: h1 - s1 - s2 - {h2, h3} at 1 Gbit/s, 1000-byte frames.
-func topo(t testing.TB) *te.Topology {
-	t.Helper()
-	spec := te.TopologySpec{MaxFrameBytes: 1000, Sublanes: 2,
-		Nodes: []te.NodeSpec{
-			{Name: "h1", Kind: te.KindHost, IPv4: "10.0.0.1"}, {Name: "s1", Kind: te.KindSwitch},
-			{Name: "s2", Kind: te.KindSwitch}, {Name: "h2", Kind: te.KindHost, IPv4: "10.0.0.2"},
-			{Name: "h3", Kind: te.KindHost, IPv4: "10.0.0.3"},
-		}}
-	for _, p := range [][2]string{{"h1", "s1"}, {"s1", "s2"}, {"s2", "h2"}, {"s2", "h3"}} {
-		for _, d := range [][2]string{p, {p[1], p[0]}} {
-			spec.Links = append(spec.Links, te.LinkSpec{From: d[0], To: d[1], BandwidthBps: 1e9, QueueBytes: 10000, MinLatencyNs: 1000, MaxJitterNs: 100})
-		}
-	}
-	x, err := te.NewTopology(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return x
-}
 
 // daemon is a controller served over real gRPC on loopback.
 type daemon struct {
@@ -62,7 +41,7 @@ func start(t *testing.T, addr string, grace time.Duration) *daemon {
 		t.Fatal(err)
 	}
 	drv := memory.New("s1", "s2")
-	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo(t), Driver: drv, Grace: grace})
+	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: tetest.TwoSwitch(t), Driver: drv, Grace: grace})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/server"
+	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound/memory"
@@ -32,7 +33,7 @@ func TestMutualTLSIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo(t), Driver: memory.New("s1", "s2")})
+	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: tetest.TwoSwitch(t), Driver: memory.New("s1", "s2")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,25 +7,11 @@ import (
 	"testing"
 
 	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/southbound/memory"
 )
-
-func topoSpec() te.TopologySpec {
-	spec := te.TopologySpec{MaxFrameBytes: 1000, Sublanes: 2,
-		Nodes: []te.NodeSpec{
-			{Name: "h1", Kind: te.KindHost, IPv4: "10.0.0.1"}, {Name: "s1", Kind: te.KindSwitch},
-			{Name: "s2", Kind: te.KindSwitch}, {Name: "h2", Kind: te.KindHost, IPv4: "10.0.0.2"},
-			{Name: "h3", Kind: te.KindHost, IPv4: "10.0.0.3"},
-		}}
-	for _, p := range [][2]string{{"h1", "s1"}, {"s1", "s2"}, {"s2", "h2"}, {"s2", "h3"}} {
-		for _, d := range [][2]string{p, {p[1], p[0]}} {
-			spec.Links = append(spec.Links, te.LinkSpec{From: d[0], To: d[1], BandwidthBps: 1e9, QueueBytes: 10000, MinLatencyNs: 1000, MaxJitterNs: 100})
-		}
-	}
-	return spec
-}
 
 // TestRestartRestoresEverything runs a controller on a store, closes it,
 // opens a new one on the same directory with switches that lost their
@@ -33,7 +19,7 @@ func topoSpec() te.TopologySpec {
 func TestRestartRestoresEverything(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	topo, err := te.NewTopology(topoSpec())
+	topo, err := te.NewTopology(tetest.TwoSwitchSpec())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +27,7 @@ func TestRestartRestoresEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SetTopology(topoSpec()); err != nil {
+	if err := st.SetTopology(tetest.TwoSwitchSpec()); err != nil {
 		t.Fatal(err)
 	}
 	drv := memory.New("s1", "s2")
@@ -113,7 +99,7 @@ func TestRestartRestoresEverything(t *testing.T) {
 		t.Fatalf("new id %d reuses an id handed out before the restart (up to %d)", res.TunnelID, last.TunnelID)
 	}
 	// A different topology is refused while tunnels exist.
-	other := topoSpec()
+	other := tetest.TwoSwitchSpec()
 	other.Links[0].BandwidthBps = 2e9
 	if err := st2.SetTopology(other); err == nil {
 		t.Fatal("changed topology accepted over stored tunnels")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/southbound/memory"
 )
@@ -76,29 +77,6 @@ func (c *manualClock) Advance(d time.Duration) {
 	}
 }
 
-// testTopo: h1 - s1 - s2 - {h2, h3}, 1 Gbit/s, 1000-byte frames, no
-// overhead, two sub-lanes. Ports: s1: 1 = h1, 2 = s2; s2: 1 = s1, 2 = h2,
-// 3 = h3.
-func testTopo(t *testing.T) *te.Topology {
-	t.Helper()
-	spec := te.TopologySpec{MaxFrameBytes: 1000, Sublanes: 2,
-		Nodes: []te.NodeSpec{
-			{Name: "h1", Kind: te.KindHost, IPv4: "10.0.0.1"}, {Name: "s1", Kind: te.KindSwitch},
-			{Name: "s2", Kind: te.KindSwitch}, {Name: "h2", Kind: te.KindHost, IPv4: "10.0.0.2"},
-			{Name: "h3", Kind: te.KindHost, IPv4: "10.0.0.3"},
-		}}
-	for _, p := range [][2]string{{"h1", "s1"}, {"s1", "s2"}, {"s2", "h2"}, {"s2", "h3"}} {
-		for _, d := range [][2]string{p, {p[1], p[0]}} {
-			spec.Links = append(spec.Links, te.LinkSpec{From: d[0], To: d[1], BandwidthBps: 1e9, QueueBytes: 10000, MinLatencyNs: 1000, MaxJitterNs: 100})
-		}
-	}
-	topo, err := te.NewTopology(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return topo
-}
-
 var (
 	h1 = netip.MustParseAddr("10.0.0.1")
 	h2 = netip.MustParseAddr("10.0.0.2")
@@ -109,7 +87,7 @@ func setup(t *testing.T) (*Controller, *memory.Driver, *manualClock) {
 	t.Helper()
 	drv := memory.New("s1", "s2")
 	clk := &manualClock{now: time.Unix(1000, 0)}
-	c, err := New(context.Background(), Config{Topology: testTopo(t), Driver: drv, Clock: clk, Grace: 100 * time.Millisecond,
+	c, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: drv, Clock: clk, Grace: 100 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +337,7 @@ func TestChangeKeepsIDAndRollsBack(t *testing.T) {
 
 func TestQuotas(t *testing.T) {
 	drv := memory.New("s1", "s2")
-	c, err := New(context.Background(), Config{Topology: testTopo(t), Driver: drv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	c, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: drv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Quota: func(svc string) Quota {
 			if svc == "fd" {
 				return Quota{MaxTunnels: 2, MaxRateBps: 20_000_000}
