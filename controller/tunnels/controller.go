@@ -27,6 +27,9 @@ type Config struct {
 	// Observer, when set, is told about operations, upcalls and monitoring
 	// rounds (the daemon feeds Prometheus from it).
 	Observer Observer
+	// WatchBuffer is how many upcalls a watcher may fall behind before it
+	// is dropped (it then re-subscribes and lists its tunnels); 0: 1024.
+	WatchBuffer int
 	// Quota, when set, returns each service's limit.
 	Quota func(service string) Quota
 	// Store, when set, makes the state durable: New loads it, re-installs
@@ -47,6 +50,7 @@ type Controller struct {
 	store  Store
 	quota  func(string) Quota
 	obs    Observer
+	buffer int
 	recs   map[uint64]*record
 	groups map[netip.AddrPort]map[netip.Addr]bool // multicast group -> member hosts
 	subs   map[string]map[*Subscription]struct{}  // service -> watchers
@@ -80,7 +84,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c := &Controller{
 		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
-		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota, obs: cfg.Observer,
+		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota, obs: cfg.Observer, buffer: cfg.WatchBuffer,
 		recs: map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
 		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{},
 		needsReconcile: map[string]bool{}, routes: bestEffortRoutes(cfg.Topology),
@@ -96,6 +100,9 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	if c.obs == nil {
 		c.obs = nopObserver{}
+	}
+	if c.buffer <= 0 {
+		c.buffer = 1024
 	}
 	if c.store != nil {
 		if err := c.restore(ctx); err != nil {

@@ -420,3 +420,39 @@ func TestFailedRollbackIsReconciled(t *testing.T) {
 		t.Fatalf("s1 after reconcile: %+v, want %+v", got, want)
 	}
 }
+
+func TestSlowWatcherIsDropped(t *testing.T) {
+	drv := memory.New("s1", "s2")
+	c, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: drv, WatchBuffer: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	w := c.Watch("fd")
+	if _, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 10, PeriodUs: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 { // three upcalls for fd into a buffer of two
+		if _, err := c.Request(ctx, "other", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, uint16(8000+i)), LoadsizeBytes: 10, PeriodUs: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for range w.C { // drains the two buffered upcalls, then sees the close
+		n++
+	}
+	if n != 2 || !w.Dropped() {
+		t.Fatalf("got %d upcalls, dropped=%v; want 2 and dropped", n, w.Dropped())
+	}
+	// A new subscription works again.
+	w2 := c.Watch("fd")
+	defer w2.Close()
+	if _, err := c.Request(ctx, "other", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 9000), LoadsizeBytes: 10, PeriodUs: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if len(w2.C) != 1 {
+		t.Fatalf("new watcher got %d upcalls", len(w2.C))
+	}
+}

@@ -2,10 +2,6 @@ package tunnels
 
 import "sync"
 
-// subscriptionBuffer is how many upcalls a slow watcher may lag behind
-// before it is dropped (it then re-subscribes and lists its tunnels).
-const subscriptionBuffer = 1024
-
 // Subscription delivers one service's upcalls in order.
 type Subscription struct {
 	C       <-chan Upcall
@@ -18,7 +14,7 @@ type Subscription struct {
 
 // Watch subscribes to the upcalls of service owner.
 func (c *Controller) Watch(owner string) *Subscription {
-	ch := make(chan Upcall, subscriptionBuffer)
+	ch := make(chan Upcall, c.buffer)
 	s := &Subscription{C: ch, c: ch, owner: owner, ctl: c}
 	c.mu.Lock()
 	defer c.mu.Unlock()
