@@ -252,7 +252,8 @@ func (e *Engine) readjustMode(force bool) error {
 				}
 				e.stats.Changed++
 				old := t.derived
-				t.derived = copyOf(&e.next)
+				t.derived = copyInto(t.spare, &e.next)
+				t.spare = derived{}
 				e.syncUses(t)
 				e.touched = append(e.touched, touchedTunnel{t: t, old: old})
 				if level+1 < e.topo.Sublanes {
@@ -276,6 +277,19 @@ func (e *Engine) readjustMode(force bool) error {
 		}
 	}
 	return nil
+}
+
+// resetTouched starts a new operation. The previous operation's saved
+// results are no longer needed for undo: their buffers become the
+// tunnels' spares, so steady-state adjustment does not allocate.
+func (e *Engine) resetTouched() {
+	for _, tt := range e.touched {
+		if len(tt.old.inMin) > 0 && !tt.t.released {
+			tt.t.spare = tt.old
+		}
+	}
+	clear(e.touched)
+	e.touched = e.touched[:0]
 }
 
 func (e *Engine) restoreTouched(start int) {
@@ -333,7 +347,7 @@ func (e *Engine) Admit(req Request) (Tunnel, []Change, error) {
 	if err != nil {
 		return Tunnel{}, nil, err
 	}
-	e.touched = e.touched[:0]
+	e.resetTouched()
 	t, err := e.plan(r, e.nextID)
 	if err != nil {
 		return Tunnel{}, nil, err
@@ -365,7 +379,7 @@ func (e *Engine) Release(id uint64) ([]Change, error) {
 	if !ok {
 		return nil, fmt.Errorf("release %d: %w", id, ErrUnknownTunnel)
 	}
-	e.touched = e.touched[:0]
+	e.resetTouched()
 	e.detach(t)
 	delete(e.tunnels, id)
 	t.released = true
@@ -394,7 +408,7 @@ func (e *Engine) Change(id uint64, req Request) (Tunnel, []Change, error) {
 	if r.sender != old.sender {
 		return Tunnel{}, nil, fieldErr("sender", req.Sender, "a change cannot move the tunnel to another sender (was %s)", e.topo.Nodes[old.sender].Name)
 	}
-	e.touched = e.touched[:0]
+	e.resetTouched()
 	// Plan and adjust without the old tunnel, then either keep the result
 	// or put the old tunnel back; both end in a state X-ADJ computed.
 	e.detach(old)

@@ -37,7 +37,7 @@ func (e *Engine) Install(ts []Tunnel) ([]Tunnel, error) {
 			e.nextID = t.id + 1
 		}
 	}
-	e.touched = e.touched[:0]
+	e.resetTouched()
 	for _, t := range added {
 		for _, lid := range t.links {
 			e.markDirty(lid, t.level)
@@ -56,7 +56,7 @@ func (e *Engine) Install(ts []Tunnel) ([]Tunnel, error) {
 
 // Readjust recomputes every tunnel from scratch and returns the changes.
 func (e *Engine) Readjust() ([]Change, error) {
-	e.touched = e.touched[:0]
+	e.resetTouched()
 	for i := range e.links {
 		e.markDirty(LinkID(i), 0)
 	}
@@ -179,7 +179,7 @@ func (e *Engine) AdmitWithID(id uint64, req Request) (Tunnel, []Change, error) {
 	if err != nil {
 		return Tunnel{}, nil, err
 	}
-	e.touched = e.touched[:0]
+	e.resetTouched()
 	t, err := e.plan(r, id)
 	if err != nil {
 		return Tunnel{}, nil, err

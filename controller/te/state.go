@@ -22,6 +22,7 @@ type tunnel struct {
 	useIdx []int32 // position in linkState.uses[level] of links[i]
 
 	derived
+	spare  derived // buffers of an earlier result, reused by the next change
 	stamp  uint64 // adjustment pass that last visited this tunnel
 	report uint64 // operation that last listed this tunnel as changed
 	// released is set once the tunnel left the engine, so a change report
@@ -45,9 +46,17 @@ func (d *derived) equal(o *derived) bool {
 		slices.Equal(d.inMin, o.inMin) && slices.Equal(d.inMax, o.inMax) && slices.Equal(d.wait, o.wait)
 }
 
-// copyOf returns a copy of d backed by one fresh allocation.
-func copyOf(d *derived) derived {
+// copyInto copies d into spare's buffers when they are large enough, or
+// into one fresh allocation.
+func copyInto(spare derived, d *derived) derived {
 	n := len(d.inMin)
+	if cap(spare.inMin) >= n && cap(spare.inMax) >= n && cap(spare.wait) >= n {
+		c := *d
+		c.inMin = append(spare.inMin[:0], d.inMin...)
+		c.inMax = append(spare.inMax[:0], d.inMax...)
+		c.wait = append(spare.wait[:0], d.wait...)
+		return c
+	}
 	buf := make([]Time, 3*n)
 	c := *d
 	c.inMin = buf[0:n:n]
