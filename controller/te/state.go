@@ -23,8 +23,8 @@ type tunnel struct {
 
 	derived
 	spare  derived // buffers of an earlier result, reused by the next change
-	stamp  uint64 // adjustment pass that last visited this tunnel
-	report uint64 // operation that last listed this tunnel as changed
+	stamp  uint64  // adjustment pass that last visited this tunnel
+	report uint64  // operation that last listed this tunnel as changed
 	// released is set once the tunnel left the engine, so a change report
 	// of the same operation skips it.
 	released bool
