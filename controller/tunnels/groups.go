@@ -69,7 +69,10 @@ func (c *Controller) membership(ctx context.Context, group netip.AddrPort, membe
 	var oldReqs []Request
 	ids := make([]uint64, 0)
 	for id, rec := range c.recs {
-		if rec.req.Receiver == group {
+		// A demoted tunnel keeps its tree until its service changes it
+		// (re-planning would quietly put it back into the express lane);
+		// ChangeBandwidth plans it over the members of that moment.
+		if rec.req.Receiver == group && !rec.demoted {
 			ids = append(ids, id)
 		}
 	}

@@ -141,3 +141,37 @@ func TestMonitorReclaimsAndTerminatesIdle(t *testing.T) {
 		t.Fatal("idle tunnel not terminated")
 	}
 }
+
+func TestDemotedMulticastStaysDemotedOnJoin(t *testing.T) {
+	c, drv, _ := setup(t)
+	ctx := context.Background()
+	group := netip.AddrPortFrom(netip.MustParseAddr("239.9.9.9"), 9000)
+	if err := c.JoinGroup(ctx, group, h2); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Request(ctx, "raft", Request{Sender: h1, Receiver: group, LoadsizeBytes: 100, PeriodUs: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := MonitorConfig{Interval: time.Second}
+	for k := uint64(1); k <= 2; k++ { // baseline, then drops: demoted
+		drv.SetStats("s1", southbound.TunnelStats{Tunnel: m.TunnelID, Packets: 100 * k, Bytes: 10_000 * k, MeterDrops: 5 * (k - 1)})
+		if err := c.MonitorOnce(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.JoinGroup(ctx, group, h3); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Tunnels("raft"); len(got) != 1 || got[0].MaxJitterNs != Unbounded {
+		t.Fatalf("a join must not bring a demoted tunnel back: %+v", got)
+	}
+	// Its service's change plans over the current members, h2 and h3.
+	back, err := c.Change(ctx, "raft", m.TunnelID, Request{Sender: h1, Receiver: group, LoadsizeBytes: 100, PeriodUs: 200})
+	if err != nil || back.MaxJitterNs == Unbounded {
+		t.Fatalf("recovery: %+v, %v", back, err)
+	}
+	if r := drv.Rules("s2"); len(r) != 1 || len(r[0].Out) != 2 {
+		t.Fatalf("s2 after recovery: %+v", r)
+	}
+}
