@@ -24,6 +24,10 @@ type Engine struct {
 	dirtyList []LinkID
 	touched   []touchedTunnel
 	scratch   optScratch
+
+	// fullSearch makes X-OPT's searches cover the whole graph instead of
+	// stopping at the sender; tests use it to check the shortcut.
+	fullSearch bool
 }
 
 // Stats counts the engine's work since it was created.

@@ -1,7 +1,6 @@
 package te
 
 import (
-	"container/heap"
 	"fmt"
 	"math"
 )
@@ -61,7 +60,7 @@ func (e *Engine) plan(r resolved, id uint64) (*tunnel, error) {
 	for i, rcv := range r.receivers {
 		sc.dist[i] = resizeF(sc.dist[i], nn)
 		sc.next[i] = resizeL(sc.next[i], nn)
-		e.shortestTo(rcv, r, bps, sc.dist[i], sc.next[i], true)
+		e.shortest(rcv, r, bps, sc.dist[i], sc.next[i], true, !e.fullSearch)
 	}
 	sc.inTree = resizeB(sc.inTree, nn)
 	sc.depth = resizeF(sc.depth, nn)
@@ -141,6 +140,11 @@ func (e *Engine) plan(r resolved, id uint64) (*tunnel, error) {
 // other than the sender are never crossed. With onlyEligible, links that
 // would break ≈-validity are skipped.
 func (e *Engine) shortestTo(dst NodeID, r resolved, bps float64, dist []float64, next []LinkID, onlyEligible bool) {
+	e.shortest(dst, r, bps, dist, next, onlyEligible, false)
+}
+
+// shortest is shortestTo, optionally stopping once the sender is settled.
+func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, next []LinkID, onlyEligible, stopAtSender bool) {
 	topo := e.topo
 	sc := &e.scratch
 	for i := range dist {
@@ -151,14 +155,21 @@ func (e *Engine) shortestTo(dst NodeID, r resolved, bps float64, dist []float64,
 	clear(sc.visited)
 	dist[dst] = 0
 	sc.pq = sc.pq[:0]
-	heap.Push(&sc.pq, distItem{dst, 0})
-	for sc.pq.Len() > 0 {
-		it := heap.Pop(&sc.pq).(distItem)
+	sc.pq.push(distItem{dst, 0})
+	for len(sc.pq) > 0 {
+		it := sc.pq.pop()
 		x := it.node
 		if sc.visited[x] {
 			continue
 		}
 		sc.visited[x] = true
+		if x == r.sender && stopAtSender {
+			// Every node settled later is at least as far from dst as the
+			// sender, and X-OPT never prefers attaching through a tree node
+			// farther than the sender (its cost only adds depth), so the
+			// rest of the graph cannot change the plan.
+			return
+		}
 		if x != dst && topo.Nodes[x].Kind == KindHost {
 			continue // a host may start a path, never relay one
 		}
@@ -179,7 +190,7 @@ func (e *Engine) shortestTo(dst NodeID, r resolved, bps float64, dist []float64,
 			if nd < dist[y] {
 				dist[y] = nd
 				next[y] = lid
-				heap.Push(&sc.pq, distItem{y, nd})
+				sc.pq.push(distItem{y, nd})
 			}
 		}
 	}
@@ -226,19 +237,49 @@ type distItem struct {
 	d    float64
 }
 
+// distHeap is a binary min-heap by distance, ties by node id.
 type distHeap []distItem
 
-func (h distHeap) Len() int { return len(h) }
-func (h distHeap) Less(i, j int) bool {
-	return h[i].d < h[j].d || (h[i].d == h[j].d && h[i].node < h[j].node)
+func (a distItem) less(b distItem) bool { return a.d < b.d || (a.d == b.d && a.node < b.node) }
+
+func (h *distHeap) push(it distItem) {
+	*h = append(*h, it)
+	q := *h
+	i := len(q) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !q[i].less(q[p]) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
 }
-func (h distHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *distHeap) Push(x any)   { *h = append(*h, x.(distItem)) }
-func (h *distHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
+
+func (h *distHeap) pop() distItem {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q = q[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && q[r].less(q[l]) {
+			m = r
+		}
+		if !q[m].less(q[i]) {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
 }
 
 func resizeF(s []float64, n int) []float64 {
