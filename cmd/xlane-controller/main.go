@@ -179,7 +179,12 @@ func run(ctx context.Context, cfg config.Config) error {
 		mux.Handle("/metrics", m.Handler())
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		mdone := make(chan struct{})
-		go func() { defer close(mdone); _ = hs.Serve(mlis) }()
+		go func() {
+			defer close(mdone)
+			if err := hs.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
