@@ -203,3 +203,17 @@ func TestChangeIsAtomic(t *testing.T) {
 		}
 	}
 }
+
+func TestUnreachableReceiverIsAFieldError(t *testing.T) {
+	spec := lineTopo(t, 1).Spec
+	spec.Nodes = append(spec.Nodes, NodeSpec{Name: "h9", Kind: KindHost, IPv4: "10.0.0.9"}) // no cable
+	topo, err := NewTopology(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = NewEngine(topo).Admit(Request{Sender: "h1", Receivers: []string{"h2", "h9"}, LoadsizeBytes: 10, PeriodNs: 100_000})
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "receivers[1]" || !strings.Contains(err.Error(), "not reachable") {
+		t.Fatalf("err = %v", err)
+	}
+}
