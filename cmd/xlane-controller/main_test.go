@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,8 +20,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
 )
@@ -112,17 +111,7 @@ func TestKill9AndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fd.Close()
-	live := make(chan bool, 8)
-	ups := make(chan *pb.Upcall, 64)
-	wctx, wcancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = fd.Watch(wctx, func(u *pb.Upcall) { ups <- u }, func(first bool) { live <- first })
-	}()
-	defer func() { wcancel(); wg.Wait() }()
-	<-live
+	_, live := servertest.Watch(t, ctx, fd)
 
 	h1, h2, h3 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.3")
 	group := netip.AddrPortFrom(netip.MustParseAddr("239.5.5.5"), 5555)

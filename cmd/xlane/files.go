@@ -9,43 +9,31 @@ import (
 	"github.com/xlane/xlane/controller/te"
 )
 
-func readTopology(path string) (*te.Topology, error) {
+// readFile opens path and decodes it with parse; errors name the file.
+func readFile[T any](path, what string, parse func(io.Reader) (T, error)) (T, error) {
+	var zero T
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("topology: %w", err)
+		return zero, fmt.Errorf("%s: %w", what, err)
 	}
 	defer f.Close()
-	t, err := te.ParseTopology(f)
+	v, err := parse(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return zero, fmt.Errorf("%s: %w", path, err)
 	}
-	return t, nil
+	return v, nil
+}
+
+func readTopology(path string) (*te.Topology, error) {
+	return readFile(path, "topology", te.ParseTopology)
 }
 
 func readRequests(path string) ([]te.Request, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("requests: %w", err)
-	}
-	defer f.Close()
-	r, err := te.ParseRequests(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return r, nil
+	return readFile(path, "requests", te.ParseRequests)
 }
 
 func readTunnels(path string) ([]te.Tunnel, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("tunnels: %w", err)
-	}
-	defer f.Close()
-	t, err := te.ParseTunnels(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return t, nil
+	return readFile(path, "tunnels", te.ParseTunnels)
 }
 
 func writeJSON(w io.Writer, v any) error {

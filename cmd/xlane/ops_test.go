@@ -5,13 +5,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc"
-
-	"github.com/xlane/xlane/controller/server"
+	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound/memory"
@@ -33,16 +30,8 @@ func controllerOnLoopback(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	server.New(ctl).Register(g)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = g.Serve(lis) }()
-	t.Cleanup(func() { ctl.Close(); g.Stop(); <-done })
-	return lis.Addr().String()
+	addr, _ := servertest.Serve(t, ctl, "127.0.0.1:0")
+	return addr
 }
 
 func TestOperatorCLI(t *testing.T) {

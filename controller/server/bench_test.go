@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -11,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-
 	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
-	"github.com/xlane/xlane/controller/server"
+	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/store"
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/controller/te/topogen"
@@ -83,14 +80,8 @@ func benchGRPC(b *testing.B, k int) {
 	if n < 10_000 {
 		b.Fatalf("only %d tunnels fit", n)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	g := grpc.NewServer()
-	server.New(ctl).Register(g)
-	go func() { _ = g.Serve(lis) }()
-	defer func() { ctl.Close(); g.Stop() }()
+	addr, stop := servertest.Serve(b, ctl, "127.0.0.1:0")
+	defer stop()
 
 	// Watchers measure upcall delay: GraceUntil − grace is when the
 	// controller committed the change.
@@ -99,7 +90,7 @@ func benchGRPC(b *testing.B, k int) {
 	wctx, wcancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for i := range 50 {
-		c, err := client.Dial(lis.Addr().String(), fmt.Sprintf("svc%d", i))
+		c, err := client.Dial(addr, fmt.Sprintf("svc%d", i))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -122,7 +113,7 @@ func benchGRPC(b *testing.B, k int) {
 	defer func() { wcancel(); wg.Wait() }()
 
 	reqs := workload.Requests(topo, mix, 4096, 2)
-	admitter, err := client.Dial(lis.Addr().String(), "bench")
+	admitter, err := client.Dial(addr, "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

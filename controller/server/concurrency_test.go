@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -12,13 +11,12 @@ import (
 	"time"
 
 	"github.com/xlane/xlane/controller/client"
-	"github.com/xlane/xlane/controller/server"
+	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/store"
 	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/southbound/memory"
-	"google.golang.org/grpc"
 )
 
 // TestConcurrentClients runs 200 services that request, change and
@@ -41,14 +39,7 @@ func TestConcurrentClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	server.New(ctl).Register(g)
-	served := make(chan struct{})
-	go func() { defer close(served); _ = g.Serve(lis) }()
+	addr, stop := servertest.Serve(t, ctl, "127.0.0.1:0")
 
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
@@ -61,7 +52,7 @@ func TestConcurrentClients(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := client.Dial(lis.Addr().String(), fmt.Sprintf("svc%d", i))
+			c, err := client.Dial(addr, fmt.Sprintf("svc%d", i))
 			if err != nil {
 				t.Error(err)
 				return
@@ -113,9 +104,7 @@ func TestConcurrentClients(t *testing.T) {
 		t.Fatalf("too little happened: %v", ops)
 	}
 	time.Sleep(50 * time.Millisecond) // let grace periods end
-	ctl.Close()
-	g.Stop()
-	<-served
+	stop()
 
 	// Engine and store agree: a controller restored from the store (which
 	// keeps each tunnel's owner, request and tree) computes exactly the

@@ -2,10 +2,8 @@ package server_test
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/server"
+	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound/memory"
@@ -30,34 +29,18 @@ type daemon struct {
 	addr string
 	drv  *memory.Driver
 	ctl  *tunnels.Controller
-	g    *grpc.Server
-	done chan struct{}
+	stop func()
 }
 
 func start(t *testing.T, addr string, grace time.Duration) *daemon {
 	t.Helper()
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	drv := memory.New("s1", "s2")
 	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: tetest.TwoSwitch(t), Driver: drv, Grace: grace})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{addr: lis.Addr().String(), drv: drv, ctl: ctl, g: grpc.NewServer(), done: make(chan struct{})}
-	server.New(ctl).Register(d.g)
-	go func() {
-		defer close(d.done)
-		_ = d.g.Serve(lis)
-	}()
-	return d
-}
-
-func (d *daemon) stop() {
-	d.ctl.Close() // ends watch streams
-	d.g.Stop()
-	<-d.done
+	a, stop := servertest.Serve(t, ctl, addr)
+	return &daemon{addr: a, drv: drv, ctl: ctl, stop: stop}
 }
 
 var (
@@ -94,17 +77,7 @@ func TestAPIEndToEnd(t *testing.T) {
 	fd, raft := dial(t, d, "fd"), dial(t, d, "raft")
 
 	// The FD service watches its upcalls.
-	ups := make(chan *pb.Upcall, 16)
-	live := make(chan bool, 4)
-	wctx, wcancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = fd.Watch(wctx, func(u *pb.Upcall) { ups <- u }, func(first bool) { live <- first })
-	}()
-	defer func() { wcancel(); wg.Wait() }()
-	<-live
+	ups, _ := servertest.Watch(t, ctx, fd)
 
 	req := tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 26}
 	res, err := fd.RequestBandwidth(ctx, req)
@@ -223,19 +196,7 @@ func TestWatchResubscribesAfterRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	fd := dial(t, d, "fd")
-	live := make(chan bool, 4)
-	ups := make(chan *pb.Upcall, 16)
-	wctx, wcancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = fd.Watch(wctx, func(u *pb.Upcall) { ups <- u }, func(first bool) { live <- first })
-	}()
-	defer func() { wcancel(); wg.Wait() }()
-	if first := <-live; !first {
-		t.Fatal("first subscription not reported as first")
-	}
+	ups, live := servertest.Watch(t, ctx, fd)
 	d.stop()
 	d2 := start(t, addr, 50*time.Millisecond) // the controller comes back on the same address
 	defer d2.stop()

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -13,7 +12,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/xlane/xlane/controller/client"
-	"github.com/xlane/xlane/controller/server"
+	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
@@ -37,15 +36,7 @@ func TestMutualTLSIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(scfg)))
-	server.New(ctl).Register(g)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = g.Serve(lis) }()
-	defer func() { ctl.Close(); g.Stop(); <-done }()
+	addr, _ := servertest.Serve(t, ctl, "127.0.0.1:0", grpc.Creds(credentials.NewTLS(scfg)))
 
 	dialAs := func(name, claim string) *client.Client {
 		cert, key := "", ""
@@ -56,7 +47,7 @@ func TestMutualTLSIdentity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := client.Dial(lis.Addr().String(), claim, grpc.WithTransportCredentials(credentials.NewTLS(ccfg)))
+		c, err := client.Dial(addr, claim, grpc.WithTransportCredentials(credentials.NewTLS(ccfg)))
 		if err != nil {
 			t.Fatal(err)
 		}

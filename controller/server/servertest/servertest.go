@@ -1,0 +1,62 @@
+// Package servertest serves a controller's API on loopback and watches
+// upcalls for tests in other packages.
+package servertest
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/server"
+	"github.com/xlane/xlane/controller/tunnels"
+)
+
+// Serve serves ctl's API on addr ("127.0.0.1:0" for any port) over real
+// gRPC. It returns the address and a stop function that closes ctl (which
+// ends watch streams) and the server; stop also runs when the test ends.
+func Serve(t testing.TB, ctl *tunnels.Controller, addr string, opts ...grpc.ServerOption) (string, func()) {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(opts...)
+	server.New(ctl).Register(g)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = g.Serve(lis) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { ctl.Close(); g.Stop(); <-done }) }
+	t.Cleanup(stop)
+	return lis.Addr().String(), stop
+}
+
+// Watch runs c.Watch until the test ends: upcalls arrive on ups, and live
+// reports every subscription (true for the first). It returns once the
+// first subscription is live.
+func Watch(t testing.TB, ctx context.Context, c *client.Client) (ups <-chan *pb.Upcall, live <-chan bool) {
+	t.Helper()
+	u := make(chan *pb.Upcall, 1024)
+	l := make(chan bool, 16)
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = c.Watch(wctx, func(x *pb.Upcall) {
+			select {
+			case u <- x:
+			case <-wctx.Done():
+			}
+		}, func(first bool) { l <- first })
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	if first := <-l; !first {
+		t.Fatal("first subscription not reported as first")
+	}
+	return u, l
+}
