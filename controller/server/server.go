@@ -59,26 +59,26 @@ func service(ctx context.Context) (string, error) {
 	return "", status.Errorf(codes.Unauthenticated, "metadata %q: the calling service must name itself", ServiceKey)
 }
 
-// code maps the controller's error kinds to gRPC codes.
+// codeOf maps the controller's error kinds (tunnels.Kind) to gRPC codes.
+var codeOf = map[string]codes.Code{
+	"invalid_argument":   codes.InvalidArgument,
+	"resource_exhausted": codes.ResourceExhausted,
+	"not_found":          codes.NotFound,
+	"permission_denied":  codes.PermissionDenied,
+	"unavailable":        codes.Unavailable,
+	"canceled":           codes.Canceled,
+}
+
+// code turns a controller error into a status with the same message.
 func code(err error) error {
 	if err == nil {
 		return nil
 	}
-	c := codes.Internal
-	switch {
-	case errors.Is(err, tunnels.ErrInvalid):
-		c = codes.InvalidArgument
-	case errors.Is(err, tunnels.ErrExhausted):
-		c = codes.ResourceExhausted
-	case errors.Is(err, tunnels.ErrNotFound):
-		c = codes.NotFound
-	case errors.Is(err, tunnels.ErrPermission):
-		c = codes.PermissionDenied
-	case errors.Is(err, tunnels.ErrUnavailable):
-		c = codes.Unavailable
-	case errors.Is(err, context.Canceled):
-		c = codes.Canceled
-	case errors.Is(err, context.DeadlineExceeded):
+	c, ok := codeOf[tunnels.Kind(err)]
+	if !ok {
+		c = codes.Internal
+	}
+	if c == codes.Canceled && errors.Is(err, context.DeadlineExceeded) {
 		c = codes.DeadlineExceeded
 	}
 	return status.Error(c, err.Error())

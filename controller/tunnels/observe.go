@@ -26,7 +26,12 @@ func (nopObserver) Operation(string, string)   {}
 func (nopObserver) Upcall(UpcallKind, Reason)  {}
 func (nopObserver) MonitorRound(time.Duration) {}
 
-// resultOf names an operation's outcome for metrics.
+// Kind names an error's kind ("ok" for nil): invalid_argument,
+// resource_exhausted, not_found, permission_denied, unavailable, canceled
+// or internal. Metrics label results with it; the API maps it to status
+// codes.
+func Kind(err error) string { return resultOf(err) }
+
 func resultOf(err error) string {
 	switch {
 	case err == nil:
