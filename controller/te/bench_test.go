@@ -82,6 +82,7 @@ func benchAdmit(b *testing.B, k, n int) {
 
 func BenchmarkAdmitFatTree8With10k(b *testing.B)  { benchAdmit(b, 8, 10_000) }
 func BenchmarkAdmitFatTree16With50k(b *testing.B) { benchAdmit(b, 16, 50_000) }
+func BenchmarkAdmitFatTree16With10k(b *testing.B) { benchAdmit(b, 16, 10_000) }
 
 // BenchmarkReadjust10k recomputes every tunnel of a 10,000-tunnel
 // allocation from scratch and reports the memory the engine holds per
