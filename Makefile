@@ -32,6 +32,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseTunnels -fuzztime 30s ./controller/te
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./controller/config
 	$(GO) test -run '^$$' -fuzz FuzzRequestValidation -fuzztime 30s ./controller/server
+	$(GO) test -run '^$$' -fuzz FuzzDecoders -fuzztime 30s ./southbound/openflow
 
 vet:
 	$(GO) vet ./...
