@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/xlane/xlane/southbound"
 )
@@ -80,16 +81,21 @@ func newEntries() entries {
 }
 
 // meterParams converts a tunnel's meter to OpenFlow units, rounding up so
-// the switch never polices below the rate the controller granted.
-func meterParams(m southbound.Meter) (rateKbps, burstKbit uint32) {
+// the switch never polices below the rate the controller granted. slack
+// adds what the rate earns in that time to the burst: a switch whose
+// meter clock ticks coarsely (Open vSwitch's userspace datapath counts
+// milliseconds, and its datapath thread reads a cached clock) otherwise
+// drops packets of a sender that keeps its period exactly.
+func meterParams(m southbound.Meter, slack time.Duration) (rateKbps, burstKbit uint32) {
 	rate := (m.RateBps + 999) / 1000
-	burst := (m.BurstBytes*8 + 999) / 1000
+	bits := m.BurstBytes*8 + m.RateBps*uint64(slack)/uint64(time.Second)
+	burst := (bits + 999) / 1000
 	return uint32(max(rate, 1)), uint32(max(burst, 1))
 }
 
 // addRule adds the entries of one tunnel rule; meterID is the meter the
 // rule uses if it has one.
-func (e entries) addRule(r southbound.TunnelRule, meterID uint32) error {
+func (e entries) addRule(r southbound.TunnelRule, meterID uint32, slack time.Duration) error {
 	if r.Tunnel == 0 || r.Tunnel >= routeCookie {
 		return fmt.Errorf("tunnel id %d: out of the range this driver can tag flows with", r.Tunnel)
 	}
@@ -120,7 +126,7 @@ func (e entries) addRule(r southbound.TunnelRule, meterID uint32) error {
 		f.Group = g.ID
 	}
 	if r.Meter != nil {
-		rate, burst := meterParams(*r.Meter)
+		rate, burst := meterParams(*r.Meter, slack)
 		e.meters[meterID] = meter{ID: meterID, RateKbps: rate, BurstKbit: burst}
 		f.Meter = meterID
 	}

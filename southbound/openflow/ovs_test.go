@@ -164,7 +164,7 @@ func TestOVSApplyReadBackAndDelete(t *testing.T) {
 			t.Errorf("no flow with %q in:\n%s", want, strings.Join(flows, "\n"))
 		}
 	}
-	if m := b.ofctl("dump-meters", b.br); !strings.Contains(m, "meter=1 kbps burst stats bands=") || !strings.Contains(m, "type=drop rate=1200 burst_size=13") {
+	if m := b.ofctl("dump-meters", b.br); !strings.Contains(m, "meter=1 kbps burst stats bands=") || !strings.Contains(m, "type=drop rate=1200 burst_size=15") {
 		t.Errorf("meter not as expected:\n%s", m)
 	}
 	if g := b.ofctl("dump-groups", b.br); !strings.Contains(g, "group_id=9,type=all,bucket=actions=output:2,bucket=actions=output:3") {

@@ -49,12 +49,12 @@ type result struct {
 	err  error
 }
 
-func newSession(name string, dpid uint64, conn net.Conn, log *slog.Logger) *session {
+func newSession(name string, dpid uint64, conn net.Conn, log *slog.Logger, slack time.Duration) *session {
 	return &session{
 		name: name, dpid: dpid, conn: conn, log: log,
 		waiters: map[uint32]*waiter{}, errs: map[uint32]*OFError{},
 		done: make(chan struct{}), lastRx: time.Now(),
-		state: newSwState(),
+		state: newSwState(slack),
 	}
 }
 

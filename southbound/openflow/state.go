@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"time"
 
 	"github.com/netrack/openflow/ofp"
 
@@ -21,14 +22,15 @@ type swState struct {
 	meterOf map[uint64]uint32
 	owner   map[uint32]uint64
 	next    uint32 // lowest meter id that may be free
+	slack   time.Duration
 }
 
-func newSwState() swState {
-	return swState{rules: map[uint64]southbound.TunnelRule{}, meterOf: map[uint64]uint32{}, owner: map[uint32]uint64{}, next: 1}
+func newSwState(slack time.Duration) swState {
+	return swState{rules: map[uint64]southbound.TunnelRule{}, meterOf: map[uint64]uint32{}, owner: map[uint32]uint64{}, next: 1, slack: slack}
 }
 
 func (st swState) clone() swState {
-	return swState{rules: maps.Clone(st.rules), routes: st.routes, meterOf: maps.Clone(st.meterOf), owner: maps.Clone(st.owner), next: st.next}
+	return swState{rules: maps.Clone(st.rules), routes: st.routes, meterOf: maps.Clone(st.meterOf), owner: maps.Clone(st.owner), next: st.next, slack: st.slack}
 }
 
 // meterFor returns tunnel t's meter id, allocating one if needed; taken
@@ -58,7 +60,7 @@ func (st *swState) freeMeter(t uint64) {
 func (st *swState) entries(ids []uint64, routes bool) (entries, error) {
 	e := newEntries()
 	add := func(r southbound.TunnelRule) error {
-		return e.addRule(r, st.meterOf[r.Tunnel])
+		return e.addRule(r, st.meterOf[r.Tunnel], st.slack)
 	}
 	if ids == nil {
 		for _, r := range st.rules {
@@ -251,7 +253,7 @@ func (s *session) reconcile(ctx context.Context, rules map[uint64]southbound.Tun
 	if err != nil {
 		return err
 	}
-	next := newSwState()
+	next := newSwState(s.state.slack)
 	next.rules = maps.Clone(rules)
 	next.routes = routes
 	taken := map[uint32]bool{}

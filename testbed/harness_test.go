@@ -1,0 +1,219 @@
+package testbed_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/server/servertest"
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/te/topogen"
+	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/southbound/openflow"
+	"github.com/xlane/xlane/testbed"
+	"github.com/xlane/xlane/testbed/ovs"
+)
+
+// harness is a leaf-spine testbed (2 leaves, 2 spines, 4 hosts, 100
+// Mbit/s links) driven by an in-process controller with the OpenFlow
+// driver, served over real gRPC on loopback.
+type harness struct {
+	t      *testing.T
+	ctx    context.Context
+	tb     *testbed.Testbed
+	topo   *te.Topology
+	ctl    *tunnels.Controller
+	drv    *openflow.Driver
+	cli    *client.Client
+	ups    <-chan *pb.Upcall
+	ready  chan string // switches reconciled after a (re)connect
+	ofAddr string
+}
+
+func requireTestbed(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces, Open vSwitch)")
+	}
+	if err := ovs.Available(); err != nil {
+		t.Skip(err.Error())
+	}
+}
+
+func leafSpine(t *testing.T) *te.Topology {
+	p := topogen.Defaults()
+	p.BandwidthBps = 100_000_000
+	p.QueueBytes = 64 << 10
+	spec, err := topogen.LeafSpine(2, 2, 2, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := te.NewTopology(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+func newHarness(t *testing.T, name string, mon *tunnels.MonitorConfig) *harness {
+	requireTestbed(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h := &harness{t: t, ctx: ctx, topo: leafSpine(t), ready: make(chan string, 64)}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var ctlp atomic.Pointer[tunnels.Controller]
+	h.drv = openflow.New(openflow.Config{
+		Switches: openflow.DatapathIDs(h.topo), Logger: log, EchoInterval: 500 * time.Millisecond,
+		OnConnect: func(ctx context.Context, sw string) {
+			if c := ctlp.Load(); c != nil {
+				if err := c.Reconcile(ctx, sw); err != nil {
+					t.Logf("reconcile %s: %v", sw, err)
+					return
+				}
+				h.ready <- sw
+			}
+		},
+	})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ofAddr = lis.Addr().String()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = h.drv.Serve(ctx, lis) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: h.topo, Driver: h.drv, Logger: log, Grace: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ctl = ctl
+	ctlp.Store(ctl)
+	if mon != nil {
+		mctx, mcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = ctl.RunMonitor(mctx, *mon) }()
+		t.Cleanup(func() { mcancel(); <-done })
+	}
+	addr, _ := servertest.Serve(t, ctl, "127.0.0.1:0")
+	if h.cli, err = client.Dial(addr, "e2e"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.cli.Close() })
+	h.ups, _ = servertest.Watch(t, ctx, h.cli)
+
+	upCtx, upCancel := context.WithTimeout(ctx, 60*time.Second)
+	defer upCancel()
+	start := time.Now()
+	tb, err := testbed.Up(upCtx, testbed.Config{Name: name, Dir: t.TempDir() + "/tb", Topology: h.topo, Controller: h.ofAddr, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tb = tb
+	t.Cleanup(func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer dcancel()
+		if err := tb.Down(dctx); err != nil {
+			t.Errorf("testbed down: %v", err)
+		}
+	})
+	h.waitReady(len(tb.Bridges))
+	t.Logf("testbed %s up and reconciled in %v", name, time.Since(start).Round(time.Millisecond))
+	return h
+}
+
+// waitReady waits until n switches have been reconciled.
+func (h *harness) waitReady(n int) {
+	h.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for range n {
+		select {
+		case <-h.ready:
+		case <-deadline:
+			h.t.Fatalf("switches not connected and reconciled; connected: %v", h.drv.Connected())
+		}
+	}
+}
+
+func (h *harness) ip(host string) netip.Addr {
+	id, ok := h.topo.NodeByName(host)
+	if !ok {
+		h.t.Fatalf("no host %s", host)
+	}
+	return h.topo.Nodes[id].IPv4
+}
+
+// flows returns the flows of a switch's bridge whose cookie is the
+// tunnel's, as ovs-ofctl shows them.
+func (h *harness) flows(sw string, tunnel uint64) []string {
+	h.t.Helper()
+	br, err := h.tb.Bridge(sw)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out, err := h.tb.OVS().Ofctl(h.ctx, "dump-flows", br.Name, fmt.Sprintf("cookie=%#x/-1", tunnel))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "cookie=") {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	return lines
+}
+
+func (h *harness) ofctl(sw, cmd string) string {
+	h.t.Helper()
+	br, err := h.tb.Bridge(sw)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out, err := h.tb.OVS().Ofctl(h.ctx, cmd, br.Name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+// receive counts datagrams arriving on c until quiet for idle, and
+// returns them.
+func receive(c *net.UDPConn, idle time.Duration) []testbed.Packet {
+	var out []testbed.Packet
+	buf := make([]byte, 2048)
+	for {
+		c.SetReadDeadline(time.Now().Add(idle))
+		p, err := testbed.ReadTOS(c, buf)
+		if err != nil {
+			return out
+		}
+		p.Data = append([]byte(nil), p.Data...)
+		out = append(out, p)
+	}
+}
+
+// sendEvery sends n datagrams of size bytes from c, one per gap.
+func sendEvery(t *testing.T, c *net.UDPConn, n, size int, gap time.Duration) {
+	t.Helper()
+	b := make([]byte, size)
+	next := time.Now()
+	for i := range n {
+		b[0], b[1] = byte(i>>8), byte(i)
+		if _, err := c.Write(b); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		next = next.Add(gap)
+		time.Sleep(time.Until(next))
+	}
+}
