@@ -1,0 +1,149 @@
+package testbed_test
+
+import (
+	"net/netip"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/southbound"
+)
+
+// TestE2EMeterDropsAndDemotion: a sender at three times its allocation
+// loses the excess at its first switch's meter, the meter's drop count
+// and the receiver's count add up to what was sent, and the controller
+// demotes the tunnel (BW_EXCEEDED) within two monitoring intervals.
+func TestE2EMeterDropsAndDemotion(t *testing.T) {
+	const interval = 300 * time.Millisecond
+	h := newHarness(t, "t2", &tunnels.MonitorConfig{Interval: interval})
+	res, err := h.cli.RequestBandwidth(h.ctx, tunnels.Request{
+		Sender: h.ip("h1"), Receiver: netip.AddrPortFrom(h.ip("h4"), 7000), LoadsizeBytes: 1000, PeriodUs: 1000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.TunnelID
+	rx, err := h.tb.ListenUDP("h4", 7000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := h.tb.DialUDP("h1", netip.AddrPortFrom(h.ip("h4"), 7000), southbound.DSCP(0, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	time.Sleep(2 * interval) // the monitor takes its baseline
+	got := make(chan int, 1)
+	go func() { got <- len(receive(rx, time.Second)) }()
+	start := time.Now()
+	demoted := make(chan time.Duration, 1)
+	go func() {
+		for {
+			select {
+			case u := <-h.ups:
+				if c := u.GetChanged(); c != nil && c.GetResources().GetTunnelId() == id && c.GetReason() == pb.Reason_REASON_BW_EXCEEDED {
+					demoted <- time.Since(start)
+					return
+				}
+			case <-time.After(10 * time.Second):
+				return
+			}
+		}
+	}()
+	const sent = 3000
+	sendEvery(t, tx, sent, 1000, time.Second/3000) // 3 packets per approved period, for 1 s
+	received := <-got
+	var after time.Duration
+	select {
+	case after = <-demoted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no BW_EXCEEDED upcall")
+	}
+	ms := h.ofctl("leaf0", "meter-stats")
+	m := regexp.MustCompile(`packet_in_count:(\d+).*\n.*0: packet_count:(\d+)`).FindStringSubmatch(ms)
+	if m == nil {
+		t.Fatalf("no meter stats on leaf0:\n%s", ms)
+	}
+	in, _ := strconv.Atoi(m[1])
+	drops, _ := strconv.Atoi(m[2])
+	t.Logf("sent %d, received %d, meter saw %d and dropped %d; demoted %v after the excess began (interval %v)",
+		sent, received, in, drops, after.Round(time.Millisecond), interval)
+	if in != sent || received+drops != sent {
+		t.Errorf("meter counts do not add up: sent %d, meter saw %d, dropped %d, received %d", sent, in, drops, received)
+	}
+	if drops < sent/2 {
+		t.Errorf("meter dropped %d of %d sent at 3x the rate", drops, sent)
+	}
+	if after > 2*interval {
+		t.Errorf("demoted %v after the excess began, more than two intervals (%v)", after, 2*interval)
+	}
+	if f := h.flows("leaf0", id); len(f) != 1 || !regexp.MustCompile(`set_field:0->ip_dscp`).MatchString(f[0]) {
+		t.Errorf("demoted tunnel's flow does not mark best effort: %q", f)
+	}
+}
+
+// TestE2EVswitchdRestart: after ovs-vswitchd is killed and restarted,
+// the controller reinstalls everything and express traffic flows again
+// within 2 s.
+func TestE2EVswitchdRestart(t *testing.T) {
+	h := newHarness(t, "t3", nil)
+	res, err := h.cli.RequestBandwidth(h.ctx, tunnels.Request{
+		Sender: h.ip("h2"), Receiver: netip.AddrPortFrom(h.ip("h3"), 7100), LoadsizeBytes: 100, PeriodUs: 1000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, err := h.tb.ListenUDP("h3", 7100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	if err := h.tb.OVS().StopVswitchd(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	restart := time.Now()
+	if err := h.tb.OVS().StartVswitchd(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := h.tb.DialUDP("h2", netip.AddrPortFrom(h.ip("h3"), 7100), southbound.DSCP(0, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	// Probe every millisecond until a datagram arrives through the
+	// reinstalled tunnel flow.
+	arrived := make(chan time.Time, 1)
+	go func() {
+		buf := make([]byte, 2048)
+		rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := rx.Read(buf); err == nil {
+			arrived <- time.Now()
+		}
+		close(arrived)
+	}()
+	b := make([]byte, 100)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		tx.Write(b)
+		select {
+		case at, ok := <-arrived:
+			if !ok {
+				t.Fatal("no datagram within 5 s of the restart")
+			}
+			took := at.Sub(restart)
+			t.Logf("express traffic resumed %v after ovs-vswitchd restarted", took.Round(time.Millisecond))
+			if took > 2*time.Second {
+				t.Errorf("resumed after %v, want within 2 s", took)
+			}
+			if f := h.flows("leaf0", res.TunnelID); len(f) != 1 {
+				t.Errorf("leaf0 flows of the tunnel after the restart: %q", f)
+			}
+			return
+		default:
+		}
+	}
+	t.Fatal("no datagram within 5 s of the restart")
+}
