@@ -3,6 +3,7 @@ module github.com/xlane/xlane
 go 1.26.8
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/containernetworking/plugins v1.10.0
 	github.com/netrack/openflow v0.1.0
 	github.com/prometheus/client_golang v1.25.0

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/testbed/ovs"
@@ -16,9 +17,23 @@ import (
 
 // build creates namespaces, cables, queues and bridges, saving the state
 // after each resource so a failure or a kill leaves nothing untracked.
+//
+// A cable is not one veth pair but two, joined in the testbed's wire
+// namespace, where each direction has its egress queues:
+//
+//	switch X port ══ cNa ─(tc redirect)─ cNb ══ switch Y port, or host eth0
+//	                  └ queues Y→X         └ queues X→Y
+//
+// Queues on the switches' own ports would hold packets charged to the one
+// AF_PACKET socket through which Open vSwitch's userspace datapath sends
+// on every port: any congested port would then fill its send buffer and
+// make every other port drop, express lane included. An XDP program on
+// the wire ends re-buffers each packet that enters the wire, which ends
+// that charge (see rebufferProgram).
 func (tb *Testbed) build(ctx context.Context, cfg Config) error {
 	topo := cfg.Topology
 	swIndex := map[te.NodeID]int{}
+	hostNS := map[te.NodeID]string{}
 	for _, n := range topo.Nodes {
 		switch n.Kind {
 		case te.KindSwitch:
@@ -28,26 +43,32 @@ func (tb *Testbed) build(ctx context.Context, cfg Config) error {
 				return fmt.Errorf("host %s has no ipv4 address in the topology", n.Name)
 			}
 			ns := fmt.Sprintf("xl-%s-%s", tb.Name, n.Name)
-			tb.Netns = append(tb.Netns, ns)
-			if err := tb.save(); err != nil {
-				return err
-			}
-			if err := createNetns(ns); err != nil {
+			if err := tb.newNetns(ns); err != nil {
 				return err
 			}
 			tb.Hosts = append(tb.Hosts, Host{Name: n.Name, Netns: ns, IPv4: n.IPv4})
+			hostNS[n.ID] = ns
 		}
 	}
-	hostNS := map[te.NodeID]string{}
-	for _, h := range tb.Hosts {
-		id, _ := topo.NodeByName(h.Name)
-		hostNS[id] = h.Netns
+	wire := fmt.Sprintf("xl-%s-wire", tb.Name)
+	if err := tb.newNetns(wire); err != nil {
+		return err
 	}
+	wh, err := handleAt(wire)
+	if err != nil {
+		return err
+	}
+	defer wh.Close()
+	xdp, err := rebufferProgram()
+	if err != nil {
+		return err
+	}
+	defer xdp.Close() // the attachments keep it loaded
 	portName := func(sw te.NodeID, port uint32) string {
 		return fmt.Sprintf("xl%ss%dp%d", tb.Name, swIndex[sw], port)
 	}
-	// One veth pair per cable (a pair of opposite links).
 	ports := map[te.NodeID][]portSpec{} // per switch
+	cable := 0
 	for _, l := range topo.Links {
 		back, ok := topo.LinkBetween(l.To, l.From)
 		if !ok {
@@ -56,64 +77,67 @@ func (tb *Testbed) build(ctx context.Context, cfg Config) error {
 		if back < l.ID {
 			continue // the cable was made with the reverse link
 		}
-		a, b := l.From, l.To
-		if topo.Nodes[a].Kind == te.KindHost {
-			a, b = b, a // a is a switch
+		x, y := l.From, l.To
+		if topo.Nodes[x].Kind == te.KindHost {
+			x, y = y, x // x is a switch
 		}
-		if topo.Nodes[a].Kind != te.KindSwitch {
+		if topo.Nodes[x].Kind != te.KindSwitch {
 			return fmt.Errorf("link %s joins two hosts", topo.LinkName(l.ID))
 		}
-		pa, _ := topo.Port(a, b)
-		ab, _ := topo.LinkBetween(a, b)
-		ba, _ := topo.LinkBetween(b, a)
-		aName := portName(a, pa)
-		var bName string
-		if topo.Nodes[b].Kind == te.KindSwitch {
-			pb, _ := topo.Port(b, a)
-			bName = portName(b, pb)
-			ports[b] = append(ports[b], portSpec{name: bName, port: pb, rate: topo.Links[ba].BandwidthBps})
-		} else {
-			bName = fmt.Sprintf("xl%sh%d", tb.Name, b) // renamed eth0 in the host
+		cable++
+		px, _ := topo.Port(x, y)
+		xy, _ := topo.LinkBetween(x, y)
+		yx, _ := topo.LinkBetween(y, x)
+		xName := portName(x, px)
+		ports[x] = append(ports[x], portSpec{name: xName, port: px})
+		yName := fmt.Sprintf("xl%sh%d", tb.Name, y) // renamed eth0 in the host
+		if topo.Nodes[y].Kind == te.KindSwitch {
+			py, _ := topo.Port(y, x)
+			yName = portName(y, py)
+			ports[y] = append(ports[y], portSpec{name: yName, port: py})
 		}
-		ports[a] = append(ports[a], portSpec{name: aName, port: pa, rate: topo.Links[ab].BandwidthBps})
-		tb.Interfaces = append(tb.Interfaces, aName)
-		if err := tb.save(); err != nil {
+		ca, cb := fmt.Sprintf("c%da", cable), fmt.Sprintf("c%db", cable)
+		if err := tb.veth(xName, ca, wire); err != nil {
 			return err
 		}
-		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: aName}, PeerName: bName}); err != nil {
-			return fmt.Errorf("veth %s–%s: %w", aName, bName, err)
+		if err := tb.veth(yName, cb, wire); err != nil {
+			return err
 		}
-		if ns, ok := hostNS[b]; ok {
-			if err := tb.plugHost(ns, bName, topo.Links[ba].BandwidthBps, topo, cfg); err != nil {
+		if ns, ok := hostNS[y]; ok {
+			if err := tb.plugHost(ns, yName); err != nil {
 				return err
 			}
-		} else if err := upRoot(bName); err != nil {
+		} else if err := upRoot(yName); err != nil {
 			return err
 		}
-		if err := upRoot(aName); err != nil {
+		if err := upRoot(xName); err != nil {
 			return err
+		}
+		if err := joinWire(wh, wire, ca, cb); err != nil {
+			return err
+		}
+		for _, w := range []string{ca, cb} {
+			if err := attachXDP(wire, w, xdp); err != nil {
+				return err
+			}
+		}
+		if !cfg.NoQueues {
+			for _, q := range []struct {
+				dev  string
+				link te.LinkID
+			}{{cb, xy}, {ca, yx}} {
+				dev, err := wh.LinkByName(q.dev)
+				if err != nil {
+					return fmt.Errorf("%s in %s: %w", q.dev, wire, err)
+				}
+				if err := setQueues(wh, dev, topo.Links[q.link].BandwidthBps, topo.Sublanes, topo.MaxExpressShare); err != nil {
+					return fmt.Errorf("queues of %s: %w", topo.LinkName(q.link), err)
+				}
+			}
 		}
 	}
 	if err := tb.addressHosts(ctx, topo); err != nil {
 		return err
-	}
-	if !cfg.NoQueues {
-		root, err := netlink.NewHandle()
-		if err != nil {
-			return fmt.Errorf("netlink: %w", err)
-		}
-		defer root.Close()
-		for sw, ps := range ports {
-			for _, p := range ps {
-				link, err := netlink.LinkByName(p.name)
-				if err != nil {
-					return fmt.Errorf("port %s of %s: %w", p.name, topo.Nodes[sw].Name, err)
-				}
-				if err := setQueues(root, link, p.rate, topo.Sublanes, topo.MaxExpressShare); err != nil {
-					return err
-				}
-			}
-		}
 	}
 	inst, err := ovs.Start(ctx, filepath.Join(tb.Dir, "ovs"))
 	if err != nil {
@@ -144,18 +168,70 @@ func (tb *Testbed) build(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-type portSpec struct {
-	name string
-	port uint32
-	rate int64
+// newNetns records and creates a namespace.
+func (tb *Testbed) newNetns(ns string) error {
+	tb.Netns = append(tb.Netns, ns)
+	if err := tb.save(); err != nil {
+		return err
+	}
+	return createNetns(ns)
 }
 
-// plugHost moves a veth end into a host's namespace as eth0 and sets its
-// queues.
-func (tb *Testbed) plugHost(ns, ifname string, rate int64, topo *te.Topology, cfg Config) error {
-	link, err := netlink.LinkByName(ifname)
+// veth creates a pair: name stays in the root namespace, peer moves into
+// the wire namespace.
+func (tb *Testbed) veth(name, peer, wire string) error {
+	tmp := fmt.Sprintf("xl%sw%s", tb.Name, peer)
+	tb.Interfaces = append(tb.Interfaces, name)
+	if err := tb.save(); err != nil {
+		return err
+	}
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: tmp}); err != nil {
+		return fmt.Errorf("veth %s: %w", name, err)
+	}
+	return moveInto(tmp, wire, peer)
+}
+
+// joinWire brings both wire ends up and redirects what arrives on each
+// to the other's egress (where the queues are).
+func joinWire(wh *netlink.Handle, wire, a, b string) error {
+	la, err := wh.LinkByName(a)
 	if err != nil {
-		return fmt.Errorf("%s: %w", ifname, err)
+		return fmt.Errorf("%s in %s: %w", a, wire, err)
+	}
+	lb, err := wh.LinkByName(b)
+	if err != nil {
+		return fmt.Errorf("%s in %s: %w", b, wire, err)
+	}
+	for _, p := range [][2]netlink.Link{{la, lb}, {lb, la}} {
+		from, to := p[0], p[1]
+		if err := wh.LinkSetUp(from); err != nil {
+			return fmt.Errorf("%s up: %w", from.Attrs().Name, err)
+		}
+		ing := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: from.Attrs().Index, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_INGRESS}}
+		if err := wh.QdiscAdd(ing); err != nil {
+			return fmt.Errorf("ingress qdisc on %s: %w", from.Attrs().Name, err)
+		}
+		f := &netlink.U32{
+			FilterAttrs: netlink.FilterAttrs{LinkIndex: from.Attrs().Index, Parent: netlink.MakeHandle(0xffff, 0), Priority: 1, Protocol: unix.ETH_P_ALL},
+			Sel:         &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Keys: []netlink.TcU32Key{{}}},
+			Actions:     []netlink.Action{netlink.NewMirredAction(to.Attrs().Index)},
+		}
+		if err := wh.FilterAdd(f); err != nil {
+			return fmt.Errorf("redirect %s → %s: %w", from.Attrs().Name, to.Attrs().Name, err)
+		}
+		if out, err := exec.Command("ip", "netns", "exec", wire, "ethtool", "-K", from.Attrs().Name, "tx", "off").CombinedOutput(); err != nil {
+			return fmt.Errorf("ethtool -K %s tx off in %s: %w: %s", from.Attrs().Name, wire, err, out)
+		}
+	}
+	return nil
+}
+
+// moveInto moves root-namespace interface name into namespace ns as
+// newName.
+func moveInto(name, ns, newName string) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	nh, err := handleAt(ns)
 	if err != nil {
@@ -168,17 +244,35 @@ func (tb *Testbed) plugHost(ns, ifname string, rate int64, topo *te.Topology, cf
 	}
 	defer fd.Close()
 	if err := netlink.LinkSetNsFd(link, int(fd.Fd())); err != nil {
-		return fmt.Errorf("move %s into %s: %w", ifname, ns, err)
+		return fmt.Errorf("move %s into %s: %w", name, ns, err)
 	}
-	link, err = nh.LinkByName(ifname)
-	if err != nil {
-		return fmt.Errorf("%s in %s: %w", ifname, ns, err)
+	if link, err = nh.LinkByName(name); err != nil {
+		return fmt.Errorf("%s in %s: %w", name, ns, err)
 	}
-	if err := nh.LinkSetName(link, "eth0"); err != nil {
-		return fmt.Errorf("rename %s in %s: %w", ifname, ns, err)
+	if err := nh.LinkSetName(link, newName); err != nil {
+		return fmt.Errorf("rename %s to %s in %s: %w", name, newName, ns, err)
 	}
-	if link, err = nh.LinkByName("eth0"); err != nil {
+	return nil
+}
+
+type portSpec struct {
+	name string
+	port uint32
+}
+
+// plugHost moves a veth end into a host's namespace as eth0.
+func (tb *Testbed) plugHost(ns, ifname string) error {
+	if err := moveInto(ifname, ns, "eth0"); err != nil {
 		return err
+	}
+	nh, err := handleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer nh.Close()
+	link, err := nh.LinkByName("eth0")
+	if err != nil {
+		return fmt.Errorf("eth0 in %s: %w", ns, err)
 	}
 	if err := nh.LinkSetUp(link); err != nil {
 		return fmt.Errorf("eth0 up in %s: %w", ns, err)
@@ -186,11 +280,6 @@ func (tb *Testbed) plugHost(ns, ifname string, rate int64, topo *te.Topology, cf
 	if lo, err := nh.LinkByName("lo"); err == nil {
 		if err := nh.LinkSetUp(lo); err != nil {
 			return fmt.Errorf("lo up in %s: %w", ns, err)
-		}
-	}
-	if !cfg.NoQueues {
-		if err := setQueues(nh, link, rate, topo.Sublanes, topo.MaxExpressShare); err != nil {
-			return fmt.Errorf("in %s: %w", ns, err)
 		}
 	}
 	if out, err := exec.Command("ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off").CombinedOutput(); err != nil {

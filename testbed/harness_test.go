@@ -25,7 +25,7 @@ import (
 )
 
 // harness is a leaf-spine testbed (2 leaves, 2 spines, 4 hosts, 100
-// Mbit/s links) driven by an in-process controller with the OpenFlow
+// Mbit/s links unless said otherwise) driven by an in-process controller with the OpenFlow
 // driver, served over real gRPC on loopback.
 type harness struct {
 	t      *testing.T
@@ -50,9 +50,9 @@ func requireTestbed(t *testing.T) {
 	}
 }
 
-func leafSpine(t *testing.T) *te.Topology {
+func leafSpine(t *testing.T, bps int64) *te.Topology {
 	p := topogen.Defaults()
-	p.BandwidthBps = 100_000_000
+	p.BandwidthBps = bps
 	p.QueueBytes = 64 << 10
 	spec, err := topogen.LeafSpine(2, 2, 2, p)
 	if err != nil {
@@ -66,10 +66,15 @@ func leafSpine(t *testing.T) *te.Topology {
 }
 
 func newHarness(t *testing.T, name string, mon *tunnels.MonitorConfig) *harness {
+	return newHarnessAt(t, name, mon, 100_000_000)
+}
+
+// newHarnessAt is newHarness with links of bps.
+func newHarnessAt(t *testing.T, name string, mon *tunnels.MonitorConfig, bps int64) *harness {
 	requireTestbed(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	h := &harness{t: t, ctx: ctx, topo: leafSpine(t), ready: make(chan string, 64)}
+	h := &harness{t: t, ctx: ctx, topo: leafSpine(t, bps), ready: make(chan string, 64)}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var ctlp atomic.Pointer[tunnels.Controller]
 	h.drv = openflow.New(openflow.Config{

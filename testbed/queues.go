@@ -15,6 +15,7 @@ import (
 //	1:1   the port: rate = ceil = the link's bandwidth
 //	1:1s  sub-lane s (0x10+s), prio s, a small assured rate, ceil = link
 //	1:99  best effort, prio 7, a minimal assured rate, ceil = link
+//	x:    under each leaf class: pfifo_head_drop (see add)
 //
 // HTB serves classes by prio when they borrow from 1:1, so express
 // sub-lanes go strictly before best effort and before lower sub-lanes
@@ -55,21 +56,34 @@ func setQueues(nh *netlink.Handle, link netlink.Link, rateBps int64, sublanes in
 		return fmt.Errorf("%s: htb qdisc: %w", link.Attrs().Name, err)
 	}
 	rate := uint64(rateBps)
-	add := func(handle, parent uint32, rate, ceil uint64, prio uint32) error {
+	add := func(handle, parent uint32, rate, ceil uint64, prio uint32, leaf bool) error {
 		c := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Handle: handle, Parent: parent},
 			netlink.HtbClassAttrs{Rate: rate, Ceil: ceil, Prio: prio, Quantum: quantumBytes})
 		if err := nh.ClassReplace(c); err != nil {
 			return fmt.Errorf("%s: htb class %s: %w", link.Attrs().Name, netlink.HandleStr(handle), err)
 		}
+		if !leaf {
+			return nil
+		}
+		// A full queue drops its oldest packet and accepts the new one, and
+		// the sender is not told (NET_XMIT_CN). A tail drop would fail the
+		// switch's send, and Open vSwitch's userspace datapath then drops
+		// the rest of its output batch — express packets included.
+		_, minor := netlink.MajorMinor(handle)
+		q := &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Parent: handle, Handle: netlink.MakeHandle(minor, 0)},
+			QdiscType: "pfifo_head_drop"}
+		if err := nh.QdiscReplace(q); err != nil {
+			return fmt.Errorf("%s: pfifo_head_drop under %s: %w", link.Attrs().Name, netlink.HandleStr(handle), err)
+		}
 		return nil
 	}
 	port := netlink.MakeHandle(qdiscHandle, portClass)
-	if err := add(port, root, rate, rate, 0); err != nil {
+	if err := add(port, root, rate, rate, 0, false); err != nil {
 		return err
 	}
 	assured := max(uint64(float64(rate)*expressShare)/uint64(sublanes), minRateBps)
 	for s := range sublanes {
-		if err := add(QueueClass(s), port, assured, rate, uint32(s)); err != nil {
+		if err := add(QueueClass(s), port, assured, rate, uint32(s), true); err != nil {
 			return err
 		}
 		dscp := uint32(southbound.DSCP(s, false))
@@ -86,5 +100,5 @@ func setQueues(nh *netlink.Handle, link netlink.Link, rateBps int64, sublanes in
 			return fmt.Errorf("%s: u32 filter for sub-lane %d: %w", link.Attrs().Name, s, err)
 		}
 	}
-	return add(QueueClass(-1), port, minRateBps, rate, 7)
+	return add(QueueClass(-1), port, minRateBps, rate, 7, true)
 }

@@ -58,15 +58,15 @@ type Bridge struct {
 
 // State is the testbed's state file: what exists and must be removed.
 type State struct {
-	Name       string           `json:"name"`
-	Dir        string           `json:"dir"`
-	Controller string           `json:"controller"`
-	Topology   te.TopologySpec  `json:"topology"`
-	Netns      []string         `json:"netns"`
-	Interfaces []string         `json:"interfaces"` // root-namespace veth ends
-	Hosts      []Host           `json:"hosts"`
-	Bridges    []Bridge         `json:"bridges"`
-	Complete   bool             `json:"complete"`
+	Name       string          `json:"name"`
+	Dir        string          `json:"dir"`
+	Controller string          `json:"controller"`
+	Topology   te.TopologySpec `json:"topology"`
+	Netns      []string        `json:"netns"`
+	Interfaces []string        `json:"interfaces"` // root-namespace veth ends
+	Hosts      []Host          `json:"hosts"`
+	Bridges    []Bridge        `json:"bridges"`
+	Complete   bool            `json:"complete"`
 }
 
 // Testbed is a testbed that is up (or partly up).
@@ -217,6 +217,13 @@ func (tb *Testbed) Down(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// A bridge's internal port (a tap device) outlives a killed
+	// ovs-vswitchd.
+	for _, b := range tb.Bridges {
+		if err := deleteLink(b.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, n := range tb.Netns {
 		if err := deleteNetns(n); err != nil {
 			errs = append(errs, err)
@@ -283,4 +290,42 @@ func dpids(topo *te.Topology) map[string]uint64 {
 		out[name] = id
 	}
 	return out
+}
+
+// Status is what `xlane testbed status` shows beyond the state file.
+type Status struct {
+	VswitchdRunning bool
+	Connected       map[string]string // switch → "yes", "no", or why unknown
+}
+
+// Status asks the testbed's ovs-vswitchd whether each bridge is
+// connected to its controller.
+func (tb *Testbed) Status(ctx context.Context) Status {
+	st := Status{VswitchdRunning: tb.OVS().Running(), Connected: map[string]string{}}
+	for _, b := range tb.Bridges {
+		if !st.VswitchdRunning {
+			st.Connected[b.Switch] = "no (ovs-vswitchd not running)"
+			continue
+		}
+		uuid, err := tb.OVS().Vsctl(ctx, "get", "bridge", b.Name, "controller")
+		if err != nil {
+			st.Connected[b.Switch] = "unknown: " + err.Error()
+			continue
+		}
+		uuid = strings.Trim(strings.TrimSpace(uuid), "[]")
+		if uuid == "" {
+			st.Connected[b.Switch] = "no controller configured"
+			continue
+		}
+		out, err := tb.OVS().Vsctl(ctx, "get", "controller", uuid, "is_connected")
+		switch {
+		case err != nil:
+			st.Connected[b.Switch] = "unknown: " + err.Error()
+		case strings.TrimSpace(out) == "true":
+			st.Connected[b.Switch] = "yes"
+		default:
+			st.Connected[b.Switch] = "no"
+		}
+	}
+	return st
 }

@@ -147,7 +147,9 @@ func (tb *Testbed) Load(ctx context.Context, host string, dst netip.AddrPort, ra
 			binary.BigEndian.PutUint64(payload, uint64(sent))
 			if _, err := c.Write(payload); err != nil {
 				// A full egress queue refuses datagrams: that is load.
-				if errors.Is(err, unix.ENOBUFS) {
+				// ICMP errors from the receiver (nothing listens) are not
+				// the sender's business either.
+				if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ECONNREFUSED) {
 					continue
 				}
 				return sent, fmt.Errorf("load: send: %w", err)

@@ -92,9 +92,21 @@ func (i *Instance) StopVswitchd(ctx context.Context) error {
 	return i.kill(ctx, "vswitchd")
 }
 
-// Stop stops both daemons. It succeeds if they are not running.
+// Stop deletes the instance's bridges (the userspace datapath's internal
+// ports are tap devices that outlive ovs-vswitchd) and stops both
+// daemons. It succeeds if they are not running.
 func (i *Instance) Stop(ctx context.Context) error {
-	return errors.Join(i.kill(ctx, "vswitchd"), i.kill(ctx, "ovsdb"))
+	var errs []error
+	if i.alive("vswitchd") && i.alive("ovsdb") {
+		if out, err := i.Vsctl(ctx, "--timeout=5", "list-br"); err == nil {
+			for _, br := range strings.Fields(out) {
+				if _, err := i.Vsctl(ctx, "--timeout=5", "--if-exists", "del-br", br); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	return errors.Join(append(errs, i.kill(ctx, "vswitchd"), i.kill(ctx, "ovsdb"))...)
 }
 
 // Vsctl runs ovs-vsctl against this instance.
@@ -191,3 +203,6 @@ func (i *Instance) run(ctx context.Context, bin string, args ...string) (string,
 	}
 	return out.String(), nil
 }
+
+// Running reports whether this instance's ovs-vswitchd runs.
+func (i *Instance) Running() bool { return i.alive("vswitchd") }
