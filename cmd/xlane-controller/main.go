@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,7 +28,9 @@ import (
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/southbound/memory"
+	"github.com/xlane/xlane/southbound/openflow"
 )
 
 func main() {
@@ -58,8 +62,14 @@ rate gets a longer period (BW_UNUSED), and idle tunnels or persistent violators 
 terminated.
 
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
-grace, driver, insecure, tls_cert, tls_key, client_ca, quotas, metrics_addr, log_level, monitor_interval, unused_fraction, unused_intervals,
-idle_intervals, violation_intervals) and from flags, which win over the file.`,
+grace, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, insecure, tls_cert, tls_key,
+client_ca, quotas, metrics_addr, log_level, monitor_interval, unused_fraction, unused_intervals,
+idle_intervals, violation_intervals) and from flags, which win over the file.
+
+With --driver openflow, switches (Open vSwitch bridges with protocols=OpenFlow13) connect
+to --openflow-listen; a switch's datapath id is its position among the topology's
+switches, counting from 1 (what "xlane testbed up" configures). Every switch that connects
+is read back and made equal to the controller's state.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -89,7 +99,11 @@ idle_intervals, violation_intervals) and from flags, which win over the file.`,
 	f.StringVar(&flagCfg.Topology, "topology", "", "topology file (te JSON format); optional once the data directory holds one")
 	f.StringVar(&flagCfg.DataDir, "data-dir", flagCfg.DataDir, "directory of the durable state")
 	f.DurationVar((*time.Duration)(&flagCfg.Grace), "grace", time.Duration(flagCfg.Grace), "grace period of bandwidthChanged upcalls")
-	f.StringVar(&flagCfg.Driver, "driver", flagCfg.Driver, `southbound driver; only "memory" (in-process switches) exists so far`)
+	f.StringVar(&flagCfg.Driver, "driver", flagCfg.Driver, `southbound driver: "openflow" (OpenFlow 1.3 switches, e.g. Open vSwitch) or "memory" (in-process switches)`)
+	f.StringVar(&flagCfg.OpenFlowListen, "openflow-listen", flagCfg.OpenFlowListen, "where OpenFlow switches connect (host:port)")
+	f.StringVar(&flagCfg.OpenFlowTLSCert, "openflow-tls-cert", "", "certificate (PEM) for TLS on the OpenFlow channel")
+	f.StringVar(&flagCfg.OpenFlowTLSKey, "openflow-tls-key", "", "key (PEM) for TLS on the OpenFlow channel")
+	f.StringVar(&flagCfg.OpenFlowCA, "openflow-ca", "", "CA (PEM) that switch certificates must come from")
 	f.BoolVar(&flagCfg.Insecure, "insecure", false, "allow plain-text gRPC on a non-loopback address")
 	f.StringVar(&flagCfg.TLSCert, "tls-cert", "", "server certificate (PEM) for TLS on the API")
 	f.StringVar(&flagCfg.TLSKey, "tls-key", "", "server key (PEM)")
@@ -116,6 +130,10 @@ func override(cmd *cobra.Command, cfg *config.Config, fl config.Config) {
 	set("data-dir", func() { cfg.DataDir = fl.DataDir })
 	set("grace", func() { cfg.Grace = fl.Grace })
 	set("driver", func() { cfg.Driver = fl.Driver })
+	set("openflow-listen", func() { cfg.OpenFlowListen = fl.OpenFlowListen })
+	set("openflow-tls-cert", func() { cfg.OpenFlowTLSCert = fl.OpenFlowTLSCert })
+	set("openflow-tls-key", func() { cfg.OpenFlowTLSKey = fl.OpenFlowTLSKey })
+	set("openflow-ca", func() { cfg.OpenFlowCA = fl.OpenFlowCA })
 	set("insecure", func() { cfg.Insecure = fl.Insecure })
 	set("tls-cert", func() { cfg.TLSCert = fl.TLSCert })
 	set("tls-key", func() { cfg.TLSKey = fl.TLSKey })
@@ -155,7 +173,29 @@ func run(ctx context.Context, cfg config.Config) error {
 			switches = append(switches, n.Name)
 		}
 	}
-	drv := memory.New(switches...)
+	var drv southbound.Driver
+	var ofDrv *openflow.Driver
+	var ctlp atomic.Pointer[tunnels.Controller]
+	switch cfg.Driver {
+	case "openflow":
+		ofDrv = openflow.New(openflow.Config{
+			Switches: openflow.DatapathIDs(topo), Logger: log,
+			// A (re)connected switch is made equal to the stored state.
+			OnConnect: func(ctx context.Context, sw string) {
+				if c := ctlp.Load(); c != nil {
+					start := time.Now()
+					if err := c.Reconcile(ctx, sw); err != nil {
+						log.Warn("reconciling a connected switch", "switch", sw, "err", err)
+						return
+					}
+					log.Info("switch reconciled", "switch", sw, "took", time.Since(start).Round(time.Microsecond))
+				}
+			},
+		})
+		drv = ofDrv
+	default:
+		drv = memory.New(switches...)
+	}
 	quota := func(svc string) tunnels.Quota {
 		q, ok := cfg.Quotas.Services[svc]
 		if !ok {
@@ -169,7 +209,15 @@ func run(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer ctl.Close()
+	ctlp.Store(ctl)
 	m.Watch(ctl)
+	if ofDrv != nil {
+		stopOF, err := serveOpenFlow(ctx, cfg, ofDrv, log)
+		if err != nil {
+			return err
+		}
+		defer stopOF()
+	}
 	if cfg.MetricsAddr != "" {
 		mlis, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
@@ -269,4 +317,31 @@ func topology(cfg config.Config, st *store.Store) (*te.TopologySpec, error) {
 		return nil, err
 	}
 	return &t.Spec, nil
+}
+
+// serveOpenFlow accepts OpenFlow switches until ctx ends; the returned
+// function stops the listener and waits for the sessions to end.
+func serveOpenFlow(ctx context.Context, cfg config.Config, drv *openflow.Driver, log *slog.Logger) (func(), error) {
+	lis, err := net.Listen("tcp", cfg.OpenFlowListen)
+	if err != nil {
+		return nil, fmt.Errorf("openflow: listen: %w", err)
+	}
+	if cfg.OpenFlowTLSCert != "" {
+		tc, err := tlsconf.Server(cfg.OpenFlowTLSCert, cfg.OpenFlowTLSKey, cfg.OpenFlowCA)
+		if err != nil {
+			lis.Close()
+			return nil, fmt.Errorf("openflow: %w", err)
+		}
+		lis = tls.NewListener(lis, tc)
+	}
+	log.Info("openflow listening", "addr", lis.Addr().String(), "tls", cfg.OpenFlowTLSCert != "")
+	octx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := drv.Serve(octx, lis); err != nil {
+			log.Error("openflow listener stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
 }

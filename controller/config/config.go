@@ -24,9 +24,17 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Grace is how long old resources stay guaranteed after a change.
 	Grace Duration `yaml:"grace"`
-	// Driver selects the southbound driver. Only "memory" (switches
-	// simulated in the process, for tests and demos) exists so far.
+	// Driver selects the southbound driver: "openflow" (OpenFlow 1.3
+	// switches such as Open vSwitch connect to OpenFlowListen) or "memory"
+	// (switches simulated in the process, for tests and demos).
 	Driver string `yaml:"driver"`
+	// OpenFlowListen is where OpenFlow switches connect. With
+	// OpenFlowTLSCert and OpenFlowTLSKey the channel is TLS; with
+	// OpenFlowCA switches must present a certificate from that CA.
+	OpenFlowListen  string `yaml:"openflow_listen"`
+	OpenFlowTLSCert string `yaml:"openflow_tls_cert"`
+	OpenFlowTLSKey  string `yaml:"openflow_tls_key"`
+	OpenFlowCA      string `yaml:"openflow_ca"`
 	// Insecure allows plain-text gRPC on a non-loopback address.
 	Insecure bool `yaml:"insecure"`
 	// TLSCert and TLSKey turn on TLS for the API; with ClientCA, clients
@@ -147,7 +155,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Defaults returns the configuration used for fields the file leaves out.
 func Defaults() Config {
-	return Config{Listen: "127.0.0.1:7700", DataDir: "/var/lib/xlane", Grace: Duration(100 * time.Millisecond), Driver: "memory", LogLevel: "info",
+	return Config{Listen: "127.0.0.1:7700", DataDir: "/var/lib/xlane", Grace: Duration(100 * time.Millisecond), Driver: "memory", OpenFlowListen: ":6653", LogLevel: "info",
 		MetricsAddr: "127.0.0.1:7701", MonitorInterval: Duration(time.Second), UnusedFraction: 0.1, UnusedIntervals: 10, IdleIntervals: 30, ViolationIntervals: 5}
 }
 
@@ -174,6 +182,7 @@ func Parse(r io.Reader) (Config, error) {
 	if err := strictDecode(doc, map[string]any{
 		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace,
 		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel,
+		"openflow_listen": &c.OpenFlowListen, "openflow_tls_cert": &c.OpenFlowTLSCert, "openflow_tls_key": &c.OpenFlowTLSKey, "openflow_ca": &c.OpenFlowCA,
 		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA, "quotas": &c.Quotas, "metrics_addr": &c.MetricsAddr,
 		"monitor_interval": &c.MonitorInterval, "unused_fraction": &c.UnusedFraction, "unused_intervals": &c.UnusedIntervals,
 		"idle_intervals": &c.IdleIntervals, "violation_intervals": &c.ViolationIntervals,
@@ -209,8 +218,20 @@ func (c Config) Validate() error {
 	if c.Grace < 0 || time.Duration(c.Grace) > time.Minute {
 		return fmt.Errorf("config: grace: %v must be between 0 and 1m", time.Duration(c.Grace))
 	}
-	if c.Driver != "memory" {
-		return fmt.Errorf("config: driver: %q is not available (only \"memory\" so far)", c.Driver)
+	switch c.Driver {
+	case "memory":
+	case "openflow":
+		if _, _, err := net.SplitHostPort(c.OpenFlowListen); err != nil {
+			return fmt.Errorf("config: openflow_listen: %q is not host:port", c.OpenFlowListen)
+		}
+		if (c.OpenFlowTLSCert == "") != (c.OpenFlowTLSKey == "") {
+			return errors.New("config: openflow_tls_cert and openflow_tls_key: give both or neither")
+		}
+		if c.OpenFlowCA != "" && c.OpenFlowTLSCert == "" {
+			return errors.New("config: openflow_ca: authenticating switches needs openflow_tls_cert and openflow_tls_key too")
+		}
+	default:
+		return fmt.Errorf("config: driver: %q must be openflow or memory", c.Driver)
 	}
 	if c.MonitorInterval < Duration(10*time.Millisecond) || c.MonitorInterval > Duration(time.Hour) {
 		return fmt.Errorf("config: monitor_interval: %v must be between 10ms and 1h", time.Duration(c.MonitorInterval))

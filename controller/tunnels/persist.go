@@ -106,7 +106,13 @@ func (c *Controller) restore(ctx context.Context) error {
 		}
 		c.recs[installed[i].ID] = rec
 	}
-	return c.reconcileAll(ctx)
+	// A switch that is not reachable yet (OpenFlow switches connect to the
+	// controller after it starts) stays marked; its connection or the
+	// monitoring loop reconciles it later.
+	if err := c.reconcileAll(ctx); err != nil {
+		c.log.Warn("not every switch reconciled at start; will retry", "err", err)
+	}
+	return nil
 }
 
 // desired is the full state one switch should hold.

@@ -38,7 +38,7 @@ func newBench(t *testing.T) *bench {
 	b.want.Routes = []southbound.Route{{Dst: netip.MustParsePrefix("10.0.0.0/24"), Out: 1}}
 	b.drv = openflow.New(openflow.Config{
 		Switches:     map[uint64]string{0x42: "s1"},
-		EchoInterval: 200 * time.Millisecond,
+		EchoInterval: time.Second,
 		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		OnConnect: func(ctx context.Context, sw string) {
 			b.mu.Lock()
