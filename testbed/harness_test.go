@@ -208,11 +208,13 @@ func receive(c *net.UDPConn, idle time.Duration) []testbed.Packet {
 	}
 }
 
-// sendEvery sends n datagrams of size bytes from c, one per gap.
-func sendEvery(t *testing.T, c *net.UDPConn, n, size int, gap time.Duration) {
+// sendEvery sends n datagrams of size bytes from c, one per gap, and
+// returns how long that took.
+func sendEvery(t *testing.T, c *net.UDPConn, n, size int, gap time.Duration) time.Duration {
 	t.Helper()
 	b := make([]byte, size)
-	next := time.Now()
+	start := time.Now()
+	next := start
 	for i := range n {
 		b[0], b[1] = byte(i>>8), byte(i)
 		if _, err := c.Write(b); err != nil {
@@ -223,6 +225,7 @@ func sendEvery(t *testing.T, c *net.UDPConn, n, size int, gap time.Duration) {
 		next = later(next.Add(gap), time.Now().Add(gap/2))
 		time.Sleep(time.Until(next))
 	}
+	return time.Since(start)
 }
 
 func later(a, b time.Time) time.Time {
