@@ -28,7 +28,7 @@ import (
 // Mbit/s links unless said otherwise) driven by an in-process controller with the OpenFlow
 // driver, served over real gRPC on loopback.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	tb     *testbed.Testbed
 	topo   *te.Topology
@@ -40,7 +40,7 @@ type harness struct {
 	ofAddr string
 }
 
-func requireTestbed(t *testing.T) {
+func requireTestbed(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, Open vSwitch)")
@@ -50,7 +50,7 @@ func requireTestbed(t *testing.T) {
 	}
 }
 
-func leafSpine(t *testing.T, bps int64) *te.Topology {
+func leafSpine(t testing.TB, bps int64) *te.Topology {
 	p := topogen.Defaults()
 	p.BandwidthBps = bps
 	p.QueueBytes = 64 << 10
@@ -65,12 +65,12 @@ func leafSpine(t *testing.T, bps int64) *te.Topology {
 	return topo
 }
 
-func newHarness(t *testing.T, name string, mon *tunnels.MonitorConfig) *harness {
+func newHarness(t testing.TB, name string, mon *tunnels.MonitorConfig) *harness {
 	return newHarnessAt(t, name, mon, 100_000_000)
 }
 
 // newHarnessAt is newHarness with links of bps.
-func newHarnessAt(t *testing.T, name string, mon *tunnels.MonitorConfig, bps int64) *harness {
+func newHarnessAt(t testing.TB, name string, mon *tunnels.MonitorConfig, bps int64) *harness {
 	requireTestbed(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -210,7 +210,7 @@ func receive(c *net.UDPConn, idle time.Duration) []testbed.Packet {
 
 // sendEvery sends n datagrams of size bytes from c, one per gap, and
 // returns how long that took.
-func sendEvery(t *testing.T, c *net.UDPConn, n, size int, gap time.Duration) time.Duration {
+func sendEvery(t testing.TB, c *net.UDPConn, n, size int, gap time.Duration) time.Duration {
 	t.Helper()
 	b := make([]byte, size)
 	start := time.Now()

@@ -21,7 +21,7 @@ import (
 
 // bench is one Open vSwitch bridge connected to a driver.
 type bench struct {
-	t      *testing.T
+	t      testing.TB
 	inst   *ovs.Instance
 	drv    *openflow.Driver
 	br     string
@@ -31,7 +31,7 @@ type bench struct {
 	recons chan string
 }
 
-func newBench(t *testing.T) *bench {
+func newBench(t testing.TB) *bench {
 	inst := ovstest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &bench{t: t, inst: inst, br: "xlt0", ctx: ctx, recons: make(chan string, 16)}
