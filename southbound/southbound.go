@@ -28,6 +28,10 @@ type Match struct {
 	SrcIP   netip.Addr // the sender's address
 	DstIP   netip.Addr // the receiver's address, or the IPv4 multicast group
 	DstPort uint16     // UDP destination port of the service
+	// DSCP the packets carry on arrival: at the first switch the sub-lane's
+	// mark the sender sets, further on what the previous switch wrote.
+	// Unmarked packets of the same flow are best effort.
+	DSCP uint8
 }
 
 // Meter polices a tunnel at its first switch: one packet of BurstBytes per

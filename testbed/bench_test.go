@@ -15,9 +15,9 @@ import (
 // time from calling RequestBandwidth (gRPC to the in-process controller,
 // TE, three switches programmed over OpenFlow) to the first datagram that
 // arrives through the new tunnel's flows. A sender probes every 100 µs
-// with DSCP 0 from before the request; only the tunnel's flows rewrite
-// the DSCP to the express value, so the first datagram with it marks the
-// tunnel as live end to end. Each op requests and then releases a tunnel.
+// with the express DSCP from before the request; best-effort routes
+// re-mark it 0, only the tunnel's flows keep it express, so the first
+// datagram arriving with it marks the tunnel as live end to end. Each op requests and then releases a tunnel.
 func BenchmarkRequestToFirstPacket(b *testing.B) {
 	h := newHarness(b, "b1", nil)
 	dst := netip.AddrPortFrom(h.ip("h4"), 7600)
@@ -26,7 +26,7 @@ func BenchmarkRequestToFirstPacket(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer rx.Close()
-	tx, err := h.tb.DialUDP("h1", dst, 0)
+	tx, err := h.tb.DialUDP("h1", dst, southbound.DSCP(0, false))
 	if err != nil {
 		b.Fatal(err)
 	}

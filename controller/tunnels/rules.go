@@ -40,9 +40,15 @@ func compile(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted bool, m
 		if err != nil {
 			return nil, err
 		}
+		// Senders mark express packets with their sub-lane's DSCP; the
+		// switches rewrite it (to best effort once demoted).
+		arrive := southbound.DSCP(t.Sublane, demoted)
+		if parent[node] == t.Sender {
+			arrive = southbound.DSCP(t.Sublane, false)
+		}
 		r := southbound.TunnelRule{
 			Tunnel:  t.ID,
-			Match:   southbound.Match{InPort: in, SrcIP: topo.Nodes[sender].IPv4, DstIP: dst.Addr(), DstPort: dst.Port()},
+			Match:   southbound.Match{InPort: in, SrcIP: topo.Nodes[sender].IPv4, DstIP: dst.Addr(), DstPort: dst.Port(), DSCP: arrive},
 			Sublane: t.Sublane,
 			Demoted: demoted,
 		}

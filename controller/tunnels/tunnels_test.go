@@ -109,13 +109,13 @@ func TestRequestProgramsSwitches(t *testing.T) {
 		t.Fatalf("resources = %+v", res)
 	}
 	want1 := southbound.TunnelRule{Tunnel: res.TunnelID, Out: []southbound.Port{2},
-		Match: southbound.Match{InPort: 1, SrcIP: h1, DstIP: h2, DstPort: 7000},
+		Match: southbound.Match{InPort: 1, SrcIP: h1, DstIP: h2, DstPort: 7000, DSCP: 46},
 		Meter: &southbound.Meter{RateBps: 8_000_000, BurstBytes: 100}} // 100 B per 100 µs
 	if got := drv.Rules("s1"); len(got) != 1 || !got[0].Equal(want1) {
 		t.Fatalf("s1 rules = %+v", got)
 	}
 	want2 := southbound.TunnelRule{Tunnel: res.TunnelID, Out: []southbound.Port{2},
-		Match: southbound.Match{InPort: 1, SrcIP: h1, DstIP: h2, DstPort: 7000}}
+		Match: southbound.Match{InPort: 1, SrcIP: h1, DstIP: h2, DstPort: 7000, DSCP: 46}}
 	if got := drv.Rules("s2"); len(got) != 1 || !got[0].Equal(want2) {
 		t.Fatalf("s2 rules = %+v", got)
 	}

@@ -18,7 +18,7 @@ func rules(n, base int) []southbound.TunnelRule {
 		out[i] = southbound.TunnelRule{
 			Tunnel: uint64(id),
 			Match: southbound.Match{InPort: 1, SrcIP: netip.MustParseAddr("10.0.0.1"),
-				DstIP: netip.AddrFrom4([4]byte{10, 1, byte(id >> 8), byte(id)}), DstPort: uint16(5000 + id>>16)},
+				DstIP: netip.AddrFrom4([4]byte{10, 1, byte(id >> 8), byte(id)}), DstPort: uint16(5000 + id>>16), DSCP: 46},
 			Out:   []southbound.Port{2},
 			Meter: &southbound.Meter{RateBps: 1_000_000, BurstBytes: 1000},
 		}

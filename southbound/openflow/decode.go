@@ -31,7 +31,8 @@ func decodeFlows(b []byte) ([]flow, error) {
 		}
 		e := b[:n]
 		b = b[n:]
-		f := flow{DSCP: -1}
+		f := flow{SetDSCP: -1}
+		f.DSCP = -1 // the match's
 		f.Priority = binary.BigEndian.Uint16(e[12:])
 		f.Cookie = binary.BigEndian.Uint64(e[24:])
 		f.Packets = binary.BigEndian.Uint64(e[32:])
@@ -95,6 +96,8 @@ func (f *flow) decodeMatch(b []byte) ([]byte, error) {
 			f.InPort = binary.BigEndian.Uint32(val)
 		case field == oxmEthType && l == 2 && !hasMask && binary.BigEndian.Uint16(val) == 0x0800:
 			ethIP = true
+		case field == oxmIPDSCP && l == 1 && !hasMask:
+			f.DSCP = int(val[0])
 		case field == oxmIPProto && l == 1 && !hasMask && val[0] == 17:
 			udp = true
 		case field == oxmIPv4Src && l == 4 && !hasMask:
@@ -166,7 +169,7 @@ func (f *flow) decodeInstructions(b []byte) error {
 					f.Group = binary.BigEndian.Uint32(a[4:])
 					outs++
 				case at == 25 && al >= 9 && binary.BigEndian.Uint16(a[4:]) == 0x8000 && a[6]>>1 == oxmIPDSCP && a[7] == 1:
-					f.DSCP = int(a[8])
+					f.SetDSCP = int(a[8])
 				default:
 					f.foreign = true
 				}

@@ -24,7 +24,7 @@ func flowStatsEntry(prio uint16, cookie uint64, match, ins []byte) []byte {
 }
 
 func TestDecodeFlowsOfWhatWeWrite(t *testing.T) {
-	f := flow{flowKey: flowKey{Priority: priorityTunnel, InPort: 1, UDPDst: 5000}, Cookie: 7, Meter: 3, DSCP: 45, Out: 2}
+	f := flow{flowKey: flowKey{Priority: priorityTunnel, InPort: 1, UDPDst: 5000, DSCP: 45}, Cookie: 7, Meter: 3, SetDSCP: 45, Out: 2}
 	f.Src = mustAddr("10.0.0.1")
 	f.Dst = mustPrefix("10.0.0.2/32")
 	// Encode through the FlowMod writer and cut out match and

@@ -38,6 +38,9 @@ func (k flowKey) match() ofp.Match {
 		m.Fields = append(m.Fields, xm(oxmInPort, u32(k.InPort)))
 	}
 	m.Fields = append(m.Fields, xm(oxmEthType, u16(0x0800)))
+	if k.DSCP >= 0 {
+		m.Fields = append(m.Fields, xm(oxmIPDSCP, ofp.XMValue{byte(k.DSCP)}))
+	}
 	if k.UDPDst != 0 {
 		m.Fields = append(m.Fields, xm(oxmIPProto, ofp.XMValue{17}))
 	}
@@ -69,8 +72,8 @@ func rawMatch(raw []rawXM) ofp.Match {
 
 func flowAdd(f flow) io.WriterTo {
 	var actions ofp.Actions
-	if f.DSCP >= 0 {
-		actions = append(actions, &ofp.ActionSetField{Field: xm(oxmIPDSCP, ofp.XMValue{byte(f.DSCP)})})
+	if f.SetDSCP >= 0 {
+		actions = append(actions, &ofp.ActionSetField{Field: xm(oxmIPDSCP, ofp.XMValue{byte(f.SetDSCP)})})
 	}
 	if f.Group != 0 {
 		actions = append(actions, &ofp.ActionGroup{Group: ofp.Group(f.Group)})

@@ -27,16 +27,17 @@ type flowKey struct {
 	Src      netip.Addr
 	Dst      netip.Prefix
 	UDPDst   uint16 // 0: any (no ip_proto match either)
+	DSCP     int    // -1: any
 }
 
 // flow is one table-0 flow as this driver writes and reads it.
 type flow struct {
 	flowKey
-	Cookie uint64
-	Meter  uint32 // 0: none
-	DSCP   int    // -1: not rewritten
-	Out    uint32 // output port; 0 when Group is set
-	Group  uint32
+	Cookie  uint64
+	Meter   uint32 // 0: none
+	SetDSCP int    // DSCP written; -1: left as it is
+	Out     uint32 // output port; 0 when Group is set
+	Group   uint32
 	// foreign is set on a flow read back with a match or action this
 	// driver never writes; raw keeps its match for a strict delete.
 	foreign bool
@@ -47,7 +48,7 @@ type flow struct {
 
 func (f flow) sameAs(o flow) bool {
 	return !f.foreign && !o.foreign && f.flowKey == o.flowKey && f.Cookie == o.Cookie && f.Meter == o.Meter &&
-		f.DSCP == o.DSCP && f.Out == o.Out && f.Group == o.Group
+		f.SetDSCP == o.SetDSCP && f.Out == o.Out && f.Group == o.Group
 }
 
 // meter is one drop-band meter in kbit/s.
@@ -104,9 +105,9 @@ func (e entries) addRule(r southbound.TunnelRule, meterID uint32, slack time.Dur
 	}
 	f := flow{
 		flowKey: flowKey{Priority: priorityTunnel, InPort: uint32(r.Match.InPort), Src: r.Match.SrcIP,
-			Dst: netip.PrefixFrom(r.Match.DstIP, 32), UDPDst: r.Match.DstPort},
-		Cookie: r.Tunnel,
-		DSCP:   int(southbound.DSCP(r.Sublane, r.Demoted)),
+			Dst: netip.PrefixFrom(r.Match.DstIP, 32), UDPDst: r.Match.DstPort, DSCP: int(r.Match.DSCP)},
+		Cookie:  r.Tunnel,
+		SetDSCP: int(southbound.DSCP(r.Sublane, r.Demoted)),
 	}
 	switch len(r.Out) {
 	case 0:
@@ -134,14 +135,15 @@ func (e entries) addRule(r southbound.TunnelRule, meterID uint32, slack time.Dur
 	return nil
 }
 
-// addRoute adds the flow of one best-effort route.
+// addRoute adds the flow of one best-effort route. It marks packets best
+// effort: a host cannot buy express priority by marking its own traffic.
 func (e entries) addRoute(rt southbound.Route) error {
 	if !rt.Dst.Addr().Is4() {
 		return fmt.Errorf("route %v: not IPv4", rt.Dst)
 	}
 	f := flow{
-		flowKey: flowKey{Priority: uint16(priorityRouteBase + rt.Dst.Bits()), Dst: rt.Dst.Masked()},
-		Cookie:  routeCookie, DSCP: -1, Out: uint32(rt.Out),
+		flowKey: flowKey{Priority: uint16(priorityRouteBase + rt.Dst.Bits()), Dst: rt.Dst.Masked(), DSCP: -1},
+		Cookie:  routeCookie, SetDSCP: southbound.BestEffortDSCP, Out: uint32(rt.Out),
 	}
 	e.flows[f.flowKey] = f
 	return nil

@@ -134,14 +134,14 @@ var (
 	unicast = southbound.TunnelRule{
 		Tunnel: 7,
 		Match: southbound.Match{InPort: 1, SrcIP: netip.MustParseAddr("10.0.0.1"),
-			DstIP: netip.MustParseAddr("10.0.0.2"), DstPort: 5000},
+			DstIP: netip.MustParseAddr("10.0.0.2"), DstPort: 5000, DSCP: 45},
 		Sublane: 1, Out: []southbound.Port{2},
 		Meter: &southbound.Meter{RateBps: 1_200_000, BurstBytes: 1538},
 	}
 	multicast = southbound.TunnelRule{
 		Tunnel: 9,
 		Match: southbound.Match{InPort: 1, SrcIP: netip.MustParseAddr("10.0.0.1"),
-			DstIP: netip.MustParseAddr("239.1.1.1"), DstPort: 6000},
+			DstIP: netip.MustParseAddr("239.1.1.1"), DstPort: 6000, DSCP: 46},
 		Out: []southbound.Port{2, 3},
 	}
 )
@@ -149,7 +149,7 @@ var (
 func TestOVSApplyReadBackAndDelete(t *testing.T) {
 	b := newBench(t)
 	ctx := b.ctx
-	if got := b.flows(); !contains(got, "priority=124,ip,nw_dst=10.0.0.0/24", "actions=output:1") {
+	if got := b.flows(); !contains(got, "priority=124,ip,nw_dst=10.0.0.0/24", "actions=set_field:0->ip_dscp,output:1") {
 		t.Fatalf("route flow missing after reconcile:\n%s", strings.Join(got, "\n"))
 	}
 	if err := b.drv.Apply(ctx, "s1", southbound.Batch{Put: []southbound.TunnelRule{unicast, multicast}}); err != nil {
@@ -157,8 +157,8 @@ func TestOVSApplyReadBackAndDelete(t *testing.T) {
 	}
 	flows := b.flows()
 	for _, want := range [][]string{
-		{"cookie=0x7", "priority=1000,udp,in_port=1,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_dst=5000", "meter:1", "set_field:45->ip_dscp", "output:2"},
-		{"cookie=0x9", "nw_dst=239.1.1.1,tp_dst=6000", "set_field:46->ip_dscp", "group:9"},
+		{"cookie=0x7", "priority=1000,udp,in_port=1,nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_tos=180,tp_dst=5000", "meter:1", "set_field:45->ip_dscp", "output:2"},
+		{"cookie=0x9", "nw_dst=239.1.1.1,nw_tos=184,tp_dst=6000", "set_field:46->ip_dscp", "group:9"},
 	} {
 		if !contains(flows, want...) {
 			t.Errorf("no flow with %q in:\n%s", want, strings.Join(flows, "\n"))
