@@ -250,6 +250,19 @@ func (d *Driver) Connected() []string {
 	return out
 }
 
+// UsesBundles reports whether the driver applies batches to sw as atomic
+// OpenFlow bundles (false before the first batch, or if the switch
+// refused them).
+func (d *Driver) UsesBundles(sw string) bool {
+	s, err := d.session(sw)
+	if err != nil {
+		return false
+	}
+	s.op.Lock()
+	defer s.op.Unlock()
+	return s.bundleID > 0 && !s.noBundles
+}
+
 // WaitConnected waits until every named switch has a session.
 func (d *Driver) WaitConnected(ctx context.Context, switches ...string) error {
 	for {

@@ -155,6 +155,9 @@ func TestOVSApplyReadBackAndDelete(t *testing.T) {
 	if err := b.drv.Apply(ctx, "s1", southbound.Batch{Put: []southbound.TunnelRule{unicast, multicast}}); err != nil {
 		t.Fatal(err)
 	}
+	if !b.drv.UsesBundles("s1") {
+		t.Error("Open vSwitch accepts bundles, but the batch was not applied as one")
+	}
 	flows := b.flows()
 	for _, want := range [][]string{
 		{"cookie=0x7", "priority=1000,udp,in_port=1,nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_tos=180,tp_dst=5000", "meter:1", "set_field:45->ip_dscp", "output:2"},

@@ -32,9 +32,11 @@ type session struct {
 	lastRx  time.Time
 
 	// op serialises Apply, Reconcile and Stats (state below).
-	op     sync.Mutex
-	synced bool // reconciled since it connected
-	state  swState
+	op        sync.Mutex
+	synced    bool // reconciled since it connected
+	state     swState
+	noBundles bool // the switch refused a bundle: plain sequences
+	bundleID  uint32
 }
 
 // waiter collects the reply (all parts of a multipart reply) to one
@@ -192,7 +194,7 @@ func (s *session) readLoop() {
 				continue
 			}
 			s.deliver(m.Xid, body, nil, flags&multipartReplyMore == 0)
-		case typeBarrierReply, typeEchoReply, typeFeaturesReply:
+		case typeBarrierReply, typeEchoReply, typeFeaturesReply, typeExperimenter:
 			s.deliver(m.Xid, m.Body, nil, true)
 		default:
 			// packet-in, port status, flow removed: not used.

@@ -2,8 +2,8 @@ package openflow
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"time"
 
@@ -86,47 +86,31 @@ func (st *swState) entries(ids []uint64, routes bool) (entries, error) {
 	return e, nil
 }
 
-// push sends what turns have into want, in an order that never leaves a
-// flow pointing at a missing group or meter, and checks the switch's
-// answers with a barrier. stale lists flows to delete that have no key of
-// their own (foreign flows read back).
+// push sends what turns have into want and checks the switch's answers.
+// New and changed meters go first, then the forwarding changes (groups,
+// flows, stale flows, stale groups) as one atomic bundle where the switch
+// supports bundles, then the meters nothing uses any more: no flow ever
+// points at a missing group or meter. stale lists flows to delete that
+// have no key of their own (foreign flows read back).
 func (s *session) push(ctx context.Context, have, want entries, stale []flow) error {
-	xids := map[uint32]string{}
-	send := func(typ uint8, body io.WriterTo, what string) error {
-		xid, err := s.send(typ, body)
-		if err != nil {
-			return err
+	var pre, fwd, post []op
+	for id, m := range want.meters {
+		if o, ok := have.meters[id]; !ok {
+			pre = append(pre, op{typeMeterMod, meterMod(ofp.MeterAdd, m), fmt.Sprintf("add meter %d", id)})
+		} else if o != m {
+			pre = append(pre, op{typeMeterMod, meterMod(ofp.MeterModify, m), fmt.Sprintf("modify meter %d", id)})
 		}
-		xids[xid] = what
-		return nil
 	}
 	for id, g := range want.groups {
 		if o, ok := have.groups[id]; !ok {
-			if err := send(typeGroupMod, groupMod(ofp.GroupAdd, g), fmt.Sprintf("add group %d", id)); err != nil {
-				return err
-			}
+			fwd = append(fwd, op{typeGroupMod, groupMod(ofp.GroupAdd, g), fmt.Sprintf("add group %d", id)})
 		} else if !o.sameAs(g) {
-			if err := send(typeGroupMod, groupMod(ofp.GroupModify, g), fmt.Sprintf("modify group %d", id)); err != nil {
-				return err
-			}
-		}
-	}
-	for id, m := range want.meters {
-		if o, ok := have.meters[id]; !ok {
-			if err := send(typeMeterMod, meterMod(ofp.MeterAdd, m), fmt.Sprintf("add meter %d", id)); err != nil {
-				return err
-			}
-		} else if o != m {
-			if err := send(typeMeterMod, meterMod(ofp.MeterModify, m), fmt.Sprintf("modify meter %d", id)); err != nil {
-				return err
-			}
+			fwd = append(fwd, op{typeGroupMod, groupMod(ofp.GroupModify, g), fmt.Sprintf("modify group %d", id)})
 		}
 	}
 	for k, f := range want.flows {
 		if o, ok := have.flows[k]; !ok || !o.sameAs(f) {
-			if err := send(typeFlowMod, flowAdd(f), fmt.Sprintf("add flow (cookie %#x)", f.Cookie)); err != nil {
-				return err
-			}
+			fwd = append(fwd, op{typeFlowMod, flowAdd(f), fmt.Sprintf("add flow (cookie %#x)", f.Cookie)})
 		}
 	}
 	for k, f := range have.flows {
@@ -135,28 +119,38 @@ func (s *session) push(ctx context.Context, have, want entries, stale []flow) er
 		}
 	}
 	for _, f := range stale {
-		if err := send(typeFlowMod, flowDelete(f), fmt.Sprintf("delete flow (cookie %#x)", f.Cookie)); err != nil {
-			return err
-		}
+		fwd = append(fwd, op{typeFlowMod, flowDelete(f), fmt.Sprintf("delete flow (cookie %#x)", f.Cookie)})
 	}
 	for id, g := range have.groups {
 		if _, ok := want.groups[id]; !ok {
-			if err := send(typeGroupMod, groupMod(ofp.GroupDelete, g), fmt.Sprintf("delete group %d", id)); err != nil {
-				return err
-			}
+			fwd = append(fwd, op{typeGroupMod, groupMod(ofp.GroupDelete, g), fmt.Sprintf("delete group %d", id)})
 		}
 	}
 	for id, m := range have.meters {
 		if _, ok := want.meters[id]; !ok {
-			if err := send(typeMeterMod, meterMod(ofp.MeterDelete, m), fmt.Sprintf("delete meter %d", id)); err != nil {
-				return err
-			}
+			post = append(post, op{typeMeterMod, meterMod(ofp.MeterDelete, m), fmt.Sprintf("delete meter %d", id)})
 		}
 	}
-	if len(xids) == 0 {
-		return nil
+	if err := s.sequence(ctx, pre); err != nil {
+		return err
 	}
-	return s.barrier(ctx, xids)
+	if len(fwd) > 0 {
+		err := errNoBundles
+		if !s.noBundles {
+			err = s.bundle(ctx, fwd)
+		}
+		if errors.Is(err, errNoBundles) {
+			if !s.noBundles {
+				s.log.Info("switch refuses bundles; applying changes as barrier-checked sequences", "err", err)
+			}
+			s.noBundles = true
+			err = s.sequence(ctx, fwd)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return s.sequence(ctx, post)
 }
 
 // apply applies one batch; on error the switch is put back to what it

@@ -103,6 +103,11 @@ func (e *OFError) Error() string {
 	req := ""
 	if len(e.Data) >= 2 {
 		req = fmt.Sprintf(" (request type %d)", e.Data[1])
+		// A message added to a bundle: name the message inside.
+		if e.Data[1] == typeExperimenter && len(e.Data) >= 26 &&
+			binary.BigEndian.Uint32(e.Data[8:]) == onfExperimenter && binary.BigEndian.Uint32(e.Data[12:]) == onfBundleAdd {
+			req = fmt.Sprintf(" (request type %d in a bundle)", e.Data[25])
+		}
 	}
 	return fmt.Sprintf("openflow error %s/%s%s", name, code, req)
 }
