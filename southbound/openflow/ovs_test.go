@@ -2,17 +2,20 @@ package openflow_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/southbound/openflow"
 	"github.com/xlane/xlane/testbed/ovs"
@@ -31,7 +34,11 @@ type bench struct {
 	recons chan string
 }
 
-func newBench(t testing.TB) *bench {
+func newBench(t testing.TB) *bench { return newBenchTLS(t, "") }
+
+// newBenchTLS is newBench with the OpenFlow channel over mutual TLS when
+// pki (a tlsconf.WriteTestPKI folder with a "switch" client) is given.
+func newBenchTLS(t testing.TB, pki string) *bench {
 	inst := ovstest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &bench{t: t, inst: inst, br: "xlt0", ctx: ctx, recons: make(chan string, 16)}
@@ -54,6 +61,17 @@ func newBench(t testing.TB) *bench {
 	if err != nil {
 		t.Fatal(err)
 	}
+	target := "tcp:" + lis.Addr().String()
+	if pki != "" {
+		tc, err := tlsconf.Server(filepath.Join(pki, "server.pem"), filepath.Join(pki, "server-key.pem"), filepath.Join(pki, "ca.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lis = tls.NewListener(lis, tc)
+		target = "ssl:" + lis.Addr().String()
+		b.inst = inst
+		b.vsctl("set-ssl", filepath.Join(pki, "switch-key.pem"), filepath.Join(pki, "switch.pem"), filepath.Join(pki, "ca.pem"))
+	}
 	done := make(chan error, 1)
 	go func() { done <- b.drv.Serve(ctx, lis) }()
 	t.Cleanup(func() {
@@ -64,7 +82,7 @@ func newBench(t testing.TB) *bench {
 	})
 	b.vsctl("add-br", b.br, "--", "set", "bridge", b.br, "datapath_type=netdev", "protocols=OpenFlow13",
 		"other-config:datapath-id=0000000000000042", "fail_mode=secure",
-		"--", "set-controller", b.br, "tcp:"+lis.Addr().String())
+		"--", "set-controller", b.br, target)
 	for p := 1; p <= 3; p++ {
 		name := fmt.Sprintf("xlt0p%d", p)
 		b.vsctl("add-port", b.br, name, "--", "set", "interface", name, "type=internal", fmt.Sprintf("ofport_request=%d", p))
@@ -268,5 +286,21 @@ func TestOVSReconnectAfterVswitchdRestart(t *testing.T) {
 	b.waitReconciled()
 	if !contains(b.flows(), "cookie=0x7", "meter:1") {
 		t.Errorf("tunnel not reinstalled after ovs-vswitchd restart:\n%s", strings.Join(b.flows(), "\n"))
+	}
+}
+
+// TestOVSOverMutualTLS: the switch connects over TLS with a certificate
+// from the controller's CA, and the channel works as over TCP.
+func TestOVSOverMutualTLS(t *testing.T) {
+	pki := t.TempDir()
+	if err := tlsconf.WriteTestPKI(pki, "switch"); err != nil {
+		t.Fatal(err)
+	}
+	b := newBenchTLS(t, pki)
+	if err := b.drv.Apply(b.ctx, "s1", southbound.Batch{Put: []southbound.TunnelRule{unicast}}); err != nil {
+		t.Fatal(err)
+	}
+	if !contains(b.flows(), "cookie=0x7", "meter:1") {
+		t.Errorf("tunnel not installed over TLS:\n%s", strings.Join(b.flows(), "\n"))
 	}
 }
