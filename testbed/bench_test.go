@@ -88,4 +88,3 @@ func BenchmarkRequestToFirstPacket(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
 	b.ReportMetric(float64(call[len(call)/2].Microseconds())/1000, "rpc-median-ms")
 }
-
