@@ -12,14 +12,16 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# The testbed's end-to-end tests measure latency through real switches:
-# they run after the rest, alone, so other packages' tests do not steal
-# the CPU the userspace datapath forwards with. They skip (saying why)
-# without root or Open vSwitch.
+# The tests against real Open vSwitch (the OpenFlow driver's and the
+# testbed's end-to-end tests) run after the rest, one package at a time
+# and verbosely: they measure latency through a userspace switch, which
+# other packages' tests would starve of CPU, and the log shows each one
+# passing (or skipped, with the reason: they need root and Open vSwitch).
+OVS_PKGS := ./southbound/openflow ./testbed
 test:
 	$(GO) vet ./...
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/testbed$$')
-	$(GO) test -count=1 -v ./testbed
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '/testbed$$' -e '/southbound/openflow$$')
+	$(GO) test -count=1 -p 1 -v $(OVS_PKGS)
 
 # The main job: for now the traffic-engineering demo (k=4 fat-tree,
 # mixed requests, adversarial simulation, summary table).
