@@ -222,10 +222,10 @@ func TestWriteValidation(t *testing.T) {
 		{upd(p4v1.Update_DELETE, route([]byte{9}, []byte{10, 0, 0, 0}, 8, nil, nil)), codes.NotFound},
 		{upd(p4v1.Update_MODIFY, route([]byte{9}, []byte{10, 0, 0, 0}, 8, []byte{1}, []byte{1})), codes.NotFound},
 		{upd(p4v1.Update_INSERT, noTable), codes.NotFound},
-		{upd(p4v1.Update_INSERT, route([]byte{1, 0}, []byte{10, 0, 0, 0}, 8, []byte{1}, []byte{1})), codes.InvalidArgument},  // 9 bits into bit<8>
-		{upd(p4v1.Update_INSERT, route([]byte{1}, []byte{10, 0, 0, 1}, 8, []byte{1}, []byte{1})), codes.InvalidArgument},     // host bits
-		{upd(p4v1.Update_INSERT, route([]byte{1}, []byte{10, 0, 0, 0}, 0, []byte{1}, []byte{1})), codes.InvalidArgument},     // prefix 0
-		{upd(p4v1.Update_INSERT, route([]byte{1}, []byte{10, 0, 0, 0}, 8, []byte{2, 0}, []byte{1})), codes.InvalidArgument},  // port of 10 bits
+		{upd(p4v1.Update_INSERT, route([]byte{1, 0}, []byte{10, 0, 0, 0}, 8, []byte{1}, []byte{1})), codes.InvalidArgument}, // 9 bits into bit<8>
+		{upd(p4v1.Update_INSERT, route([]byte{1}, []byte{10, 0, 0, 1}, 8, []byte{1}, []byte{1})), codes.InvalidArgument},    // host bits
+		{upd(p4v1.Update_INSERT, route([]byte{1}, []byte{10, 0, 0, 0}, 0, []byte{1}, []byte{1})), codes.InvalidArgument},    // prefix 0
+		{upd(p4v1.Update_INSERT, route([]byte{1}, []byte{10, 0, 0, 0}, 8, []byte{2, 0}, []byte{1})), codes.InvalidArgument}, // port of 10 bits
 		{upd(p4v1.Update_INSERT, priority), codes.InvalidArgument},
 		{upd(p4v1.Update_INSERT, missingParam), codes.InvalidArgument},
 		{upd(p4v1.Update_INSERT, defaultOnly), codes.InvalidArgument},
