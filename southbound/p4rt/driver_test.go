@@ -46,16 +46,16 @@ func fixtureInfo() []byte {
 			{Preamble: pre(16, "NoAction")},
 		},
 		Tables: []*p4config.Table{
-			{Preamble: pre(1, tblClassifier), Size: 1024, MatchFields: []*p4config.MatchField{
+			{Preamble: pre(1, tblClassifier), Size: 16384, MatchFields: []*p4config.MatchField{
 				mf(1, "ingress_port", 9, ex), mf(2, "src_addr", 32, ex), mf(3, "dst_addr", 32, ex), mf(4, "dst_port", 16, ex), mf(5, "dscp", 6, ex)},
 				ActionRefs: []*p4config.ActionRef{{Id: 11}, {Id: 12}, {Id: 16, Scope: p4config.ActionRef_DEFAULT_ONLY}}, ConstDefaultActionId: 16},
-			{Preamble: pre(2, tblTunnels), Size: 1024, MatchFields: []*p4config.MatchField{mf(1, "tunnel_id", 32, ex)},
+			{Preamble: pre(2, tblTunnels), Size: 16384, MatchFields: []*p4config.MatchField{mf(1, "tunnel_id", 32, ex)},
 				ActionRefs: []*p4config.ActionRef{{Id: 13}, {Id: 14}}, DirectResourceIds: []uint32{23}},
-			{Preamble: pre(3, tblRoutes), Size: 1024, MatchFields: []*p4config.MatchField{mf(1, "dst_addr", 32, p4config.MatchField_LPM)},
+			{Preamble: pre(3, tblRoutes), Size: 16384, MatchFields: []*p4config.MatchField{mf(1, "dst_addr", 32, p4config.MatchField_LPM)},
 				ActionRefs: []*p4config.ActionRef{{Id: 15}}},
 		},
-		Meters:         []*p4config.Meter{{Preamble: pre(21, mtrTunnel), Size: 64, Spec: &p4config.MeterSpec{Unit: p4config.MeterSpec_BYTES}}},
-		Counters:       []*p4config.Counter{{Preamble: pre(22, ctrMeterDrops), Size: 64}},
+		Meters:         []*p4config.Meter{{Preamble: pre(21, mtrTunnel), Size: 4096, Spec: &p4config.MeterSpec{Unit: p4config.MeterSpec_BYTES}}},
+		Counters:       []*p4config.Counter{{Preamble: pre(22, ctrMeterDrops), Size: 4096}},
 		DirectCounters: []*p4config.DirectCounter{{Preamble: pre(23, dctrTunnel), DirectTableId: 2}},
 	}
 	b, err := prototext.Marshal(info)
@@ -67,7 +67,7 @@ func fixtureInfo() []byte {
 
 // rig is a test server and drivers connected to it.
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *p4rttest.Server
 	addr  string
 	stop  func()
@@ -76,7 +76,7 @@ type rig struct {
 	ready chan string
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	r := &rig{t: t, srv: p4rttest.New(1), want: map[string]southbound.SwitchState{}, ready: make(chan string, 16)}
 	r.listen("127.0.0.1:0")
 	t.Cleanup(func() { r.stop() })
