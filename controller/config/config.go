@@ -35,6 +35,8 @@ type Config struct {
 	OpenFlowTLSCert string `yaml:"openflow_tls_cert"`
 	OpenFlowTLSKey  string `yaml:"openflow_tls_key"`
 	OpenFlowCA      string `yaml:"openflow_ca"`
+	// P4Runtime configures the p4runtime driver.
+	P4Runtime P4Runtime `yaml:"p4runtime"`
 	// Insecure allows plain-text gRPC on a non-loopback address.
 	Insecure bool `yaml:"insecure"`
 	// TLSCert and TLSKey turn on TLS for the API; with ClientCA, clients
@@ -59,6 +61,51 @@ type Config struct {
 	UnusedIntervals    int      `yaml:"unused_intervals"`
 	IdleIntervals      int      `yaml:"idle_intervals"`
 	ViolationIntervals int      `yaml:"violation_intervals"`
+}
+
+// P4Runtime is the p4runtime driver's configuration: where each switch's
+// P4Runtime server is, this controller's election id and role, and the
+// pipeline (empty paths: the pipeline built into the controller).
+type P4Runtime struct {
+	ElectionID   uint64            `yaml:"election_id"`
+	Role         string            `yaml:"role"`
+	P4Info       string            `yaml:"p4info"`
+	DeviceConfig string            `yaml:"device_config"`
+	Switches     map[string]Target `yaml:"switches"`
+}
+
+// Target is one P4Runtime switch.
+type Target struct {
+	Addr     string `yaml:"addr"`
+	DeviceID uint64 `yaml:"device_id"`
+}
+
+// UnmarshalYAML decodes the p4runtime section strictly.
+func (p *P4Runtime) UnmarshalYAML(n *yaml.Node) error {
+	var sw yaml.Node
+	if err := strictDecode(n, map[string]any{"election_id": &p.ElectionID, "role": &p.Role, "p4info": &p.P4Info,
+		"device_config": &p.DeviceConfig, "switches": &sw}); err != nil {
+		return err
+	}
+	if sw.Kind == 0 {
+		return nil
+	}
+	if sw.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: switches: expected switch names and targets", sw.Line)
+	}
+	p.Switches = map[string]Target{}
+	for i := 0; i+1 < len(sw.Content); i += 2 {
+		name := sw.Content[i].Value
+		if _, dup := p.Switches[name]; dup {
+			return fmt.Errorf("line %d: switch %q given twice", sw.Content[i].Line, name)
+		}
+		var t Target
+		if err := strictDecode(sw.Content[i+1], map[string]any{"addr": &t.Addr, "device_id": &t.DeviceID}); err != nil {
+			return fmt.Errorf("switches.%s: %w", name, err)
+		}
+		p.Switches[name] = t
+	}
+	return nil
 }
 
 // Quota is one service's limit; 0 means no limit.
@@ -182,7 +229,7 @@ func Parse(r io.Reader) (Config, error) {
 	if err := strictDecode(doc, map[string]any{
 		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace,
 		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel,
-		"openflow_listen": &c.OpenFlowListen, "openflow_tls_cert": &c.OpenFlowTLSCert, "openflow_tls_key": &c.OpenFlowTLSKey, "openflow_ca": &c.OpenFlowCA,
+		"p4runtime": &c.P4Runtime, "openflow_listen": &c.OpenFlowListen, "openflow_tls_cert": &c.OpenFlowTLSCert, "openflow_tls_key": &c.OpenFlowTLSKey, "openflow_ca": &c.OpenFlowCA,
 		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA, "quotas": &c.Quotas, "metrics_addr": &c.MetricsAddr,
 		"monitor_interval": &c.MonitorInterval, "unused_fraction": &c.UnusedFraction, "unused_intervals": &c.UnusedIntervals,
 		"idle_intervals": &c.IdleIntervals, "violation_intervals": &c.ViolationIntervals,
@@ -230,8 +277,24 @@ func (c Config) Validate() error {
 		if c.OpenFlowCA != "" && c.OpenFlowTLSCert == "" {
 			return errors.New("config: openflow_ca: authenticating switches needs openflow_tls_cert and openflow_tls_key too")
 		}
+	case "p4runtime":
+		p := c.P4Runtime
+		if p.ElectionID == 0 {
+			return errors.New("config: p4runtime.election_id: must be above 0 (the highest election id is the primary controller)")
+		}
+		if len(p.Switches) == 0 {
+			return errors.New("config: p4runtime.switches: give each switch's P4Runtime address")
+		}
+		for name, t := range p.Switches {
+			if _, _, err := net.SplitHostPort(t.Addr); err != nil {
+				return fmt.Errorf("config: p4runtime.switches.%s.addr: %q is not host:port", name, t.Addr)
+			}
+		}
+		if (p.P4Info == "") != (p.DeviceConfig == "") {
+			return errors.New("config: p4runtime.p4info and p4runtime.device_config: give both or neither")
+		}
 	default:
-		return fmt.Errorf("config: driver: %q must be openflow or memory", c.Driver)
+		return fmt.Errorf("config: driver: %q must be openflow, p4runtime or memory", c.Driver)
 	}
 	if c.MonitorInterval < Duration(10*time.Millisecond) || c.MonitorInterval > Duration(time.Hour) {
 		return fmt.Errorf("config: monitor_interval: %v must be between 10ms and 1h", time.Duration(c.MonitorInterval))

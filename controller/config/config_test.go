@@ -52,6 +52,7 @@ func TestParse(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add("listen: 127.0.0.1:9000\ngrace: 250ms\n")
 	f.Add("driver: memory\nlog_level: debug\n")
+	f.Add("driver: p4runtime\np4runtime: {election_id: 2, role: r, switches: {s1: {addr: '127.0.0.1:9559', device_id: 1}}}\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		c, err := Parse(strings.NewReader(in))
 		if err == nil {
@@ -60,4 +61,22 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseP4Runtime(t *testing.T) {
+	c, err := Parse(strings.NewReader(`driver: p4runtime
+p4runtime:
+  election_id: 7
+  role: xlane
+  switches:
+    leaf0: {addr: "10.0.0.1:9559", device_id: 3}
+    leaf1: {addr: "10.0.0.2:9559"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.P4Runtime
+	if p.ElectionID != 7 || p.Role != "xlane" || len(p.Switches) != 2 || p.Switches["leaf0"] != (Target{Addr: "10.0.0.1:9559", DeviceID: 3}) {
+		t.Errorf("p4runtime = %+v", p)
+	}
 }
