@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/xlane/xlane/southbound"
 )
@@ -49,8 +50,9 @@ func (p *plan) diff(id uint64, have, want map[string]southbound.TunnelRule) {
 	}
 }
 
-// apply programs every switch of the plan, in name order, as one unit: if
-// a switch fails, the switches already programmed are put back.
+// apply programs every switch of the plan as one unit, all switches at
+// once (drivers take concurrent calls for different switches): if one
+// fails, the switches that were programmed get the inverse batch.
 func (c *Controller) apply(ctx context.Context, p *plan) error {
 	switches := make([]string, 0, len(p.do))
 	for sw, b := range p.do {
@@ -59,20 +61,49 @@ func (c *Controller) apply(ctx context.Context, p *plan) error {
 		}
 	}
 	slices.Sort(switches)
+	errs := c.each(switches, func(sw string) error { return c.drv.Apply(ctx, sw, *p.do[sw]) })
+	var failed []error
+	var done []string
 	for i, sw := range switches {
-		if err := c.drv.Apply(ctx, sw, *p.do[sw]); err != nil {
-			var undoErrs []error
-			for j := i - 1; j >= 0; j-- {
-				if uerr := c.drv.Apply(context.WithoutCancel(ctx), switches[j], *p.undo[switches[j]]); uerr != nil {
-					undoErrs = append(undoErrs, uerr)
-					c.needsReconcile[switches[j]] = true
-				}
-			}
-			if len(undoErrs) > 0 {
-				c.log.Error("rollback failed; switches will be reconciled", "err", errors.Join(undoErrs...))
-			}
-			return fmt.Errorf("%w: programming %s: %w", ErrUnavailable, sw, err)
+		if errs[i] != nil {
+			failed = append(failed, fmt.Errorf("programming %s: %w", sw, errs[i]))
+		} else {
+			done = append(done, sw)
 		}
 	}
-	return nil
+	if len(failed) == 0 {
+		return nil
+	}
+	undo := c.each(done, func(sw string) error { return c.drv.Apply(context.WithoutCancel(ctx), sw, *p.undo[sw]) })
+	var undoErrs []error
+	for i, err := range undo {
+		if err != nil {
+			undoErrs = append(undoErrs, err)
+			c.needsReconcile[done[i]] = true
+		}
+	}
+	if len(undoErrs) > 0 {
+		c.log.Error("rollback failed; switches will be reconciled", "err", errors.Join(undoErrs...))
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(failed...))
+}
+
+// each runs f for every switch concurrently and returns the errors in
+// order; one switch runs inline.
+func (c *Controller) each(switches []string, f func(sw string) error) []error {
+	errs := make([]error, len(switches))
+	if len(switches) == 1 {
+		errs[0] = f(switches[0])
+		return errs
+	}
+	var wg sync.WaitGroup
+	for i, sw := range switches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(sw)
+		}()
+	}
+	wg.Wait()
+	return errs
 }
