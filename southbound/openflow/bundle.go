@@ -102,25 +102,31 @@ func (s *session) sequence(ctx context.Context, ops []op) error {
 	return s.barrier(ctx, xids)
 }
 
-// bundle applies ops atomically: all of them or none.
-func (s *session) bundle(ctx context.Context, ops []op) error {
+// bundle applies pre as a plain sequence and then ops atomically, all of
+// them or none, in two round trips: the sequence, the bundle's opening
+// and its messages go out together and one barrier checks them all, then
+// the commit. errNoBundles means the switch refused the bundle (pre was
+// applied).
+func (s *session) bundle(ctx context.Context, pre, ops []op) error {
 	s.mu.Lock()
 	s.bundleID++
 	id := s.bundleID
 	s.mu.Unlock()
 	const flags = bundleAtomic | bundleOrdered
-	reply, err := s.request(ctx, typeExperimenter, bundleCtrl{id: id, typ: bundleOpenRequest, flags: flags})
-	if err != nil {
-		var ofe *OFError
-		if errors.As(err, &ofe) && (ofe.Type == 1 || ofe.Type == 0xffff) { // BAD_REQUEST, EXPERIMENTER
-			return fmt.Errorf("%w: %v", errNoBundles, err)
+	xids := map[uint32]string{}
+	for _, o := range pre {
+		xid, err := s.send(o.typ, o.body)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("open bundle: %w", err)
+		xids[xid] = o.what
 	}
-	if err := decodeBundleReply(reply, bundleOpenReply); err != nil {
+	openXid, err := s.send(typeExperimenter, bundleCtrl{id: id, typ: bundleOpenRequest, flags: flags})
+	if err != nil {
 		return err
 	}
-	xids := map[uint32]string{}
+	xids[openXid] = "open bundle"
+	adds := map[uint32]string{}
 	for _, o := range ops {
 		xid := s.nextXid()
 		inner, err := encode(o.typ, xid, o.body)
@@ -134,23 +140,45 @@ func (s *session) bundle(ctx context.Context, ops []op) error {
 		if err := s.write(outer); err != nil {
 			return err
 		}
-		xids[xid] = o.what
+		xids[xid], adds[xid] = o.what, o.what
 	}
-	// A message the switch rejects while adding is left out of the
-	// bundle, which stays open: check every add before committing.
-	if err := s.barrier(ctx, xids); err != nil {
+	failed, err := s.collect(ctx, xids)
+	if err != nil {
+		return err
+	}
+	if e, ok := failed[openXid]; ok {
+		if e.Type == 1 || e.Type == 0xffff { // BAD_REQUEST, EXPERIMENTER: no bundles here
+			var preErrs []error
+			for xid, fe := range failed {
+				if _, isAdd := adds[xid]; !isAdd && xid != openXid {
+					preErrs = append(preErrs, fmt.Errorf("%s: %w", xids[xid], fe))
+				}
+			}
+			if len(preErrs) > 0 {
+				return errors.Join(preErrs...)
+			}
+			return fmt.Errorf("%w: %v", errNoBundles, e)
+		}
+	}
+	if len(failed) > 0 {
+		// A message the switch rejects while adding is left out of the
+		// bundle, which stays open: discard it.
 		if reply, derr := s.request(ctx, typeExperimenter, bundleCtrl{id: id, typ: bundleDiscardReq, flags: flags}); derr != nil {
 			s.log.Warn("discarding a failed bundle", "err", derr)
 		} else if derr := decodeBundleReply(reply, bundleDiscardReply); derr != nil {
 			s.log.Warn("discarding a failed bundle", "err", derr)
 		}
-		return err
+		var errs []error
+		for xid, fe := range failed {
+			errs = append(errs, fmt.Errorf("%s: %w", xids[xid], fe))
+		}
+		return errors.Join(errs...)
 	}
-	reply, err = s.request(ctx, typeExperimenter, bundleCtrl{id: id, typ: bundleCommitRequest, flags: flags})
+	reply, err := s.request(ctx, typeExperimenter, bundleCtrl{id: id, typ: bundleCommitRequest, flags: flags})
 	if err != nil {
 		// The switch reports the failing message itself before the commit
 		// fails: collect it.
-		if berr := s.barrier(ctx, xids); berr != nil {
+		if berr := s.barrier(ctx, adds); berr != nil {
 			return fmt.Errorf("bundle commit: %w", berr)
 		}
 		return fmt.Errorf("bundle commit: %w", err)

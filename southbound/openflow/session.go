@@ -130,19 +130,33 @@ func (s *session) request(ctx context.Context, typ uint8, body io.WriterTo) ([]b
 // barrier waits until the switch has processed everything sent before,
 // then returns the errors it reported for the given transactions.
 func (s *session) barrier(ctx context.Context, xids map[uint32]string) error {
+	failed, err := s.collect(ctx, xids)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for xid, e := range failed {
+		errs = append(errs, fmt.Errorf("%s: %w", xids[xid], e))
+	}
+	return errors.Join(errs...)
+}
+
+// collect waits for a barrier and returns the errors the switch reported
+// for the given transactions, by transaction.
+func (s *session) collect(ctx context.Context, xids map[uint32]string) (map[uint32]*OFError, error) {
 	if _, err := s.request(ctx, typeBarrierRequest, nil); err != nil {
-		return fmt.Errorf("barrier: %w", err)
+		return nil, fmt.Errorf("barrier: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errs []error
-	for xid, what := range xids {
+	failed := map[uint32]*OFError{}
+	for xid := range xids {
 		if e, ok := s.errs[xid]; ok {
-			errs = append(errs, fmt.Errorf("%s: %w", what, e))
+			failed[xid] = e
 			delete(s.errs, xid)
 		}
 	}
-	return errors.Join(errs...)
+	return failed, nil
 }
 
 func (s *session) fail(err error) {

@@ -131,18 +131,15 @@ func (s *session) push(ctx context.Context, have, want entries, stale []flow) er
 			post = append(post, op{typeMeterMod, meterMod(ofp.MeterDelete, m), fmt.Sprintf("delete meter %d", id)})
 		}
 	}
-	if err := s.sequence(ctx, pre); err != nil {
-		return err
-	}
-	if len(fwd) > 0 {
-		err := errNoBundles
-		if !s.noBundles {
-			err = s.bundle(ctx, fwd)
+	switch {
+	case len(fwd) == 0 || s.noBundles:
+		if err := s.sequence(ctx, append(pre, fwd...)); err != nil {
+			return err
 		}
+	default:
+		err := s.bundle(ctx, pre, fwd)
 		if errors.Is(err, errNoBundles) {
-			if !s.noBundles {
-				s.log.Info("switch refuses bundles; applying changes as barrier-checked sequences", "err", err)
-			}
+			s.log.Info("switch refuses bundles; applying changes as barrier-checked sequences", "err", err)
 			s.noBundles = true
 			err = s.sequence(ctx, fwd)
 		}
