@@ -4,7 +4,7 @@ BIN      := bin
 CMDS     := $(notdir $(wildcard cmd/*))
 OUT      := out
 
-.PHONY: all build test run bench fuzz vet clean proto
+.PHONY: all build test run bench fuzz vet clean proto p4
 
 all: build
 
@@ -54,3 +54,12 @@ proto:
 		--go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
 		controller/api/v1/controller.proto
+
+# Regenerates the committed P4 artifacts (BMv2 JSON and P4Info) of the
+# switch pipeline. Needs p4c's BMv2 backend on PATH (p4c 1.2.4.8 builds on
+# Debian 12); the artifacts are committed, so nothing else needs p4c.
+P4C ?= p4c-bm2-ss
+p4:
+	@mkdir -p p4/switch/build
+	$(P4C) --arch v1model --std p4-16 -o p4/switch/build/xlane.json \
+		--p4runtime-files p4/switch/build/xlane.p4info.txtpb p4/switch/xlane.p4
