@@ -28,6 +28,12 @@ type Engine struct {
 	// fullSearch makes X-OPT's searches cover the whole graph instead of
 	// stopping at the sender; tests use it to check the shortcut.
 	fullSearch bool
+
+	// For A* in unicast plans: hop counts from each sender, the least
+	// latency, jitter and blocking of any link, the fastest link.
+	hops         map[NodeID][]uint16
+	minLinkBase  Time
+	maxBandwidth int64
 }
 
 // Stats counts the engine's work since it was created.
@@ -61,7 +67,14 @@ func NewEngine(topo *Topology) *Engine {
 			dirty:  math.MaxInt,
 		}
 		e.blocking[i] = TxTime(topo.MaxFrameBytes, topo.Links[i].BandwidthBps)
+		l := &topo.Links[i]
+		base := l.MinLatency + l.MaxJitter + e.blocking[i]
+		if i == 0 || base < e.minLinkBase {
+			e.minLinkBase = base
+		}
+		e.maxBandwidth = max(e.maxBandwidth, l.BandwidthBps)
 	}
+	e.hops = map[NodeID][]uint16{}
 	return e
 }
 
@@ -445,6 +458,15 @@ func (e *Engine) Tunnel(id uint64) (Tunnel, bool) {
 		return Tunnel{}, false
 	}
 	return e.export(t), true
+}
+
+// Resources returns one tunnel's service-visible parameters.
+func (e *Engine) Resources(id uint64) (Resources, bool) {
+	t, ok := e.tunnels[id]
+	if !ok {
+		return Resources{}, false
+	}
+	return t.resources(), true
 }
 
 // Tunnels returns every tunnel, ordered by id.

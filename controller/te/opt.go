@@ -14,6 +14,7 @@ type optScratch struct {
 	depth   []float64
 	pq      distHeap
 	visited []bool
+	h       []float64 // A* lower bounds of the current unicast plan
 }
 
 // eligible reports whether link lid can carry one more packet of size wire
@@ -57,10 +58,19 @@ func (e *Engine) plan(r resolved, id uint64) (*tunnel, error) {
 		sc.dist = append(sc.dist, nil)
 		sc.next = append(sc.next, nil)
 	}
+	// A unicast plan reads only the sender's distance and path: A* finds
+	// them settling few nodes. A tree also reads the distances of the
+	// nodes already in it, which only a (shortcut) Dijkstra provides.
+	var h []float64
+	if k == 1 && !e.fullSearch {
+		sc.h = resizeF(sc.h, nn)
+		e.heuristic(r, sc.h)
+		h = sc.h
+	}
 	for i, rcv := range r.receivers {
 		sc.dist[i] = resizeF(sc.dist[i], nn)
 		sc.next[i] = resizeL(sc.next[i], nn)
-		e.shortest(rcv, r, bps, sc.dist[i], sc.next[i], true, !e.fullSearch)
+		e.shortest(rcv, r, bps, sc.dist[i], sc.next[i], true, !e.fullSearch, h)
 	}
 	sc.inTree = resizeB(sc.inTree, nn)
 	sc.depth = resizeF(sc.depth, nn)
@@ -140,11 +150,16 @@ func (e *Engine) plan(r resolved, id uint64) (*tunnel, error) {
 // other than the sender are never crossed. With onlyEligible, links that
 // would break ≈-validity are skipped.
 func (e *Engine) shortestTo(dst NodeID, r resolved, bps float64, dist []float64, next []LinkID, onlyEligible bool) {
-	e.shortest(dst, r, bps, dist, next, onlyEligible, false)
+	e.shortest(dst, r, bps, dist, next, onlyEligible, false, nil)
 }
 
 // shortest is shortestTo, optionally stopping once the sender is settled.
-func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, next []LinkID, onlyEligible, stopAtSender bool) {
+// With h (a consistent lower bound of the distance from the sender to
+// each node, see heuristic) it is A*: only nodes that can lie on a
+// shortest path to the sender are settled, which is all a unicast plan
+// reads. Equal-cost choices go to the lower link id, so every search
+// order picks the same paths.
+func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, next []LinkID, onlyEligible, stopAtSender bool, h []float64) {
 	topo := e.topo
 	sc := &e.scratch
 	for i := range dist {
@@ -153,17 +168,28 @@ func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, n
 	}
 	sc.visited = resizeB(sc.visited, len(dist))
 	clear(sc.visited)
+	est := func(n NodeID) float64 {
+		if h == nil {
+			return 0
+		}
+		return h[n]
+	}
 	dist[dst] = 0
 	sc.pq = sc.pq[:0]
-	sc.pq.push(distItem{dst, 0})
+	sc.pq.push(distItem{dst, est(dst)})
 	for len(sc.pq) > 0 {
 		it := sc.pq.pop()
 		x := it.node
 		if sc.visited[x] {
 			continue
 		}
+		if stopAtSender && sc.visited[r.sender] && it.d > dist[r.sender] {
+			// Every node still queued is farther than the sender: none
+			// can be on a shortest path to it, nor tie with one.
+			return
+		}
 		sc.visited[x] = true
-		if x == r.sender && stopAtSender {
+		if x == r.sender && stopAtSender && h == nil {
 			// Every node settled later is at least as far from dst as the
 			// sender, and X-OPT never prefers attaching through a tree node
 			// farther than the sender (its cost only adds depth), so the
@@ -175,25 +201,80 @@ func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, n
 		}
 		for _, lid := range topo.In[x] {
 			y := topo.Links[lid].From
-			if sc.visited[y] {
-				continue
-			}
 			if topo.Nodes[y].Kind == KindHost && y != r.sender {
 				continue
+			}
+			if math.IsInf(est(y), 1) {
+				continue // the sender cannot reach y
 			}
 			if onlyEligible {
 				if ok, _ := e.eligible(lid, r.wire, bps); !ok {
 					continue
 				}
 			}
-			nd := it.d + e.weight(lid, r.wire, r.level)
-			if nd < dist[y] {
+			nd := dist[x] + e.weight(lid, r.wire, r.level)
+			switch {
+			case nd < dist[y]:
 				dist[y] = nd
 				next[y] = lid
-				sc.pq.push(distItem{y, nd})
+				sc.pq.push(distItem{y, nd + est(y)})
+			case nd == dist[y] && lid < next[y]:
+				next[y] = lid // equal cost: the lower link, in any search order
 			}
 		}
 	}
+}
+
+// heuristic fills h with a lower bound of the weighted distance from the
+// sender to every node: the fewest hops to it times the least weight any
+// link can have for this packet. It is consistent (a link's weight is at
+// least the bound's step), so A* settles nodes at their true distance.
+func (e *Engine) heuristic(r resolved, h []float64) {
+	hops := e.hopsFrom(r.sender)
+	step := 0.0
+	if e.maxBandwidth > 0 {
+		step = float64(e.minLinkBase + TxTime(r.wire, e.maxBandwidth))
+	}
+	for i, n := range hops {
+		if n == unreachableHops {
+			h[i] = math.Inf(1)
+		} else {
+			h[i] = float64(n) * step
+		}
+	}
+}
+
+const unreachableHops = math.MaxUint16
+
+// hopsFrom returns the fewest links from sender to every node (any node
+// may relay: a lower bound), cached per sender while the cache is small.
+func (e *Engine) hopsFrom(sender NodeID) []uint16 {
+	if hs, ok := e.hops[sender]; ok {
+		return hs
+	}
+	topo := e.topo
+	hs := make([]uint16, len(topo.Nodes))
+	for i := range hs {
+		hs[i] = unreachableHops
+	}
+	hs[sender] = 0
+	queue := []NodeID{sender}
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		for _, lid := range topo.Out[x] {
+			y := topo.Links[lid].To
+			if hs[y] == unreachableHops {
+				hs[y] = hs[x] + 1
+				queue = append(queue, y)
+			}
+		}
+	}
+	// Keep at most 16 MiB of hop tables (all senders of a k=16 fat-tree).
+	if (len(e.hops)+1)*len(hs)*2 <= 16<<20 {
+		e.hops[sender] = hs
+	}
+	return hs
 }
 
 // unreachable builds the rejection for receiver i: either the topology has

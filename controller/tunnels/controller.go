@@ -60,6 +60,14 @@ type Controller struct {
 
 	needsReconcile map[string]bool
 	routes         map[string][]southbound.Route // best-effort forwarding per switch
+
+	// Admissions in flight: in the engine, their store write queued, not
+	// yet on the switches. Operations that take tunnels out of the engine
+	// wait until there are none (see exclusive).
+	cond     *sync.Cond
+	inflight map[uint64]*record
+	draining int
+	commits  *committer
 }
 
 // record is one tunnel and what is installed for it.
@@ -88,7 +96,9 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		recs: map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
 		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{},
 		needsReconcile: map[string]bool{}, routes: bestEffortRoutes(cfg.Topology),
+		inflight: map[uint64]*record{},
 	}
+	c.cond = sync.NewCond(&c.mu)
 	if c.grace == 0 {
 		c.grace = DefaultGrace
 	}
@@ -108,8 +118,26 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		if err := c.restore(ctx); err != nil {
 			return nil, err
 		}
+		c.commits = newCommitter(c.store)
 	}
 	return c, nil
+}
+
+// exclusive locks the controller for an operation that may take tunnels
+// out of the engine (release, change, demotion, group re-planning): it
+// waits until no admission is in flight, since an admission's undo must
+// only ever remove load from the engine. The returned function unlocks.
+func (c *Controller) exclusive() func() {
+	c.mu.Lock()
+	c.draining++
+	for len(c.inflight) > 0 {
+		c.cond.Wait()
+	}
+	return func() {
+		c.draining--
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	}
 }
 
 // Close stops grace timers, waits for running ones, and ends every watch.
@@ -130,6 +158,9 @@ func (c *Controller) Close() {
 	c.subs = map[string]map[*Subscription]struct{}{}
 	c.mu.Unlock()
 	c.wg.Wait()
+	if c.commits != nil {
+		c.commits.close()
+	}
 }
 
 // teRequest validates r and turns it into a TE request.
@@ -277,11 +308,20 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 	}
 }
 
-// Request admits a tunnel for service owner.
+// Request admits a tunnel for service owner. Concurrent admissions share
+// their store writes (one synced transaction for all that arrive while the
+// previous one is being written): the TE engine admits under the lock,
+// the write happens without it, and the switches are programmed under the
+// lock again once the write is durable. The bounds committed then are the
+// engine's current ones, so admissions that overtake each other never
+// leave a stale bound behind.
 func (c *Controller) Request(ctx context.Context, owner string, r Request) (res Resources, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer func() { c.obs.Operation("request", resultOf(err)) }()
+	for c.draining > 0 && !c.closed {
+		c.cond.Wait()
+	}
 	if c.closed {
 		return Resources{}, fmt.Errorf("%w: controller closed", ErrUnavailable)
 	}
@@ -297,35 +337,89 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (res 
 		return Resources{}, teErr(err)
 	}
 	rec := &record{owner: owner, req: r}
-	p := newPlan()
-	want, err := c.rulesFor(rec, t, c.meterRate(t))
-	if err == nil {
-		p.diff(t.ID, nil, want)
-		var ps []pending
-		if ps, err = c.planChanges(p, changes); err == nil {
-			if err = c.save(Writes{Put: []StoredTunnel{c.stored(rec, t)}}); err != nil {
-				goto undo
-			}
-			if err = c.apply(ctx, p); err != nil {
-				c.saveOrLog(Writes{Delete: []uint64{t.ID}})
-			} else {
-				now := c.clock.Now()
-				rec.tun, rec.rules = t, want
-				c.recs[t.ID] = rec
-				c.commit(ps, now)
-				notBefore := now
-				if len(changes) > 0 {
-					notBefore = now.Add(c.grace)
-				}
-				return c.resources(t, notBefore), nil
-			}
+	if c.commits != nil {
+		c.inflight[t.ID] = rec
+		durable := c.commits.submit(Writes{Put: []StoredTunnel{c.stored(rec, t)}})
+		c.mu.Unlock()
+		serr := <-durable
+		c.mu.Lock()
+		delete(c.inflight, t.ID)
+		c.cond.Broadcast()
+		if serr != nil {
+			c.undoAdmission(ctx, t.ID)
+			return Resources{}, fmt.Errorf("%w: saving state: %w", ErrUnavailable, serr)
 		}
 	}
-undo:
-	if _, rerr := c.engine.Release(t.ID); rerr != nil {
-		c.log.Error("undo admission", "tunnel", t.ID, "err", rerr)
+	cur, _ := c.engine.Tunnel(t.ID)
+	p := newPlan()
+	want, err := c.rulesFor(rec, cur, c.meterRate(cur))
+	var ps []pending
+	if err == nil {
+		p.diff(cur.ID, nil, want)
+		ps, err = c.planChanges(p, c.current(changes))
 	}
-	return Resources{}, err
+	if err == nil {
+		err = c.apply(ctx, p)
+	}
+	if err != nil {
+		if c.store != nil {
+			c.saveOrLog(Writes{Delete: []uint64{cur.ID}})
+		}
+		c.undoAdmission(ctx, cur.ID)
+		return Resources{}, err
+	}
+	now := c.clock.Now()
+	rec.tun, rec.rules = cur, want
+	c.recs[cur.ID] = rec
+	c.commit(ps, now)
+	notBefore := now
+	if len(changes) > 0 {
+		notBefore = now.Add(c.grace)
+	}
+	return c.resources(cur, notBefore), nil
+}
+
+// current turns an operation's change list into the changes between what
+// the services were last told and the engine's bounds now, for the
+// tunnels that are committed (in-flight admissions commit their own).
+func (c *Controller) current(changes []te.Change) []te.Change {
+	out := changes[:0:0]
+	for _, ch := range changes {
+		rec, ok := c.recs[ch.ID]
+		if !ok || rec.demoted {
+			continue
+		}
+		now, ok := c.engine.Resources(ch.ID)
+		if !ok {
+			continue
+		}
+		if old := rec.tun.Resources(); old != now {
+			out = append(out, te.Change{ID: ch.ID, Old: old, New: now})
+		}
+	}
+	return out
+}
+
+// undoAdmission takes a failed admission out of the engine; the tunnels
+// whose bounds that improves are told. It is not cut short when the
+// requester gives up (its context ends): the undo must finish.
+func (c *Controller) undoAdmission(ctx context.Context, id uint64) {
+	ctx = context.WithoutCancel(ctx)
+	changes, err := c.engine.Release(id)
+	if err != nil {
+		c.log.Error("undo admission", "tunnel", id, "err", err)
+		return
+	}
+	p := newPlan()
+	ps, err := c.planChanges(p, c.current(changes))
+	if err == nil {
+		err = c.apply(ctx, p)
+	}
+	if err != nil {
+		c.log.Error("undo admission: updating the tunnels it affected", "tunnel", id, "err", err)
+		return
+	}
+	c.commit(ps, c.clock.Now())
 }
 
 // saveOrLog writes the undo of a failed operation; if even that fails the
@@ -350,8 +444,7 @@ func (c *Controller) own(owner string, id uint64) (*record, error) {
 
 // Release removes a tunnel of owner.
 func (c *Controller) Release(ctx context.Context, owner string, id uint64) (err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.exclusive()()
 	defer func() { c.obs.Operation("release", resultOf(err)) }()
 	rec, err := c.own(owner, id)
 	if err != nil {
@@ -396,8 +489,7 @@ func (c *Controller) remove(ctx context.Context, rec *record) error {
 
 // Change replaces the parameters of a tunnel of owner, atomically.
 func (c *Controller) Change(ctx context.Context, owner string, id uint64, r Request) (_ Resources, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.exclusive()()
 	defer func() { c.obs.Operation("change", resultOf(err)) }()
 	rec, err := c.own(owner, id)
 	if err != nil {
@@ -567,12 +659,14 @@ func (c *Controller) checkQuota(owner string, except uint64, r Request) error {
 	}
 	n := 1
 	rate := rateBps(c.topo.WireBytes(r.LoadsizeBytes), r.PeriodUs*1000)
-	for id, rec := range c.recs {
-		if rec.owner != owner || id == except {
-			continue
+	for _, recs := range []map[uint64]*record{c.recs, c.inflight} { // admissions in flight count too
+		for id, rec := range recs {
+			if rec.owner != owner || id == except {
+				continue
+			}
+			n++
+			rate += rateBps(c.topo.WireBytes(rec.req.LoadsizeBytes), rec.req.PeriodUs*1000)
 		}
-		n++
-		rate += rateBps(c.topo.WireBytes(rec.req.LoadsizeBytes), rec.req.PeriodUs*1000)
 	}
 	if q.MaxTunnels > 0 && n > q.MaxTunnels {
 		return fmt.Errorf("%w: quota of service %s: at most %d tunnels", ErrExhausted, owner, q.MaxTunnels)

@@ -28,8 +28,7 @@ func (c *Controller) Members(group netip.AddrPort) []netip.Addr {
 }
 
 func (c *Controller) membership(ctx context.Context, group netip.AddrPort, member netip.Addr, join bool) (err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.exclusive()()
 	defer func() {
 		op := "leave"
 		if join {

@@ -104,8 +104,7 @@ func (c *Controller) MonitorOnce(ctx context.Context, cfg MonitorConfig) error {
 			}
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.exclusive()()
 	ids := make([]uint64, 0, len(stats))
 	for id := range stats {
 		ids = append(ids, id)
