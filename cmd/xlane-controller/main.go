@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"hash/fnv"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,7 @@ import (
 	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/southbound/memory"
 	"github.com/xlane/xlane/southbound/openflow"
+	"github.com/xlane/xlane/southbound/p4rt"
 )
 
 func main() {
@@ -62,14 +64,19 @@ rate gets a longer period (BW_UNUSED), and idle tunnels or persistent violators 
 terminated.
 
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
-grace, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, insecure, tls_cert, tls_key,
+grace, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, p4runtime, insecure, tls_cert, tls_key,
 client_ca, quotas, metrics_addr, log_level, monitor_interval, unused_fraction, unused_intervals,
 idle_intervals, violation_intervals) and from flags, which win over the file.
 
 With --driver openflow, switches (Open vSwitch bridges with protocols=OpenFlow13) connect
 to --openflow-listen; a switch's datapath id is its position among the topology's
 switches, counting from 1 (what "xlane testbed up" configures). Every switch that connects
-is read back and made equal to the controller's state.`,
+is read back and made equal to the controller's state.
+
+With driver: p4runtime the file's p4runtime section gives election_id (the highest is primary), role,
+the pipeline files (p4info, device_config: p4/switch/build/) and switches: {NAME: {addr, device_id}}
+for every switch of the topology; the driver connects to each, installs the pipeline unless the
+switch runs it already, and reconciles the switch whenever it becomes primary.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -99,7 +106,7 @@ is read back and made equal to the controller's state.`,
 	f.StringVar(&flagCfg.Topology, "topology", "", "topology file (te JSON format); optional once the data directory holds one")
 	f.StringVar(&flagCfg.DataDir, "data-dir", flagCfg.DataDir, "directory of the durable state")
 	f.DurationVar((*time.Duration)(&flagCfg.Grace), "grace", time.Duration(flagCfg.Grace), "grace period of bandwidthChanged upcalls")
-	f.StringVar(&flagCfg.Driver, "driver", flagCfg.Driver, `southbound driver: "openflow" (OpenFlow 1.3 switches, e.g. Open vSwitch) or "memory" (in-process switches)`)
+	f.StringVar(&flagCfg.Driver, "driver", flagCfg.Driver, `southbound driver: "openflow" (OpenFlow 1.3 switches, e.g. Open vSwitch), "p4runtime" (P4 switches; configured in the file's p4runtime section) or "memory" (in-process switches)`)
 	f.StringVar(&flagCfg.OpenFlowListen, "openflow-listen", flagCfg.OpenFlowListen, "where OpenFlow switches connect (host:port)")
 	f.StringVar(&flagCfg.OpenFlowTLSCert, "openflow-tls-cert", "", "certificate (PEM) for TLS on the OpenFlow channel")
 	f.StringVar(&flagCfg.OpenFlowTLSKey, "openflow-tls-key", "", "key (PEM) for TLS on the OpenFlow channel")
@@ -175,24 +182,29 @@ func run(ctx context.Context, cfg config.Config) error {
 	}
 	var drv southbound.Driver
 	var ofDrv *openflow.Driver
+	var p4Drv *p4rt.Driver
 	var ctlp atomic.Pointer[tunnels.Controller]
+	onConnect := func(ctx context.Context, sw string) {
+		if c := ctlp.Load(); c != nil {
+			start := time.Now()
+			if err := c.Reconcile(ctx, sw); err != nil {
+				log.Warn("reconciling a connected switch", "switch", sw, "err", err)
+				return
+			}
+			log.Info("switch reconciled", "switch", sw, "took", time.Since(start).Round(time.Microsecond))
+		}
+	}
 	switch cfg.Driver {
 	case "openflow":
-		ofDrv = openflow.New(openflow.Config{
-			Switches: openflow.DatapathIDs(topo), Logger: log,
-			// A (re)connected switch is made equal to the stored state.
-			OnConnect: func(ctx context.Context, sw string) {
-				if c := ctlp.Load(); c != nil {
-					start := time.Now()
-					if err := c.Reconcile(ctx, sw); err != nil {
-						log.Warn("reconciling a connected switch", "switch", sw, "err", err)
-						return
-					}
-					log.Info("switch reconciled", "switch", sw, "took", time.Since(start).Round(time.Microsecond))
-				}
-			},
-		})
+		// A (re)connected switch is made equal to the stored state.
+		ofDrv = openflow.New(openflow.Config{Switches: openflow.DatapathIDs(topo), Logger: log, OnConnect: onConnect})
 		drv = ofDrv
+	case "p4runtime":
+		var err error
+		if p4Drv, err = p4runtimeDriver(cfg, switches, log, onConnect); err != nil {
+			return err
+		}
+		drv = p4Drv
 	default:
 		drv = memory.New(switches...)
 	}
@@ -217,6 +229,17 @@ func run(ctx context.Context, cfg config.Config) error {
 			return err
 		}
 		defer stopOF()
+	}
+	if p4Drv != nil {
+		pctx, stopP4 := context.WithCancel(ctx)
+		p4done := make(chan struct{})
+		go func() {
+			defer close(p4done)
+			if err := p4Drv.Run(pctx); err != nil {
+				log.Error("p4runtime driver stopped", "err", err)
+			}
+		}()
+		defer func() { stopP4(); <-p4done }()
 	}
 	if cfg.MetricsAddr != "" {
 		mlis, err := net.Listen("tcp", cfg.MetricsAddr)
@@ -344,4 +367,46 @@ func serveOpenFlow(ctx context.Context, cfg config.Config, drv *openflow.Driver,
 		}
 	}()
 	return func() { cancel(); <-done }, nil
+}
+
+// p4runtimeDriver builds the P4Runtime driver: a target for every switch
+// of the topology, the pipeline from the configured files.
+func p4runtimeDriver(cfg config.Config, switches []string, log *slog.Logger, onConnect func(context.Context, string)) (*p4rt.Driver, error) {
+	pc := cfg.P4Runtime
+	targets := map[string]p4rt.Target{}
+	for _, sw := range switches {
+		t, ok := pc.Switches[sw]
+		if !ok {
+			return nil, fmt.Errorf("config: p4runtime.switches: no P4Runtime address for switch %s of the topology", sw)
+		}
+		targets[sw] = p4rt.Target{Addr: t.Addr, DeviceID: t.DeviceID}
+	}
+	for sw := range pc.Switches {
+		if _, ok := targets[sw]; !ok {
+			return nil, fmt.Errorf("config: p4runtime.switches.%s: not a switch of the topology", sw)
+		}
+	}
+	info, dev, err := pipeline(pc)
+	if err != nil {
+		return nil, err
+	}
+	h := fnv.New64a()
+	h.Write(info)
+	h.Write(dev)
+	return p4rt.New(p4rt.Config{Switches: targets, ElectionID: pc.ElectionID, Role: pc.Role,
+		P4Info: info, DeviceConfig: dev, Cookie: h.Sum64(), OnConnect: onConnect, Logger: log})
+}
+
+// pipeline reads the P4 pipeline files the configuration names.
+func pipeline(pc config.P4Runtime) (info, dev []byte, err error) {
+	if pc.P4Info == "" {
+		return nil, nil, errors.New("config: p4runtime.p4info and p4runtime.device_config: give the pipeline's P4Info and BMv2 JSON (p4/switch/build/)")
+	}
+	if info, err = os.ReadFile(pc.P4Info); err != nil {
+		return nil, nil, fmt.Errorf("config: p4runtime.p4info: %w", err)
+	}
+	if dev, err = os.ReadFile(pc.DeviceConfig); err != nil {
+		return nil, nil, fmt.Errorf("config: p4runtime.device_config: %w", err)
+	}
+	return info, dev, nil
 }
