@@ -2,7 +2,6 @@ package p4rt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -454,5 +453,3 @@ func (s *session) stats(ctx context.Context) ([]southbound.TunnelStats, error) {
 	}
 	return out, nil
 }
-
-var errNotPrimary = errors.New("not primary")
