@@ -87,25 +87,35 @@ func (p *P4Runtime) UnmarshalYAML(n *yaml.Node) error {
 		"device_config": &p.DeviceConfig, "switches": &sw}); err != nil {
 		return err
 	}
-	if sw.Kind == 0 {
-		return nil
+	var err error
+	p.Switches, err = namedMap(&sw, "switches", "switch", func(n *yaml.Node, t *Target) error {
+		return strictDecode(n, map[string]any{"addr": &t.Addr, "device_id": &t.DeviceID})
+	})
+	return err
+}
+
+// namedMap decodes a mapping of names to values (section key), refusing
+// repeated names; an absent section is a nil map.
+func namedMap[T any](n *yaml.Node, key, what string, decode func(*yaml.Node, *T) error) (map[string]T, error) {
+	if n.Kind == 0 {
+		return nil, nil
 	}
-	if sw.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: switches: expected switch names and targets", sw.Line)
+	if n.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: %s: expected %s names and values", n.Line, key, what)
 	}
-	p.Switches = map[string]Target{}
-	for i := 0; i+1 < len(sw.Content); i += 2 {
-		name := sw.Content[i].Value
-		if _, dup := p.Switches[name]; dup {
-			return fmt.Errorf("line %d: switch %q given twice", sw.Content[i].Line, name)
+	out := map[string]T{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		name := n.Content[i].Value
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("line %d: %s %q given twice", n.Content[i].Line, what, name)
 		}
-		var t Target
-		if err := strictDecode(sw.Content[i+1], map[string]any{"addr": &t.Addr, "device_id": &t.DeviceID}); err != nil {
-			return fmt.Errorf("switches.%s: %w", name, err)
+		var v T
+		if err := decode(n.Content[i+1], &v); err != nil {
+			return nil, fmt.Errorf("%s.%s: %w", key, name, err)
 		}
-		p.Switches[name] = t
+		out[name] = v
 	}
-	return nil
+	return out, nil
 }
 
 // Quota is one service's limit; 0 means no limit.
@@ -126,25 +136,9 @@ func (q *Quotas) UnmarshalYAML(n *yaml.Node) error {
 	if err := strictDecode(n, map[string]any{"default": &q.Default, "services": &svcs}); err != nil {
 		return err
 	}
-	if svcs.Kind == 0 {
-		return nil
-	}
-	if svcs.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: services: expected service names and quotas", svcs.Line)
-	}
-	q.Services = map[string]Quota{}
-	for i := 0; i+1 < len(svcs.Content); i += 2 {
-		name := svcs.Content[i].Value
-		if _, dup := q.Services[name]; dup {
-			return fmt.Errorf("line %d: service %q given twice", svcs.Content[i].Line, name)
-		}
-		var qq Quota
-		if err := svcs.Content[i+1].Decode(&qq); err != nil {
-			return fmt.Errorf("services.%s: %w", name, err)
-		}
-		q.Services[name] = qq
-	}
-	return nil
+	var err error
+	q.Services, err = namedMap(&svcs, "services", "service", func(n *yaml.Node, v *Quota) error { return n.Decode(v) })
+	return err
 }
 
 // UnmarshalYAML decodes one quota strictly.
