@@ -60,12 +60,16 @@ func load(b *testing.B, k, n int) (*te.Engine, []te.Request) {
 func benchAdmit(b *testing.B, k, n int) {
 	e, reqs := loaded(b, k, n)
 	lat := make([]time.Duration, 0, b.N)
+	var analyzed, changed uint64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r := reqs[i%len(reqs)]
+		before := e.Stats()
 		t0 := time.Now()
-		tun, _, err := e.Admit(r)
+		tun, chs, err := e.Admit(r)
 		lat = append(lat, time.Since(t0))
+		analyzed += e.Stats().Analyzed - before.Analyzed
+		changed += uint64(len(chs))
 		if err == nil {
 			b.StopTimer()
 			if _, err := e.Release(tun.ID); err != nil {
@@ -78,6 +82,8 @@ func benchAdmit(b *testing.B, k, n int) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(analyzed)/float64(b.N), "analyzed/op")
+	b.ReportMetric(float64(changed)/float64(b.N), "changed/op")
 }
 
 func BenchmarkAdmitFatTree8With10k(b *testing.B)  { benchAdmit(b, 8, 10_000) }
