@@ -282,24 +282,49 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 			if !ok {
 				return closed()
 			}
-			resp := &pb.WatchResponse{Upcalls: []*pb.Upcall{upcallPB(u)}}
+			b := newBatch()
+			b.add(u)
 		drain:
-			for len(resp.Upcalls) < watchBatch {
+			for len(b.resp.Upcalls) < watchBatch {
 				select {
 				case u, ok := <-sub.C:
 					if !ok {
 						break drain
 					}
-					resp.Upcalls = append(resp.Upcalls, upcallPB(u))
+					b.add(u)
 				default:
 					break drain
 				}
 			}
+			resp := b.resp
 			if err := stream.Send(resp); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// batch is one watch response: everything ready goes in it, and a
+// tunnel's bounds that TE changed again before the first change went out
+// are sent once, as they are now (the later grace covers the earlier).
+type batch struct {
+	resp *pb.WatchResponse
+	teAt map[uint64]int // tunnel → index of its pending TE change
+}
+
+func newBatch() *batch { return &batch{resp: &pb.WatchResponse{}, teAt: map[uint64]int{}} }
+
+func (b *batch) add(u tunnels.Upcall) {
+	if u.Kind == tunnels.BandwidthChanged && u.Reason == tunnels.ReasonTE {
+		if i, ok := b.teAt[u.TunnelID]; ok {
+			b.resp.Upcalls[i] = upcallPB(u)
+			return
+		}
+		b.teAt[u.TunnelID] = len(b.resp.Upcalls)
+	} else {
+		delete(b.teAt, u.TunnelID) // never move a change across another upcall
+	}
+	b.resp.Upcalls = append(b.resp.Upcalls, upcallPB(u))
 }
 
 func upcallPB(u tunnels.Upcall) *pb.Upcall {
