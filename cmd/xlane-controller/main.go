@@ -6,9 +6,9 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"hash/fnv"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,6 +29,7 @@ import (
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
+	p4switch "github.com/xlane/xlane/p4/switch"
 	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/southbound/memory"
 	"github.com/xlane/xlane/southbound/openflow"
@@ -74,7 +75,8 @@ switches, counting from 1 (what "xlane testbed up" configures). Every switch tha
 is read back and made equal to the controller's state.
 
 With driver: p4runtime the file's p4runtime section gives election_id (the highest is primary), role,
-the pipeline files (p4info, device_config: p4/switch/build/) and switches: {NAME: {addr, device_id}}
+the pipeline files (p4info, device_config; default: the pipeline built in, p4/switch) and
+switches: {NAME: {addr, device_id}}
 for every switch of the topology; the driver connects to each, installs the pipeline unless the
 switch runs it already, and reconciles the switch whenever it becomes primary.`,
 		Args:          cobra.NoArgs,
@@ -397,10 +399,11 @@ func p4runtimeDriver(cfg config.Config, switches []string, log *slog.Logger, onC
 		P4Info: info, DeviceConfig: dev, Cookie: h.Sum64(), OnConnect: onConnect, Logger: log})
 }
 
-// pipeline reads the P4 pipeline files the configuration names.
+// pipeline is the X-Lane pipeline built into the controller, or the files
+// the configuration names instead.
 func pipeline(pc config.P4Runtime) (info, dev []byte, err error) {
 	if pc.P4Info == "" {
-		return nil, nil, errors.New("config: p4runtime.p4info and p4runtime.device_config: give the pipeline's P4Info and BMv2 JSON (p4/switch/build/)")
+		return p4switch.P4Info, p4switch.DeviceConfig, nil
 	}
 	if info, err = os.ReadFile(pc.P4Info); err != nil {
 		return nil, nil, fmt.Errorf("config: p4runtime.p4info: %w", err)

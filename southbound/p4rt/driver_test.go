@@ -16,54 +16,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/prototext"
 
+	p4switch "github.com/xlane/xlane/p4/switch"
 	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/southbound/p4rt/p4rttest"
 )
-
-// fixtureInfo is a P4Info with the objects the driver uses, shaped like
-// the compiled pipeline's (tests of the committed P4Info itself are in
-// p4info_test.go).
-func fixtureInfo() []byte {
-	pre := func(id uint32, name string) *p4config.Preamble { return &p4config.Preamble{Id: id, Name: name} }
-	mf := func(id uint32, name string, w int32, k p4config.MatchField_MatchType) *p4config.MatchField {
-		return &p4config.MatchField{Id: id, Name: name, Bitwidth: w, Match: &p4config.MatchField_MatchType_{MatchType: k}}
-	}
-	params := func(fs []field) []*p4config.Action_Param {
-		var out []*p4config.Action_Param
-		for i, f := range fs {
-			out = append(out, &p4config.Action_Param{Id: uint32(i + 1), Name: f.name, Bitwidth: int32(f.width)})
-		}
-		return out
-	}
-	ex := p4config.MatchField_EXACT
-	info := &p4config.P4Info{
-		Actions: []*p4config.Action{
-			{Preamble: pre(11, actExpress), Params: params(wantActions[actExpress])},
-			{Preamble: pre(12, actExpressMeter), Params: params(wantActions[actExpressMeter])},
-			{Preamble: pre(13, actOutput), Params: params(wantActions[actOutput])},
-			{Preamble: pre(14, actMulticast), Params: params(wantActions[actMulticast])},
-			{Preamble: pre(15, actRoute), Params: params(wantActions[actRoute])},
-			{Preamble: pre(16, "NoAction")},
-		},
-		Tables: []*p4config.Table{
-			{Preamble: pre(1, tblClassifier), Size: 16384, MatchFields: []*p4config.MatchField{
-				mf(1, "ingress_port", 9, ex), mf(2, "src_addr", 32, ex), mf(3, "dst_addr", 32, ex), mf(4, "dst_port", 16, ex), mf(5, "dscp", 6, ex)},
-				ActionRefs: []*p4config.ActionRef{{Id: 11}, {Id: 12}, {Id: 16, Scope: p4config.ActionRef_DEFAULT_ONLY}}, ConstDefaultActionId: 16},
-			{Preamble: pre(2, tblTunnels), Size: 16384, MatchFields: []*p4config.MatchField{mf(1, "tunnel_id", 32, ex)},
-				ActionRefs: []*p4config.ActionRef{{Id: 13}, {Id: 14}}, DirectResourceIds: []uint32{23}},
-			{Preamble: pre(3, tblRoutes), Size: 16384, MatchFields: []*p4config.MatchField{mf(1, "dst_addr", 32, p4config.MatchField_LPM)},
-				ActionRefs: []*p4config.ActionRef{{Id: 15}}},
-		},
-		Meters:         []*p4config.Meter{{Preamble: pre(21, mtrTunnel), Size: 4096, Spec: &p4config.MeterSpec{Unit: p4config.MeterSpec_BYTES}}},
-		Counters:       []*p4config.Counter{{Preamble: pre(22, ctrMeterDrops), Size: 4096}},
-		DirectCounters: []*p4config.DirectCounter{{Preamble: pre(23, dctrTunnel), DirectTableId: 2}},
-	}
-	b, err := prototext.Marshal(info)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
 
 // rig is a test server and drivers connected to it.
 type rig struct {
@@ -104,7 +60,7 @@ func (r *rig) driver(tag string, e uint64) (*Driver, context.CancelFunc) {
 	var d *Driver
 	d, err := New(Config{
 		Switches: map[string]Target{"s1": {Addr: r.addr, DeviceID: 1}}, ElectionID: e,
-		P4Info: fixtureInfo(), DeviceConfig: []byte("{}"), Cookie: 0xc0ffee,
+		P4Info: p4switch.P4Info, DeviceConfig: p4switch.DeviceConfig, Cookie: 0xc0ffee,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnConnect: func(ctx context.Context, sw string) {
 			r.mu.Lock()
@@ -168,6 +124,19 @@ func (r *rig) count(e *p4v1.Entity) int {
 	}
 }
 
+// pipelineIDs are the committed pipeline's ids of what the driver uses.
+var pipelineIDs = func() *ids {
+	info := &p4config.P4Info{}
+	if err := prototext.Unmarshal(p4switch.P4Info, info); err != nil {
+		panic(err)
+	}
+	x, err := resolve(info)
+	if err != nil {
+		panic(err)
+	}
+	return x
+}()
+
 func tableOf(id uint32) *p4v1.Entity {
 	return &p4v1.Entity{Entity: &p4v1.Entity_TableEntry{TableEntry: &p4v1.TableEntry{TableId: id}}}
 }
@@ -175,7 +144,7 @@ func tableOf(id uint32) *p4v1.Entity {
 var (
 	groupQuery = &p4v1.Entity{Entity: &p4v1.Entity_PacketReplicationEngineEntry{PacketReplicationEngineEntry: &p4v1.PacketReplicationEngineEntry{
 		Type: &p4v1.PacketReplicationEngineEntry_MulticastGroupEntry{MulticastGroupEntry: &p4v1.MulticastGroupEntry{}}}}}
-	meterQuery = &p4v1.Entity{Entity: &p4v1.Entity_MeterEntry{MeterEntry: &p4v1.MeterEntry{MeterId: 21}}}
+	meterQuery = &p4v1.Entity{Entity: &p4v1.Entity_MeterEntry{MeterEntry: &p4v1.MeterEntry{MeterId: pipelineIDs.meter}}}
 	uni        = southbound.TunnelRule{Tunnel: 7, Sublane: 1, Out: []southbound.Port{2}, Meter: &southbound.Meter{RateBps: 8_000_000, BurstBytes: 1000},
 		Match: southbound.Match{InPort: 1, SrcIP: netip.MustParseAddr("10.0.0.1"), DstIP: netip.MustParseAddr("10.0.0.2"), DstPort: 5000, DSCP: 45}}
 	multi = southbound.TunnelRule{Tunnel: 9, Out: []southbound.Port{2, 3},
@@ -192,7 +161,7 @@ func TestProgramReadBackAndStats(t *testing.T) {
 	if err := d.Apply(ctx, "s1", southbound.Batch{Put: []southbound.TunnelRule{uni, multi}}); err != nil {
 		t.Fatal(err)
 	}
-	if c, tn, rt, g, m := r.count(tableOf(1)), r.count(tableOf(2)), r.count(tableOf(3)), r.count(groupQuery), r.count(meterQuery); c != 2 || tn != 2 || rt != 1 || g != 1 || m != 1 {
+	if c, tn, rt, g, m := r.count(tableOf(pipelineIDs.classifier)), r.count(tableOf(pipelineIDs.tunnels)), r.count(tableOf(pipelineIDs.routes)), r.count(groupQuery), r.count(meterQuery); c != 2 || tn != 2 || rt != 1 || g != 1 || m != 1 {
 		t.Fatalf("server holds classifier %d, tunnels %d, routes %d, groups %d, meters %d; want 2 2 1 1 1", c, tn, rt, g, m)
 	}
 	// Reconciling to the same state writes nothing.
@@ -225,7 +194,7 @@ func TestProgramReadBackAndStats(t *testing.T) {
 	if err := d.Apply(ctx, "s1", southbound.Batch{Delete: []uint64{7, 9}}); err != nil {
 		t.Fatal(err)
 	}
-	if c, tn, g, m := r.count(tableOf(1)), r.count(tableOf(2)), r.count(groupQuery), r.count(meterQuery); c != 0 || tn != 0 || g != 0 || m != 0 {
+	if c, tn, g, m := r.count(tableOf(pipelineIDs.classifier)), r.count(tableOf(pipelineIDs.tunnels)), r.count(groupQuery), r.count(meterQuery); c != 0 || tn != 0 || g != 0 || m != 0 {
 		t.Fatalf("after delete: classifier %d, tunnels %d, groups %d, meters %d", c, tn, g, m)
 	}
 }
@@ -244,7 +213,7 @@ func TestPartialFailureIsUndone(t *testing.T) {
 		t.Fatal("a batch with a failed update succeeded")
 	}
 	t.Logf("error: %v", err)
-	if c, tn, g := r.count(tableOf(1)), r.count(tableOf(2)), r.count(groupQuery); c != 1 || tn != 1 || g != 0 {
+	if c, tn, g := r.count(tableOf(pipelineIDs.classifier)), r.count(tableOf(pipelineIDs.tunnels)), r.count(groupQuery); c != 1 || tn != 1 || g != 0 {
 		t.Fatalf("after the undo: classifier %d, tunnels %d, groups %d; want the state before (1, 1, 0)", c, tn, g)
 	}
 }
@@ -262,7 +231,7 @@ func TestReconnectKeepsPipelineAndState(t *testing.T) {
 	if d.Writes() != before {
 		t.Errorf("after reconnecting to an unchanged switch the driver wrote %d updates (pipeline pushed again?)", d.Writes()-before)
 	}
-	if c := r.count(tableOf(1)); c != 1 {
+	if c := r.count(tableOf(pipelineIDs.classifier)); c != 1 {
 		t.Errorf("classifier entries after reconnect: %d", c)
 	}
 }
@@ -283,7 +252,7 @@ func TestFailoverBetweenControllers(t *testing.T) {
 	}
 	stopP() // the primary goes away: the backup takes over and reconciles
 	r.waitReady("backup")
-	if c := r.count(tableOf(1)); c != 2 {
+	if c := r.count(tableOf(pipelineIDs.classifier)); c != 2 {
 		t.Errorf("classifier entries after failover: %d, want the backup's 2", c)
 	}
 	// A controller given a higher election id takes over from a primary.
