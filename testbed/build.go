@@ -136,7 +136,7 @@ func (tb *Testbed) build(ctx context.Context, cfg Config) error {
 			}
 		}
 	}
-	if err := tb.addressHosts(ctx, topo); err != nil {
+	if err := tb.addressHosts(ctx); err != nil {
 		return err
 	}
 	inst, err := ovs.Start(ctx, filepath.Join(tb.Dir, "ovs"))
@@ -311,7 +311,7 @@ func upRoot(name string) error {
 // default route, and the multicast range on eth0) and a permanent
 // neighbour entry for every other host: the switches forward on IP and
 // never flood, so there is no ARP.
-func (tb *Testbed) addressHosts(ctx context.Context, topo *te.Topology) error {
+func (tb *Testbed) addressHosts(ctx context.Context) error {
 	for _, h := range tb.Hosts {
 		nh, err := handleAt(h.Netns)
 		if err != nil {
