@@ -11,6 +11,8 @@ import (
 	p4client "github.com/antoninbas/p4runtime-go-client/pkg/client"
 	p4v1 "github.com/p4lang/p4runtime/go/p4/v1"
 	"google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/xlane/xlane/southbound"
 )
@@ -234,14 +236,17 @@ func (s *session) runStream(ctx context.Context) error {
 }
 
 // ensurePipeline installs the pipeline unless the switch runs it already
-// (a second commit of the same program would wipe its state).
+// (a second commit of the same program would wipe its state). A switch
+// without any pipeline answers FAILED_PRECONDITION (BMv2 does).
 func (s *session) ensurePipeline(ctx context.Context) error {
 	s.cl = p4client.NewClientForRole(s.api, s.deviceID, s.d.election(), roleOf(s.d.cfg.Role))
-	cur, err := s.cl.GetFwdPipe(ctx, p4client.GetFwdPipeCookieOnly)
-	if err != nil {
+	resp, err := s.api.GetForwardingPipelineConfig(ctx, &p4v1.GetForwardingPipelineConfigRequest{
+		DeviceId: s.deviceID, ResponseType: p4v1.GetForwardingPipelineConfigRequest_COOKIE_ONLY})
+	switch {
+	case status.Code(err) == codes.FailedPrecondition:
+	case err != nil:
 		return fmt.Errorf("read the pipeline cookie: %w", err)
-	}
-	if cur != nil && cur.Cookie == s.d.cfg.Cookie {
+	case resp.GetConfig().GetCookie() != nil && resp.GetConfig().GetCookie().GetCookie() == s.d.cfg.Cookie:
 		return nil
 	}
 	if _, err := s.cl.SetFwdPipeFromBytes(ctx, s.d.cfg.DeviceConfig, s.d.cfg.P4Info, s.d.cfg.Cookie); err != nil {

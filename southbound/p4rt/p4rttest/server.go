@@ -231,7 +231,7 @@ func (s *Server) GetForwardingPipelineConfig(_ context.Context, req *p4v1.GetFor
 		return nil, status.Errorf(codes.NotFound, "device %d unknown", req.GetDeviceId())
 	}
 	if s.config == nil {
-		return &p4v1.GetForwardingPipelineConfigResponse{Config: &p4v1.ForwardingPipelineConfig{}}, nil
+		return nil, status.Error(codes.FailedPrecondition, "no forwarding pipeline config set for this device")
 	}
 	out := &p4v1.ForwardingPipelineConfig{Cookie: s.config.GetCookie()}
 	switch req.GetResponseType() {
