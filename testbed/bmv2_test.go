@@ -95,7 +95,13 @@ func TestBMv2PipelineForwards(t *testing.T) {
 	dctx, dcancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); d.Run(dctx) }()
-	defer func() { dcancel(); <-done }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			dcancel()
+			<-done
+		}
+	}()
 	select {
 	case <-ready:
 	case <-time.After(30 * time.Second):
@@ -199,4 +205,41 @@ func TestBMv2PipelineForwards(t *testing.T) {
 		t.Errorf("tunnel 5 after 100 datagrams at 4x its rate: %+v; want about a quarter passed and counted, the rest dropped by the meter", uni)
 	}
 	t.Logf("BMv2 at %s: unicast, best effort and multicast delivered; counters %+v", addr, st)
+
+	// The controller goes away: the switch keeps forwarding the tunnel. A
+	// new controller (another election id) becomes primary, finds the
+	// pipeline running, and reconciles without writing anything.
+	dcancel()
+	<-done
+	stopped = true
+	if p := deliver(5000, southbound.DSCP(0, false)); p.TOS>>2 != southbound.DSCP(0, false) {
+		t.Errorf("without a controller the tunnel packet arrived with DSCP %d", p.TOS>>2)
+	}
+	want := southbound.SwitchState{Rules: []southbound.TunnelRule{rule, mc}, Routes: routes}
+	again := make(chan error, 1)
+	var d2 *p4rt.Driver
+	d2, err = p4rt.New(p4rt.Config{Switches: map[string]p4rt.Target{"s1": {Addr: addr}}, ElectionID: 2,
+		P4Info: p4switch.P4Info, DeviceConfig: p4switch.DeviceConfig, Cookie: 1,
+		OnConnect: func(ctx context.Context, s string) { again <- d2.Reconcile(ctx, s, want) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2ctx, d2cancel := context.WithCancel(ctx)
+	done2 := make(chan struct{})
+	go func() { defer close(done2); d2.Run(d2ctx) }()
+	defer func() { d2cancel(); <-done2 }()
+	select {
+	case err := <-again:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second controller did not become primary")
+	}
+	if n := d2.Writes(); n != 0 {
+		t.Errorf("the new controller wrote %d updates to a switch that held its state (duplicates or a pipeline re-push)", n)
+	}
+	if p := deliver(5000, southbound.DSCP(0, false)); p.TOS>>2 != southbound.DSCP(0, false) {
+		t.Errorf("after the new controller's reconcile the tunnel packet arrived with DSCP %d", p.TOS>>2)
+	}
 }
