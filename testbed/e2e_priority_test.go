@@ -12,10 +12,13 @@ import (
 
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound"
+	"github.com/xlane/xlane/testbed"
 )
 
 // probe sends a timestamped datagram every gap from c and collects the
-// one-way delays (one clock: the same machine) of what arrives on rx.
+// one-way delays (one clock: the same machine) of what arrives on rx,
+// up to the kernel's receive timestamp, so that the reading goroutine's
+// scheduling does not count.
 func probe(ctx context.Context, t *testing.T, tx, rx *net.UDPConn, gap time.Duration) []time.Duration {
 	var delays []time.Duration
 	var wg sync.WaitGroup
@@ -25,14 +28,15 @@ func probe(ctx context.Context, t *testing.T, tx, rx *net.UDPConn, gap time.Dura
 		buf := make([]byte, 2048)
 		for {
 			rx.SetReadDeadline(time.Now().Add(2 * time.Second))
-			n, err := rx.Read(buf)
+			p, err := testbed.ReadTOS(rx, buf)
 			if err != nil {
 				return
 			}
-			if n >= 8 {
-				delays = append(delays, time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(buf)))))
+			n := len(p.Data)
+			if n >= 16 {
+				delays = append(delays, p.At.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(p.Data)))))
 			}
-			if ctx.Err() != nil && n >= 8 && binary.BigEndian.Uint64(buf[8:]) == 1 {
+			if ctx.Err() != nil && n >= 16 && binary.BigEndian.Uint64(p.Data[8:]) == 1 {
 				return
 			}
 		}

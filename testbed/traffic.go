@@ -84,8 +84,15 @@ func setSockopt(c *net.UDPConn, level, opt, v int) error {
 	return nil
 }
 
+// recvTOS asks the kernel for each datagram's TOS byte and its receive
+// timestamp (taken when the packet reached the socket, so a busy reading
+// process does not add to measured latencies).
 func recvTOS(c *net.UDPConn) error {
 	if err := setSockopt(c, unix.IPPROTO_IP, unix.IP_RECVTOS, 1); err != nil {
+		c.Close()
+		return err
+	}
+	if err := setSockopt(c, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
 		c.Close()
 		return err
 	}
@@ -96,13 +103,13 @@ func recvTOS(c *net.UDPConn) error {
 type Packet struct {
 	Data []byte
 	TOS  uint8
-	At   time.Time
+	At   time.Time // the kernel's receive timestamp (wall clock)
 }
 
 // ReadTOS reads one datagram with its TOS byte (the socket must come from
 // ListenUDP or ListenMulticast).
 func ReadTOS(c *net.UDPConn, buf []byte) (Packet, error) {
-	oob := make([]byte, 64)
+	oob := make([]byte, 128)
 	n, oobn, _, _, err := c.ReadMsgUDP(buf, oob)
 	if err != nil {
 		return Packet{}, err
@@ -113,8 +120,13 @@ func ReadTOS(c *net.UDPConn, buf []byte) (Packet, error) {
 		return p, fmt.Errorf("control messages: %w", err)
 	}
 	for _, m := range msgs {
-		if m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_TOS && len(m.Data) > 0 {
+		switch {
+		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_TOS && len(m.Data) > 0:
 			p.TOS = m.Data[0]
+		case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPNS && len(m.Data) >= 16:
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			p.At = time.Unix(sec, nsec)
 		}
 	}
 	return p, nil
