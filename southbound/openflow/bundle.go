@@ -86,15 +86,23 @@ type op struct {
 	what string
 }
 
-// sequence sends ops one after the other and checks them with a barrier.
-func (s *session) sequence(ctx context.Context, ops []op) error {
-	xids := map[uint32]string{}
+// sendAll sends ops without waiting, recording what each transaction is.
+func (s *session) sendAll(ops []op, xids map[uint32]string) error {
 	for _, o := range ops {
 		xid, err := s.send(o.typ, o.body)
 		if err != nil {
 			return err
 		}
 		xids[xid] = o.what
+	}
+	return nil
+}
+
+// sequence sends ops one after the other and checks them with a barrier.
+func (s *session) sequence(ctx context.Context, ops []op) error {
+	xids := map[uint32]string{}
+	if err := s.sendAll(ops, xids); err != nil {
+		return err
 	}
 	if len(xids) == 0 {
 		return nil
@@ -114,12 +122,8 @@ func (s *session) bundle(ctx context.Context, pre, ops []op) error {
 	s.mu.Unlock()
 	const flags = bundleAtomic | bundleOrdered
 	xids := map[uint32]string{}
-	for _, o := range pre {
-		xid, err := s.send(o.typ, o.body)
-		if err != nil {
-			return err
-		}
-		xids[xid] = o.what
+	if err := s.sendAll(pre, xids); err != nil {
+		return err
 	}
 	openXid, err := s.send(typeExperimenter, bundleCtrl{id: id, typ: bundleOpenRequest, flags: flags})
 	if err != nil {
