@@ -127,23 +127,38 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 // out of the engine (release, change, demotion, group re-planning): it
 // waits until no admission is in flight, since an admission's undo must
 // only ever remove load from the engine. The returned function unlocks.
-func (c *Controller) exclusive() func() {
+// After Close it fails with ErrUnavailable, so no operation writes to a
+// store its owner may be closing.
+func (c *Controller) exclusive() (func(), error) {
 	c.mu.Lock()
 	c.draining++
 	for len(c.inflight) > 0 {
 		c.cond.Wait()
 	}
-	return func() {
+	unlock := func() {
 		c.draining--
 		c.cond.Broadcast()
 		c.mu.Unlock()
 	}
+	if c.closed {
+		unlock()
+		return nil, fmt.Errorf("%w: controller closed", ErrUnavailable)
+	}
+	return unlock, nil
 }
 
-// Close stops grace timers, waits for running ones, and ends every watch.
+// Close waits for admissions in flight, stops grace timers, waits for
+// running ones, and ends every watch. Operations after it fail with
+// ErrUnavailable.
 func (c *Controller) Close() {
 	c.mu.Lock()
 	c.closed = true
+	c.cond.Broadcast()
+	// An admission waiting for its store write finishes (programs the
+	// switches or undoes itself) before Close returns.
+	for len(c.inflight) > 0 {
+		c.cond.Wait()
+	}
 	for id, t := range c.timers {
 		if t.Stop() {
 			c.wg.Done()
@@ -444,7 +459,11 @@ func (c *Controller) own(owner string, id uint64) (*record, error) {
 
 // Release removes a tunnel of owner.
 func (c *Controller) Release(ctx context.Context, owner string, id uint64) (err error) {
-	defer c.exclusive()()
+	unlock, err := c.exclusive()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	defer func() { c.obs.Operation("release", resultOf(err)) }()
 	rec, err := c.own(owner, id)
 	if err != nil {
@@ -489,7 +508,11 @@ func (c *Controller) remove(ctx context.Context, rec *record) error {
 
 // Change replaces the parameters of a tunnel of owner, atomically.
 func (c *Controller) Change(ctx context.Context, owner string, id uint64, r Request) (_ Resources, err error) {
-	defer c.exclusive()()
+	unlock, err := c.exclusive()
+	if err != nil {
+		return Resources{}, err
+	}
+	defer unlock()
 	defer func() { c.obs.Operation("change", resultOf(err)) }()
 	rec, err := c.own(owner, id)
 	if err != nil {

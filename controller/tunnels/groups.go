@@ -28,7 +28,11 @@ func (c *Controller) Members(group netip.AddrPort) []netip.Addr {
 }
 
 func (c *Controller) membership(ctx context.Context, group netip.AddrPort, member netip.Addr, join bool) (err error) {
-	defer c.exclusive()()
+	unlock, err := c.exclusive()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	defer func() {
 		op := "leave"
 		if join {

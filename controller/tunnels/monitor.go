@@ -104,7 +104,11 @@ func (c *Controller) MonitorOnce(ctx context.Context, cfg MonitorConfig) error {
 			}
 		}
 	}
-	defer c.exclusive()()
+	unlock, err := c.exclusive()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ids := make([]uint64, 0, len(stats))
 	for id := range stats {
 		ids = append(ids, id)
