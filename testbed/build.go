@@ -139,6 +139,9 @@ func (tb *Testbed) build(ctx context.Context, cfg Config) error {
 	if err := tb.addressHosts(ctx); err != nil {
 		return err
 	}
+	if cfg.Switch == SwitchBMv2 {
+		return tb.buildBMv2(ctx, topo, swIndex, ports)
+	}
 	inst, err := ovs.Start(ctx, filepath.Join(tb.Dir, "ovs"))
 	if err != nil {
 		return err
@@ -162,6 +165,22 @@ func (tb *Testbed) build(ctx context.Context, cfg Config) error {
 		}
 		tb.Bridges = append(tb.Bridges, br)
 		if err := tb.save(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildBMv2 starts one BMv2 switch per topology switch; device ids are
+// the OpenFlow datapath ids, so a switch has the same number either way.
+func (tb *Testbed) buildBMv2(ctx context.Context, topo *te.Topology, swIndex map[te.NodeID]int, ports map[te.NodeID][]portSpec) error {
+	ids := dpids(topo)
+	for _, n := range topo.Nodes {
+		if n.Kind != te.KindSwitch {
+			continue
+		}
+		br := Bridge{Switch: n.Name, Name: fmt.Sprintf("bmv2-%d", swIndex[n.ID]), DPID: ids[n.Name], DeviceID: ids[n.Name]}
+		if err := tb.startBMv2(ctx, br, ports[n.ID]); err != nil {
 			return err
 		}
 	}

@@ -19,7 +19,10 @@ import (
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/controller/te/topogen"
 	"github.com/xlane/xlane/controller/tunnels"
+	p4switch "github.com/xlane/xlane/p4/switch"
+	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/southbound/openflow"
+	"github.com/xlane/xlane/southbound/p4rt"
 	"github.com/xlane/xlane/testbed"
 	"github.com/xlane/xlane/testbed/ovs"
 )
@@ -33,7 +36,8 @@ type harness struct {
 	tb     *testbed.Testbed
 	topo   *te.Topology
 	ctl    *tunnels.Controller
-	drv    *openflow.Driver
+	drv    *openflow.Driver // OVS testbeds
+	p4     *p4rt.Driver     // BMv2 testbeds
 	cli    *client.Client
 	ups    <-chan *pb.Upcall
 	ready  chan string // switches reconciled after a (re)connect
@@ -137,6 +141,105 @@ func newHarnessAt(t testing.TB, name string, mon *tunnels.MonitorConfig, bps int
 	return h
 }
 
+// newBMv2Harness is newHarness on BMv2 switches (simple_switch_grpc, one
+// per switch) driven over P4Runtime.
+func newBMv2Harness(t testing.TB, name string, mon *tunnels.MonitorConfig, bps int64) *harness {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	if err := testbed.BMv2Available(); err != nil {
+		t.Skip(err.Error())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h := &harness{t: t, ctx: ctx, topo: leafSpine(t, bps), ready: make(chan string, 64)}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	upCtx, upCancel := context.WithTimeout(ctx, 60*time.Second)
+	defer upCancel()
+	start := time.Now()
+	tb, err := testbed.Up(upCtx, testbed.Config{Name: name, Dir: t.TempDir() + "/tb", Topology: h.topo, Switch: testbed.SwitchBMv2, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tb = tb
+	t.Cleanup(func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer dcancel()
+		if err := tb.Down(dctx); err != nil {
+			t.Errorf("testbed down: %v", err)
+		}
+	})
+	targets := map[string]p4rt.Target{}
+	for _, b := range tb.Bridges {
+		targets[b.Switch] = p4rt.Target{Addr: b.P4Runtime, DeviceID: b.DeviceID}
+	}
+	var ctlp atomic.Pointer[tunnels.Controller]
+	h.p4, err = p4rt.New(p4rt.Config{Switches: targets, ElectionID: 1, P4Info: p4switch.P4Info, DeviceConfig: p4switch.DeviceConfig,
+		Cookie: 1, Logger: log,
+		OnConnect: func(ctx context.Context, sw string) {
+			if c := ctlp.Load(); c != nil {
+				if err := c.Reconcile(ctx, sw); err != nil {
+					t.Logf("reconcile %s: %v", sw, err)
+					return
+				}
+				h.ready <- sw
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: h.topo, Driver: h.p4, Logger: log, Grace: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ctl = ctl
+	ctlp.Store(ctl)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = h.p4.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	if mon != nil {
+		mctx, mcancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = ctl.RunMonitor(mctx, *mon) }()
+		t.Cleanup(func() { mcancel(); <-done })
+	}
+	addr, _ := servertest.Serve(t, ctl, "127.0.0.1:0")
+	if h.cli, err = client.Dial(addr, "e2e"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.cli.Close() })
+	h.ups, _ = servertest.Watch(t, ctx, h.cli)
+	h.waitReady(len(tb.Bridges))
+	t.Logf("BMv2 testbed %s up, pipelines pushed and reconciled in %v", name, time.Since(start).Round(time.Millisecond))
+	return h
+}
+
+// inventory reads back what a BMv2 switch holds.
+func (h *harness) inventory(sw string) p4rt.Inventory {
+	h.t.Helper()
+	inv, err := h.p4.Inventory(h.ctx, sw)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return inv
+}
+
+// stats is the tunnel's counters at a switch.
+func (h *harness) stats(sw string, tunnel uint64) southbound.TunnelStats {
+	h.t.Helper()
+	sts, err := h.p4.Stats(h.ctx, sw)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, s := range sts {
+		if s.Tunnel == tunnel {
+			return s
+		}
+	}
+	return southbound.TunnelStats{Tunnel: tunnel}
+}
+
 // waitReady waits until n switches have been reconciled.
 func (h *harness) waitReady(n int) {
 	h.t.Helper()
@@ -145,7 +248,10 @@ func (h *harness) waitReady(n int) {
 		select {
 		case <-h.ready:
 		case <-deadline:
-			h.t.Fatalf("switches not connected and reconciled; connected: %v", h.drv.Connected())
+			if h.drv != nil {
+				h.t.Fatalf("switches not connected and reconciled; connected: %v", h.drv.Connected())
+			}
+			h.t.Fatal("switches not connected and reconciled within 30 s")
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/southbound/openflow"
@@ -34,7 +35,9 @@ type Config struct {
 	Name       string // 1–4 of [a-z0-9]; part of every interface name
 	Dir        string // state folder; "": DefaultDir/Name
 	Topology   *te.Topology
-	Controller string // where the bridges connect, host:port
+	// Switch is SwitchOVS (default) or SwitchBMv2.
+	Switch     string
+	Controller string // OVS: where the bridges connect, host:port (BMv2 switches listen instead)
 	// NoQueues leaves the ports without priority queues and rate limits
 	// (to compare against plain FIFO ports).
 	NoQueues bool
@@ -49,17 +52,24 @@ type Host struct {
 	MAC   string     `json:"mac"`
 }
 
-// Bridge is one switch.
+// Bridge is one switch: an OVS bridge, or a BMv2 process.
 type Bridge struct {
 	Switch string `json:"switch"`
 	Name   string `json:"bridge"`
 	DPID   uint64 `json:"dpid"`
+	// BMv2 only: the process, its P4Runtime server and device id, and its
+	// Thrift (runtime CLI) port.
+	PID       int    `json:"pid,omitempty"`
+	P4Runtime string `json:"p4runtime,omitempty"`
+	DeviceID  uint64 `json:"device_id,omitempty"`
+	Thrift    int    `json:"thrift,omitempty"`
 }
 
 // State is the testbed's state file: what exists and must be removed.
 type State struct {
 	Name       string          `json:"name"`
 	Dir        string          `json:"dir"`
+	Switch     string          `json:"switch,omitempty"` // "" is SwitchOVS
 	Controller string          `json:"controller"`
 	Topology   te.TopologySpec `json:"topology"`
 	Netns      []string        `json:"netns"`
@@ -72,8 +82,9 @@ type State struct {
 // Testbed is a testbed that is up (or partly up).
 type Testbed struct {
 	State
-	ovs *ovs.Instance
-	log *slog.Logger
+	ovs   *ovs.Instance
+	procs map[int]*exec.Cmd // BMv2 processes this process started
+	log   *slog.Logger
 }
 
 var validName = regexp.MustCompile(`^[a-z0-9]{1,4}$`)
@@ -105,11 +116,21 @@ func Up(ctx context.Context, cfg Config) (_ *Testbed, err error) {
 	if cfg.Topology == nil {
 		return nil, errors.New("testbed: no topology")
 	}
-	if _, _, err := net.SplitHostPort(cfg.Controller); err != nil {
-		return nil, fmt.Errorf("controller address %q: %w", cfg.Controller, err)
-	}
-	if err := ovs.Available(); err != nil {
-		return nil, err
+	switch cfg.Switch {
+	case "", SwitchOVS:
+		cfg.Switch = ""
+		if _, _, err := net.SplitHostPort(cfg.Controller); err != nil {
+			return nil, fmt.Errorf("controller address %q: %w", cfg.Controller, err)
+		}
+		if err := ovs.Available(); err != nil {
+			return nil, err
+		}
+	case SwitchBMv2:
+		if err := BMv2Available(); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("switch %q: must be %s or %s", cfg.Switch, SwitchOVS, SwitchBMv2)
 	}
 	if _, err := exec.LookPath("ethtool"); err != nil {
 		return nil, errors.New("ethtool is not installed (apt-get install ethtool): UDP through the userspace datapath needs TX checksum offload off")
@@ -122,7 +143,7 @@ func Up(ctx context.Context, cfg Config) (_ *Testbed, err error) {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
 	tb := &Testbed{
-		State: State{Name: cfg.Name, Dir: dir, Controller: cfg.Controller, Topology: cfg.Topology.Spec},
+		State: State{Name: cfg.Name, Dir: dir, Switch: cfg.Switch, Controller: cfg.Controller, Topology: cfg.Topology.Spec},
 		log:   cfg.Logger,
 	}
 	if tb.log == nil {
@@ -209,7 +230,15 @@ func (tb *Testbed) Bridge(sw string) (Bridge, error) {
 // skipped. The state folder goes last.
 func (tb *Testbed) Down(ctx context.Context) error {
 	var errs []error
-	if err := tb.OVS().Stop(ctx); err != nil {
+	if tb.Switch == SwitchBMv2 {
+		for _, b := range tb.Bridges {
+			if b.PID > 0 {
+				if err := tb.stopBMv2(ctx, b.PID); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	} else if err := tb.OVS().Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	for _, ifc := range tb.Interfaces {
@@ -220,6 +249,9 @@ func (tb *Testbed) Down(ctx context.Context) error {
 	// A bridge's internal port (a tap device) outlives a killed
 	// ovs-vswitchd.
 	for _, b := range tb.Bridges {
+		if b.PID > 0 {
+			continue // a BMv2 switch has no interface of its own
+		}
 		if err := deleteLink(b.Name); err != nil {
 			errs = append(errs, err)
 		}
@@ -299,8 +331,24 @@ type Status struct {
 }
 
 // Status asks the testbed's ovs-vswitchd whether each bridge is
-// connected to its controller.
+// connected to its controller; for BMv2 whether each switch process runs
+// and its P4Runtime server accepts connections.
 func (tb *Testbed) Status(ctx context.Context) Status {
+	if tb.Switch == SwitchBMv2 {
+		st := Status{Connected: map[string]string{}}
+		for _, b := range tb.Bridges {
+			switch c, err := net.DialTimeout("tcp", b.P4Runtime, time.Second); {
+			case !isBMv2(b.PID):
+				st.Connected[b.Switch] = "no (simple_switch_grpc not running)"
+			case err != nil:
+				st.Connected[b.Switch] = "running, P4Runtime server not answering: " + err.Error()
+			default:
+				c.Close()
+				st.Connected[b.Switch] = "running, P4Runtime at " + b.P4Runtime
+			}
+		}
+		return st
+	}
 	st := Status{VswitchdRunning: tb.OVS().Running(), Connected: map[string]string{}}
 	for _, b := range tb.Bridges {
 		if !st.VswitchdRunning {

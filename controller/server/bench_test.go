@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -153,6 +155,9 @@ func benchGRPCClients(b *testing.B, k, clients int) {
 		var ids []uint64
 		var cwg sync.WaitGroup
 		b.ResetTimer()
+		if f, err := os.Create("/tmp/timed.prof"); err == nil && os.Getenv("TIMEDPROF") != "" {
+			pprof.StartCPUProfile(f)
+		}
 		start := time.Now()
 		for range clients {
 			cwg.Add(1)
@@ -174,6 +179,7 @@ func benchGRPCClients(b *testing.B, k, clients int) {
 			}()
 		}
 		cwg.Wait()
+		pprof.StopCPUProfile()
 		busy = time.Since(start)
 		b.StopTimer()
 		for _, id := range ids {

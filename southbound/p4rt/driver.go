@@ -14,8 +14,10 @@ package p4rt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,4 +211,39 @@ func (d *Driver) Stats(ctx context.Context, sw string) ([]southbound.TunnelStats
 		return nil, &southbound.SwitchError{Switch: sw, Op: "stats", Err: err}
 	}
 	return st, nil
+}
+
+// Inventory is what a switch holds, as read back over P4Runtime.
+type Inventory struct {
+	Classifier, Tunnels, Routes int // table entries
+	Meters                      int // configured meter cells
+	Groups                      int // multicast groups
+	TunnelIDs                   []uint64
+}
+
+// Inventory reads back what sw holds (for operators and tests: the switch's
+// view, not the driver's).
+func (d *Driver) Inventory(ctx context.Context, sw string) (Inventory, error) {
+	s, err := d.session(sw)
+	if err != nil {
+		return Inventory{}, err
+	}
+	s.op.Lock()
+	defer s.op.Unlock()
+	if s.cl == nil {
+		return Inventory{}, &southbound.SwitchError{Switch: sw, Op: "read", Err: errors.New("not connected")}
+	}
+	have, _, err := s.read(ctx)
+	if err != nil {
+		return Inventory{}, &southbound.SwitchError{Switch: sw, Op: "read", Err: err}
+	}
+	inv := Inventory{Classifier: len(have.classifier), Tunnels: len(have.tunnels), Routes: len(have.routes),
+		Meters: len(have.meters), Groups: len(have.groups)}
+	for _, te := range have.tunnels {
+		if m := te.GetMatch(); len(m) == 1 {
+			inv.TunnelIDs = append(inv.TunnelIDs, dec(m[0].GetExact().GetValue()))
+		}
+	}
+	slices.Sort(inv.TunnelIDs)
+	return inv, nil
 }

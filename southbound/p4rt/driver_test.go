@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -164,6 +165,13 @@ func TestProgramReadBackAndStats(t *testing.T) {
 	if c, tn, rt, g, m := r.count(tableOf(pipelineIDs.classifier)), r.count(tableOf(pipelineIDs.tunnels)), r.count(tableOf(pipelineIDs.routes)), r.count(groupQuery), r.count(meterQuery); c != 2 || tn != 2 || rt != 1 || g != 1 || m != 1 {
 		t.Fatalf("server holds classifier %d, tunnels %d, routes %d, groups %d, meters %d; want 2 2 1 1 1", c, tn, rt, g, m)
 	}
+	inv, err := d.Inventory(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Inventory{Classifier: 2, Tunnels: 2, Routes: 1, Meters: 1, Groups: 1, TunnelIDs: []uint64{7, 9}}); !reflect.DeepEqual(inv, want) {
+		t.Errorf("inventory %+v, want %+v", inv, want)
+	}
 	// Reconciling to the same state writes nothing.
 	before := d.Writes()
 	if err := d.Reconcile(ctx, "s1", southbound.SwitchState{Rules: []southbound.TunnelRule{uni, multi}, Routes: routes}); err != nil {
@@ -196,6 +204,9 @@ func TestProgramReadBackAndStats(t *testing.T) {
 	}
 	if c, tn, g, m := r.count(tableOf(pipelineIDs.classifier)), r.count(tableOf(pipelineIDs.tunnels)), r.count(groupQuery), r.count(meterQuery); c != 0 || tn != 0 || g != 0 || m != 0 {
 		t.Fatalf("after delete: classifier %d, tunnels %d, groups %d, meters %d", c, tn, g, m)
+	}
+	if inv, err := d.Inventory(ctx, "s1"); err != nil || inv.Tunnels != 0 || inv.Meters != 0 || inv.Groups != 0 || inv.Routes != 1 || len(inv.TunnelIDs) != 0 {
+		t.Errorf("inventory after delete: %+v, %v", inv, err)
 	}
 }
 

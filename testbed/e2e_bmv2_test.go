@@ -1,0 +1,142 @@
+package testbed_test
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/southbound"
+)
+
+// The Open vSwitch end-to-end checks, on BMv2: the same leaf-spine, the
+// same cables and wire queues, one simple_switch_grpc per switch running
+// the committed pipeline, programmed over P4Runtime. What a switch holds
+// is read back over P4Runtime (the switch's view, not the driver's).
+
+// TestBMv2E2EUnicastMulticastRelease: tunnels requested through the API
+// are installed on the switches of their trees, carry UDP with the
+// sub-lane's DSCP (multicast: every member once, no one else), are
+// counted per switch, and leave nothing behind when released.
+func TestBMv2E2EUnicastMulticastRelease(t *testing.T) {
+	h := newBMv2Harness(t, "b1", nil, 100_000_000)
+	ctx := h.ctx
+
+	// Best effort works before any tunnel: the static routes.
+	rx, err := h.tb.ListenUDP("h3", 4000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := h.tb.DialUDP("h1", netip.AddrPortFrom(h.ip("h3"), 4000), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendEvery(t, tx, 10, 100, 2*time.Millisecond)
+	tx.Close()
+	if got := receive(rx, 500*time.Millisecond); len(got) != 10 {
+		t.Fatalf("best effort h1→h3: %d of 10 datagrams arrived", len(got))
+	}
+
+	res, err := h.cli.RequestBandwidth(ctx, tunnels.Request{
+		Sender: h.ip("h1"), Receiver: netip.AddrPortFrom(h.ip("h3"), 5000), LoadsizeBytes: 200, PeriodUs: 1000, Sublane: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uni := res.TunnelID
+	// Installed on leaf0 (with its meter), one spine, and leaf1.
+	if inv := h.inventory("leaf0"); !slices.Contains(inv.TunnelIDs, uni) || inv.Meters != 1 {
+		t.Errorf("leaf0 holds %+v; want tunnel %d and its meter", inv, uni)
+	}
+	if inv := h.inventory("leaf1"); !slices.Contains(inv.TunnelIDs, uni) || inv.Meters != 0 {
+		t.Errorf("leaf1 holds %+v; want tunnel %d without a meter", inv, uni)
+	}
+	spines := 0
+	for _, sp := range []string{"spine0", "spine1"} {
+		if slices.Contains(h.inventory(sp).TunnelIDs, uni) {
+			spines++
+		}
+	}
+	if spines != 1 {
+		t.Errorf("tunnel %d is on %d spines, want 1", uni, spines)
+	}
+	urx, err := h.tb.ListenUDP("h3", 5000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer urx.Close()
+	utx, err := h.tb.DialUDP("h1", netip.AddrPortFrom(h.ip("h3"), 5000), southbound.DSCP(1, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendEvery(t, utx, 50, 200, 2*time.Millisecond)
+	got := receive(urx, 500*time.Millisecond)
+	if len(got) != 50 {
+		t.Errorf("tunnel %d: %d of 50 datagrams arrived; leaf0 counters %+v", uni, len(got), h.stats("leaf0", uni))
+	}
+	for _, p := range got {
+		if p.TOS>>2 != southbound.DSCP(1, false) {
+			t.Errorf("datagram arrived with DSCP %d, want sub-lane 1's %d", p.TOS>>2, southbound.DSCP(1, false))
+			break
+		}
+	}
+	for _, sw := range []string{"leaf0", "leaf1"} {
+		if s := h.stats(sw, uni); s.Packets != 50 {
+			t.Errorf("%s counted %d packets of tunnel %d, want 50", sw, s.Packets, uni)
+		}
+	}
+
+	// Multicast h1 → 239.1.1.1:6000 to members h3 and h4; h2 listens
+	// but is no member.
+	group := netip.MustParseAddrPort("239.1.1.1:6000")
+	for _, m := range []string{"h3", "h4"} {
+		if err := h.cli.JoinGroup(ctx, group, h.ip(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err = h.cli.RequestBandwidth(ctx, tunnels.Request{Sender: h.ip("h1"), Receiver: group, LoadsizeBytes: 100, PeriodUs: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	multi := res.TunnelID
+	counts := map[string]chan int{}
+	for _, m := range []string{"h2", "h3", "h4"} {
+		c, err := h.tb.ListenMulticast(m, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ch := make(chan int, 1)
+		go func(c *net.UDPConn) { ch <- len(receive(c, 700*time.Millisecond)) }(c)
+		counts[m] = ch
+	}
+	mtx, err := h.tb.DialUDP("h1", group, southbound.DSCP(0, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendEvery(t, mtx, 20, 100, 2*time.Millisecond)
+	for m, want := range map[string]int{"h2": 0, "h3": 20, "h4": 20} {
+		if n := <-counts[m]; n != want {
+			t.Errorf("multicast: %s received %d datagrams, want %d", m, n, want)
+		}
+	}
+	if inv := h.inventory("leaf1"); inv.Groups != 1 {
+		t.Errorf("leaf1 (the branch to h3 and h4) holds %d multicast groups, want 1", inv.Groups)
+	}
+
+	// Release both: nothing of them stays on any switch.
+	for _, id := range []uint64{uni, multi} {
+		if err := h.cli.ReleaseBandwidth(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, b := range h.tb.Bridges {
+		inv := h.inventory(b.Switch)
+		if inv.Classifier != 0 || inv.Tunnels != 0 || inv.Meters != 0 || inv.Groups != 0 || inv.Routes == 0 {
+			t.Errorf("%s after release holds %+v; want only its routes", b.Switch, inv)
+		}
+	}
+}
