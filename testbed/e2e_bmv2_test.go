@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound"
+	"github.com/xlane/xlane/testbed"
 )
 
 // The Open vSwitch end-to-end checks, on BMv2: the same leaf-spine, the
@@ -149,4 +151,82 @@ func TestBMv2E2EUnicastMulticastRelease(t *testing.T) {
 func TestBMv2E2EPriorityUnderCrossTraffic(t *testing.T) {
 	const linkBps = 10_000_000
 	priorityUnderCrossTraffic(t, newBMv2Harness(t, "b4", nil, linkBps), linkBps)
+}
+
+// TestBMv2E2EMeterDropsAndDemotion: a sender at three times its
+// allocation loses the excess at its first switch's meter; what the
+// switch counted as passed and as dropped adds up to what was sent, the
+// receiver gets what passed, and the controller demotes the tunnel
+// (BW_EXCEEDED) within two monitoring intervals, after which its packets
+// arrive marked best effort.
+func TestBMv2E2EMeterDropsAndDemotion(t *testing.T) {
+	const interval = 300 * time.Millisecond
+	h := newBMv2Harness(t, "b2", &tunnels.MonitorConfig{Interval: interval, ViolationIntervals: 1000}, 100_000_000)
+	res, err := h.cli.RequestBandwidth(h.ctx, tunnels.Request{
+		Sender: h.ip("h1"), Receiver: netip.AddrPortFrom(h.ip("h4"), 7000), LoadsizeBytes: 1000, PeriodUs: 1000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.TunnelID
+	rx, err := h.tb.ListenUDP("h4", 7000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := h.tb.DialUDP("h1", netip.AddrPortFrom(h.ip("h4"), 7000), southbound.DSCP(0, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	time.Sleep(2 * interval) // the monitor takes its baseline
+	got := make(chan []testbed.Packet, 1)
+	go func() { got <- receive(rx, time.Second) }()
+	start := time.Now()
+	demoted := make(chan time.Duration, 1)
+	go func() {
+		for {
+			select {
+			case u := <-h.ups:
+				if c := u.GetChanged(); c != nil && c.GetResources().GetTunnelId() == id && c.GetReason() == pb.Reason_REASON_BW_EXCEEDED {
+					demoted <- time.Since(start)
+					return
+				}
+			case <-time.After(10 * time.Second):
+				return
+			}
+		}
+	}()
+	const sent = 3000
+	took := sendEvery(t, tx, sent, 1000, time.Second/3000) // 3 packets per approved period
+	packets := <-got
+	var after time.Duration
+	select {
+	case after = <-demoted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no BW_EXCEEDED upcall")
+	}
+	st := h.stats("leaf0", id)
+	received := len(packets)
+	// The meter's rate counts the topology's wire size (loadsize + frame
+	// overhead) per period; BMv2 meters count the Ethernet frame
+	// (payload + 42 B). Plus the burst of one packet.
+	wire, frame := float64(h.topo.WireBytes(1000)), float64(1000+42)
+	allowed := int(float64(took)/float64(time.Millisecond)*wire/frame) + 2
+	t.Logf("sent %d in %v (%.1fx the approved rate), received %d (allowed %d), leaf0 passed %d and dropped %d; demoted %v after the excess began (interval %v)",
+		sent, took.Round(time.Millisecond), float64(sent)/(took.Seconds()*1000), received, allowed, st.Packets, st.MeterDrops, after.Round(time.Millisecond), interval)
+	if st.Packets+st.MeterDrops != sent || uint64(received) != st.Packets {
+		t.Errorf("counts do not add up: sent %d, leaf0 passed %d and dropped %d, received %d", sent, st.Packets, st.MeterDrops, received)
+	}
+	if received > allowed || st.MeterDrops == 0 {
+		t.Errorf("meter passed %d datagrams (dropped %d); at most %d fit the approved rate", received, st.MeterDrops, allowed)
+	}
+	if after > 2*interval {
+		t.Errorf("demoted %v after the excess began, more than two intervals (%v)", after, 2*interval)
+	}
+	if n := len(packets); n == 0 {
+		t.Error("no datagram arrived")
+	} else if dscp := packets[n-1].TOS >> 2; dscp != 0 {
+		t.Errorf("after the demotion the tunnel's last datagram arrived with DSCP %d, want best effort's 0", dscp)
+	}
 }
