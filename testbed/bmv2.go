@@ -26,6 +26,10 @@ const (
 // bmv2Binary is BMv2's P4Runtime switch.
 const bmv2Binary = "simple_switch_grpc"
 
+// BMv2BurstSlack is the meter burst slack controllers should use with the
+// testbed's BMv2 switches (see P4RuntimeConfig).
+const BMv2BurstSlack = time.Millisecond
+
 // bmv2PriorityQueues is how many strict-priority queues each BMv2 egress
 // port gets: the pipeline maps sub-lanes onto standard_metadata.priority.
 const bmv2PriorityQueues = 8
@@ -184,9 +188,12 @@ func (tb *Testbed) P4RuntimeConfig() ([]byte, error) {
 	for _, b := range tb.Bridges {
 		sws[b.Switch] = target{Addr: b.P4Runtime, DeviceID: b.DeviceID}
 	}
+	// BMv2's meters see packets after veths and the switch's own input
+	// queue: arrival gaps of a periodic sender shrink by up to about a
+	// millisecond, which a one-packet burst would punish.
 	return yaml.Marshal(map[string]any{
 		"driver":    "p4runtime",
-		"p4runtime": map[string]any{"election_id": 1, "switches": sws},
+		"p4runtime": map[string]any{"election_id": 1, "burst_slack": BMv2BurstSlack.String(), "switches": sws},
 	})
 }
 

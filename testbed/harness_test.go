@@ -175,7 +175,7 @@ func newBMv2Harness(t testing.TB, name string, mon *tunnels.MonitorConfig, bps i
 	}
 	var ctlp atomic.Pointer[tunnels.Controller]
 	h.p4, err = p4rt.New(p4rt.Config{Switches: targets, ElectionID: 1, P4Info: p4switch.P4Info, DeviceConfig: p4switch.DeviceConfig,
-		Cookie: 1, Logger: log,
+		Cookie: 1, BurstSlack: testbed.BMv2BurstSlack, Logger: log,
 		OnConnect: func(ctx context.Context, sw string) {
 			if c := ctlp.Load(); c != nil {
 				if err := c.Reconcile(ctx, sw); err != nil {

@@ -32,9 +32,9 @@ const DefaultDir = "/var/run/xlane/testbed"
 
 // Config describes a testbed to bring up.
 type Config struct {
-	Name       string // 1–4 of [a-z0-9]; part of every interface name
-	Dir        string // state folder; "": DefaultDir/Name
-	Topology   *te.Topology
+	Name     string // 1–4 of [a-z0-9]; part of every interface name
+	Dir      string // state folder; "": DefaultDir/Name
+	Topology *te.Topology
 	// Switch is SwitchOVS (default) or SwitchBMv2.
 	Switch     string
 	Controller string // OVS: where the bridges connect, host:port (BMv2 switches listen instead)

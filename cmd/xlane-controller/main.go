@@ -396,7 +396,7 @@ func p4runtimeDriver(cfg config.Config, switches []string, log *slog.Logger, onC
 	h.Write(info)
 	h.Write(dev)
 	return p4rt.New(p4rt.Config{Switches: targets, ElectionID: pc.ElectionID, Role: pc.Role,
-		P4Info: info, DeviceConfig: dev, Cookie: h.Sum64(), OnConnect: onConnect, Logger: log})
+		P4Info: info, DeviceConfig: dev, Cookie: h.Sum64(), BurstSlack: time.Duration(pc.BurstSlack), OnConnect: onConnect, Logger: log})
 }
 
 // pipeline is the X-Lane pipeline built into the controller, or the files

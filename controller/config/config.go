@@ -72,6 +72,10 @@ type P4Runtime struct {
 	P4Info       string            `yaml:"p4info"`
 	DeviceConfig string            `yaml:"device_config"`
 	Switches     map[string]Target `yaml:"switches"`
+	// BurstSlack widens each meter's one-packet burst by what its rate
+	// earns in this time, for packets that reach the meter with jitter
+	// (software switches, virtual links); 0 on hardware.
+	BurstSlack Duration `yaml:"burst_slack"`
 }
 
 // Target is one P4Runtime switch.
@@ -84,7 +88,7 @@ type Target struct {
 func (p *P4Runtime) UnmarshalYAML(n *yaml.Node) error {
 	var sw yaml.Node
 	if err := strictDecode(n, map[string]any{"election_id": &p.ElectionID, "role": &p.Role, "p4info": &p.P4Info,
-		"device_config": &p.DeviceConfig, "switches": &sw}); err != nil {
+		"device_config": &p.DeviceConfig, "switches": &sw, "burst_slack": &p.BurstSlack}); err != nil {
 		return err
 	}
 	var err error
@@ -286,6 +290,9 @@ func (c Config) Validate() error {
 		}
 		if (p.P4Info == "") != (p.DeviceConfig == "") {
 			return errors.New("config: p4runtime.p4info and p4runtime.device_config: give both or neither")
+		}
+		if p.BurstSlack < 0 || time.Duration(p.BurstSlack) > time.Second {
+			return fmt.Errorf("config: p4runtime.burst_slack: %v must be between 0 and 1s", time.Duration(p.BurstSlack))
 		}
 	default:
 		return fmt.Errorf("config: driver: %q must be openflow, p4runtime or memory", c.Driver)

@@ -68,6 +68,7 @@ func TestParseP4Runtime(t *testing.T) {
 p4runtime:
   election_id: 7
   role: xlane
+  burst_slack: 500us
   switches:
     leaf0: {addr: "10.0.0.1:9559", device_id: 3}
     leaf1: {addr: "10.0.0.2:9559"}
@@ -76,7 +77,10 @@ p4runtime:
 		t.Fatal(err)
 	}
 	p := c.P4Runtime
-	if p.ElectionID != 7 || p.Role != "xlane" || len(p.Switches) != 2 || p.Switches["leaf0"] != (Target{Addr: "10.0.0.1:9559", DeviceID: 3}) {
+	if p.ElectionID != 7 || p.Role != "xlane" || p.BurstSlack != Duration(500*time.Microsecond) || len(p.Switches) != 2 || p.Switches["leaf0"] != (Target{Addr: "10.0.0.1:9559", DeviceID: 3}) {
 		t.Errorf("p4runtime = %+v", p)
+	}
+	if _, err := Parse(strings.NewReader("driver: p4runtime\np4runtime: {election_id: 1, burst_slack: -1ms, switches: {s1: {addr: 'h:1'}}}\n")); err == nil || !strings.Contains(err.Error(), "p4runtime.burst_slack") {
+		t.Errorf("a negative burst_slack: %v, want an error naming p4runtime.burst_slack", err)
 	}
 }
