@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -38,7 +39,7 @@ Everything it creates is recorded in a state file, so "down" removes it even aft
 	cmd.PersistentFlags().StringVar(&dir, "dir", "", "state folder (default "+testbed.DefaultDir+"/NAME)")
 	load := func() (*testbed.Testbed, error) { return testbed.Load(name, dir) }
 
-	var topoPath, controller string
+	var topoPath, controller, switchKind string
 	var noQueues bool
 	up := &cobra.Command{
 		Use:   "up --topology T.json",
@@ -50,17 +51,32 @@ Everything it creates is recorded in a state file, so "down" removes it even aft
 				return err
 			}
 			start := time.Now()
-			tb, err := testbed.Up(cmd.Context(), testbed.Config{Name: name, Dir: dir, Topology: topo, Controller: controller, NoQueues: noQueues})
+			tb, err := testbed.Up(cmd.Context(), testbed.Config{Name: name, Dir: dir, Topology: topo, Switch: switchKind, Controller: controller, NoQueues: noQueues})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "testbed %s up in %v: %d hosts, %d bridges, switches connect to %s\n",
-				tb.Name, time.Since(start).Round(time.Millisecond), len(tb.Hosts), len(tb.Bridges), controller)
+			took := time.Since(start).Round(time.Millisecond)
+			if switchKind != testbed.SwitchBMv2 {
+				fmt.Fprintf(cmd.OutOrStdout(), "testbed %s up in %v: %d hosts, %d bridges, switches connect to %s\n",
+					tb.Name, took, len(tb.Hosts), len(tb.Bridges), controller)
+				return nil
+			}
+			cfg, err := tb.P4RuntimeConfig()
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(tb.Dir, "controller.yaml")
+			if err := os.WriteFile(path, cfg, 0o644); err != nil {
+				return fmt.Errorf("controller config: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "testbed %s up in %v: %d hosts, %d BMv2 switches (P4Runtime servers without a pipeline)\n"+
+				"drive them with: xlane-controller --config %s --topology %s\n", tb.Name, took, len(tb.Hosts), len(tb.Bridges), path, topoPath)
 			return nil
 		},
 	}
 	up.Flags().StringVar(&topoPath, "topology", "", "topology file (hosts need ipv4 addresses)")
-	up.Flags().StringVar(&controller, "controller", "127.0.0.1:6653", "OpenFlow address of the controller")
+	up.Flags().StringVar(&controller, "controller", "127.0.0.1:6653", "OpenFlow address of the controller (ovs)")
+	up.Flags().StringVar(&switchKind, "switch", testbed.SwitchOVS, "switches: ovs (Open vSwitch bridges that connect to an OpenFlow controller) or bmv2 (simple_switch_grpc, P4Runtime servers the controller connects to; writes NAME's controller.yaml)")
 	up.Flags().BoolVar(&noQueues, "no-queues", false, "leave ports without priority queues and rate limits")
 	_ = up.MarkFlagRequired("topology")
 
@@ -88,10 +104,21 @@ Everything it creates is recorded in a state file, so "down" removes it even aft
 			}
 			st := tb.Status(cmd.Context())
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintf(w, "testbed %s\tcontroller %s\tovs-vswitchd running: %v\n\n", tb.Name, tb.Controller, st.VswitchdRunning)
+			if tb.Switch == testbed.SwitchBMv2 {
+				fmt.Fprintf(w, "testbed %s\tBMv2 switches\n\n", tb.Name)
+			} else {
+				fmt.Fprintf(w, "testbed %s\tcontroller %s\tovs-vswitchd running: %v\n\n", tb.Name, tb.Controller, st.VswitchdRunning)
+			}
 			fmt.Fprintln(w, "HOST\tNAMESPACE\tIPV4\tMAC")
 			for _, h := range tb.Hosts {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", h.Name, h.Netns, h.IPv4, h.MAC)
+			}
+			if tb.Switch == testbed.SwitchBMv2 {
+				fmt.Fprintln(w, "\nSWITCH\tPID\tDEVICE ID\tTHRIFT\tSTATE")
+				for _, b := range tb.Bridges {
+					fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", b.Switch, b.PID, b.DeviceID, b.Thrift, st.Connected[b.Switch])
+				}
+				return w.Flush()
 			}
 			fmt.Fprintln(w, "\nSWITCH\tBRIDGE\tDPID\tCONNECTED")
 			for _, b := range tb.Bridges {

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/xlane/xlane/controller/config"
+	"github.com/xlane/xlane/testbed"
 	"github.com/xlane/xlane/testbed/ovs"
 )
 
@@ -110,5 +114,80 @@ func TestTestbedNeedsRoot(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if err == nil || len(lines) != 1 || !strings.Contains(lines[0], "needs root") {
 		t.Errorf("as nobody: err=%v, output:\n%s", err, out)
+	}
+}
+
+// TestTestbedCLIBMv2 brings a two-host testbed up on BMv2, checks the
+// controller configuration it writes, crashes one switch process and
+// takes the testbed down: no switch process, namespace or link may stay.
+func TestTestbedCLIBMv2(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	if err := testbed.BMv2Available(); err != nil {
+		t.Skip(err.Error())
+	}
+	dir := t.TempDir()
+	out, _, err := run(t, "te", "gen", "leafspine", "--leaves", "2", "--spines", "1", "--hosts-per-leaf", "1", "--bandwidth", "100000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := write(t, dir, "ls.json", out)
+	tb := []string{"--name", "clib", "--dir", filepath.Join(dir, "tb")}
+	cmd := func(args ...string) string {
+		t.Helper()
+		out, stderr, err := run(t, append(append([]string{"testbed"}, tb...), args...)...)
+		if err != nil {
+			t.Fatalf("xlane testbed %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
+		}
+		return out
+	}
+	if out := cmd("up", "--topology", topo, "--switch", "bmv2"); !strings.Contains(out, "2 hosts, 3 BMv2 switches") || !strings.Contains(out, "xlane-controller --config") {
+		t.Errorf("up: %s", out)
+	}
+	down := false
+	defer func() {
+		if !down {
+			run(t, append([]string{"testbed", "down"}, tb...)...)
+		}
+	}()
+	f, err := os.Open(filepath.Join(dir, "tb", "controller.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(f)
+	f.Close()
+	if err != nil {
+		t.Fatalf("the controller config the testbed wrote: %v", err)
+	}
+	if cfg.Driver != "p4runtime" || len(cfg.P4Runtime.Switches) != 3 || cfg.P4Runtime.BurstSlack <= 0 {
+		t.Errorf("controller config: driver %q, p4runtime %+v", cfg.Driver, cfg.P4Runtime)
+	}
+	st := cmd("status")
+	if n := strings.Count(st, "running, P4Runtime at 127.0.0.1:"); n != 3 {
+		t.Errorf("status shows %d running switches, want 3:\n%s", n, st)
+	}
+	state, err := testbed.Load("clib", filepath.Join(dir, "tb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, b := range state.Bridges {
+		pids = append(pids, b.PID)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil { // a crash
+		t.Fatal(err)
+	}
+	cmd("down")
+	down = true
+	for _, pid := range pids {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z") {
+			t.Errorf("switch process %d still runs after down", pid)
+		}
+	}
+	ns, _ := exec.Command("ip", "netns", "list").Output()
+	links, _ := exec.Command("ip", "-br", "link").Output()
+	if strings.Contains(string(ns), "xl-clib-") || strings.Contains(string(links), "xlclib") {
+		t.Errorf("left behind:\n%s\n%s", ns, links)
 	}
 }
