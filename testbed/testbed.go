@@ -3,6 +3,8 @@
 // (userspace datapath, OpenFlow 1.3, fail_mode=secure) per switch, veth
 // pairs for the cables, strict-priority egress queues at the links' rates
 // on every port, and a private ovs-vswitchd pointed at the controller.
+// With Switch: SwitchBMv2 each switch is a BMv2 simple_switch_grpc
+// process instead, whose P4Runtime server the controller connects to.
 // A state file records everything created, so Down removes it all even
 // after the processes were killed.
 package testbed

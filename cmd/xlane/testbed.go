@@ -27,6 +27,8 @@ func newTestbedCmd() *cobra.Command {
 bridge (userspace datapath, OpenFlow 1.3, fail_mode=secure) per switch, joins them with veth
 pairs, puts strict-priority egress queues at the links' rates on every port, and runs a
 private ovs-vswitchd whose bridges connect to the controller (xlane-controller --driver openflow).
+With --switch bmv2 each switch is a BMv2 simple_switch_grpc process instead, a P4Runtime server
+the controller connects to; up writes that controller's configuration into the state folder.
 Everything it creates is recorded in a state file, so "down" removes it even after a crash.`,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if p := cmd.Root().PersistentPreRun; p != nil {
