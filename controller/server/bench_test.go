@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -36,6 +37,11 @@ func BenchmarkGRPCAdmissions(b *testing.B) {
 	// changes far fewer tunnels.
 	b.Run("k=16", func(b *testing.B) { benchGRPC(b, 16) })
 }
+
+// timedProfile profiles only the timed admissions of
+// BenchmarkGRPCAdmissionsConcurrent (-cpuprofile would be mostly the
+// setup of 10,000 tunnels).
+var timedProfile = flag.String("timed-cpuprofile", "", "write a CPU profile of the concurrent admissions alone to this file")
 
 // BenchmarkGRPCAdmissionsConcurrent is the same with 32 clients
 // requesting at once: their store writes share transactions. Admitted
@@ -155,8 +161,15 @@ func benchGRPCClients(b *testing.B, k, clients int) {
 		var ids []uint64
 		var cwg sync.WaitGroup
 		b.ResetTimer()
-		if f, err := os.Create("/tmp/timed.prof"); err == nil && os.Getenv("TIMEDPROF") != "" {
-			pprof.StartCPUProfile(f)
+		if *timedProfile != "" {
+			f, err := os.Create(*timedProfile)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				b.Fatal(err)
+			}
 		}
 		start := time.Now()
 		for range clients {
@@ -179,7 +192,9 @@ func benchGRPCClients(b *testing.B, k, clients int) {
 			}()
 		}
 		cwg.Wait()
-		pprof.StopCPUProfile()
+		if *timedProfile != "" {
+			pprof.StopCPUProfile()
+		}
 		busy = time.Since(start)
 		b.StopTimer()
 		for _, id := range ids {
