@@ -81,7 +81,7 @@ func TestBMv2PipelineForwards(t *testing.T) {
 		{Dst: netip.MustParsePrefix("10.9.0.3/32"), Out: 3}}
 	var d *p4rt.Driver
 	d, err = p4rt.New(p4rt.Config{Switches: map[string]p4rt.Target{"s1": {Addr: addr}}, ElectionID: 1,
-		P4Info: p4switch.P4Info, DeviceConfig: p4switch.DeviceConfig, Cookie: 1,
+		P4Info: p4switch.P4Info, DeviceConfig: p4switch.DeviceConfig, Cookie: 1, BurstSlack: BMv2BurstSlack,
 		OnConnect: func(ctx context.Context, s string) {
 			if err := d.Reconcile(ctx, s, southbound.SwitchState{Routes: routes}); err != nil {
 				t.Errorf("reconcile: %v", err)
@@ -219,7 +219,7 @@ func TestBMv2PipelineForwards(t *testing.T) {
 	again := make(chan error, 1)
 	var d2 *p4rt.Driver
 	d2, err = p4rt.New(p4rt.Config{Switches: map[string]p4rt.Target{"s1": {Addr: addr}}, ElectionID: 2,
-		P4Info: p4switch.P4Info, DeviceConfig: p4switch.DeviceConfig, Cookie: 1,
+		P4Info: p4switch.P4Info, DeviceConfig: p4switch.DeviceConfig, Cookie: 1, BurstSlack: BMv2BurstSlack,
 		OnConnect: func(ctx context.Context, s string) { again <- d2.Reconcile(ctx, s, want) }})
 	if err != nil {
 		t.Fatal(err)
