@@ -39,21 +39,7 @@ func TestE2EMeterDropsAndDemotion(t *testing.T) {
 	time.Sleep(2 * interval) // the monitor takes its baseline
 	got := make(chan int, 1)
 	go func() { got <- len(receive(rx, time.Second)) }()
-	start := time.Now()
-	demoted := make(chan time.Duration, 1)
-	go func() {
-		for {
-			select {
-			case u := <-h.ups:
-				if c := u.GetChanged(); c != nil && c.GetResources().GetTunnelId() == id && c.GetReason() == pb.Reason_REASON_BW_EXCEEDED {
-					demoted <- time.Since(start)
-					return
-				}
-			case <-time.After(10 * time.Second):
-				return
-			}
-		}
-	}()
+	demoted := h.changed(id, pb.Reason_REASON_BW_EXCEEDED)
 	const sent = 3000
 	took := sendEvery(t, tx, sent, 1000, time.Second/3000) // 3 packets per approved period
 	received := <-got

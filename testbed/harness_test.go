@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,6 +40,7 @@ type harness struct {
 	cli    *client.Client
 	ups    <-chan *pb.Upcall
 	ready  chan string // switches reconciled after a (re)connect
+	ctlp   atomic.Pointer[tunnels.Controller]
 	ofAddr string
 }
 
@@ -76,67 +76,20 @@ func newHarness(t testing.TB, name string, mon *tunnels.MonitorConfig) *harness 
 // newHarnessAt is newHarness with links of bps.
 func newHarnessAt(t testing.TB, name string, mon *tunnels.MonitorConfig, bps int64) *harness {
 	requireTestbed(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	h := &harness{t: t, ctx: ctx, topo: leafSpine(t, bps), ready: make(chan string, 64)}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var ctlp atomic.Pointer[tunnels.Controller]
+	h, log := newBareHarness(t, bps)
 	h.drv = openflow.New(openflow.Config{
-		Switches: openflow.DatapathIDs(h.topo), Logger: log, EchoInterval: 500 * time.Millisecond,
-		OnConnect: func(ctx context.Context, sw string) {
-			if c := ctlp.Load(); c != nil {
-				if err := c.Reconcile(ctx, sw); err != nil {
-					t.Logf("reconcile %s: %v", sw, err)
-					return
-				}
-				h.ready <- sw
-			}
-		},
+		Switches: openflow.DatapathIDs(h.topo), Logger: log, EchoInterval: 500 * time.Millisecond, OnConnect: h.onConnect,
 	})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.ofAddr = lis.Addr().String()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = h.drv.Serve(ctx, lis) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: h.topo, Driver: h.drv, Logger: log, Grace: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.ctl = ctl
-	ctlp.Store(ctl)
-	if mon != nil {
-		mctx, mcancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = ctl.RunMonitor(mctx, *mon) }()
-		t.Cleanup(func() { mcancel(); <-done })
-	}
-	addr, _ := servertest.Serve(t, ctl, "127.0.0.1:0")
-	if h.cli, err = client.Dial(addr, "e2e"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.cli.Close() })
-	h.ups, _ = servertest.Watch(t, ctx, h.cli)
-
-	upCtx, upCancel := context.WithTimeout(ctx, 60*time.Second)
-	defer upCancel()
+	h.run(func(ctx context.Context) { _ = h.drv.Serve(ctx, lis) })
+	h.serve(h.drv, log, mon)
 	start := time.Now()
-	tb, err := testbed.Up(upCtx, testbed.Config{Name: name, Dir: t.TempDir() + "/tb", Topology: h.topo, Controller: h.ofAddr, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.tb = tb
-	t.Cleanup(func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer dcancel()
-		if err := tb.Down(dctx); err != nil {
-			t.Errorf("testbed down: %v", err)
-		}
-	})
-	h.waitReady(len(tb.Bridges))
+	h.up(testbed.Config{Name: name, Topology: h.topo, Controller: h.ofAddr, Logger: log})
+	h.waitReady(len(h.tb.Bridges))
 	t.Logf("testbed %s up and reconciled in %v", name, time.Since(start).Round(time.Millisecond))
 	return h
 }
@@ -150,14 +103,82 @@ func newBMv2Harness(t testing.TB, name string, mon *tunnels.MonitorConfig, bps i
 	if err := testbed.BMv2Available(); err != nil {
 		t.Skip(err.Error())
 	}
+	h, log := newBareHarness(t, bps)
+	start := time.Now()
+	h.up(testbed.Config{Name: name, Topology: h.topo, Switch: testbed.SwitchBMv2, Logger: log})
+	targets := map[string]p4rt.Target{}
+	for _, b := range h.tb.Bridges {
+		targets[b.Switch] = p4rt.Target{Addr: b.P4Runtime, DeviceID: b.DeviceID}
+	}
+	var err error
+	h.p4, err = p4rt.New(p4rt.Config{Switches: targets, ElectionID: 1, P4Info: p4switch.P4Info, DeviceConfig: p4switch.DeviceConfig,
+		Cookie: 1, BurstSlack: testbed.BMv2BurstSlack, Logger: log, OnConnect: h.onConnect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.serve(h.p4, log, mon)
+	h.run(func(ctx context.Context) { _ = h.p4.Run(ctx) })
+	h.waitReady(len(h.tb.Bridges))
+	t.Logf("BMv2 testbed %s up, pipelines pushed and reconciled in %v", name, time.Since(start).Round(time.Millisecond))
+	return h
+}
+
+// newBareHarness is a harness without switches or controller yet.
+func newBareHarness(t testing.TB, bps int64) (*harness, *slog.Logger) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	h := &harness{t: t, ctx: ctx, topo: leafSpine(t, bps), ready: make(chan string, 64)}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	upCtx, upCancel := context.WithTimeout(ctx, 60*time.Second)
-	defer upCancel()
-	start := time.Now()
-	tb, err := testbed.Up(upCtx, testbed.Config{Name: name, Dir: t.TempDir() + "/tb", Topology: h.topo, Switch: testbed.SwitchBMv2, Logger: log})
+	return h, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// run runs f until the test ends.
+func (h *harness) run(f func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(h.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f(ctx) }()
+	h.t.Cleanup(func() { cancel(); <-done })
+}
+
+// onConnect reconciles a switch that (re)connected and reports it ready.
+func (h *harness) onConnect(ctx context.Context, sw string) {
+	if c := h.ctlp.Load(); c != nil {
+		if err := c.Reconcile(ctx, sw); err != nil {
+			h.t.Logf("reconcile %s: %v", sw, err)
+			return
+		}
+		h.ready <- sw
+	}
+}
+
+// serve starts the controller on drv (with the monitor when mon is set),
+// its API over gRPC on loopback, a client and its watch.
+func (h *harness) serve(drv southbound.Driver, log *slog.Logger, mon *tunnels.MonitorConfig) {
+	t := h.t
+	ctl, err := tunnels.New(h.ctx, tunnels.Config{Topology: h.topo, Driver: drv, Logger: log, Grace: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ctl = ctl
+	h.ctlp.Store(ctl)
+	if mon != nil {
+		h.run(func(ctx context.Context) { _ = ctl.RunMonitor(ctx, *mon) })
+	}
+	addr, _ := servertest.Serve(t, ctl, "127.0.0.1:0")
+	if h.cli, err = client.Dial(addr, "e2e"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.cli.Close() })
+	h.ups, _ = servertest.Watch(t, h.ctx, h.cli)
+}
+
+// up brings the testbed up (in the test's temporary folder) and down at
+// the end.
+func (h *harness) up(cfg testbed.Config) {
+	t := h.t
+	cfg.Dir = t.TempDir() + "/tb"
+	ctx, cancel := context.WithTimeout(h.ctx, 60*time.Second)
+	defer cancel()
+	tb, err := testbed.Up(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,50 +190,29 @@ func newBMv2Harness(t testing.TB, name string, mon *tunnels.MonitorConfig, bps i
 			t.Errorf("testbed down: %v", err)
 		}
 	})
-	targets := map[string]p4rt.Target{}
-	for _, b := range tb.Bridges {
-		targets[b.Switch] = p4rt.Target{Addr: b.P4Runtime, DeviceID: b.DeviceID}
-	}
-	var ctlp atomic.Pointer[tunnels.Controller]
-	h.p4, err = p4rt.New(p4rt.Config{Switches: targets, ElectionID: 1, P4Info: p4switch.P4Info, DeviceConfig: p4switch.DeviceConfig,
-		Cookie: 1, BurstSlack: testbed.BMv2BurstSlack, Logger: log,
-		OnConnect: func(ctx context.Context, sw string) {
-			if c := ctlp.Load(); c != nil {
-				if err := c.Reconcile(ctx, sw); err != nil {
-					t.Logf("reconcile %s: %v", sw, err)
+}
+
+// changed reports, once, how long after the call the tunnel's
+// BandwidthChanged upcall with reason arrived (nothing within 10 s: never).
+func (h *harness) changed(id uint64, reason pb.Reason) <-chan time.Duration {
+	start := time.Now()
+	out := make(chan time.Duration, 1)
+	go func() {
+		for {
+			select {
+			case u := <-h.ups:
+				if c := u.GetChanged(); c != nil && c.GetResources().GetTunnelId() == id && c.GetReason() == reason {
+					out <- time.Since(start)
 					return
 				}
-				h.ready <- sw
+			case <-time.After(10 * time.Second):
+				return
+			case <-h.ctx.Done():
+				return
 			}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: h.topo, Driver: h.p4, Logger: log, Grace: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.ctl = ctl
-	ctlp.Store(ctl)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = h.p4.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	if mon != nil {
-		mctx, mcancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = ctl.RunMonitor(mctx, *mon) }()
-		t.Cleanup(func() { mcancel(); <-done })
-	}
-	addr, _ := servertest.Serve(t, ctl, "127.0.0.1:0")
-	if h.cli, err = client.Dial(addr, "e2e"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.cli.Close() })
-	h.ups, _ = servertest.Watch(t, ctx, h.cli)
-	h.waitReady(len(tb.Bridges))
-	t.Logf("BMv2 testbed %s up, pipelines pushed and reconciled in %v", name, time.Since(start).Round(time.Millisecond))
-	return h
+		}
+	}()
+	return out
 }
 
 // inventory reads back what a BMv2 switch holds.
