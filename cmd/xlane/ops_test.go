@@ -50,6 +50,14 @@ func TestOperatorCLI(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &rs) != nil || len(rs) != 1 || rs[0].MinLatencyNs != 3600 {
 		t.Fatalf("list: %v\n%s", err, out)
 	}
+	// The request registered the service; the tunnel counts against it.
+	out, _, err = run(t, append([]string{"service", "show", "--service", "fd"}, c...)...)
+	if err != nil || !strings.Contains(out, "tunnels") || !strings.Contains(out, "1 of unlimited") || !strings.Contains(out, "last watch opened   never") {
+		t.Fatalf("service show: %v\n%s", err, out)
+	}
+	if _, _, err = run(t, append([]string{"service", "show", "--service", "nobody"}, c...)...); err == nil || !strings.Contains(err.Error(), "NotFound") {
+		t.Fatalf("service show of an unregistered service: %v", err)
+	}
 	id := "1"
 	if _, _, err = run(t, append([]string{"tunnel", "release", id, "--service", "other"}, c...)...); err == nil || !strings.Contains(err.Error(), "PermissionDenied") {
 		t.Fatalf("foreign release: %v", err)

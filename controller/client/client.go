@@ -121,6 +121,11 @@ func (c *Client) ListTunnels(ctx context.Context) ([]tunnels.Resources, error) {
 	return out, nil
 }
 
+// Service returns the calling service's registration, holdings and quota.
+func (c *Client) Service(ctx context.Context) (*pb.Service, error) {
+	return c.api.GetService(c.ctx(ctx), &pb.GetServiceRequest{})
+}
+
 // Topology returns the network the controller plans on.
 func (c *Client) Topology(ctx context.Context) (*pb.Topology, error) {
 	return c.api.GetTopology(c.ctx(ctx), &pb.GetTopologyRequest{})

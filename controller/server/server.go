@@ -218,6 +218,24 @@ func (s *Server) LeaveGroup(ctx context.Context, in *pb.GroupRequest) (*pb.Group
 	return s.group(ctx, in, false)
 }
 
+// GetService implements pb.ControllerServer.
+func (s *Server) GetService(ctx context.Context, _ *pb.GetServiceRequest) (*pb.Service, error) {
+	svc, err := service(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.ctl.ServiceInfo(svc)
+	if err != nil {
+		return nil, code(err)
+	}
+	out := &pb.Service{Name: info.Name, Registered: timestamppb.New(info.Registered), Tunnels: uint32(info.Tunnels),
+		RateBps: info.RateBps, Watching: uint32(info.Watching), MaxTunnels: uint32(info.Quota.MaxTunnels), MaxRateBps: info.Quota.MaxRateBps}
+	if !info.LastSubscribed.IsZero() {
+		out.LastSubscribed = timestamppb.New(info.LastSubscribed)
+	}
+	return out, nil
+}
+
 // ListTunnels implements pb.ControllerServer.
 func (s *Server) ListTunnels(ctx context.Context, _ *pb.ListTunnelsRequest) (*pb.ListTunnelsResponse, error) {
 	svc, err := service(ctx)

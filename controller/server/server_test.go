@@ -79,10 +79,20 @@ func TestAPIEndToEnd(t *testing.T) {
 	// The FD service watches its upcalls.
 	ups, _ := servertest.Watch(t, ctx, fd)
 
+	// Watching registered it; raft, which has done nothing yet, is unknown.
+	if svc, err := fd.Service(ctx); err != nil || svc.Name != "fd" || svc.Watching != 1 || svc.LastSubscribed == nil || svc.Tunnels != 0 {
+		t.Fatalf("fd's registration: %+v, %v", svc, err)
+	}
+	_, err := raft.Service(ctx)
+	wantCode(t, err, codes.NotFound, "raft")
+
 	req := tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 26}
 	res, err := fd.RequestBandwidth(ctx, req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if svc, err := fd.Service(ctx); err != nil || svc.Tunnels != 1 || svc.RateBps == 0 {
+		t.Fatalf("fd's registration with a tunnel: %+v, %v", svc, err)
 	}
 	if res.TunnelID == 0 || res.PeriodUs != 26 || res.MinLatencyNs != 5400 {
 		t.Fatalf("resources = %+v", res)

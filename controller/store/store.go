@@ -1,6 +1,6 @@
 // Package store keeps the controller's state in an embedded bbolt
 // database: the topology, every tunnel with its owner, request and tree,
-// and the multicast group memberships. The controller writes here before
+// the multicast group memberships, and the service registrations. The controller writes here before
 // it touches a switch, so after a crash it can put everything back.
 package store
 
@@ -22,12 +22,13 @@ import (
 )
 
 var (
-	bucketMeta    = []byte("meta")
-	bucketTunnels = []byte("tunnels")
-	bucketGroups  = []byte("groups")
-	keyTopology   = []byte("topology")
-	keyVersion    = []byte("version")
-	keyNextID     = []byte("next_id")
+	bucketMeta     = []byte("meta")
+	bucketTunnels  = []byte("tunnels")
+	bucketGroups   = []byte("groups")
+	bucketServices = []byte("services")
+	keyTopology    = []byte("topology")
+	keyVersion     = []byte("version")
+	keyNextID      = []byte("next_id")
 )
 
 const schemaVersion = "1"
@@ -50,7 +51,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketTunnels, bucketGroups} {
+		for _, b := range [][]byte{bucketMeta, bucketTunnels, bucketGroups, bucketServices} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -142,6 +143,19 @@ func (s *Store) Save(w tunnels.Writes) error {
 				return err
 			}
 		}
+		sb := tx.Bucket(bucketServices)
+		for _, sv := range w.Services {
+			if sv.Name == "" {
+				return errors.New("a service registration without a name")
+			}
+			data, err := json.Marshal(sv)
+			if err != nil {
+				return fmt.Errorf("service %s: %w", sv.Name, err)
+			}
+			if err := sb.Put([]byte(sv.Name), data); err != nil {
+				return err
+			}
+		}
 		gb := tx.Bucket(bucketGroups)
 		for g, ms := range w.Groups {
 			key := []byte(g.String())
@@ -176,6 +190,20 @@ func (s *Store) Load() (tunnels.Snapshot, error) {
 				return fmt.Errorf("tunnel %x: %w", k, err)
 			}
 			snap.Tunnels = append(snap.Tunnels, t)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketServices).ForEach(func(k, v []byte) error {
+			var sv tunnels.Service
+			if err := json.Unmarshal(v, &sv); err != nil {
+				return fmt.Errorf("service %q: %w", k, err)
+			}
+			if sv.Name != string(k) {
+				return fmt.Errorf("service %q: the record names %q", k, sv.Name)
+			}
+			snap.Services = append(snap.Services, sv)
 			return nil
 		})
 		if err != nil {

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/controller/te/tetest"
@@ -61,6 +64,26 @@ func TestRestartRestoresEverything(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A service that only watches, and one whose only tunnel is gone: both
+	// stay registered.
+	sub := c.Watch("observer")
+	sub.Close()
+	gone, err := c.Request(ctx, "gone", tunnels.Request{Sender: h2, Receiver: netip.AddrPortFrom(h3, 7100), LoadsizeBytes: 10, PeriodUs: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Release(ctx, "gone", gone.TunnelID); err != nil {
+		t.Fatal(err)
+	}
+	regs := map[string]tunnels.ServiceInfo{}
+	for _, name := range []string{"fd", "raft", "observer", "gone"} {
+		if regs[name], err = c.ServiceInfo(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if regs["observer"].LastSubscribed.IsZero() || !regs["fd"].LastSubscribed.IsZero() || regs["fd"].Tunnels != 1 || regs["gone"].Tunnels != 0 {
+		t.Fatalf("registrations before the restart: %+v", regs)
+	}
 	before := c.Tunnels("")
 	rules1, rules2 := drv.Rules("s1"), drv.Rules("s2")
 	c.Close()
@@ -90,6 +113,18 @@ func TestRestartRestoresEverything(t *testing.T) {
 	if ms := c2.Members(group); !slices.Equal(ms, []netip.Addr{h2, h3}) {
 		t.Fatalf("members = %v", ms)
 	}
+	for name, want := range regs {
+		got, err := c2.ServiceInfo(name)
+		if err != nil {
+			t.Fatalf("service %s after the restart: %v", name, err)
+		}
+		if !got.Registered.Equal(want.Registered) || !got.LastSubscribed.Equal(want.LastSubscribed) || got.Tunnels != want.Tunnels || got.RateBps != want.RateBps {
+			t.Errorf("service %s after the restart: %+v, want %+v", name, got, want)
+		}
+	}
+	if _, err := c2.ServiceInfo("stranger"); !errors.Is(err, tunnels.ErrNotFound) {
+		t.Errorf("an unknown service: %v, want ErrNotFound", err)
+	}
 	// New ids continue after the stored ones: nothing is duplicated.
 	res, err := c2.Request(ctx, "fd", tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 10, PeriodUs: 100})
 	if err != nil {
@@ -103,5 +138,60 @@ func TestRestartRestoresEverything(t *testing.T) {
 	other.Links[0].BandwidthBps = 2e9
 	if err := st2.SetTopology(other); err == nil {
 		t.Fatal("changed topology accepted over stored tunnels")
+	}
+}
+
+// TestOwnersOfOlderStoresAreRegistered opens a store written before
+// registrations were kept (tunnels only): their owners are registered at
+// start, and stored.
+func TestOwnersOfOlderStoresAreRegistered(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	topo, err := te.NewTopology(tetest.TwoSwitchSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := tunnels.New(ctx, tunnels.Config{Topology: topo, Driver: memory.New("s1", "s2"), Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1, h2 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	if _, err := c.Request(ctx, "old", tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// What an older controller left: no registrations.
+	if err := st.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketServices); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(bucketServices)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err := st.Load(); err != nil || len(snap.Services) != 0 {
+		t.Fatalf("registrations before: %+v, %v", snap.Services, err)
+	}
+	c2, err := tunnels.New(ctx, tunnels.Config{Topology: topo, Driver: memory.New("s1", "s2"), Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c2.ServiceInfo("old")
+	c2.Close()
+	if err != nil || info.Tunnels != 1 {
+		t.Fatalf("service old after the start: %+v, %v", info, err)
+	}
+	snap, err := st.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Services) != 1 || snap.Services[0].Name != "old" || snap.Services[0].Registered.IsZero() {
+		t.Fatalf("stored registrations: %+v", snap.Services)
 	}
 }

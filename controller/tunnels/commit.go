@@ -68,6 +68,7 @@ func (c *committer) flush() {
 		for _, s := range batch {
 			all.Put = append(all.Put, s.w.Put...)
 			all.Delete = append(all.Delete, s.w.Delete...)
+			all.Services = append(all.Services, s.w.Services...)
 		}
 		err := c.store.Save(all)
 		for _, s := range batch {

@@ -40,23 +40,24 @@ type Config struct {
 // Controller serves requests for tunnels. Its methods are safe for
 // concurrent use; operations are serialised (the TE engine is one state).
 type Controller struct {
-	mu     sync.Mutex
-	topo   *te.Topology
-	drv    southbound.Driver
-	grace  time.Duration
-	clock  Clock
-	log    *slog.Logger
-	engine *te.Engine
-	store  Store
-	quota  func(string) Quota
-	obs    Observer
-	buffer int
-	recs   map[uint64]*record
-	groups map[netip.AddrPort]map[netip.Addr]bool // multicast group -> member hosts
-	subs   map[string]map[*Subscription]struct{}  // service -> watchers
-	timers map[uint64]Timer                       // grace-end callbacks per tunnel
-	closed bool
-	wg     sync.WaitGroup // grace callbacks scheduled or running
+	mu       sync.Mutex
+	topo     *te.Topology
+	drv      southbound.Driver
+	grace    time.Duration
+	clock    Clock
+	log      *slog.Logger
+	engine   *te.Engine
+	store    Store
+	quota    func(string) Quota
+	obs      Observer
+	buffer   int
+	recs     map[uint64]*record
+	groups   map[netip.AddrPort]map[netip.Addr]bool // multicast group -> member hosts
+	subs     map[string]map[*Subscription]struct{}  // service -> watchers
+	services map[string]Service                     // registrations
+	timers   map[uint64]Timer                       // grace-end callbacks per tunnel
+	closed   bool
+	wg       sync.WaitGroup // grace callbacks scheduled or running
 
 	needsReconcile map[string]bool
 	routes         map[string][]southbound.Route // best-effort forwarding per switch
@@ -94,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
 		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota, obs: cfg.Observer, buffer: cfg.WatchBuffer,
 		recs: map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
-		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{},
+		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{}, services: map[string]Service{},
 		needsReconcile: map[string]bool{}, routes: bestEffortRoutes(cfg.Topology),
 		inflight: map[uint64]*record{},
 	}
@@ -352,15 +353,23 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (res 
 		return Resources{}, teErr(err)
 	}
 	rec := &record{owner: owner, req: r}
+	svc, isNew := c.register(owner, c.clock.Now())
 	if c.commits != nil {
 		c.inflight[t.ID] = rec
-		durable := c.commits.submit(Writes{Put: []StoredTunnel{c.stored(rec, t)}})
+		w := Writes{Put: []StoredTunnel{c.stored(rec, t)}}
+		if isNew { // registered in the same transaction
+			w.Services = []Service{svc}
+		}
+		durable := c.commits.submit(w)
 		c.mu.Unlock()
 		serr := <-durable
 		c.mu.Lock()
 		delete(c.inflight, t.ID)
 		c.cond.Broadcast()
 		if serr != nil {
+			if isNew {
+				delete(c.services, owner)
+			}
 			c.undoAdmission(ctx, t.ID)
 			return Resources{}, fmt.Errorf("%w: saving state: %w", ErrUnavailable, serr)
 		}

@@ -29,9 +29,10 @@ type StoredTunnel struct {
 
 // Snapshot is the whole stored state.
 type Snapshot struct {
-	Tunnels []StoredTunnel
-	Groups  map[netip.AddrPort][]netip.Addr
-	NextID  uint64 // above every id ever stored
+	Tunnels  []StoredTunnel
+	Services []Service
+	Groups   map[netip.AddrPort][]netip.Addr
+	NextID   uint64 // above every id ever stored
 }
 
 // Writes is one atomic batch.
@@ -39,6 +40,8 @@ type Writes struct {
 	Put    []StoredTunnel
 	Delete []uint64
 	Groups map[netip.AddrPort][]netip.Addr // replaced wholesale; an empty list deletes
+	// Services are registrations to put (added or updated).
+	Services []Service
 }
 
 func (c *Controller) stored(rec *record, t te.Tunnel) StoredTunnel {
@@ -67,6 +70,9 @@ func (c *Controller) restore(ctx context.Context) error {
 	snap, err := c.store.Load()
 	if err != nil {
 		return fmt.Errorf("tunnels: load state: %w", err)
+	}
+	for _, s := range snap.Services {
+		c.services[s.Name] = s
 	}
 	for g, ms := range snap.Groups {
 		c.groups[g] = map[netip.Addr]bool{}
@@ -105,6 +111,19 @@ func (c *Controller) restore(ctx context.Context) error {
 			return err
 		}
 		c.recs[installed[i].ID] = rec
+	}
+	// Tunnels stored before registrations were kept: their owners are
+	// registered now.
+	var reg []Service
+	for _, rec := range c.recs {
+		if s, isNew := c.register(rec.owner, c.clock.Now()); isNew {
+			reg = append(reg, s)
+		}
+	}
+	if len(reg) > 0 {
+		if err := c.save(Writes{Services: reg}); err != nil {
+			return fmt.Errorf("tunnels: registering the owners of stored tunnels: %w", err)
+		}
 	}
 	// A switch that is not reachable yet (OpenFlow switches connect to the
 	// controller after it starts) stays marked; its connection or the

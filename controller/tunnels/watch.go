@@ -25,6 +25,7 @@ func (c *Controller) Watch(owner string) *Subscription {
 	if c.subs[owner] == nil {
 		c.subs[owner] = map[*Subscription]struct{}{}
 	}
+	c.subscribed(owner, c.clock.Now())
 	c.subs[owner][s] = struct{}{}
 	return s
 }

@@ -910,6 +910,143 @@ func (*Upcall_Changed) isUpcall_Kind() {}
 
 func (*Upcall_Terminated) isUpcall_Kind() {}
 
+type GetServiceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServiceRequest) Reset() {
+	*x = GetServiceRequest{}
+	mi := &file_controller_api_v1_controller_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServiceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServiceRequest) ProtoMessage() {}
+
+func (x *GetServiceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_controller_api_v1_controller_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServiceRequest.ProtoReflect.Descriptor instead.
+func (*GetServiceRequest) Descriptor() ([]byte, []int) {
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{16}
+}
+
+// Service is a registered service.
+type Service struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Registered     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=registered,proto3" json:"registered,omitempty"`
+	LastSubscribed *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_subscribed,json=lastSubscribed,proto3" json:"last_subscribed,omitempty"` // unset: never watched
+	Tunnels        uint32                 `protobuf:"varint,4,opt,name=tunnels,proto3" json:"tunnels,omitempty"`                                    // tunnels it owns now
+	RateBps        uint64                 `protobuf:"varint,5,opt,name=rate_bps,json=rateBps,proto3" json:"rate_bps,omitempty"`                     // their express rate, as the quota counts it
+	Watching       uint32                 `protobuf:"varint,6,opt,name=watching,proto3" json:"watching,omitempty"`                                  // watch streams open now
+	MaxTunnels     uint32                 `protobuf:"varint,7,opt,name=max_tunnels,json=maxTunnels,proto3" json:"max_tunnels,omitempty"`            // quota; 0 is unlimited
+	MaxRateBps     uint64                 `protobuf:"varint,8,opt,name=max_rate_bps,json=maxRateBps,proto3" json:"max_rate_bps,omitempty"`          // quota; 0 is unlimited
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *Service) Reset() {
+	*x = Service{}
+	mi := &file_controller_api_v1_controller_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Service) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Service) ProtoMessage() {}
+
+func (x *Service) ProtoReflect() protoreflect.Message {
+	mi := &file_controller_api_v1_controller_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Service.ProtoReflect.Descriptor instead.
+func (*Service) Descriptor() ([]byte, []int) {
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Service) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Service) GetRegistered() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Registered
+	}
+	return nil
+}
+
+func (x *Service) GetLastSubscribed() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSubscribed
+	}
+	return nil
+}
+
+func (x *Service) GetTunnels() uint32 {
+	if x != nil {
+		return x.Tunnels
+	}
+	return 0
+}
+
+func (x *Service) GetRateBps() uint64 {
+	if x != nil {
+		return x.RateBps
+	}
+	return 0
+}
+
+func (x *Service) GetWatching() uint32 {
+	if x != nil {
+		return x.Watching
+	}
+	return 0
+}
+
+func (x *Service) GetMaxTunnels() uint32 {
+	if x != nil {
+		return x.MaxTunnels
+	}
+	return 0
+}
+
+func (x *Service) GetMaxRateBps() uint64 {
+	if x != nil {
+		return x.MaxRateBps
+	}
+	return 0
+}
+
 type GetTopologyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -918,7 +1055,7 @@ type GetTopologyRequest struct {
 
 func (x *GetTopologyRequest) Reset() {
 	*x = GetTopologyRequest{}
-	mi := &file_controller_api_v1_controller_proto_msgTypes[16]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1067,7 @@ func (x *GetTopologyRequest) String() string {
 func (*GetTopologyRequest) ProtoMessage() {}
 
 func (x *GetTopologyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_controller_api_v1_controller_proto_msgTypes[16]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1080,7 @@ func (x *GetTopologyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTopologyRequest.ProtoReflect.Descriptor instead.
 func (*GetTopologyRequest) Descriptor() ([]byte, []int) {
-	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{16}
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{18}
 }
 
 type Topology struct {
@@ -958,7 +1095,7 @@ type Topology struct {
 
 func (x *Topology) Reset() {
 	*x = Topology{}
-	mi := &file_controller_api_v1_controller_proto_msgTypes[17]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1107,7 @@ func (x *Topology) String() string {
 func (*Topology) ProtoMessage() {}
 
 func (x *Topology) ProtoReflect() protoreflect.Message {
-	mi := &file_controller_api_v1_controller_proto_msgTypes[17]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1120,7 @@ func (x *Topology) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Topology.ProtoReflect.Descriptor instead.
 func (*Topology) Descriptor() ([]byte, []int) {
-	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{17}
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Topology) GetNodes() []*Node {
@@ -1025,7 +1162,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_controller_api_v1_controller_proto_msgTypes[18]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1174,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_controller_api_v1_controller_proto_msgTypes[18]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1187,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{18}
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Node) GetName() string {
@@ -1088,7 +1225,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_controller_api_v1_controller_proto_msgTypes[19]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1237,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_controller_api_v1_controller_proto_msgTypes[19]
+	mi := &file_controller_api_v1_controller_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1250,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{19}
+	return file_controller_api_v1_controller_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Link) GetFrom() string {
@@ -1213,7 +1350,21 @@ const file_controller_api_v1_controller_proto_rawDesc = "" +
 	"\n" +
 	"terminated\x18\x02 \x01(\v2(.xlane.controller.v1.BandwidthTerminatedH\x00R\n" +
 	"terminatedB\x06\n" +
-	"\x04kind\"\x14\n" +
+	"\x04kind\"\x13\n" +
+	"\x11GetServiceRequest\"\xb2\x02\n" +
+	"\aService\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12:\n" +
+	"\n" +
+	"registered\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"registered\x12C\n" +
+	"\x0flast_subscribed\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastSubscribed\x12\x18\n" +
+	"\atunnels\x18\x04 \x01(\rR\atunnels\x12\x19\n" +
+	"\brate_bps\x18\x05 \x01(\x04R\arateBps\x12\x1a\n" +
+	"\bwatching\x18\x06 \x01(\rR\bwatching\x12\x1f\n" +
+	"\vmax_tunnels\x18\a \x01(\rR\n" +
+	"maxTunnels\x12 \n" +
+	"\fmax_rate_bps\x18\b \x01(\x04R\n" +
+	"maxRateBps\"\x14\n" +
 	"\x12GetTopologyRequest\"\xb4\x01\n" +
 	"\bTopology\x12/\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x19.xlane.controller.v1.NodeR\x05nodes\x12/\n" +
@@ -1235,7 +1386,7 @@ const file_controller_api_v1_controller_proto_rawDesc = "" +
 	"\x06Reason\x12\r\n" +
 	"\tREASON_TE\x10\x00\x12\x16\n" +
 	"\x12REASON_BW_EXCEEDED\x10\x01\x12\x14\n" +
-	"\x10REASON_BW_UNUSED\x10\x022\xf3\x05\n" +
+	"\x10REASON_BW_UNUSED\x10\x022\xc7\x06\n" +
 	"\n" +
 	"Controller\x12`\n" +
 	"\x10RequestBandwidth\x12,.xlane.controller.v1.RequestBandwidthRequest\x1a\x1e.xlane.controller.v1.Resources\x12o\n" +
@@ -1244,7 +1395,9 @@ const file_controller_api_v1_controller_proto_rawDesc = "" +
 	"\tJoinGroup\x12!.xlane.controller.v1.GroupRequest\x1a\".xlane.controller.v1.GroupResponse\x12S\n" +
 	"\n" +
 	"LeaveGroup\x12!.xlane.controller.v1.GroupRequest\x1a\".xlane.controller.v1.GroupResponse\x12`\n" +
-	"\vListTunnels\x12'.xlane.controller.v1.ListTunnelsRequest\x1a(.xlane.controller.v1.ListTunnelsResponse\x12U\n" +
+	"\vListTunnels\x12'.xlane.controller.v1.ListTunnelsRequest\x1a(.xlane.controller.v1.ListTunnelsResponse\x12R\n" +
+	"\n" +
+	"GetService\x12&.xlane.controller.v1.GetServiceRequest\x1a\x1c.xlane.controller.v1.Service\x12U\n" +
 	"\vGetTopology\x12'.xlane.controller.v1.GetTopologyRequest\x1a\x1d.xlane.controller.v1.Topology\x12P\n" +
 	"\x05Watch\x12!.xlane.controller.v1.WatchRequest\x1a\".xlane.controller.v1.WatchResponse0\x01B7Z5github.com/xlane/xlane/controller/api/v1;controllerv1b\x06proto3"
 
@@ -1261,7 +1414,7 @@ func file_controller_api_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_controller_api_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_controller_api_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_controller_api_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_controller_api_v1_controller_proto_goTypes = []any{
 	(Reason)(0),                      // 0: xlane.controller.v1.Reason
 	(*Endpoint)(nil),                 // 1: xlane.controller.v1.Endpoint
@@ -1280,15 +1433,17 @@ var file_controller_api_v1_controller_proto_goTypes = []any{
 	(*BandwidthChanged)(nil),         // 14: xlane.controller.v1.BandwidthChanged
 	(*BandwidthTerminated)(nil),      // 15: xlane.controller.v1.BandwidthTerminated
 	(*Upcall)(nil),                   // 16: xlane.controller.v1.Upcall
-	(*GetTopologyRequest)(nil),       // 17: xlane.controller.v1.GetTopologyRequest
-	(*Topology)(nil),                 // 18: xlane.controller.v1.Topology
-	(*Node)(nil),                     // 19: xlane.controller.v1.Node
-	(*Link)(nil),                     // 20: xlane.controller.v1.Link
-	(*timestamppb.Timestamp)(nil),    // 21: google.protobuf.Timestamp
+	(*GetServiceRequest)(nil),        // 17: xlane.controller.v1.GetServiceRequest
+	(*Service)(nil),                  // 18: xlane.controller.v1.Service
+	(*GetTopologyRequest)(nil),       // 19: xlane.controller.v1.GetTopologyRequest
+	(*Topology)(nil),                 // 20: xlane.controller.v1.Topology
+	(*Node)(nil),                     // 21: xlane.controller.v1.Node
+	(*Link)(nil),                     // 22: xlane.controller.v1.Link
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
 }
 var file_controller_api_v1_controller_proto_depIdxs = []int32{
 	1,  // 0: xlane.controller.v1.Request.receiver:type_name -> xlane.controller.v1.Endpoint
-	21, // 1: xlane.controller.v1.Resources.not_before:type_name -> google.protobuf.Timestamp
+	23, // 1: xlane.controller.v1.Resources.not_before:type_name -> google.protobuf.Timestamp
 	2,  // 2: xlane.controller.v1.RequestBandwidthRequest.request:type_name -> xlane.controller.v1.Request
 	2,  // 3: xlane.controller.v1.ChangeBandwidthRequest.request:type_name -> xlane.controller.v1.Request
 	1,  // 4: xlane.controller.v1.GroupRequest.group:type_name -> xlane.controller.v1.Endpoint
@@ -1296,33 +1451,37 @@ var file_controller_api_v1_controller_proto_depIdxs = []int32{
 	16, // 6: xlane.controller.v1.WatchResponse.upcalls:type_name -> xlane.controller.v1.Upcall
 	3,  // 7: xlane.controller.v1.BandwidthChanged.resources:type_name -> xlane.controller.v1.Resources
 	0,  // 8: xlane.controller.v1.BandwidthChanged.reason:type_name -> xlane.controller.v1.Reason
-	21, // 9: xlane.controller.v1.BandwidthChanged.grace_until:type_name -> google.protobuf.Timestamp
+	23, // 9: xlane.controller.v1.BandwidthChanged.grace_until:type_name -> google.protobuf.Timestamp
 	0,  // 10: xlane.controller.v1.BandwidthTerminated.reason:type_name -> xlane.controller.v1.Reason
 	14, // 11: xlane.controller.v1.Upcall.changed:type_name -> xlane.controller.v1.BandwidthChanged
 	15, // 12: xlane.controller.v1.Upcall.terminated:type_name -> xlane.controller.v1.BandwidthTerminated
-	19, // 13: xlane.controller.v1.Topology.nodes:type_name -> xlane.controller.v1.Node
-	20, // 14: xlane.controller.v1.Topology.links:type_name -> xlane.controller.v1.Link
-	4,  // 15: xlane.controller.v1.Controller.RequestBandwidth:input_type -> xlane.controller.v1.RequestBandwidthRequest
-	5,  // 16: xlane.controller.v1.Controller.ReleaseBandwidth:input_type -> xlane.controller.v1.ReleaseBandwidthRequest
-	7,  // 17: xlane.controller.v1.Controller.ChangeBandwidth:input_type -> xlane.controller.v1.ChangeBandwidthRequest
-	8,  // 18: xlane.controller.v1.Controller.JoinGroup:input_type -> xlane.controller.v1.GroupRequest
-	8,  // 19: xlane.controller.v1.Controller.LeaveGroup:input_type -> xlane.controller.v1.GroupRequest
-	10, // 20: xlane.controller.v1.Controller.ListTunnels:input_type -> xlane.controller.v1.ListTunnelsRequest
-	17, // 21: xlane.controller.v1.Controller.GetTopology:input_type -> xlane.controller.v1.GetTopologyRequest
-	12, // 22: xlane.controller.v1.Controller.Watch:input_type -> xlane.controller.v1.WatchRequest
-	3,  // 23: xlane.controller.v1.Controller.RequestBandwidth:output_type -> xlane.controller.v1.Resources
-	6,  // 24: xlane.controller.v1.Controller.ReleaseBandwidth:output_type -> xlane.controller.v1.ReleaseBandwidthResponse
-	3,  // 25: xlane.controller.v1.Controller.ChangeBandwidth:output_type -> xlane.controller.v1.Resources
-	9,  // 26: xlane.controller.v1.Controller.JoinGroup:output_type -> xlane.controller.v1.GroupResponse
-	9,  // 27: xlane.controller.v1.Controller.LeaveGroup:output_type -> xlane.controller.v1.GroupResponse
-	11, // 28: xlane.controller.v1.Controller.ListTunnels:output_type -> xlane.controller.v1.ListTunnelsResponse
-	18, // 29: xlane.controller.v1.Controller.GetTopology:output_type -> xlane.controller.v1.Topology
-	13, // 30: xlane.controller.v1.Controller.Watch:output_type -> xlane.controller.v1.WatchResponse
-	23, // [23:31] is the sub-list for method output_type
-	15, // [15:23] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	23, // 13: xlane.controller.v1.Service.registered:type_name -> google.protobuf.Timestamp
+	23, // 14: xlane.controller.v1.Service.last_subscribed:type_name -> google.protobuf.Timestamp
+	21, // 15: xlane.controller.v1.Topology.nodes:type_name -> xlane.controller.v1.Node
+	22, // 16: xlane.controller.v1.Topology.links:type_name -> xlane.controller.v1.Link
+	4,  // 17: xlane.controller.v1.Controller.RequestBandwidth:input_type -> xlane.controller.v1.RequestBandwidthRequest
+	5,  // 18: xlane.controller.v1.Controller.ReleaseBandwidth:input_type -> xlane.controller.v1.ReleaseBandwidthRequest
+	7,  // 19: xlane.controller.v1.Controller.ChangeBandwidth:input_type -> xlane.controller.v1.ChangeBandwidthRequest
+	8,  // 20: xlane.controller.v1.Controller.JoinGroup:input_type -> xlane.controller.v1.GroupRequest
+	8,  // 21: xlane.controller.v1.Controller.LeaveGroup:input_type -> xlane.controller.v1.GroupRequest
+	10, // 22: xlane.controller.v1.Controller.ListTunnels:input_type -> xlane.controller.v1.ListTunnelsRequest
+	17, // 23: xlane.controller.v1.Controller.GetService:input_type -> xlane.controller.v1.GetServiceRequest
+	19, // 24: xlane.controller.v1.Controller.GetTopology:input_type -> xlane.controller.v1.GetTopologyRequest
+	12, // 25: xlane.controller.v1.Controller.Watch:input_type -> xlane.controller.v1.WatchRequest
+	3,  // 26: xlane.controller.v1.Controller.RequestBandwidth:output_type -> xlane.controller.v1.Resources
+	6,  // 27: xlane.controller.v1.Controller.ReleaseBandwidth:output_type -> xlane.controller.v1.ReleaseBandwidthResponse
+	3,  // 28: xlane.controller.v1.Controller.ChangeBandwidth:output_type -> xlane.controller.v1.Resources
+	9,  // 29: xlane.controller.v1.Controller.JoinGroup:output_type -> xlane.controller.v1.GroupResponse
+	9,  // 30: xlane.controller.v1.Controller.LeaveGroup:output_type -> xlane.controller.v1.GroupResponse
+	11, // 31: xlane.controller.v1.Controller.ListTunnels:output_type -> xlane.controller.v1.ListTunnelsResponse
+	18, // 32: xlane.controller.v1.Controller.GetService:output_type -> xlane.controller.v1.Service
+	20, // 33: xlane.controller.v1.Controller.GetTopology:output_type -> xlane.controller.v1.Topology
+	13, // 34: xlane.controller.v1.Controller.Watch:output_type -> xlane.controller.v1.WatchResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_controller_api_v1_controller_proto_init() }
@@ -1340,7 +1499,7 @@ func file_controller_api_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_controller_api_v1_controller_proto_rawDesc), len(file_controller_api_v1_controller_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	Controller_JoinGroup_FullMethodName        = "/xlane.controller.v1.Controller/JoinGroup"
 	Controller_LeaveGroup_FullMethodName       = "/xlane.controller.v1.Controller/LeaveGroup"
 	Controller_ListTunnels_FullMethodName      = "/xlane.controller.v1.Controller/ListTunnels"
+	Controller_GetService_FullMethodName       = "/xlane.controller.v1.Controller/GetService"
 	Controller_GetTopology_FullMethodName      = "/xlane.controller.v1.Controller/GetTopology"
 	Controller_Watch_FullMethodName            = "/xlane.controller.v1.Controller/Watch"
 )
@@ -51,6 +52,9 @@ type ControllerClient interface {
 	LeaveGroup(ctx context.Context, in *GroupRequest, opts ...grpc.CallOption) (*GroupResponse, error)
 	// ListTunnels lists the calling service's tunnels.
 	ListTunnels(ctx context.Context, in *ListTunnelsRequest, opts ...grpc.CallOption) (*ListTunnelsResponse, error)
+	// GetService returns the calling service's registration (kept from its
+	// first request or watch, across restarts), what it holds, and its quota.
+	GetService(ctx context.Context, in *GetServiceRequest, opts ...grpc.CallOption) (*Service, error)
 	// GetTopology returns the network the controller plans on.
 	GetTopology(ctx context.Context, in *GetTopologyRequest, opts ...grpc.CallOption) (*Topology, error)
 	// Watch streams the calling service's upcalls, in order; one response
@@ -126,6 +130,16 @@ func (c *controllerClient) ListTunnels(ctx context.Context, in *ListTunnelsReque
 	return out, nil
 }
 
+func (c *controllerClient) GetService(ctx context.Context, in *GetServiceRequest, opts ...grpc.CallOption) (*Service, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Service)
+	err := c.cc.Invoke(ctx, Controller_GetService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controllerClient) GetTopology(ctx context.Context, in *GetTopologyRequest, opts ...grpc.CallOption) (*Topology, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Topology)
@@ -175,6 +189,9 @@ type ControllerServer interface {
 	LeaveGroup(context.Context, *GroupRequest) (*GroupResponse, error)
 	// ListTunnels lists the calling service's tunnels.
 	ListTunnels(context.Context, *ListTunnelsRequest) (*ListTunnelsResponse, error)
+	// GetService returns the calling service's registration (kept from its
+	// first request or watch, across restarts), what it holds, and its quota.
+	GetService(context.Context, *GetServiceRequest) (*Service, error)
 	// GetTopology returns the network the controller plans on.
 	GetTopology(context.Context, *GetTopologyRequest) (*Topology, error)
 	// Watch streams the calling service's upcalls, in order; one response
@@ -207,6 +224,9 @@ func (UnimplementedControllerServer) LeaveGroup(context.Context, *GroupRequest) 
 }
 func (UnimplementedControllerServer) ListTunnels(context.Context, *ListTunnelsRequest) (*ListTunnelsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListTunnels not implemented")
+}
+func (UnimplementedControllerServer) GetService(context.Context, *GetServiceRequest) (*Service, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetService not implemented")
 }
 func (UnimplementedControllerServer) GetTopology(context.Context, *GetTopologyRequest) (*Topology, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetTopology not implemented")
@@ -343,6 +363,24 @@ func _Controller_ListTunnels_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Controller_GetService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServiceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServer).GetService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Controller_GetService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServer).GetService(ctx, req.(*GetServiceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Controller_GetTopology_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetTopologyRequest)
 	if err := dec(in); err != nil {
@@ -402,6 +440,10 @@ var Controller_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTunnels",
 			Handler:    _Controller_ListTunnels_Handler,
+		},
+		{
+			MethodName: "GetService",
+			Handler:    _Controller_GetService_Handler,
 		},
 		{
 			MethodName: "GetTopology",
