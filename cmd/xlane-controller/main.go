@@ -108,6 +108,7 @@ switch runs it already, and reconciles the switch whenever it becomes primary.`,
 	f.StringVar(&flagCfg.Topology, "topology", "", "topology file (te JSON format); optional once the data directory holds one")
 	f.StringVar(&flagCfg.DataDir, "data-dir", flagCfg.DataDir, "directory of the durable state")
 	f.DurationVar((*time.Duration)(&flagCfg.Grace), "grace", time.Duration(flagCfg.Grace), "grace period of bandwidthChanged upcalls")
+	f.Float64Var(&flagCfg.BoundHeadroom, "bound-headroom", flagCfg.BoundHeadroom, "widen the latency bounds (and raised periods) services are told by this fraction, so smaller changes need no upcall (0: exact)")
 	f.StringVar(&flagCfg.Driver, "driver", flagCfg.Driver, `southbound driver: "openflow" (OpenFlow 1.3 switches, e.g. Open vSwitch), "p4runtime" (P4 switches; configured in the file's p4runtime section) or "memory" (in-process switches)`)
 	f.StringVar(&flagCfg.OpenFlowListen, "openflow-listen", flagCfg.OpenFlowListen, "where OpenFlow switches connect (host:port)")
 	f.StringVar(&flagCfg.OpenFlowTLSCert, "openflow-tls-cert", "", "certificate (PEM) for TLS on the OpenFlow channel")
@@ -138,6 +139,7 @@ func override(cmd *cobra.Command, cfg *config.Config, fl config.Config) {
 	set("topology", func() { cfg.Topology = fl.Topology })
 	set("data-dir", func() { cfg.DataDir = fl.DataDir })
 	set("grace", func() { cfg.Grace = fl.Grace })
+	set("bound-headroom", func() { cfg.BoundHeadroom = fl.BoundHeadroom })
 	set("driver", func() { cfg.Driver = fl.Driver })
 	set("openflow-listen", func() { cfg.OpenFlowListen = fl.OpenFlowListen })
 	set("openflow-tls-cert", func() { cfg.OpenFlowTLSCert = fl.OpenFlowTLSCert })
@@ -218,7 +220,7 @@ func run(ctx context.Context, cfg config.Config) error {
 		return tunnels.Quota{MaxTunnels: q.MaxTunnels, MaxRateBps: q.MaxRateBps}
 	}
 	m := metrics.New()
-	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: topo, Driver: drv, Store: st, Grace: time.Duration(cfg.Grace), Logger: log, Quota: quota, Observer: m})
+	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: topo, Driver: drv, Store: st, Grace: time.Duration(cfg.Grace), BoundHeadroom: cfg.BoundHeadroom, Logger: log, Quota: quota, Observer: m})
 	if err != nil {
 		return err
 	}

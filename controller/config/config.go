@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"time"
@@ -24,6 +25,9 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// Grace is how long old resources stay guaranteed after a change.
 	Grace Duration `yaml:"grace"`
+	// BoundHeadroom widens the latency bounds (and raised periods) services
+	// are told by this fraction, so smaller changes need no upcall.
+	BoundHeadroom float64 `yaml:"bound_headroom"`
 	// Driver selects the southbound driver: "openflow" (OpenFlow 1.3
 	// switches such as Open vSwitch connect to OpenFlowListen) or "memory"
 	// (switches simulated in the process, for tests and demos).
@@ -225,7 +229,7 @@ func Parse(r io.Reader) (Config, error) {
 		doc = doc.Content[0]
 	}
 	if err := strictDecode(doc, map[string]any{
-		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace,
+		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace, "bound_headroom": &c.BoundHeadroom,
 		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel,
 		"p4runtime": &c.P4Runtime, "openflow_listen": &c.OpenFlowListen, "openflow_tls_cert": &c.OpenFlowTLSCert, "openflow_tls_key": &c.OpenFlowTLSKey, "openflow_ca": &c.OpenFlowCA,
 		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA, "quotas": &c.Quotas, "metrics_addr": &c.MetricsAddr,
@@ -259,6 +263,9 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return errors.New("config: data_dir: must not be empty")
+	}
+	if c.BoundHeadroom < 0 || c.BoundHeadroom > 1 || math.IsNaN(c.BoundHeadroom) {
+		return fmt.Errorf("config: bound_headroom: %v must be between 0 and 1 (a fraction: 0.1 is 10 %%)", c.BoundHeadroom)
 	}
 	if c.Grace < 0 || time.Duration(c.Grace) > time.Minute {
 		return fmt.Errorf("config: grace: %v must be between 0 and 1m", time.Duration(c.Grace))

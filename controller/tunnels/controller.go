@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -35,6 +36,11 @@ type Config struct {
 	// Store, when set, makes the state durable: New loads it, re-installs
 	// the stored tunnels and reconciles every switch to them.
 	Store Store
+	// BoundHeadroom (0 to 1) widens the maximum latency services are told
+	// by this fraction: a later increase of a tunnel's bound that stays
+	// within what it was told needs no BandwidthChanged. 0 tells every
+	// change of the engine's bounds exactly.
+	BoundHeadroom float64
 }
 
 // Controller serves requests for tunnels. Its methods are safe for
@@ -69,6 +75,7 @@ type Controller struct {
 	inflight map[uint64]*record
 	draining int
 	commits  *committer
+	headroom float64 // see Config.BoundHeadroom
 }
 
 // record is one tunnel and what is installed for it.
@@ -91,13 +98,16 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.Grace < 0 {
 		return nil, fmt.Errorf("tunnels: grace %v must not be negative", cfg.Grace)
 	}
+	if cfg.BoundHeadroom < 0 || cfg.BoundHeadroom > 1 || math.IsNaN(cfg.BoundHeadroom) {
+		return nil, fmt.Errorf("tunnels: bound headroom %v must be between 0 and 1", cfg.BoundHeadroom)
+	}
 	c := &Controller{
 		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
 		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota, obs: cfg.Observer, buffer: cfg.WatchBuffer,
 		recs: map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
 		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{}, services: map[string]Service{},
 		needsReconcile: map[string]bool{}, routes: bestEffortRoutes(cfg.Topology),
-		inflight: map[uint64]*record{},
+		inflight: map[uint64]*record{}, headroom: cfg.BoundHeadroom,
 	}
 	c.cond = sync.NewCond(&c.mu)
 	if c.grace == 0 {
@@ -243,17 +253,73 @@ func teErr(err error) error {
 	return err
 }
 
+// periodUs is a period as services see it: whole microseconds, rounded up.
+func periodUs(ns int64) int64 { return (ns + 999) / 1000 }
+
 func (c *Controller) resources(t te.Tunnel, notBefore time.Time) Resources {
 	return Resources{
-		TunnelID: t.ID, LoadsizeBytes: t.LoadsizeBytes, PeriodUs: (t.PeriodNs + 999) / 1000,
+		TunnelID: t.ID, LoadsizeBytes: t.LoadsizeBytes, PeriodUs: periodUs(t.PeriodNs),
 		MinLatencyNs: t.MinLatencyNs, MaxJitterNs: t.MaxJitterNs, NotBefore: notBefore,
 	}
+}
+
+// promise is what a service is told about t: the engine's resources with
+// the headroom added to the maximum latency and, where X-ADJ raised the
+// period above the request, to the period. Sending less often than the
+// engine allows only lowers the load its bounds assume.
+func (c *Controller) promise(t te.Tunnel) te.Tunnel {
+	r := c.promiseRes(t.Resources(), t.RequestedPeriodNs)
+	t.PeriodNs, t.MaxJitterNs = r.PeriodNs, r.MaxJitterNs
+	return t
+}
+
+func (c *Controller) promiseRes(r te.Resources, requestedNs int64) te.Resources {
+	if c.headroom == 0 {
+		return r
+	}
+	if r.MaxJitterNs >= 0 {
+		r.MaxJitterNs += int64(math.Ceil(float64(r.MinLatencyNs+r.MaxJitterNs) * c.headroom))
+	}
+	if r.PeriodNs > requestedNs {
+		r.PeriodNs = int64(math.Ceil(float64(r.PeriodNs) * (1 + c.headroom)))
+	}
+	return r
+}
+
+// mustTell reports whether a service told told must hear of the engine's
+// resources now (requestedNs: the period it asked for). Services and
+// meters see periods in whole microseconds (rounded up), so a change
+// within the microsecond is no change. Without headroom any other
+// difference is told. With it: a longer period than told (the service
+// must slow down), a shorter one that is its request again or shorter by
+// more than the headroom twice over, a bound outside the range it was
+// told, or one better by more than the headroom twice over (a service
+// should not keep a bound or period far looser than the engine's).
+func (c *Controller) mustTell(told, now te.Resources, requestedNs int64) bool {
+	if now.LoadsizeBytes != told.LoadsizeBytes {
+		return true
+	}
+	nowP, toldP := periodUs(now.PeriodNs), periodUs(told.PeriodNs)
+	if c.headroom == 0 {
+		return nowP != toldP || now.MinLatencyNs != told.MinLatencyNs || now.MaxJitterNs != told.MaxJitterNs
+	}
+	twice := (1 + c.headroom) * (1 + c.headroom)
+	switch {
+	case nowP > toldP:
+		return true
+	case nowP < toldP && (now.PeriodNs <= requestedNs || float64(nowP)*twice < float64(toldP)):
+		return true
+	case now.MinLatencyNs < told.MinLatencyNs:
+		return true
+	}
+	nowMax, toldMax := float64(now.MinLatencyNs+now.MaxJitterNs), float64(told.MinLatencyNs+told.MaxJitterNs)
+	return nowMax > toldMax || nowMax*twice < toldMax
 }
 
 // meterRate is the rate a tunnel's sender is policed at: one packet per
 // approved period (in whole microseconds, as services send).
 func (c *Controller) meterRate(t te.Tunnel) uint64 {
-	return rateBps(c.topo.WireBytes(t.LoadsizeBytes), (t.PeriodNs+999)/1000*1000)
+	return rateBps(c.topo.WireBytes(t.LoadsizeBytes), periodUs(t.PeriodNs)*1000)
 }
 
 // rulesFor compiles the rules of a tunnel with the given meter rate.
@@ -393,14 +459,14 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (res 
 		return Resources{}, err
 	}
 	now := c.clock.Now()
-	rec.tun, rec.rules = cur, want
+	rec.tun, rec.rules = c.promise(cur), want
 	c.recs[cur.ID] = rec
 	c.commit(ps, now)
 	notBefore := now
 	if len(changes) > 0 {
 		notBefore = now.Add(c.grace)
 	}
-	return c.resources(cur, notBefore), nil
+	return c.resources(rec.tun, notBefore), nil
 }
 
 // current turns an operation's change list into the changes between what
@@ -417,8 +483,8 @@ func (c *Controller) current(changes []te.Change) []te.Change {
 		if !ok {
 			continue
 		}
-		if old := rec.tun.Resources(); old != now {
-			out = append(out, te.Change{ID: ch.ID, Old: old, New: now})
+		if old := rec.tun.Resources(); c.mustTell(old, now, rec.tun.RequestedPeriodNs) {
+			out = append(out, te.Change{ID: ch.ID, Old: old, New: c.promiseRes(now, rec.tun.RequestedPeriodNs)})
 		}
 	}
 	return out
@@ -573,7 +639,7 @@ func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.R
 				c.saveOrLog(Writes{Put: []StoredTunnel{c.stored(rec, old)}})
 			} else {
 				now := c.clock.Now()
-				rec.req, rec.tun, rec.rules, rec.demoted = r, t, want, false
+				rec.req, rec.tun, rec.rules, rec.demoted = r, c.promise(t), want, false
 				rec.use.violations = 0
 				c.commit(ps, now)
 				c.armGrace(t.ID)
@@ -581,7 +647,7 @@ func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.R
 				if len(changes) > 0 {
 					notBefore = now.Add(c.grace)
 				}
-				return c.resources(t, notBefore), nil
+				return c.resources(rec.tun, notBefore), nil
 			}
 		}
 	}

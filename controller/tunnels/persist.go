@@ -106,7 +106,7 @@ func (c *Controller) restore(ctx context.Context) error {
 	}
 	c.engine.SetNextID(snap.NextID)
 	for i, st := range express {
-		rec := &record{owner: st.Owner, req: st.Request, tun: installed[i]}
+		rec := &record{owner: st.Owner, req: st.Request, tun: c.promise(installed[i])}
 		if rec.rules, err = c.rulesFor(rec, installed[i], c.meterRate(installed[i])); err != nil {
 			return err
 		}
