@@ -41,6 +41,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRequestValidation -fuzztime 30s ./controller/server
 	$(GO) test -run '^$$' -fuzz FuzzDecoders -fuzztime 30s ./southbound/openflow
 	$(GO) test -run '^$$' -fuzz FuzzWrite -fuzztime 30s ./southbound/p4rt/p4rttest
+	$(GO) test -run '^$$' -fuzz FuzzUnpack -fuzztime 30s ./endhost/wire
+	$(GO) test -run '^$$' -fuzz FuzzCorruption -fuzztime 30s ./endhost/wire
 
 vet:
 	$(GO) vet ./...

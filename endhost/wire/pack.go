@@ -1,0 +1,109 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// channelLen is the channel id at the start of a message's first chunk.
+const channelLen = 2
+
+// Descriptor bits.
+const (
+	descFirst = 0x80
+	descLast  = 0x40
+	descUsed  = 0x3f
+)
+
+// Packer fills one packet with messages, chunk by chunk. It writes into
+// the buffer it was given and allocates nothing.
+type Packer struct {
+	s      *Schema
+	buf    []byte
+	chunks int
+	max    int
+	h      Header
+}
+
+// NewPacker packs with schema s into buf, at most maxChunks chunks per
+// packet (s.MaxChunks(MTU) for a standard Ethernet link); buf must hold
+// HeaderLen + maxChunks·s.ChunkLen bytes.
+func NewPacker(s *Schema, buf []byte, maxChunks int) (*Packer, error) {
+	if need := HeaderLen + maxChunks*s.ChunkLen; maxChunks <= 0 || len(buf) < need {
+		return nil, fmt.Errorf("wire: a packer of %d %s chunks needs a buffer of %d bytes, got %d", maxChunks, s.Name, need, len(buf))
+	}
+	return &Packer{s: s, buf: buf, max: maxChunks}, nil
+}
+
+// Reset starts a new packet with header h (its schema and chunk count
+// are set by the packer).
+func (p *Packer) Reset(h Header) {
+	p.h = h
+	p.h.Schema = p.s.ID
+	p.chunks = 0
+}
+
+// Free is how many chunks are left.
+func (p *Packer) Free() int { return p.max - p.chunks }
+
+// Fits reports whether a message of n bytes fits in what is left.
+func (p *Packer) Fits(n int) bool { return p.s.MessageChunks(n) <= p.Free() }
+
+// Add appends a message of channel ch. ErrFull: not enough chunks left in
+// this packet (nothing was written); ErrTooLarge: not in any packet.
+func (p *Packer) Add(ch uint16, msg []byte) error {
+	need := p.s.MessageChunks(len(msg))
+	if need > p.max {
+		return fmt.Errorf("%w: %d bytes take %d %s chunks, a packet holds %d", ErrTooLarge, len(msg), need, p.s.Name, p.max)
+	}
+	if need > p.Free() {
+		return ErrFull
+	}
+	d, cl := p.s.DataLen(), p.s.ChunkLen
+	off := HeaderLen + p.chunks*cl
+	for i := range need {
+		c := p.buf[off : off+cl]
+		data := c[1 : 1+d]
+		n := 0
+		if i == 0 {
+			binary.BigEndian.PutUint16(data, ch)
+			n = channelLen + copy(data[channelLen:], msg)
+			msg = msg[n-channelLen:]
+		} else {
+			n = copy(data, msg)
+			msg = msg[n:]
+		}
+		clear(data[n:]) // no stale bytes of an earlier packet on the wire
+		desc := byte(n)
+		if i == 0 {
+			desc |= descFirst
+		}
+		if i == need-1 {
+			desc |= descLast
+		}
+		c[0] = desc
+		p.putCRC(c)
+		off += cl
+	}
+	p.chunks += need
+	return nil
+}
+
+func (p *Packer) putCRC(c []byte) {
+	k := p.s.CRCLen()
+	crc := p.s.CRC.Checksum(c[:len(c)-k])
+	for i := range k { // little endian: a reflected CRC's natural order
+		c[len(c)-k+i] = byte(crc >> (8 * i))
+	}
+}
+
+// Chunks is how many chunks the packet holds.
+func (p *Packer) Chunks() int { return p.chunks }
+
+// Packet finishes the header and returns the packet (a slice of the
+// packer's buffer, valid until the next Reset).
+func (p *Packer) Packet() []byte {
+	p.h.Chunks = uint16(p.chunks)
+	p.h.put(p.buf)
+	return p.buf[:HeaderLen+p.chunks*p.s.ChunkLen]
+}

@@ -1,0 +1,198 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+type msg struct {
+	ch   uint16
+	data []byte
+}
+
+func packAll(t testing.TB, s *Schema, msgs []msg) ([]byte, int) {
+	t.Helper()
+	p, err := NewPacker(s, make([]byte, 2048), s.MaxChunks(MTU))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Reset(Header{Tunnel: 7, Sequence: 9, SenderTsNs: 123456789, Flags: 3})
+	n := 0
+	for _, m := range msgs {
+		if err := p.Add(m.ch, m.data); errors.Is(err, ErrFull) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return bytes.Clone(p.Packet()), n
+}
+
+func unpackAll(t testing.TB, u *Unpacker, pkt []byte) ([]msg, Header, error) {
+	var got []msg
+	h, err := u.Unpack(pkt, func(ch uint16, data []byte) { got = append(got, msg{ch, bytes.Clone(data)}) })
+	return got, h, err
+}
+
+func randomMessages(rng *rand.Rand, n, maxLen int) []msg {
+	out := make([]msg, n)
+	for i := range out {
+		d := make([]byte, rng.IntN(maxLen+1))
+		for j := range d {
+			d[j] = byte(rng.Uint32())
+		}
+		out[i] = msg{uint16(rng.IntN(4)), d}
+	}
+	return out
+}
+
+func TestSchemataFitTheMTU(t *testing.T) {
+	for _, c := range []struct {
+		s               *Schema
+		chunk, max, dat int
+	}{{HD6, 26, 55, 22}, {HD8, 36, 40, 31}} {
+		if c.s.ChunkLen != c.chunk || c.s.MaxChunks(MTU) != c.max || c.s.DataLen() != c.dat || c.s.ChunkLen-c.s.CRCLen() != c.dat+1 {
+			t.Errorf("%s: chunk %d, %d per MTU, %d data bytes; want %d, %d, %d", c.s.Name, c.s.ChunkLen, c.s.MaxChunks(MTU), c.s.DataLen(), c.chunk, c.max, c.dat)
+		}
+		pkt, _ := packAll(t, c.s, randomMessages(rand.New(rand.NewPCG(1, 1)), 200, 5))
+		if 20+8+len(pkt) > MTU {
+			t.Errorf("%s: a full packet makes an IPv4 packet of %d bytes", c.s.Name, 20+8+len(pkt))
+		}
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, s := range []*Schema{HD6, HD8} {
+		for _, maxLen := range []int{0, 1, 20, 21, 30, 64, 300, 1200} {
+			rng := rand.New(rand.NewPCG(uint64(maxLen), 3))
+			msgs := randomMessages(rng, 100, maxLen)
+			pkt, n := packAll(t, s, msgs)
+			var u Unpacker
+			got, h, err := unpackAll(t, &u, pkt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Tunnel != 7 || h.Sequence != 9 || h.SenderTsNs != 123456789 || h.Flags != 3 || h.Schema != s.ID {
+				t.Fatalf("%s: header %+v", s.Name, h)
+			}
+			if len(got) != n || n == 0 {
+				t.Fatalf("%s, messages up to %d B: %d packed, %d delivered", s.Name, maxLen, n, len(got))
+			}
+			for i := range got {
+				if got[i].ch != msgs[i].ch || !bytes.Equal(got[i].data, msgs[i].data) {
+					t.Fatalf("%s: message %d: got %d %x, want %d %x", s.Name, i, got[i].ch, got[i].data, msgs[i].ch, msgs[i].data)
+				}
+			}
+			if u.Stats != (Stats{Packets: 1, Messages: uint64(n)}) {
+				t.Errorf("%s: stats %+v", s.Name, u.Stats)
+			}
+		}
+	}
+}
+
+// TestCorruptChunkDropsOnlyItsMessage flips one bit in every position of
+// a packet in turn: exactly the message owning that chunk is lost, and
+// every other message arrives intact.
+func TestCorruptChunkDropsOnlyItsMessage(t *testing.T) {
+	for _, s := range []*Schema{HD6, HD8} {
+		msgs := []msg{{1, []byte("a")}, {2, bytes.Repeat([]byte("b"), 70)}, {3, nil}, {1, bytes.Repeat([]byte("c"), 25)}}
+		pkt, n := packAll(t, s, msgs)
+		if n != len(msgs) {
+			t.Fatal("not all packed")
+		}
+		owner := []int{} // message of each chunk
+		for i, m := range msgs {
+			for range s.MessageChunks(len(m.data)) {
+				owner = append(owner, i)
+			}
+		}
+		for bit := HeaderLen * 8; bit < len(pkt)*8; bit += 3 {
+			bad := bytes.Clone(pkt)
+			bad[bit/8] ^= 1 << (bit % 8)
+			var u Unpacker
+			got, _, err := unpackAll(t, &u, bad)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lost := owner[(bit/8-HeaderLen)/s.ChunkLen]
+			var want []msg
+			for i, m := range msgs {
+				if i != lost {
+					want = append(want, m)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("%s, bit %d flipped (message %d): delivered %v", s.Name, bit, lost, got)
+			}
+			if u.Stats.CorruptChunks != 1 || u.Stats.DroppedMessages != 1 || u.Stats.Messages != uint64(len(msgs)-1) {
+				t.Fatalf("%s, bit %d: stats %+v", s.Name, bit, u.Stats)
+			}
+		}
+	}
+}
+
+func TestBadPacketsAreRefused(t *testing.T) {
+	pkt, _ := packAll(t, HD6, []msg{{1, []byte("hello")}})
+	foreign := bytes.Clone(pkt)
+	foreign[0] = 2 << 4
+	schema := bytes.Clone(pkt)
+	schema[1] = 9
+	for name, c := range map[string]struct {
+		p    []byte
+		want error
+	}{
+		"empty": {nil, ErrTruncated}, "short header": {pkt[:10], ErrTruncated}, "missing chunk": {pkt[:len(pkt)-1], ErrTruncated},
+		"version 2": {foreign, ErrForeign}, "schema 9": {schema, ErrForeign},
+	} {
+		var u Unpacker
+		got, _, err := unpackAll(t, &u, c.p)
+		if !errors.Is(err, c.want) || len(got) != 0 || u.Stats.Bad != 1 {
+			t.Errorf("%s: %v, %d delivered, stats %+v; want %v", name, err, len(got), u.Stats, c.want)
+		}
+	}
+}
+
+func TestPackerLimits(t *testing.T) {
+	if _, err := NewPacker(HD6, make([]byte, 100), 55); err == nil {
+		t.Error("a buffer too small was accepted")
+	}
+	p, err := NewPacker(HD8, make([]byte, 2048), HD8.MaxChunks(MTU))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Reset(Header{})
+	if err := p.Add(0, make([]byte, 40*31)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("a message over the packet: %v", err)
+	}
+	if err := p.Add(0, make([]byte, 40*31-2)); err != nil {
+		t.Errorf("a message filling the packet: %v", err)
+	}
+	if err := p.Add(0, nil); !errors.Is(err, ErrFull) || p.Chunks() != 40 {
+		t.Errorf("a message after a full packet: %v (%d chunks)", err, p.Chunks())
+	}
+}
+
+func TestPackUnpackAllocateNothing(t *testing.T) {
+	p, _ := NewPacker(HD6, make([]byte, 2048), HD6.MaxChunks(MTU))
+	var u Unpacker
+	small, big := make([]byte, 16), make([]byte, 100)
+	sink := 0
+	run := func() {
+		p.Reset(Header{Tunnel: 1})
+		for p.Fits(len(small)) {
+			_ = p.Add(1, small)
+			if p.Fits(len(big)) {
+				_ = p.Add(2, big)
+			}
+		}
+		_, _ = u.Unpack(p.Packet(), func(_ uint16, m []byte) { sink += len(m) })
+	}
+	run() // the reassembly buffer grows once
+	if a := testing.AllocsPerRun(100, run); a != 0 {
+		t.Errorf("pack and unpack allocate %.1f times per packet", a)
+	}
+}
