@@ -49,6 +49,7 @@ var timedProfile = flag.String("timed-cpuprofile", "", "write a CPU profile of t
 // in flight), so the engine grows by b.N over its 10,000 tunnels.
 func BenchmarkGRPCAdmissionsConcurrent(b *testing.B) {
 	b.Run("k=8", func(b *testing.B) { benchGRPCClients(b, 8, 32, 0) })
+	b.Run("k=8/headroom=10%", func(b *testing.B) { benchGRPCClients(b, 8, 32, 0.1) })
 	b.Run("k=16", func(b *testing.B) { benchGRPCClients(b, 16, 32, 0) })
 	// Services told bounds with 10 % headroom: smaller increases of a
 	// tunnel's bound need no upcall.

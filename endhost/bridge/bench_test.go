@@ -1,0 +1,143 @@
+package bridge
+
+import (
+	"runtime"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkHandOff moves messages from a producer goroutine to a consumer
+// goroutine through a ring (two mappings of one file, as two processes
+// use it) and reports messages per second and the p99 time from push to
+// pop, sampled on every 256th message. A 16-byte message and its meta
+// fill one cache line; a 64-byte one takes two.
+func BenchmarkHandOff(b *testing.B) {
+	for _, size := range []int{16, 64} {
+		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) { handOff(b, size) })
+	}
+}
+
+func handOff(b *testing.B, size int) {
+	prod, cons := newPair(b, 1024, size)
+	const sample = 256
+	lat := make([]time.Duration, 0, b.N/sample+1)
+	done := make(chan struct{})
+	b.ResetTimer()
+	start := time.Now()
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the pinned thread ends with the goroutine
+		pinned(1)
+		buf := make([]byte, size)
+		for i := 0; i < b.N; {
+			_, m, ok := cons.Pop(buf)
+			if !ok {
+				continue
+			}
+			if m.T1 != 0 {
+				lat = append(lat, time.Duration(time.Now().UnixNano()-m.T1))
+			}
+			i++
+		}
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pin(b, 0)
+	msg := make([]byte, size)
+	for i := 0; i < b.N; {
+		var m Meta
+		if i%sample == 0 {
+			m.T1 = time.Now().UnixNano()
+		}
+		if prod.Push(msg, m) {
+			i++
+		}
+	}
+	<-done
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds()/1e6, "M-msgs/s")
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-handoff-ns")
+	}
+}
+
+// pin runs the calling goroutine's thread on one CPU, as the lane and an
+// application's polling thread run: the two ends on two cores. The
+// thread stays locked to the goroutine, and its CPU set is restored when
+// the benchmark ends.
+func pin(b *testing.B, cpu int) {
+	runtime.LockOSThread()
+	if runtime.NumCPU() < 2 {
+		return
+	}
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		b.Logf("reading the CPU set: %v", err)
+		return
+	}
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		b.Logf("pinning to CPU %d: %v", cpu, err)
+		return
+	}
+	b.Cleanup(func() { _ = unix.SchedSetaffinity(0, &old) })
+}
+
+// BenchmarkHandOffLatency is the unloaded hand-off: one message at a
+// time, the next pushed once the consumer has it; it reports the p50 and
+// p99 time from push to pop.
+func BenchmarkHandOffLatency(b *testing.B) {
+	prod, cons := newPair(b, 1024, 64)
+	lat := make([]time.Duration, 0, b.N)
+	got := make(chan struct{})
+	var seen atomic.Uint64
+	go func() {
+		defer close(got)
+		runtime.LockOSThread() // never unlocked: the pinned thread ends with the goroutine
+		pinned(1)
+		buf := make([]byte, 64)
+		for i := 0; i < b.N; {
+			_, m, ok := cons.Pop(buf)
+			if !ok {
+				continue
+			}
+			lat = append(lat, time.Duration(time.Now().UnixNano()-m.T1))
+			i++
+			seen.Store(uint64(i))
+		}
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pin(b, 0)
+	msg := make([]byte, 64)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for !prod.Push(msg, Meta{T1: time.Now().UnixNano()}) {
+		}
+		for seen.Load() != uint64(i+1) {
+		}
+	}
+	<-got
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+}
+
+// pinned is pin for a goroutine the benchmark does not wait on through b:
+// its thread ends with it (the goroutine keeps it locked), so its CPU set
+// needs no restoring.
+func pinned(cpu int) {
+	if runtime.NumCPU() < 2 {
+		return
+	}
+	var set unix.CPUSet
+	set.Set(cpu)
+	_ = unix.SchedSetaffinity(0, &set)
+}

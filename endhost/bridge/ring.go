@@ -1,0 +1,250 @@
+// Package bridge is the R-X and X-R queues of §2.4: single-producer,
+// single-consumer rings in shared memory (a file under /dev/shm, mapped
+// by both processes) through which applications hand messages to the
+// lane and the lane hands received messages, with their timestamps, to
+// applications. Push and pop take no lock, make no system call and
+// allocate nothing.
+package bridge
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Layout of the shared file (little endian, as both ends run on the same
+// host):
+//
+//	0    magic "XLRING01"
+//	8    slots (power of two), 12 slot data bytes
+//	64   head: messages pushed (producer writes)
+//	128  tail: messages popped (consumer writes)
+//	192  slots: each 32 bytes of meta (len:4, channel:2, flags:2, ts1:8,
+//	     ts2:8, seq:8) then the data bytes, padded to 64
+const (
+	magic      = "XLRING01"
+	offHead    = 64
+	offTail    = 128
+	offSlots   = 192
+	metaLen    = 32
+	cacheLine  = 64
+	maxSlots   = 1 << 20
+	maxSlotLen = 1 << 16
+	tailBatch  = 16
+)
+
+// Meta travels with a message.
+type Meta struct {
+	Channel uint16
+	Flags   uint16
+	// T1, T2: timestamps in ns (X-R: the kernel's receive timestamp and
+	// the lane's; R-X: when the application queued the message).
+	T1, T2 int64
+	Seq    uint64 // the packet's sequence number (X-R)
+}
+
+// Ring is one end of a shared ring. A Ring value is used by one goroutine
+// (the producer or the consumer), as the ring has one of each.
+type Ring struct {
+	mem      []byte
+	slots    uint64
+	dataLen  int
+	slotLen  int
+	head     *atomic.Uint64
+	tail     *atomic.Uint64
+	path     string
+	cacheIdx uint64 // the other side's index, last read
+	local    uint64 // consumer: messages popped (tail lags it by < tailBatch)
+	// Skipped counts malformed slots the consumer dropped.
+	Skipped uint64
+}
+
+// ErrBadRing: a file that is not a ring of this version.
+var ErrBadRing = errors.New("not an X-Lane bridge ring")
+
+// Create makes a ring file at path (it must not exist) with slots
+// messages of up to dataLen bytes each, and maps it.
+func Create(path string, slots, dataLen int) (*Ring, error) {
+	if slots < 2 || slots > maxSlots || slots&(slots-1) != 0 {
+		return nil, fmt.Errorf("bridge: %d slots: a power of two between 2 and %d", slots, maxSlots)
+	}
+	if dataLen < 1 || dataLen > maxSlotLen {
+		return nil, fmt.Errorf("bridge: slots of %d bytes: between 1 and %d", dataLen, maxSlotLen)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	defer f.Close()
+	size := offSlots + slots*slotLen(dataLen)
+	if err := f.Truncate(int64(size)); err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("bridge: size %s: %w", path, err)
+	}
+	r, err := mapRing(f, path, size)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	binary.LittleEndian.PutUint32(r.mem[8:], uint32(slots))
+	binary.LittleEndian.PutUint32(r.mem[12:], uint32(dataLen))
+	copy(r.mem, magic) // last: an opener sees a whole header or none
+	if err := r.init(); err != nil {
+		r.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return r, nil
+}
+
+// Open maps an existing ring file.
+func Open(path string) (*Ring, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	if st.Size() < offSlots || st.Size() > offSlots+maxSlots*int64(slotLen(maxSlotLen)) {
+		return nil, fmt.Errorf("%w: %s is %d bytes", ErrBadRing, path, st.Size())
+	}
+	r, err := mapRing(f, path, int(st.Size()))
+	if err != nil {
+		return nil, err
+	}
+	if err := r.init(); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func slotLen(dataLen int) int { return (metaLen + dataLen + cacheLine - 1) / cacheLine * cacheLine }
+
+func mapRing(f *os.File, path string, size int) (*Ring, error) {
+	mem, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: map %s: %w", path, err)
+	}
+	return &Ring{mem: mem, path: path}, nil
+}
+
+// init reads and checks the header of a mapped ring.
+func (r *Ring) init() error {
+	if string(r.mem[:8]) != magic {
+		return fmt.Errorf("%w: %s has no ring header", ErrBadRing, r.path)
+	}
+	slots := int(binary.LittleEndian.Uint32(r.mem[8:]))
+	dataLen := int(binary.LittleEndian.Uint32(r.mem[12:]))
+	if slots < 2 || slots > maxSlots || slots&(slots-1) != 0 || dataLen < 1 || dataLen > maxSlotLen {
+		return fmt.Errorf("%w: %s: %d slots of %d bytes", ErrBadRing, r.path, slots, dataLen)
+	}
+	if need := offSlots + slots*slotLen(dataLen); len(r.mem) != need {
+		return fmt.Errorf("%w: %s is %d bytes, %d slots of %d need %d", ErrBadRing, r.path, len(r.mem), slots, dataLen, need)
+	}
+	r.slots, r.dataLen, r.slotLen = uint64(slots), dataLen, slotLen(dataLen)
+	r.head = (*atomic.Uint64)(unsafe.Pointer(&r.mem[offHead]))
+	r.tail = (*atomic.Uint64)(unsafe.Pointer(&r.mem[offTail]))
+	r.local = r.tail.Load()
+	return nil
+}
+
+// DataLen is the largest message a slot holds.
+func (r *Ring) DataLen() int { return r.dataLen }
+
+// Slots is the ring's capacity.
+func (r *Ring) Slots() int { return int(r.slots) }
+
+// Len is how many messages wait (as the producer sees it: up to 15 popped
+// messages may still count until the consumer frees them).
+func (r *Ring) Len() int { return int(r.head.Load() - r.tail.Load()) }
+
+// Push queues msg with its meta (producer side); false when the ring is
+// full, or when msg is longer than DataLen (callers check the length).
+func (r *Ring) Push(msg []byte, m Meta) bool {
+	if len(msg) > r.dataLen {
+		return false
+	}
+	h := r.head.Load() // only this side writes it
+	if h-r.cacheIdx >= r.slots {
+		r.cacheIdx = r.tail.Load() // refresh the cached tail only when needed
+		if h-r.cacheIdx >= r.slots {
+			return false
+		}
+	}
+	s := r.slot(h)
+	binary.LittleEndian.PutUint32(s[0:], uint32(len(msg)))
+	binary.LittleEndian.PutUint16(s[4:], m.Channel)
+	binary.LittleEndian.PutUint16(s[6:], m.Flags)
+	binary.LittleEndian.PutUint64(s[8:], uint64(m.T1))
+	binary.LittleEndian.PutUint64(s[16:], uint64(m.T2))
+	binary.LittleEndian.PutUint64(s[24:], m.Seq)
+	copy(s[metaLen:], msg)
+	r.head.Store(h + 1) // publishes the slot
+	return true
+}
+
+// Pop copies the oldest message into buf (consumer side) and returns its
+// length and meta. ok is false when the ring is empty (n 0), or when buf
+// is shorter than the message (n its length; nothing is consumed). A
+// slot whose length the producer wrote beyond DataLen is skipped and
+// counted in Skipped.
+func (r *Ring) Pop(buf []byte) (n int, m Meta, ok bool) {
+	t := r.local
+	if t == r.cacheIdx {
+		r.cacheIdx = r.head.Load()
+		if t == r.cacheIdx {
+			return 0, Meta{}, false
+		}
+	}
+	s := r.slot(t)
+	n = int(binary.LittleEndian.Uint32(s[0:]))
+	if n > r.dataLen { // a producer that broke the layout
+		r.Skipped++
+		r.local = t + 1
+		r.tail.Store(r.local)
+		return 0, Meta{}, false
+	}
+	if n > len(buf) {
+		return n, Meta{}, false
+	}
+	m = Meta{Channel: binary.LittleEndian.Uint16(s[4:]), Flags: binary.LittleEndian.Uint16(s[6:]),
+		T1: int64(binary.LittleEndian.Uint64(s[8:])), T2: int64(binary.LittleEndian.Uint64(s[16:])), Seq: binary.LittleEndian.Uint64(s[24:])}
+	copy(buf, s[metaLen:metaLen+n])
+	r.local = t + 1
+	// Free slots in batches: every store of tail is a cache line the
+	// producer must fetch back. When the ring runs empty, free at once.
+	if r.local&(tailBatch-1) == 0 || r.local == r.cacheIdx {
+		r.tail.Store(r.local)
+	}
+	return n, m, true
+}
+
+func (r *Ring) slot(i uint64) []byte {
+	off := offSlots + int(i&(r.slots-1))*r.slotLen
+	return r.mem[off : off+r.slotLen : off+r.slotLen]
+}
+
+// Close unmaps the ring (the file stays; Remove deletes it).
+func (r *Ring) Close() error {
+	if r.mem == nil {
+		return nil
+	}
+	err := unix.Munmap(r.mem)
+	r.mem = nil
+	if err != nil {
+		return fmt.Errorf("bridge: unmap %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// Remove deletes the ring's file.
+func (r *Ring) Remove() error { return os.Remove(r.path) }

@@ -1,0 +1,194 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+func newPair(t testing.TB, slots, dataLen int) (prod, cons *Ring) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ring")
+	prod, err := Create(path, slots, dataLen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err = Open(path) // a second, independent mapping of the file
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prod.Close(); cons.Close() })
+	return prod, cons
+}
+
+func payload(i uint64, b []byte) []byte {
+	n := int(i%uint64(len(b)-7)) + 8
+	binary.LittleEndian.PutUint64(b, i)
+	for j := 8; j < n; j++ {
+		b[j] = byte(i) + byte(j)
+	}
+	return b[:n]
+}
+
+// TestOrderAndContentAcrossMappings pushes a million messages through
+// one mapping while another goroutine pops them through a second
+// mapping of the same file: every message arrives once, in order, intact.
+func TestOrderAndContentAcrossMappings(t *testing.T) {
+	prod, cons := newPair(t, 64, 100)
+	const n = 1_000_000
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 100)
+		want := make([]byte, 100)
+		for i := uint64(0); i < n; {
+			l, m, ok := cons.Pop(buf)
+			if !ok {
+				continue
+			}
+			if exp := payload(i, want); !bytes.Equal(buf[:l], exp) || m.Seq != i || m.Channel != uint16(i) || m.T1 != int64(i)*3 {
+				done <- fmt.Errorf("message %d: got %d bytes %x meta %+v", i, l, buf[:min(l, 16)], m)
+				return
+			}
+			i++
+		}
+		done <- nil
+	}()
+	buf := make([]byte, 100)
+	for i := uint64(0); i < n; {
+		if prod.Push(payload(i, buf), Meta{Channel: uint16(i), T1: int64(i) * 3, Seq: i}) {
+			i++
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if prod.Len() != 0 {
+		t.Errorf("%d messages left", prod.Len())
+	}
+}
+
+func TestFullEmptyAndLimits(t *testing.T) {
+	prod, cons := newPair(t, 4, 10)
+	buf := make([]byte, 10)
+	if _, _, ok := cons.Pop(buf); ok {
+		t.Fatal("popped from an empty ring")
+	}
+	for i := range 4 {
+		if !prod.Push([]byte{byte(i)}, Meta{}) {
+			t.Fatalf("push %d into a ring of 4 refused", i)
+		}
+	}
+	if prod.Push([]byte{9}, Meta{}) {
+		t.Fatal("a full ring took a fifth message")
+	}
+	if prod.Push(make([]byte, 11), Meta{}) {
+		t.Fatal("a message longer than a slot was taken")
+	}
+	if n, _, ok := cons.Pop(make([]byte, 0)); ok || n != 1 {
+		t.Fatalf("a short buffer: n %d ok %v, want the length and nothing consumed", n, ok)
+	}
+	for i := range 4 {
+		if n, _, ok := cons.Pop(buf); !ok || n != 1 || buf[0] != byte(i) {
+			t.Fatalf("pop %d: %d %v %x", i, n, ok, buf[:n])
+		}
+	}
+	if !prod.Push([]byte{7}, Meta{}) {
+		t.Fatal("no room after the ring was emptied")
+	}
+}
+
+func TestBadRingsAreRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ slots, size int }{{3, 10}, {1, 10}, {8, 0}, {8, 1 << 17}} {
+		if _, err := Create(filepath.Join(dir, "x"), c.slots, c.size); err == nil {
+			t.Errorf("Create(%d slots of %d) accepted", c.slots, c.size)
+		}
+	}
+	path := filepath.Join(dir, "ring")
+	r, err := Create(path, 8, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := Create(path, 8, 16); err == nil {
+		t.Error("Create over an existing ring accepted")
+	}
+	junk := filepath.Join(dir, "junk")
+	os.WriteFile(junk, bytes.Repeat([]byte{0xaa}, 4096), 0o600)
+	short := filepath.Join(dir, "short")
+	os.WriteFile(short, []byte("XLRING01"), 0o600)
+	good, _ := os.ReadFile(path)
+	lying := filepath.Join(dir, "lying") // a header that claims more slots than the file has
+	binary.LittleEndian.PutUint32(good[8:], 1024)
+	os.WriteFile(lying, good, 0o600)
+	for _, p := range []string{junk, short, lying} {
+		if _, err := Open(p); !errors.Is(err, ErrBadRing) {
+			t.Errorf("Open(%s): %v, want ErrBadRing", filepath.Base(p), err)
+		}
+	}
+	if _, err := Open(filepath.Join(dir, "none")); err == nil {
+		t.Error("Open of a missing file succeeded")
+	}
+}
+
+func TestPushPopAllocateNothing(t *testing.T) {
+	prod, cons := newPair(t, 8, 64)
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	if a := testing.AllocsPerRun(1000, func() { prod.Push(msg, Meta{Seq: 1}); cons.Pop(buf) }); a != 0 {
+		t.Errorf("push and pop allocate %.1f times", a)
+	}
+}
+
+// TestAcrossProcesses: a child process (this test binary again) produces
+// into the ring; this process consumes. The ring is what applications
+// and the lane share.
+func TestAcrossProcesses(t *testing.T) {
+	if path := os.Getenv("XLANE_RING_CHILD"); path != "" {
+		r, err := Open(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		n, _ := strconv.Atoi(os.Getenv("XLANE_RING_N"))
+		buf := make([]byte, 100)
+		for i := uint64(0); i < uint64(n); {
+			if r.Push(payload(i, buf), Meta{Seq: i}) {
+				i++
+			}
+		}
+		os.Exit(0)
+	}
+	path := filepath.Join(t.TempDir(), "ring")
+	cons, err := Create(path, 256, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	const n = 200_000
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAcrossProcesses$")
+	cmd.Env = append(os.Environ(), "XLANE_RING_CHILD="+path, "XLANE_RING_N="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf, want := make([]byte, 100), make([]byte, 100)
+	for i := uint64(0); i < n; {
+		l, m, ok := cons.Pop(buf)
+		if !ok {
+			continue
+		}
+		if !bytes.Equal(buf[:l], payload(i, want)) || m.Seq != i {
+			t.Fatalf("message %d from the other process: %x seq %d", i, buf[:min(l, 16)], m.Seq)
+		}
+		i++
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("producer process: %v", err)
+	}
+}
