@@ -48,18 +48,20 @@ type Meta struct {
 	Seq    uint64 // the packet's sequence number (X-R)
 }
 
-// Ring is one end of a shared ring. A Ring value is used by one goroutine
-// (the producer or the consumer), as the ring has one of each.
+// Ring is a mapping of a shared ring. The ring has one producer and one
+// consumer; a Ring value is used by one goroutine at a time (it may both
+// push and pop, as in tests).
 type Ring struct {
-	mem      []byte
-	slots    uint64
-	dataLen  int
-	slotLen  int
-	head     *atomic.Uint64
-	tail     *atomic.Uint64
-	path     string
-	cacheIdx uint64 // the other side's index, last read
-	local    uint64 // consumer: messages popped (tail lags it by < tailBatch)
+	mem        []byte
+	slots      uint64
+	dataLen    int
+	slotLen    int
+	head       *atomic.Uint64
+	tail       *atomic.Uint64
+	path       string
+	cachedTail uint64 // producer: the consumer's tail, last read
+	cachedHead uint64 // consumer: the producer's head, last read
+	local      uint64 // consumer: messages popped (tail lags it by < tailBatch)
 	// Skipped counts malformed slots the consumer dropped.
 	Skipped uint64
 }
@@ -174,9 +176,9 @@ func (r *Ring) Push(msg []byte, m Meta) bool {
 		return false
 	}
 	h := r.head.Load() // only this side writes it
-	if h-r.cacheIdx >= r.slots {
-		r.cacheIdx = r.tail.Load() // refresh the cached tail only when needed
-		if h-r.cacheIdx >= r.slots {
+	if h-r.cachedTail >= r.slots {
+		r.cachedTail = r.tail.Load() // refresh the cached tail only when needed
+		if h-r.cachedTail >= r.slots {
 			return false
 		}
 	}
@@ -199,9 +201,9 @@ func (r *Ring) Push(msg []byte, m Meta) bool {
 // counted in Skipped.
 func (r *Ring) Pop(buf []byte) (n int, m Meta, ok bool) {
 	t := r.local
-	if t == r.cacheIdx {
-		r.cacheIdx = r.head.Load()
-		if t == r.cacheIdx {
+	if t == r.cachedHead {
+		r.cachedHead = r.head.Load()
+		if t == r.cachedHead {
 			return 0, Meta{}, false
 		}
 	}
@@ -222,10 +224,23 @@ func (r *Ring) Pop(buf []byte) (n int, m Meta, ok bool) {
 	r.local = t + 1
 	// Free slots in batches: every store of tail is a cache line the
 	// producer must fetch back. When the ring runs empty, free at once.
-	if r.local&(tailBatch-1) == 0 || r.local == r.cacheIdx {
+	if r.local&(tailBatch-1) == 0 || r.local == r.cachedHead {
 		r.tail.Store(r.local)
 	}
 	return n, m, true
+}
+
+// PeekLen returns the length of the oldest message without taking it
+// (consumer side); ok is false when the ring is empty.
+func (r *Ring) PeekLen() (n int, ok bool) {
+	t := r.local
+	if t == r.cachedHead {
+		r.cachedHead = r.head.Load()
+		if t == r.cachedHead {
+			return 0, false
+		}
+	}
+	return int(binary.LittleEndian.Uint32(r.slot(t)[0:])), true
 }
 
 func (r *Ring) slot(i uint64) []byte {

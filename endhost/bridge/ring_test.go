@@ -79,6 +79,9 @@ func TestFullEmptyAndLimits(t *testing.T) {
 	if _, _, ok := cons.Pop(buf); ok {
 		t.Fatal("popped from an empty ring")
 	}
+	if _, ok := cons.PeekLen(); ok {
+		t.Fatal("peeked into an empty ring")
+	}
 	for i := range 4 {
 		if !prod.Push([]byte{byte(i)}, Meta{}) {
 			t.Fatalf("push %d into a ring of 4 refused", i)
@@ -89,6 +92,9 @@ func TestFullEmptyAndLimits(t *testing.T) {
 	}
 	if prod.Push(make([]byte, 11), Meta{}) {
 		t.Fatal("a message longer than a slot was taken")
+	}
+	if n, ok := cons.PeekLen(); !ok || n != 1 || prod.Len() != 4 {
+		t.Fatalf("peek: %d %v, %d queued", n, ok, prod.Len())
 	}
 	if n, _, ok := cons.Pop(make([]byte, 0)); ok || n != 1 {
 		t.Fatalf("a short buffer: n %d ok %v, want the length and nothing consumed", n, ok)

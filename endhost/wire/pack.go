@@ -43,6 +43,22 @@ func (p *Packer) Reset(h Header) {
 	p.chunks = 0
 }
 
+// Max is how many chunks a packet may hold.
+func (p *Packer) Max() int { return p.max }
+
+// SetMax changes how many chunks a packet may hold (the tunnel's load
+// size changed); it takes effect at the next Reset.
+func (p *Packer) SetMax(maxChunks int) error {
+	if need := HeaderLen + maxChunks*p.s.ChunkLen; maxChunks <= 0 || len(p.buf) < need {
+		return fmt.Errorf("wire: %d %s chunks need a buffer of %d bytes, the packer has %d", maxChunks, p.s.Name, need, len(p.buf))
+	}
+	p.max = maxChunks
+	return nil
+}
+
+// Schema is the packer's chunk schema.
+func (p *Packer) Schema() *Schema { return p.s }
+
 // Free is how many chunks are left.
 func (p *Packer) Free() int { return p.max - p.chunks }
 
