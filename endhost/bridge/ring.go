@@ -24,14 +24,14 @@ import (
 //	8    slots (power of two), 12 slot data bytes
 //	64   head: messages pushed (producer writes)
 //	128  tail: messages popped (consumer writes)
-//	192  slots: each 32 bytes of meta (len:4, channel:2, flags:2, ts1:8,
-//	     ts2:8, seq:8) then the data bytes, padded to 64
+//	192  slots: each 40 bytes of meta (len:4, channel:2, flags:2, ts0:8,
+//	     ts1:8, ts2:8, seq:8) then the data bytes, padded to 64
 const (
-	magic      = "XLRING01"
+	magic      = "XLRING02"
 	offHead    = 64
 	offTail    = 128
 	offSlots   = 192
-	metaLen    = 32
+	metaLen    = 40
 	cacheLine  = 64
 	maxSlots   = 1 << 20
 	maxSlotLen = 1 << 16
@@ -42,10 +42,12 @@ const (
 type Meta struct {
 	Channel uint16
 	Flags   uint16
-	// T1, T2: timestamps in ns (X-R: the kernel's receive timestamp and
-	// the lane's; R-X: when the application queued the message).
-	T1, T2 int64
-	Seq    uint64 // the packet's sequence number (X-R)
+	// Timestamps in ns of the system clock. X-R: T0 the sender's (from
+	// the packet), T1 the kernel's receive time, T2 the lane's, taken
+	// before the packet was looked at. R-X: T1 when the application
+	// queued the message.
+	T0, T1, T2 int64
+	Seq        uint64 // the packet's sequence number (X-R)
 }
 
 // Ring is a mapping of a shared ring. The ring has one producer and one
@@ -186,9 +188,10 @@ func (r *Ring) Push(msg []byte, m Meta) bool {
 	binary.LittleEndian.PutUint32(s[0:], uint32(len(msg)))
 	binary.LittleEndian.PutUint16(s[4:], m.Channel)
 	binary.LittleEndian.PutUint16(s[6:], m.Flags)
-	binary.LittleEndian.PutUint64(s[8:], uint64(m.T1))
-	binary.LittleEndian.PutUint64(s[16:], uint64(m.T2))
-	binary.LittleEndian.PutUint64(s[24:], m.Seq)
+	binary.LittleEndian.PutUint64(s[8:], uint64(m.T0))
+	binary.LittleEndian.PutUint64(s[16:], uint64(m.T1))
+	binary.LittleEndian.PutUint64(s[24:], uint64(m.T2))
+	binary.LittleEndian.PutUint64(s[32:], m.Seq)
 	copy(s[metaLen:], msg)
 	r.head.Store(h + 1) // publishes the slot
 	return true
@@ -219,7 +222,8 @@ func (r *Ring) Pop(buf []byte) (n int, m Meta, ok bool) {
 		return n, Meta{}, false
 	}
 	m = Meta{Channel: binary.LittleEndian.Uint16(s[4:]), Flags: binary.LittleEndian.Uint16(s[6:]),
-		T1: int64(binary.LittleEndian.Uint64(s[8:])), T2: int64(binary.LittleEndian.Uint64(s[16:])), Seq: binary.LittleEndian.Uint64(s[24:])}
+		T0: int64(binary.LittleEndian.Uint64(s[8:])), T1: int64(binary.LittleEndian.Uint64(s[16:])),
+		T2: int64(binary.LittleEndian.Uint64(s[24:])), Seq: binary.LittleEndian.Uint64(s[32:])}
 	copy(buf, s[metaLen:metaLen+n])
 	r.local = t + 1
 	// Free slots in batches: every store of tail is a cache line the

@@ -1,0 +1,162 @@
+package lane
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xlane/xlane/endhost/bridge"
+	"github.com/xlane/xlane/endhost/wire"
+)
+
+// RecvStats counts what a Receiver did.
+type RecvStats struct {
+	Packets    uint64 // X-Lane packets taken apart
+	Messages   uint64 // messages handed to an application
+	NoSink     uint64 // messages for a channel no application attached
+	RingFull   uint64 // messages dropped: the application's ring was full
+	Wire       wire.Stats
+	NoKernelTS uint64 // packets without a kernel receive timestamp
+}
+
+// Receiver takes a tunnel's packets off a UDP socket, stamps each as soon
+// as it is read (the kernel's receive time, then the lane's own, before
+// the payload is looked at), and hands its messages with both stamps to
+// the applications' X-R rings. It allocates nothing per packet.
+type Receiver struct {
+	Stats RecvStats
+	conn  *net.UDPConn
+	raw   syscall.RawConn
+	busy  bool
+	sinks map[uint16]*bridge.Ring
+	buf   []byte
+	oob   []byte
+	un    wire.Unpacker
+	// per packet, for deliver
+	meta bridge.Meta
+	// Core, when set before Run, pins the goroutine that calls Run.
+	Core *Core
+}
+
+// NewReceiver reads from conn (bound to the tunnel's port) and delivers
+// channel c's messages to sinks[c]. With busy, it polls the socket
+// without sleeping (the lane's dedicated core); otherwise it waits in
+// the kernel.
+func NewReceiver(conn *net.UDPConn, sinks map[uint16]*bridge.Ring, busy bool) (*Receiver, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("lane: receiver socket: %w", err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	}); err != nil || serr != nil {
+		return nil, fmt.Errorf("lane: receive timestamps (SO_TIMESTAMPNS): %w", errors.Join(err, serr))
+	}
+	return &Receiver{conn: conn, raw: raw, busy: busy, sinks: sinks, buf: make([]byte, 65536), oob: make([]byte, 128)}, nil
+}
+
+// Run receives until ctx ends (or the socket is closed).
+func (r *Receiver) Run(ctx context.Context) error {
+	if r.Core != nil {
+		if err := r.Core.Pin(); err != nil {
+			return err
+		}
+	}
+	// A read waiting in the kernel wakes when ctx ends.
+	stop := context.AfterFunc(ctx, func() { _ = r.conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	for ctx.Err() == nil {
+		n, oobn, err := r.read()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if n > 0 {
+			r.handle(n, oobn, time.Now().UnixNano())
+		}
+	}
+	return nil
+}
+
+// read takes one datagram; n is 0 when none came (a poll that found
+// nothing, or a wake-up to look at ctx).
+func (r *Receiver) read() (n, oobn int, err error) {
+	var rerr error
+	flags := 0
+	if r.busy {
+		flags = unix.MSG_DONTWAIT
+	}
+	err = r.raw.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), r.buf, r.oob, flags)
+		if rerr == unix.EAGAIN {
+			n, rerr = 0, nil
+			// Busy: return to the loop (it checks ctx and polls again).
+			// Otherwise let the runtime wait for the socket.
+			return r.busy
+		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("lane: receive: %w", err)
+	}
+	return n, oobn, nil
+}
+
+func (r *Receiver) handle(n, oobn int, userNs int64) {
+	kernelNs := int64(0)
+	for oob := r.oob[:oobn]; len(oob) >= unix.SizeofCmsghdr; {
+		h := (*unix.Cmsghdr)(unsafePointer(&oob[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(oob) {
+			break
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SO_TIMESTAMPNS && l >= unix.CmsgLen(16) {
+			d := oob[unix.CmsgLen(0):]
+			kernelNs = int64(binary.NativeEndian.Uint64(d[0:8]))*1e9 + int64(binary.NativeEndian.Uint64(d[8:16]))
+		}
+		next := unix.CmsgSpace(l - unix.CmsgLen(0))
+		if next > len(oob) {
+			break
+		}
+		oob = oob[next:]
+	}
+	if kernelNs == 0 {
+		r.Stats.NoKernelTS++
+	}
+	r.meta = bridge.Meta{T1: kernelNs, T2: userNs}
+	if n >= wire.HeaderLen {
+		r.meta.Seq = uint64(binary.BigEndian.Uint32(r.buf[8:12]))
+		r.meta.T0 = int64(binary.BigEndian.Uint64(r.buf[12:20]))
+	}
+	if _, err := r.un.Unpack(r.buf[:n], r.deliver); err == nil {
+		r.Stats.Packets++
+	}
+	r.Stats.Wire = r.un.Stats
+}
+
+func (r *Receiver) deliver(ch uint16, msg []byte) {
+	ring, ok := r.sinks[ch]
+	if !ok {
+		r.Stats.NoSink++
+		return
+	}
+	m := r.meta
+	m.Channel = ch
+	if !ring.Push(msg, m) {
+		r.Stats.RingFull++
+		return
+	}
+	r.Stats.Messages++
+}
