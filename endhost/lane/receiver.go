@@ -26,9 +26,10 @@ type RecvStats struct {
 }
 
 // Receiver takes a tunnel's packets off a UDP socket, stamps each as soon
-// as it is read (the kernel's receive time, then the lane's own, before
-// the payload is looked at), and hands its messages with both stamps to
-// the applications' X-R rings. It allocates nothing per packet.
+// as it is read (the kernel's software receive time, SO_TIMESTAMPING,
+// then the lane's own, before the payload is looked at), and hands its
+// messages with the stamps to the applications' X-R rings. It allocates
+// nothing per packet.
 type Receiver struct {
 	Stats RecvStats
 	conn  *net.UDPConn
@@ -55,9 +56,12 @@ func NewReceiver(conn *net.UDPConn, sinks map[uint16]*bridge.Ring, busy bool) (*
 	}
 	var serr error
 	if err := raw.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		// The kernel's software receive timestamp, taken when the packet
+		// entered the stack (scm_timestamping: the first of three times).
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPING,
+			unix.SOF_TIMESTAMPING_RX_SOFTWARE|unix.SOF_TIMESTAMPING_SOFTWARE)
 	}); err != nil || serr != nil {
-		return nil, fmt.Errorf("lane: receive timestamps (SO_TIMESTAMPNS): %w", errors.Join(err, serr))
+		return nil, fmt.Errorf("lane: receive timestamps (SO_TIMESTAMPING): %w", errors.Join(err, serr))
 	}
 	return &Receiver{conn: conn, raw: raw, busy: busy, sinks: sinks, buf: make([]byte, 65536), oob: make([]byte, 128)}, nil
 }
@@ -122,7 +126,7 @@ func (r *Receiver) handle(n, oobn int, userNs int64) {
 		if l < unix.SizeofCmsghdr || l > len(oob) {
 			break
 		}
-		if h.Level == unix.SOL_SOCKET && h.Type == unix.SO_TIMESTAMPNS && l >= unix.CmsgLen(16) {
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SO_TIMESTAMPING && l >= unix.CmsgLen(16) {
 			d := oob[unix.CmsgLen(0):]
 			kernelNs = int64(binary.NativeEndian.Uint64(d[0:8]))*1e9 + int64(binary.NativeEndian.Uint64(d[8:16]))
 		}
