@@ -63,7 +63,7 @@ func NewReceiver(conn *net.UDPConn, sinks map[uint16]*bridge.Ring, busy bool) (*
 	}); err != nil || serr != nil {
 		return nil, fmt.Errorf("lane: receive timestamps (SO_TIMESTAMPING): %w", errors.Join(err, serr))
 	}
-	return &Receiver{conn: conn, raw: raw, busy: busy, sinks: sinks, buf: make([]byte, 65536), oob: make([]byte, 128)}, nil
+	return &Receiver{conn: conn, raw: raw, busy: busy, sinks: sinks, buf: make([]byte, 65536), oob: make([]byte, 256)}, nil
 }
 
 // Run receives until ctx ends (or the socket is closed).
