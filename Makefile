@@ -4,7 +4,7 @@ BIN      := bin
 CMDS     := $(notdir $(wildcard cmd/*))
 OUT      := out
 
-.PHONY: all build test run bench fuzz vet clean proto p4
+.PHONY: all build test run demo bench fuzz vet clean proto p4
 
 all: build
 
@@ -17,15 +17,26 @@ build:
 # and verbosely: they measure latency through a userspace switch, which
 # other packages' tests would starve of CPU, and the log shows each one
 # passing (or skipped, with the reason: they need root and Open vSwitch).
-OVS_PKGS := ./southbound/openflow ./testbed
+OVS_PKGS := ./southbound/openflow ./testbed ./testbed/latency
 test:
 	$(GO) vet ./...
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '/testbed$$' -e '/southbound/openflow$$')
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '/testbed$$' -e '/testbed/latency$$' -e '/southbound/openflow$$')
 	$(GO) test -count=1 -p 1 -v $(OVS_PKGS)
 
-# The main job: for now the traffic-engineering demo (k=4 fat-tree,
-# mixed requests, adversarial simulation, summary table).
+# The main job: the latency comparison on the testbed (X-Lane, X-Lane
+# without endhost tuning, plain UDP; cross traffic and CPU load), about
+# a minute and a half. It needs root; Open vSwitch is installed if missing.
+LATENCY_PACKETS ?= 15000
 run: build
+	@if [ "$$(id -u)" != 0 ]; then echo "make run needs root (network namespaces, Open vSwitch): run it with sudo"; exit 1; fi
+	@command -v ovs-vswitchd >/dev/null && command -v ethtool >/dev/null || \
+		(apt-get update && apt-get install -y openvswitch-switch ethtool iproute2)
+	@mkdir -p $(OUT)
+	$(BIN)/xlane bench latency --packets $(LATENCY_PACKETS) --out $(OUT)
+
+# The traffic-engineering demo (k=4 fat-tree, mixed requests, adversarial
+# simulation, summary table).
+demo: build
 	@mkdir -p $(OUT)
 	$(BIN)/xlane demo --out $(OUT)
 

@@ -17,8 +17,8 @@ import (
 	"github.com/xlane/xlane/controller/te/workload"
 )
 
-// newDemoCmd is the main job for now: the traffic-engineering demo on a
-// k=4 fat-tree. Later the testbed demo replaces it.
+// newDemoCmd is the traffic-engineering demo on a k=4 fat-tree (make
+// demo); the main job is the latency comparison (make run).
 func newDemoCmd() *cobra.Command {
 	var (
 		out      string

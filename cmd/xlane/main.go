@@ -51,6 +51,6 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "debug logging")
-	root.AddCommand(newTECmd(), newDemoCmd(), newTunnelCmd(), newGroupCmd(), newTopologyCmd(), newServiceCmd(), newTestbedCmd())
+	root.AddCommand(newTECmd(), newDemoCmd(), newTunnelCmd(), newGroupCmd(), newTopologyCmd(), newServiceCmd(), newTestbedCmd(), newBenchCmd())
 	return root
 }

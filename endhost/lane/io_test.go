@@ -31,12 +31,13 @@ func ring(t *testing.T, name string) *bridge.Ring {
 // unpacking, into their X-R rings, all of them, in order, with the
 // sender's, the kernel's and the lane's timestamps in that order.
 func TestLaneOverUDP(t *testing.T) {
-	for _, busy := range []bool{false, true} {
-		t.Run(fmt.Sprint("busy=", busy), func(t *testing.T) { laneOverUDP(t, busy) })
+	for _, mode := range []string{"sleeping", "busy", "one core"} {
+		t.Run(mode, func(t *testing.T) { laneOverUDP(t, mode) })
 	}
 }
 
-func laneOverUDP(t *testing.T, busy bool) {
+func laneOverUDP(t *testing.T, mode string) {
+	busy := mode != "sleeping"
 	rconn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -68,9 +69,19 @@ func laneOverUDP(t *testing.T, busy bool) {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
-	wg.Add(2)
-	go func() { defer wg.Done(); errs <- snd.Run(ctx) }()
-	go func() { defer wg.Done(); errs <- rcv.Run(ctx) }()
+	if mode == "one core" { // both directions on one pinned, polling goroutine
+		snd.core, rcv.Core = nil, nil
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- RunCore(ctx, core(true, 1), []*Sender{snd}, []*Receiver{rcv})
+			errs <- nil
+		}()
+	} else {
+		wg.Add(2)
+		go func() { defer wg.Done(); errs <- snd.Run(ctx) }()
+		go func() { defer wg.Done(); errs <- rcv.Run(ctx) }()
+	}
 
 	buf := make([]byte, 200)
 	got := map[uint16]int{}
@@ -110,6 +121,9 @@ func laneOverUDP(t *testing.T, busy bool) {
 	// The tunnel ends: the sender stops.
 	if err := snd.Update(ctx, Update{Stop: true}); err != nil {
 		t.Fatal(err)
+	}
+	if mode == "one core" {
+		cancel() // the core serves the receiver until told to stop
 	}
 	if err := <-errs; err != nil {
 		t.Fatal(err)

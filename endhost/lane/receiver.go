@@ -91,6 +91,22 @@ func (r *Receiver) Run(ctx context.Context) error {
 	return nil
 }
 
+// Poll takes and delivers one datagram if one waits, without waiting
+// (for a lane core that serves several tunnels and directions).
+func (r *Receiver) Poll() error {
+	busy := r.busy
+	r.busy = true
+	n, oobn, err := r.read()
+	r.busy = busy
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		r.handle(n, oobn, time.Now().UnixNano())
+	}
+	return nil
+}
+
 // read takes one datagram; n is 0 when none came (a poll that found
 // nothing, or a wake-up to look at ctx).
 func (r *Receiver) read() (n, oobn int, err error) {

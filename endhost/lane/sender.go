@@ -117,21 +117,9 @@ func (s *Sender) Run(ctx context.Context) error {
 		if spins&1023 == 0 && ctx.Err() != nil {
 			return nil
 		}
-		select {
-		case u := <-s.updates:
-			if u.Stop {
-				s.sched.Stop()
-				return nil
-			}
-			s.sched.Change(u.Params, u.At)
-		default:
-		}
-		now := s.mono(time.Now())
-		params, due := s.sched.Due(now)
-		if due {
-			if err := s.trySend(now, params); err != nil {
-				return err
-			}
+		stopped, err := s.Poll()
+		if stopped || err != nil {
+			return err
 		}
 		if s.busy {
 			continue
@@ -147,6 +135,27 @@ func (s *Sender) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// Poll does one round of the sender's work without waiting: it takes the
+// controller's updates and sends a packet if one is due and messages
+// wait. stopped reports that the tunnel ended. Run calls it in a loop; a
+// lane core serving several tunnels calls it for each.
+func (s *Sender) Poll() (stopped bool, err error) {
+	select {
+	case u := <-s.updates:
+		if u.Stop {
+			s.sched.Stop()
+			return true, nil
+		}
+		s.sched.Change(u.Params, u.At)
+	default:
+	}
+	now := s.mono(time.Now())
+	if params, due := s.sched.Due(now); due {
+		return false, s.trySend(now, params)
+	}
+	return s.sched.Stopped(), nil
 }
 
 // trySend packs and sends one packet if any message waits.

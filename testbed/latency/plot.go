@@ -61,8 +61,8 @@ func cdfPlot(series []Series) (*plot.Plot, error) {
 	p.Y.Label.Text = "fraction of packets"
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = false
-	p.Legend.Left = false
+	p.Legend.Top = true
+	p.Legend.Left = true
 	for i, s := range series {
 		if len(s.Latency) == 0 {
 			continue

@@ -1,0 +1,47 @@
+package lane
+
+import "context"
+
+// RunCore is a host's lane core: one goroutine, pinned by core when set,
+// busy-polling every sender and receiver in turn until ctx ends or all
+// senders stopped and there is no receiver. It is how a host with one
+// dedicated CPU serves all its tunnels in both directions.
+func RunCore(ctx context.Context, core *Core, senders []*Sender, receivers []*Receiver) error {
+	if core != nil {
+		if err := core.Pin(); err != nil {
+			return err
+		}
+	}
+	live := make([]bool, len(senders))
+	for i := range live {
+		live[i] = true
+	}
+	for spins := 0; ; spins++ {
+		if spins&1023 == 0 && ctx.Err() != nil {
+			return nil
+		}
+		active := len(receivers) > 0
+		for i, s := range senders {
+			if !live[i] {
+				continue
+			}
+			stopped, err := s.Poll()
+			if err != nil {
+				return err
+			}
+			live[i] = !stopped
+			active = active || !stopped
+		}
+		for _, r := range receivers {
+			if err := r.Poll(); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
+		if !active {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,450 @@
+package latency
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/te/topogen"
+	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/endhost/bridge"
+	"github.com/xlane/xlane/endhost/lane"
+	"github.com/xlane/xlane/endhost/wire"
+	"github.com/xlane/xlane/southbound"
+	"github.com/xlane/xlane/testbed"
+	"github.com/xlane/xlane/testbed/ovs"
+)
+
+// The variants, in the order they run.
+const (
+	XLane    = "X-Lane"   // lane core: pinned, busy-polling, express queue
+	XLane0   = "X-Lane0"  // the same lane code on plain goroutines and sockets, express queue
+	Baseline = "baseline" // plain UDP, best-effort queue
+)
+
+// Config configures a run.
+type Config struct {
+	Out          string        // directory for latency.txt, latency.json and the plots
+	Packets      int           // per variant
+	Period       time.Duration // requested period of the tunnel (and of the baseline's sender)
+	MessageBytes int           // application message size
+	LinkBps      int64         // testbed link rate
+	CrossShare   float64       // each of the two cross-traffic senders, of the link rate
+	CPULoad      int           // busy goroutines competing for the CPUs during the measurement
+	Variants     []string      // default: all three
+	Name         string        // testbed name (interface names); default "lat"
+	Progress     io.Writer     // progress lines; nil: none
+	Logger       *slog.Logger
+}
+
+func (c *Config) defaults() error {
+	if c.Packets == 0 {
+		c.Packets = 100_000
+	}
+	if c.Period == 0 {
+		c.Period = 200 * time.Microsecond
+	}
+	if c.MessageBytes == 0 {
+		c.MessageBytes = 64
+	}
+	if c.LinkBps == 0 {
+		c.LinkBps = 20_000_000
+	}
+	if c.CrossShare == 0 {
+		c.CrossShare = 0.95
+	}
+	if len(c.Variants) == 0 {
+		c.Variants = []string{XLane, XLane0, Baseline}
+	}
+	if c.Name == "" {
+		c.Name = "lat"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch {
+	case c.Packets < 100:
+		return fmt.Errorf("latency: %d packets: at least 100", c.Packets)
+	case c.Period < 10*time.Microsecond || c.Period > time.Second:
+		return fmt.Errorf("latency: period %v: between 10µs and 1s", c.Period)
+	case c.MessageBytes < 16 || c.MessageBytes > 1024:
+		return fmt.Errorf("latency: message of %d bytes: between 16 and 1024", c.MessageBytes)
+	case c.LinkBps < 1_000_000:
+		return fmt.Errorf("latency: link rate %d bit/s: at least 1 Mbit/s", c.LinkBps)
+	case c.CrossShare < 0 || c.CrossShare > 1:
+		return fmt.Errorf("latency: cross traffic share %v: between 0 and 1", c.CrossShare)
+	case c.CPULoad < 0:
+		return fmt.Errorf("latency: CPU load %d: not negative", c.CPULoad)
+	}
+	for _, v := range c.Variants {
+		if v != XLane && v != XLane0 && v != Baseline {
+			return fmt.Errorf("latency: variant %q: one of %s, %s, %s", v, XLane, XLane0, Baseline)
+		}
+	}
+	return nil
+}
+
+// VariantResult is one variant's outcome.
+type VariantResult struct {
+	Name    string  `json:"name"`
+	Summary Summary `json:"summary"`
+	Lost    int     `json:"lost"`
+}
+
+// Result is a run's outcome.
+type Result struct {
+	Packets    int             `json:"packets"`
+	PeriodUs   int64           `json:"approved_period_us"`
+	LinkBps    int64           `json:"link_bps"`
+	CrossShare float64         `json:"cross_share_per_sender"`
+	CPULoad    int             `json:"cpu_load_goroutines"`
+	BoundNs    [2]int64        `json:"tunnel_bound_ns"` // [min, max] latency the controller promised
+	Variants   []VariantResult `json:"variants"`
+	Files      []string        `json:"files"`
+	series     []Series
+}
+
+// The testbed: a 2×2 leaf-spine; the probes go h4 → h3 across leaf1,
+// cross traffic h1, h2 → h3 saturates leaf1's port to h3.
+const (
+	probeFrom, probeTo = "h4", "h3"
+	xlanePort          = 7500
+	basePort           = 7501
+)
+
+// Run brings up the testbed, runs the variants and writes the report.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if err := testbed.CheckRoot(); err != nil {
+		return nil, err
+	}
+	if err := ovs.Available(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("latency: %w", err)
+	}
+	// Locked, spinning lane goroutines hold their Ps: give the rest room.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, 4*runtime.NumCPU())))
+	p := topogen.Defaults()
+	p.BandwidthBps, p.QueueBytes = cfg.LinkBps, 64<<10
+	spec, err := topogen.LeafSpine(2, 2, 2, p)
+	if err != nil {
+		return nil, err
+	}
+	topo, err := te.NewTopology(spec)
+	if err != nil {
+		return nil, err
+	}
+	progress(cfg.Progress, "bringing up the testbed (2 leaves, 2 spines, 4 hosts, %d Mbit/s links)", cfg.LinkBps/1_000_000)
+	c, err := startController(ctx, topo, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer c.stop()
+	dir, err := os.MkdirTemp("", "xlane-latency-")
+	if err != nil {
+		return nil, fmt.Errorf("latency: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	tb, err := testbed.Up(ctx, testbed.Config{Name: cfg.Name, Dir: filepath.Join(dir, "tb"), Topology: topo, Controller: c.addr, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := tb.Down(dctx); err != nil {
+			cfg.Logger.Error("testbed down", "err", err)
+		}
+	}()
+	if err := c.waitReady(ctx, len(tb.Bridges)); err != nil {
+		return nil, err
+	}
+	ip := func(h string) netip.Addr { x, _ := tb.Host(h); return x.IPv4 }
+	loadsize := wire.HeaderLen + wire.HD6.MessageChunks(cfg.MessageBytes)*wire.HD6.ChunkLen
+	res, err := c.ctl.Request(ctx, "latency", tunnels.Request{Sender: ip(probeFrom), Receiver: netip.AddrPortFrom(ip(probeTo), xlanePort),
+		LoadsizeBytes: int64(loadsize), PeriodUs: cfg.Period.Microseconds()})
+	if err != nil {
+		return nil, fmt.Errorf("latency: requesting the tunnel: %w", err)
+	}
+	r := &Result{Packets: cfg.Packets, PeriodUs: res.PeriodUs, LinkBps: cfg.LinkBps, CrossShare: cfg.CrossShare, CPULoad: cfg.CPULoad,
+		BoundNs: [2]int64{res.MinLatencyNs, res.MinLatencyNs + res.MaxJitterNs}}
+	progress(cfg.Progress, "tunnel %d %s → %s: %d B every %d µs, bound %.1f–%.1f µs", res.TunnelID, probeFrom, probeTo, loadsize, res.PeriodUs,
+		float64(r.BoundNs[0])/1000, float64(r.BoundNs[1])/1000)
+	time.Sleep(time.Until(res.NotBefore))
+	period := time.Duration(res.PeriodUs) * time.Microsecond
+	for _, v := range cfg.Variants {
+		lat, lost, err := measure(ctx, cfg, tb, v, period, loadsize, ip)
+		if err != nil {
+			return nil, fmt.Errorf("latency: %s: %w", v, err)
+		}
+		s := Summarize(lat)
+		r.Variants = append(r.Variants, VariantResult{Name: v, Summary: s, Lost: lost})
+		r.series = append(r.series, Series{Name: v, Latency: lat})
+		progress(cfg.Progress, "%s: %d packets, p50 %v, p99 %v, max %v, %d lost", v, s.Packets, s.P50, s.P99, s.Max, lost)
+	}
+	return r, r.write(cfg.Out)
+}
+
+func progress(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, "[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+}
+
+// measure runs one variant under cross traffic and CPU load.
+func measure(ctx context.Context, cfg Config, tb *testbed.Testbed, variant string, period time.Duration, loadsize int, ip func(string) netip.Addr) ([]time.Duration, int, error) {
+	// The lanes send one message per packet at most once per period, later
+	// when a packet is late; give them three times the nominal time.
+	dur := 3*time.Duration(cfg.Packets)*period + 5*time.Second
+	lctx, stopLoad := context.WithTimeout(ctx, dur+10*time.Second)
+	var wg sync.WaitGroup
+	defer func() { stopLoad(); wg.Wait() }()
+	for _, src := range []string{"h1", "h2"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = tb.Load(lctx, src, netip.AddrPortFrom(ip(probeTo), 9), int64(float64(cfg.LinkBps)*cfg.CrossShare), 1472, dur+10*time.Second)
+		}()
+	}
+	for range cfg.CPULoad {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; lctx.Err() == nil; n++ {
+				if n%(1<<20) == 0 {
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second) // the best-effort queue fills
+	mctx, cancel := context.WithTimeout(ctx, dur)
+	defer cancel()
+	var got atomic.Int64
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-mctx.Done():
+				return
+			case <-tick.C:
+				progress(cfg.Progress, "  %s: %d of %d packets", variant, got.Load(), cfg.Packets)
+			}
+		}
+	}()
+	if variant == Baseline {
+		return baseline(mctx, cfg, tb, period, ip, &got)
+	}
+	return laneVariant(mctx, cfg, tb, variant == XLane, period, loadsize, ip, &got)
+}
+
+// laneVariant measures the lane: an application pushes one message per
+// period into the sender's R-X ring; latency is from the packet's sender
+// stamp to the receiving lane's stamp.
+func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, tuned bool, period time.Duration, loadsize int, ip func(string) netip.Addr, got *atomic.Int64) ([]time.Duration, int, error) {
+	shm := "/dev/shm"
+	if st, err := os.Stat(shm); err != nil || !st.IsDir() {
+		shm = ""
+	}
+	dir, err := os.MkdirTemp(shm, "xlane-latency-")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer os.RemoveAll(dir)
+	tx, err := bridge.Create(filepath.Join(dir, "rx"), 1024, cfg.MessageBytes)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer tx.Close()
+	rx, err := bridge.Create(filepath.Join(dir, "xr"), 4096, cfg.MessageBytes)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rx.Close()
+	rconn, err := tb.ListenUDP(probeTo, xlanePort)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rconn.Close()
+	sconn, err := tb.DialUDP(probeFrom, netip.AddrPortFrom(ip(probeTo), xlanePort), southbound.DSCP(0, false))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer sconn.Close()
+	scfg := lane.SenderConfig{Conn: sconn, Tunnel: 1, Schema: wire.HD6, Params: lane.Params{PeriodNs: int64(period), Loadsize: loadsize},
+		NotBefore: time.Now(), Sources: []lane.Source{{Ring: tx, Channel: 1}}}
+	rcv, err := lane.NewReceiver(rconn, map[uint16]*bridge.Ring{1: rx}, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	snd, err := lane.NewSender(scfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	lctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(1) // the application, below
+	if tuned {
+		// Both hosts' lanes share one lane core, the last CPU, polling
+		// both; the testbed's switches and kernel keep the others.
+		var core *lane.Core
+		if n := runtime.NumCPU(); n >= 2 {
+			core = &lane.Core{CPU: n - 1}
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- lane.RunCore(lctx, core, []*lane.Sender{snd}, []*lane.Receiver{rcv}) }()
+	} else {
+		wg.Add(2)
+		go func() { defer wg.Done(); errs <- snd.Run(lctx) }()
+		go func() { defer wg.Done(); errs <- rcv.Run(lctx) }()
+	}
+	go func() { // the application: one message per period
+		defer wg.Done()
+		msg := make([]byte, cfg.MessageBytes)
+		// A new message once the lane took the last one: one message per
+		// packet, and no backlog that would only measure the ring.
+		for i := 0; i < cfg.Packets && lctx.Err() == nil; {
+			if tx.Len() > 0 {
+				time.Sleep(period / 8)
+				continue
+			}
+			binary.BigEndian.PutUint64(msg, uint64(i))
+			if tx.Push(msg, bridge.Meta{}) {
+				i++
+			}
+		}
+	}()
+	lat := make([]time.Duration, 0, cfg.Packets)
+	buf := make([]byte, cfg.MessageBytes)
+	last := time.Now()
+	for len(lat) < cfg.Packets && ctx.Err() == nil && time.Since(last) < 5*time.Second {
+		_, m, ok := rx.Pop(buf)
+		if !ok {
+			time.Sleep(20 * time.Microsecond)
+			continue
+		}
+		last = time.Now()
+		lat = append(lat, time.Duration(m.T2-m.T0))
+		got.Add(1)
+	}
+	stop()
+	wg.Wait()
+	progress(cfg.Progress, "  sender: %d packets, %d messages, %d send errors; receiver: %d packets, %d messages, %d dropped at a full ring, wire %+v",
+		snd.Stats.Packets, snd.Stats.Messages, snd.Stats.SendErrors, rcv.Stats.Packets, rcv.Stats.Messages, rcv.Stats.RingFull, rcv.Stats.Wire)
+	close(errs)
+	var runErr error
+	for err := range errs {
+		runErr = errors.Join(runErr, err)
+	}
+	// Lost: sent by the lane and never delivered (the rest were never sent
+	// in the time given).
+	return lat, int(snd.Stats.Messages) - len(lat), runErr
+}
+
+// baseline: a plain goroutine sends a timestamped datagram every period
+// on the best-effort queue; latency is from that stamp to the moment the
+// receiving goroutine has the datagram.
+func baseline(ctx context.Context, cfg Config, tb *testbed.Testbed, period time.Duration, ip func(string) netip.Addr, got *atomic.Int64) ([]time.Duration, int, error) {
+	rconn, err := tb.ListenUDP(probeTo, basePort)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rconn.Close()
+	sconn, err := tb.DialUDP(probeFrom, netip.AddrPortFrom(ip(probeTo), basePort), 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer sconn.Close()
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// The receiver gives up 5 s after the last send.
+		defer func() { _ = rconn.SetReadDeadline(time.Now().Add(5 * time.Second)) }()
+		msg := make([]byte, cfg.MessageBytes)
+		next := time.Now()
+		for i := 0; i < cfg.Packets && lctx.Err() == nil; i++ {
+			binary.BigEndian.PutUint64(msg, uint64(time.Now().UnixNano()))
+			if _, err := sconn.Write(msg); err == nil {
+				sent.Add(1)
+			}
+			next = later(next.Add(period), time.Now())
+			time.Sleep(time.Until(next))
+		}
+	}()
+	stopRead := context.AfterFunc(ctx, func() { _ = rconn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stopRead()
+	lat := make([]time.Duration, 0, cfg.Packets)
+	buf := make([]byte, 2048)
+	for len(lat) < cfg.Packets {
+		n, err := rconn.Read(buf)
+		now := time.Now().UnixNano()
+		if err != nil {
+			break // the deadline: time is up
+		}
+		if n >= 8 {
+			lat = append(lat, time.Duration(now-int64(binary.BigEndian.Uint64(buf))))
+			got.Add(1)
+		}
+	}
+	stop()
+	wg.Wait()
+	return lat, int(sent.Load()) - len(lat), nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// write puts latency.txt, latency.json and the plots into dir.
+func (r *Result) write(dir string) error {
+	files, err := WritePlots(dir, r.series)
+	if err != nil {
+		return err
+	}
+	txt := filepath.Join(dir, "latency.txt")
+	f, err := os.Create(txt)
+	if err != nil {
+		return fmt.Errorf("latency: %w", err)
+	}
+	r.Table(f)
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("latency: %w", err)
+	}
+	js := filepath.Join(dir, "latency.json")
+	r.Files = append([]string{txt, js}, files...)
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(js, b, 0o644); err != nil {
+		return fmt.Errorf("latency: %w", err)
+	}
+	return nil
+}
