@@ -1,5 +1,5 @@
-// Command xlane-endhost is the X-Lane endhost. Today it checks and tunes
-// a host for a lane core (tune); the lane daemon is being built.
+// Command xlane-endhost is the X-Lane endhost: the lane daemon (run) and
+// the host check (tune).
 package main
 
 import (
@@ -28,11 +28,12 @@ func newRootCmd() *cobra.Command {
 		Short: "The X-Lane endhost",
 		Long: `xlane-endhost runs on a host that sends and receives X-Lane traffic. Its lane core (a
 pinned, busy-polling CPU) carries the applications' messages over the express tunnels the
-controller grants. Available now: "tune", which checks the host for a lane core.`,
+controller grants: "run" starts it from a configuration file; "tune" checks the host for a lane
+core.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newTuneCmd())
+	root.AddCommand(newTuneCmd(), newRunCmd())
 	return root
 }
 

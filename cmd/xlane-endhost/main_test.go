@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -39,5 +40,19 @@ func TestTuneReportsThisHost(t *testing.T) {
 	}
 	if _, err := run("tune", "--interface", "lo"); err == nil || !strings.Contains(err.Error(), "cpu") {
 		t.Errorf("no --cpu: %v", err)
+	}
+}
+
+func TestRunRefusesBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	bad := dir + "/endhost.yaml"
+	if err := os.WriteFile(bad, []byte("service: fd\nlanes: [{name: hb, sender: 10.0.0.1, receiver: 10.0.0.2:7000, message_bytes: 64, period: 0s, apps: [{name: fd}]}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("run", "--config", bad); err == nil || !strings.Contains(err.Error(), "lanes[0].period") {
+		t.Errorf("bad period: %v", err)
+	}
+	if _, err := run("run", "--config", dir+"/missing.yaml"); err == nil {
+		t.Error("a missing file was accepted")
 	}
 }

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xlane/xlane/endhost/agent"
+)
+
+func newRunCmd() *cobra.Command {
+	var path, level string
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run this host's lanes: request their tunnels, serve the applications' rings, follow the controller",
+		Long: `run reads the configuration (YAML):
+
+  controller: 10.0.0.9:7700     # the controller's API
+  service: fd                   # the identity the tunnels belong to
+  tls_ca, tls_cert, tls_key     # TLS / mutual TLS to the controller (optional)
+  shm_dir: /dev/shm/xlane       # where the applications' rings are created
+  schema: hd6                   # chunk schema: hd6 (CRC-24) or hd8 (CRC-32)
+  lane_cpu: 3                   # one pinned, polling lane core on this CPU; -1: plain goroutines
+  priority: 0                   # SCHED_FIFO priority of the lane core (1-99), 0: normal
+  lock_memory: false            # mlockall
+  lanes:                        # tunnels this host sends on
+    - name: hb
+      sender: 10.0.0.1          # this host's address
+      receiver: 10.0.0.2:7000
+      message_bytes: 64         # largest message
+      period: 1ms
+      sublane: 0
+      apps: [{name: fd, channel: 1}]
+  receive:                      # ports this host receives tunnel packets on
+    - port: 7000
+      apps: [{name: fd, channel: 1}]
+
+It requests each lane's tunnel, creates the rings applications attach to (package
+endhost/app), runs the lanes, applies BandwidthChanged at its grace deadline and stops a lane on
+BandwidthTerminated. On SIGTERM or SIGINT it releases the tunnels and removes the rings.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lv slog.Level
+			if err := lv.UnmarshalText([]byte(level)); err != nil {
+				return fmt.Errorf("--log-level %q: %w", level, err)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			cfg, err := agent.Parse(f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			a, err := agent.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			if _, err := a.Start(ctx); err != nil {
+				return err
+			}
+			log.Info("endhost running", "service", cfg.Service, "lanes", len(cfg.Lanes), "receivers", len(cfg.Receive))
+			runErr := a.Run(ctx)
+			closeErr := a.Close()
+			log.Info("endhost stopped")
+			if runErr != nil && ctx.Err() == nil {
+				return runErr
+			}
+			return closeErr
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "/etc/xlane/endhost.yaml", "configuration file")
+	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn, error")
+	return cmd
+}

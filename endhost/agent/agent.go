@@ -1,0 +1,322 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/tlsconf"
+	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/endhost/app"
+	"github.com/xlane/xlane/endhost/bridge"
+	"github.com/xlane/xlane/endhost/lane"
+	"github.com/xlane/xlane/southbound"
+)
+
+// ringSlots is each ring's capacity in messages.
+const ringSlots = 1024
+
+// Agent runs one host's lanes.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	cli   *client.Client
+	lanes []*runningLane
+	recvs []*lane.Receiver
+	conns []*net.UDPConn
+	rings []*bridge.Ring
+	mu    sync.Mutex // guards lanes' tunnel ids against the watch
+	// changes counts BandwidthChanged upcalls applied to a lane.
+	changes  atomic.Int64
+	watching chan struct{} // closed once the first watch is subscribed
+}
+
+type runningLane struct {
+	cfg    Lane
+	tunnel uint64
+	sender *lane.Sender
+}
+
+// Status is what the agent runs, for logs and tests.
+type Status struct {
+	Lanes map[string]tunnels.Resources // by lane name
+}
+
+// New checks cfg; Start connects and sets the lanes up.
+func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Agent{cfg: cfg, log: log, watching: make(chan struct{})}, nil
+}
+
+// Start dials the controller, requests every lane's tunnel, and creates
+// the rings and sockets. On error everything done so far is undone.
+func (a *Agent) Start(ctx context.Context) (_ Status, err error) {
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	var opts []grpc.DialOption
+	if a.cfg.TLSCA != "" {
+		host, _, _ := net.SplitHostPort(a.cfg.Controller)
+		tc, err := tlsconf.Client(a.cfg.TLSCert, a.cfg.TLSKey, a.cfg.TLSCA, host)
+		if err != nil {
+			return Status{}, err
+		}
+		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	}
+	if a.cli, err = client.Dial(a.cfg.Controller, a.cfg.Service, opts...); err != nil {
+		return Status{}, fmt.Errorf("agent: controller %s: %w", a.cfg.Controller, err)
+	}
+	dir := filepath.Join(a.cfg.ShmDir, a.cfg.Service)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Status{}, fmt.Errorf("agent: %w", err)
+	}
+	st := Status{Lanes: map[string]tunnels.Resources{}}
+	s := a.cfg.SchemaOf()
+	for _, l := range a.cfg.Lanes {
+		sender, recv := netip.MustParseAddr(l.Sender), netip.MustParseAddrPort(l.Receiver)
+		loadsize := 20 + s.MessageChunks(l.MessageBytes)*s.ChunkLen
+		res, err := a.cli.RequestBandwidth(ctx, tunnels.Request{Sender: sender, Receiver: recv, LoadsizeBytes: int64(loadsize),
+			PeriodUs: max(1, l.Period.Microseconds()), Sublane: l.Sublane})
+		if err != nil {
+			return st, fmt.Errorf("agent: lane %s: requesting its tunnel: %w", l.Name, err)
+		}
+		rl := &runningLane{cfg: l, tunnel: res.TunnelID}
+		a.lanes = append(a.lanes, rl) // released on Close from here on
+		st.Lanes[l.Name] = res
+		var srcs []lane.Source
+		for _, ap := range l.Apps {
+			r, err := a.ring(app.TxPath(a.cfg.ShmDir, a.cfg.Service, l.Name, ap.Name), l.MessageBytes)
+			if err != nil {
+				return st, err
+			}
+			srcs = append(srcs, lane.Source{Ring: r, Channel: ap.Channel})
+		}
+		conn, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(sender, 0)), net.UDPAddrFromAddrPort(recv))
+		if err != nil {
+			return st, fmt.Errorf("agent: lane %s: socket from %s to %s: %w", l.Name, sender, recv, err)
+		}
+		a.conns = append(a.conns, conn)
+		if err := setTOS(conn, southbound.DSCP(l.Sublane, false)); err != nil {
+			return st, fmt.Errorf("agent: lane %s: %w", l.Name, err)
+		}
+		snd, err := lane.NewSender(lane.SenderConfig{Conn: conn, Tunnel: uint32(res.TunnelID), Schema: s,
+			Params: lane.Params{PeriodNs: res.PeriodUs * 1000, Loadsize: loadsize}, NotBefore: res.NotBefore, Sources: srcs,
+			BusyPoll: a.cfg.LaneCPU >= 0})
+		if err != nil {
+			return st, fmt.Errorf("agent: lane %s: %w", l.Name, err)
+		}
+		rl.sender = snd
+		a.log.Info("lane up", "lane", l.Name, "tunnel", res.TunnelID, "period_us", res.PeriodUs, "bound_ns", res.MinLatencyNs+res.MaxJitterNs)
+	}
+	for _, rc := range a.cfg.Receive {
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{Port: int(rc.Port)})
+		if err != nil {
+			return st, fmt.Errorf("agent: receive port %d: %w", rc.Port, err)
+		}
+		a.conns = append(a.conns, conn)
+		sinks := map[uint16]*bridge.Ring{}
+		for _, ap := range rc.Apps {
+			r, err := a.ring(app.RxPath(a.cfg.ShmDir, a.cfg.Service, rc.Port, ap.Name), s.MaxChunks(1500)*s.DataLen())
+			if err != nil {
+				return st, err
+			}
+			sinks[ap.Channel] = r
+		}
+		rcv, err := lane.NewReceiver(conn, sinks, a.cfg.LaneCPU >= 0)
+		if err != nil {
+			return st, err
+		}
+		a.recvs = append(a.recvs, rcv)
+	}
+	return st, nil
+}
+
+// ring creates a ring file, replacing one a crashed agent left.
+func (a *Agent) ring(path string, dataLen int) (*bridge.Ring, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	r, err := bridge.Create(path, ringSlots, dataLen)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.rings = append(a.rings, r)
+	return r, nil
+}
+
+func setTOS(c *net.UDPConn, dscp uint8) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TOS, int(dscp)<<2) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("DSCP %d on the lane's socket: %w", dscp, serr)
+	}
+	return nil
+}
+
+// Run runs the lanes and follows the controller's upcalls until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2+len(a.lanes)+len(a.recvs))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := a.cli.Watch(ctx, a.upcall, func(first bool) {
+			if first {
+				close(a.watching)
+			} else {
+				a.log.Warn("watch re-subscribed: upcalls in between may be lost; listing the tunnels")
+				a.resync(ctx)
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			errs <- fmt.Errorf("agent: watch: %w", err)
+		}
+	}()
+	var senders []*lane.Sender
+	for _, l := range a.lanes {
+		senders = append(senders, l.sender)
+	}
+	if a.cfg.LaneCPU >= 0 {
+		core := &lane.Core{CPU: a.cfg.LaneCPU, Priority: a.cfg.Priority, LockMem: a.cfg.LockMem}
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- lane.RunCore(ctx, core, senders, a.recvs) }()
+	} else {
+		for _, s := range senders {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs <- s.Run(ctx) }()
+		}
+		for _, r := range a.recvs {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs <- r.Run(ctx) }()
+		}
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+	}
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// Watching is closed once the agent receives the controller's upcalls.
+func (a *Agent) Watching() <-chan struct{} { return a.watching }
+
+// upcall hands the controller's decisions about our tunnels to the lanes.
+func (a *Agent) upcall(u *pb.Upcall) {
+	// A sender that has stopped takes no updates: do not wait for it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if c := u.GetChanged(); c != nil {
+		res := client.FromPB(c.GetResources())
+		for _, l := range a.lanes {
+			if l.tunnel == res.TunnelID && l.sender != nil {
+				s := a.cfg.SchemaOf()
+				p := lane.Params{PeriodNs: res.PeriodUs * 1000, Loadsize: 20 + s.MessageChunks(l.cfg.MessageBytes)*s.ChunkLen}
+				if res.MaxJitterNs == tunnels.Unbounded {
+					a.log.Warn("lane demoted: its packets exceeded the tunnel's rate; it keeps sending at best effort", "lane", l.cfg.Name, "reason", c.GetReason())
+				}
+				if err := l.sender.Update(ctx, lane.Update{Params: p, At: l.sender.Mono(c.GetGraceUntil().AsTime())}); err != nil {
+					a.log.Error("lane update", "lane", l.cfg.Name, "err", err)
+				}
+				a.changes.Add(1)
+				a.log.Info("lane changed", "lane", l.cfg.Name, "period_us", res.PeriodUs, "reason", c.GetReason(), "from", c.GetGraceUntil().AsTime())
+			}
+		}
+	}
+	if t := u.GetTerminated(); t != nil {
+		for _, l := range a.lanes {
+			if l.tunnel == t.GetTunnelId() && l.sender != nil {
+				_ = l.sender.Update(ctx, lane.Update{Stop: true})
+				a.log.Warn("lane terminated by the controller", "lane", l.cfg.Name, "reason", t.GetReason())
+				a.mu.Lock()
+				l.tunnel = 0 // nothing to release
+				a.mu.Unlock()
+			}
+		}
+	}
+}
+
+// resync compares our tunnels with the controller's after a lost watch.
+func (a *Agent) resync(ctx context.Context) {
+	rs, err := a.cli.ListTunnels(ctx)
+	if err != nil {
+		a.log.Error("listing tunnels", "err", err)
+		return
+	}
+	have := map[uint64]tunnels.Resources{}
+	for _, r := range rs {
+		have[r.TunnelID] = r
+	}
+	for _, l := range a.lanes {
+		r, ok := have[l.tunnel]
+		if !ok {
+			a.log.Error("lane's tunnel is gone at the controller; stopping it", "lane", l.cfg.Name, "tunnel", l.tunnel)
+			_ = l.sender.Update(ctx, lane.Update{Stop: true})
+			continue
+		}
+		s := a.cfg.SchemaOf()
+		_ = l.sender.Update(ctx, lane.Update{Params: lane.Params{PeriodNs: r.PeriodUs * 1000, Loadsize: 20 + s.MessageChunks(l.cfg.MessageBytes)*s.ChunkLen},
+			At: l.sender.Mono(time.Now())})
+	}
+}
+
+// Close releases the tunnels, closes sockets and removes the rings.
+func (a *Agent) Close() error {
+	var errs []error
+	if a.cli != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, l := range a.lanes {
+			a.mu.Lock()
+			id := l.tunnel
+			a.mu.Unlock()
+			if id != 0 {
+				if err := a.cli.ReleaseBandwidth(ctx, id); err != nil {
+					errs = append(errs, fmt.Errorf("agent: releasing lane %s (tunnel %d): %w", l.cfg.Name, id, err))
+				}
+			}
+		}
+		a.cli.Close()
+	}
+	for _, c := range a.conns {
+		c.Close()
+	}
+	for _, r := range a.rings {
+		r.Close()
+		if err := r.Remove(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,181 @@
+// Package agent is the xlane-endhost daemon's core: it reads its
+// configuration, requests the host's tunnels from the controller, creates
+// the applications' rings, runs the lanes (on a pinned lane core when one
+// is configured), follows the controller's upcalls, and releases the
+// tunnels when it stops.
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+
+	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/xlane/xlane/endhost/wire"
+)
+
+// Config is the agent's configuration file.
+type Config struct {
+	Controller string `yaml:"controller"` // host:port of the controller's API
+	Service    string `yaml:"service"`    // the identity the tunnels belong to
+	TLSCA      string `yaml:"tls_ca"`
+	TLSCert    string `yaml:"tls_cert"`
+	TLSKey     string `yaml:"tls_key"`
+	ShmDir     string `yaml:"shm_dir"` // where the rings live
+	Schema     string `yaml:"schema"`  // hd6 or hd8
+	// LaneCPU, when ≥ 0, runs every lane of this host on one pinned,
+	// polling lane core on that CPU; -1 runs them on plain goroutines.
+	LaneCPU  int       `yaml:"lane_cpu"`
+	Priority int       `yaml:"priority"` // SCHED_FIFO priority of the lane core; 0: normal
+	LockMem  bool      `yaml:"lock_memory"`
+	Lanes    []Lane    `yaml:"lanes"`
+	Receive  []Receive `yaml:"receive"`
+}
+
+// Lane is one tunnel this host sends on.
+type Lane struct {
+	Name         string        `yaml:"name"`
+	Sender       string        `yaml:"sender"`   // this host's address
+	Receiver     string        `yaml:"receiver"` // ip:port
+	MessageBytes int           `yaml:"message_bytes"`
+	Period       time.Duration `yaml:"period"`
+	Sublane      int           `yaml:"sublane"`
+	Apps         []App         `yaml:"apps"`
+}
+
+// Receive is a port this host takes tunnel packets on.
+type Receive struct {
+	Port uint16 `yaml:"port"`
+	Apps []App  `yaml:"apps"`
+}
+
+// App is an application and the channel its messages carry in a lane.
+type App struct {
+	Name    string `yaml:"name"`
+	Channel uint16 `yaml:"channel"`
+}
+
+// Defaults are the values of an empty file.
+func Defaults() Config {
+	return Config{Controller: "127.0.0.1:7700", ShmDir: "/dev/shm/xlane", Schema: "hd6", LaneCPU: -1}
+}
+
+// Parse reads a configuration; unknown keys and bad values are errors
+// naming the key.
+func Parse(r io.Reader) (Config, error) {
+	c := Defaults()
+	d := yaml.NewDecoder(r)
+	d.KnownFields(true)
+	if err := d.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("endhost config: %w", err)
+	}
+	return c, c.Validate()
+}
+
+// SchemaOf returns the chunk schema.
+func (c Config) SchemaOf() *wire.Schema {
+	if c.Schema == "hd8" {
+		return wire.HD8
+	}
+	return wire.HD6
+}
+
+// Validate checks every field and names the first bad one.
+func (c Config) Validate() error {
+	bad := func(key string, v any, why string) error {
+		return fmt.Errorf("endhost config: %s: %s (got %v)", key, why, v)
+	}
+	if _, _, err := net.SplitHostPort(c.Controller); err != nil {
+		return bad("controller", c.Controller, "must be host:port")
+	}
+	if !validName(c.Service) {
+		return bad("service", c.Service, "the service identity is required: letters, digits, - and _")
+	}
+	if c.ShmDir == "" {
+		return bad("shm_dir", `""`, "a directory is required")
+	}
+	if c.Schema != "hd6" && c.Schema != "hd8" {
+		return bad("schema", c.Schema, "must be hd6 or hd8")
+	}
+	if c.LaneCPU < -1 {
+		return bad("lane_cpu", c.LaneCPU, "a CPU number, or -1 for no lane core")
+	}
+	if c.Priority < 0 || c.Priority > 99 {
+		return bad("priority", c.Priority, "SCHED_FIFO priority 1 to 99, or 0")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") || (c.TLSCert != "" && c.TLSCA == "") {
+		return bad("tls_cert, tls_key, tls_ca", c.TLSCert, "give tls_ca for TLS, and tls_cert with tls_key for mutual TLS")
+	}
+	if len(c.Lanes) == 0 && len(c.Receive) == 0 {
+		return errors.New("endhost config: lanes, receive: nothing to do (no lane to send on, no port to receive on)")
+	}
+	names := map[string]bool{}
+	for i, l := range c.Lanes {
+		key := fmt.Sprintf("lanes[%d]", i)
+		if !validName(l.Name) || names[l.Name] {
+			return bad(key+".name", l.Name, "a name of letters, digits, - and _, unique among the lanes")
+		}
+		names[l.Name] = true
+		if a, err := netip.ParseAddr(l.Sender); err != nil || !a.Is4() {
+			return bad(key+".sender", l.Sender, "this host's IPv4 address")
+		}
+		if ap, err := netip.ParseAddrPort(l.Receiver); err != nil || !ap.Addr().Is4() || ap.Port() == 0 || ap.Addr().IsMulticast() {
+			return bad(key+".receiver", l.Receiver, "a unicast IPv4 ip:port (multicast lanes are not supported by the agent yet)")
+		}
+		max := c.SchemaOf().MaxChunks(wire.MTU)*c.SchemaOf().DataLen() - 2
+		if l.MessageBytes < 1 || l.MessageBytes > max {
+			return bad(key+".message_bytes", l.MessageBytes, fmt.Sprintf("between 1 and %d", max))
+		}
+		if l.Period <= 0 || l.Period > 10*time.Second {
+			return bad(key+".period", l.Period, "between 1µs and 10s")
+		}
+		if l.Sublane < 0 {
+			return bad(key+".sublane", l.Sublane, "not negative")
+		}
+		if err := checkApps(key, l.Apps); err != nil {
+			return err
+		}
+	}
+	ports := map[uint16]bool{}
+	for i, r := range c.Receive {
+		key := fmt.Sprintf("receive[%d]", i)
+		if r.Port == 0 || ports[r.Port] {
+			return bad(key+".port", r.Port, "a port, unique among the receivers")
+		}
+		ports[r.Port] = true
+		if err := checkApps(key, r.Apps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkApps(key string, apps []App) error {
+	if len(apps) == 0 {
+		return fmt.Errorf("endhost config: %s.apps: at least one application", key)
+	}
+	names, chans := map[string]bool{}, map[uint16]bool{}
+	for j, a := range apps {
+		if a.Name == "" || names[a.Name] || !validName(a.Name) {
+			return fmt.Errorf("endhost config: %s.apps[%d].name: a unique name of letters, digits, - and _ (got %q)", key, j, a.Name)
+		}
+		if chans[a.Channel] {
+			return fmt.Errorf("endhost config: %s.apps[%d].channel: %d is used twice", key, j, a.Channel)
+		}
+		names[a.Name], chans[a.Channel] = true, true
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
