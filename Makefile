@@ -4,7 +4,7 @@ BIN      := bin
 CMDS     := $(notdir $(wildcard cmd/*))
 OUT      := out
 
-.PHONY: all build test run demo bench fuzz vet clean proto p4
+.PHONY: all build test run demo package bench fuzz vet clean proto p4
 
 all: build
 
@@ -39,6 +39,11 @@ run: build
 demo: build
 	@mkdir -p $(OUT)
 	$(BIN)/xlane demo --out $(OUT)
+
+# The Debian package (binaries, xlane-endhost's systemd unit and default
+# configuration), built with nfpm.
+package: build
+	$(BIN)/xlane-deb --bin $(BIN) --out $(OUT)/xlane.deb
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
