@@ -43,6 +43,7 @@ type Sender struct {
 	updates chan Update
 	start   time.Time // the monotonic clock's origin
 	core    *Core
+	onSend  func(scheduled, actual int64)
 }
 
 // SenderConfig configures a Sender.
@@ -58,6 +59,9 @@ type SenderConfig struct {
 	BusyPoll bool
 	// Core, when set, pins the goroutine that calls Run (see Core.Pin).
 	Core *Core
+	// OnSend, when set, is told each packet's scheduled and actual send
+	// time (monotonic ns): the schedule's error, for measurements.
+	OnSend func(scheduled, actual int64)
 }
 
 // NewSender checks cfg and prepares a sender.
@@ -73,7 +77,7 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 		return nil, err
 	}
 	s := &Sender{conn: cfg.Conn, packer: p, srcs: cfg.Sources, tunnel: cfg.Tunnel, busy: cfg.BusyPoll,
-		updates: make(chan Update, 16), start: time.Now(), core: cfg.Core}
+		updates: make(chan Update, 16), start: time.Now(), core: cfg.Core, onSend: cfg.OnSend}
 	s.sched = NewSchedule(cfg.Params, s.mono(cfg.NotBefore))
 	return s, nil
 }
@@ -151,15 +155,16 @@ func (s *Sender) Poll() (stopped bool, err error) {
 		s.sched.Change(u.Params, u.At)
 	default:
 	}
+	scheduled := s.sched.Next()
 	now := s.mono(time.Now())
 	if params, due := s.sched.Due(now); due {
-		return false, s.trySend(now, params)
+		return false, s.trySend(now, scheduled, params)
 	}
 	return s.sched.Stopped(), nil
 }
 
 // trySend packs and sends one packet if any message waits.
-func (s *Sender) trySend(now int64, p Params) error {
+func (s *Sender) trySend(now, scheduled int64, p Params) error {
 	if want := p.Chunks(s.packer.Schema()); want != s.packer.Max() {
 		if err := s.packer.SetMax(want); err != nil {
 			return err
@@ -181,6 +186,9 @@ func (s *Sender) trySend(now int64, p Params) error {
 		}
 	}
 	s.sched.Sent(now)
+	if s.onSend != nil {
+		s.onSend(scheduled, now)
+	}
 	s.seq++
 	s.Stats.Packets++
 	s.Stats.Messages += uint64(n)
