@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/xlane/xlane/endhost/agent"
@@ -27,6 +34,7 @@ func newRunCmd() *cobra.Command {
   lane_cpu: 3                   # one pinned, polling lane core on this CPU; -1: plain goroutines
   priority: 0                   # SCHED_FIFO priority of the lane core (1-99), 0: normal
   lock_memory: false            # mlockall
+  metrics_addr: 127.0.0.1:7711  # Prometheus metrics at /metrics; "" for none
   lanes:                        # tunnels this host sends on
     - name: hb
       sender: 10.0.0.1          # this host's address
@@ -67,6 +75,14 @@ BandwidthTerminated. On SIGTERM or SIGINT it releases the tunnels and removes th
 			if _, err := a.Start(ctx); err != nil {
 				return err
 			}
+			if cfg.MetricsAddr != "" {
+				stopMetrics, err := serveMetrics(cfg.MetricsAddr, a.Collector(), log)
+				if err != nil {
+					a.Close()
+					return err
+				}
+				defer stopMetrics()
+			}
 			log.Info("endhost running", "service", cfg.Service, "lanes", len(cfg.Lanes), "receivers", len(cfg.Receive))
 			runErr := a.Run(ctx)
 			closeErr := a.Close()
@@ -80,4 +96,31 @@ BandwidthTerminated. On SIGTERM or SIGINT it releases the tunnels and removes th
 	cmd.Flags().StringVar(&path, "config", "/etc/xlane/endhost.yaml", "configuration file")
 	cmd.Flags().StringVar(&level, "log-level", "info", "debug, info, warn, error")
 	return cmd
+}
+
+// serveMetrics serves Prometheus metrics (the lanes' counters and the Go
+// runtime's) on addr until the returned function stops it.
+func serveMetrics(addr string, c prometheus.Collector, log *slog.Logger) (func(), error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(lis); err != nil && err != http.ErrServerClosed {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, nil
 }

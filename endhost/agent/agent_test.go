@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/controller/tunnels"
@@ -150,6 +153,33 @@ func TestAgentsCarryMessages(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the lane never took a BandwidthChanged")
 		}
+	}
+	// The counters Prometheus scrapes (the sender counts a packet just
+	// after writing it: wait for the last one).
+	for deadline := time.Now().Add(2 * time.Second); tx.lanes[0].sender.Snapshot().Messages < n && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	want := map[string]float64{"xlane_endhost_lane_messages_sent_total": n, "xlane_endhost_receive_messages_total": n}
+	var mfs []*dto.MetricFamily
+	for _, a := range []*Agent{tx, rx} {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(a.Collector())
+		got, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mfs = append(mfs, got...)
+	}
+	for _, mf := range mfs {
+		if w, ok := want[mf.GetName()]; ok {
+			if got := mf.GetMetric()[0].GetCounter().GetValue(); got != w {
+				t.Errorf("%s = %v, want %v", mf.GetName(), got, w)
+			}
+			delete(want, mf.GetName())
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("metrics missing: %v", want)
 	}
 	stop()
 	wg.Wait()

@@ -29,11 +29,13 @@ type Config struct {
 	Schema     string `yaml:"schema"`  // hd6 or hd8
 	// LaneCPU, when ≥ 0, runs every lane of this host on one pinned,
 	// polling lane core on that CPU; -1 runs them on plain goroutines.
-	LaneCPU  int       `yaml:"lane_cpu"`
-	Priority int       `yaml:"priority"` // SCHED_FIFO priority of the lane core; 0: normal
-	LockMem  bool      `yaml:"lock_memory"`
-	Lanes    []Lane    `yaml:"lanes"`
-	Receive  []Receive `yaml:"receive"`
+	LaneCPU  int `yaml:"lane_cpu"`
+	Priority int `yaml:"priority"` // SCHED_FIFO priority of the lane core; 0: normal
+	// MetricsAddr serves Prometheus metrics at /metrics; "" turns it off.
+	MetricsAddr string    `yaml:"metrics_addr"`
+	LockMem     bool      `yaml:"lock_memory"`
+	Lanes       []Lane    `yaml:"lanes"`
+	Receive     []Receive `yaml:"receive"`
 }
 
 // Lane is one tunnel this host sends on.
@@ -61,7 +63,7 @@ type App struct {
 
 // Defaults are the values of an empty file.
 func Defaults() Config {
-	return Config{Controller: "127.0.0.1:7700", ShmDir: "/dev/shm/xlane", Schema: "hd6", LaneCPU: -1}
+	return Config{Controller: "127.0.0.1:7700", ShmDir: "/dev/shm/xlane", Schema: "hd6", LaneCPU: -1, MetricsAddr: "127.0.0.1:7711"}
 }
 
 // Parse reads a configuration; unknown keys and bad values are errors
@@ -91,6 +93,11 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Controller); err != nil {
 		return bad("controller", c.Controller, "must be host:port")
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return bad("metrics_addr", c.MetricsAddr, `must be host:port, or "" for none`)
+		}
 	}
 	if !validName(c.Service) {
 		return bad("service", c.Service, "the service identity is required: letters, digits, - and _")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,7 +43,17 @@ type Receiver struct {
 	// per packet, for deliver
 	meta bridge.Meta
 	// Core, when set before Run, pins the goroutine that calls Run.
-	Core *Core
+	Core  *Core
+	pubMu sync.Mutex
+	pub   RecvStats
+}
+
+// Snapshot returns the receiver's statistics as of its last packet; safe
+// to call from any goroutine while the receiver runs.
+func (r *Receiver) Snapshot() RecvStats {
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	return r.pub
 }
 
 // NewReceiver reads from conn (bound to the tunnel's port) and delivers
@@ -164,6 +175,9 @@ func (r *Receiver) handle(n, oobn int, userNs int64) {
 		r.Stats.Packets++
 	}
 	r.Stats.Wire = r.un.Stats
+	r.pubMu.Lock()
+	r.pub = r.Stats
+	r.pubMu.Unlock()
 }
 
 func (r *Receiver) deliver(ch uint16, msg []byte) {

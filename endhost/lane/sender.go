@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -44,6 +45,16 @@ type Sender struct {
 	start   time.Time // the monotonic clock's origin
 	core    *Core
 	onSend  func(scheduled, actual int64)
+	pubMu   sync.Mutex
+	pub     SendStats // Stats as of the last packet, for other goroutines
+}
+
+// Snapshot returns the sender's statistics as of its last packet; safe to
+// call from any goroutine while the sender runs.
+func (s *Sender) Snapshot() SendStats {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	return s.pub
 }
 
 // SenderConfig configures a Sender.
@@ -192,5 +203,8 @@ func (s *Sender) trySend(now, scheduled int64, p Params) error {
 	s.seq++
 	s.Stats.Packets++
 	s.Stats.Messages += uint64(n)
+	s.pubMu.Lock()
+	s.pub = s.Stats
+	s.pubMu.Unlock()
 	return nil
 }
