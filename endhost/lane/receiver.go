@@ -32,28 +32,53 @@ type RecvStats struct {
 // messages with the stamps to the applications' X-R rings. It allocates
 // nothing per packet.
 type Receiver struct {
-	Stats RecvStats
-	conn  *net.UDPConn
-	raw   syscall.RawConn
-	busy  bool
-	sinks map[uint16]*bridge.Ring
-	buf   []byte
-	oob   []byte
-	un    wire.Unpacker
-	// per packet, for deliver
-	meta bridge.Meta
+	delivery
+	conn *net.UDPConn
+	raw  syscall.RawConn
+	busy bool
+	buf  []byte
+	oob  []byte
 	// Core, when set before Run, pins the goroutine that calls Run.
-	Core  *Core
+	Core *Core
+}
+
+// delivery takes X-Lane payloads apart into the applications' rings; the
+// socket and packet-ring receivers share it.
+type delivery struct {
+	Stats RecvStats
+	sinks map[uint16]*bridge.Ring
+	un    wire.Unpacker
+	meta  bridge.Meta // of the packet being taken apart
 	pubMu sync.Mutex
 	pub   RecvStats
 }
 
 // Snapshot returns the receiver's statistics as of its last packet; safe
 // to call from any goroutine while the receiver runs.
-func (r *Receiver) Snapshot() RecvStats {
-	r.pubMu.Lock()
-	defer r.pubMu.Unlock()
-	return r.pub
+func (d *delivery) Snapshot() RecvStats {
+	d.pubMu.Lock()
+	defer d.pubMu.Unlock()
+	return d.pub
+}
+
+// payload delivers one X-Lane payload received at kernelNs (0: unknown)
+// and taken by the lane at userNs.
+func (d *delivery) payload(p []byte, kernelNs, userNs int64) {
+	if kernelNs == 0 {
+		d.Stats.NoKernelTS++
+	}
+	d.meta = bridge.Meta{T1: kernelNs, T2: userNs}
+	if len(p) >= wire.HeaderLen {
+		d.meta.Seq = uint64(binary.BigEndian.Uint32(p[8:12]))
+		d.meta.T0 = int64(binary.BigEndian.Uint64(p[12:20]))
+	}
+	if _, err := d.un.Unpack(p, d.deliver); err == nil {
+		d.Stats.Packets++
+	}
+	d.Stats.Wire = d.un.Stats
+	d.pubMu.Lock()
+	d.pub = d.Stats
+	d.pubMu.Unlock()
 }
 
 // NewReceiver reads from conn (bound to the tunnel's port) and delivers
@@ -74,7 +99,7 @@ func NewReceiver(conn *net.UDPConn, sinks map[uint16]*bridge.Ring, busy bool) (*
 	}); err != nil || serr != nil {
 		return nil, fmt.Errorf("lane: receive timestamps (SO_TIMESTAMPING): %w", errors.Join(err, serr))
 	}
-	return &Receiver{conn: conn, raw: raw, busy: busy, sinks: sinks, buf: make([]byte, 65536), oob: make([]byte, 256)}, nil
+	return &Receiver{delivery: delivery{sinks: sinks}, conn: conn, raw: raw, busy: busy, buf: make([]byte, 65536), oob: make([]byte, 256)}, nil
 }
 
 // Run receives until ctx ends (or the socket is closed).
@@ -163,34 +188,20 @@ func (r *Receiver) handle(n, oobn int, userNs int64) {
 		}
 		oob = oob[next:]
 	}
-	if kernelNs == 0 {
-		r.Stats.NoKernelTS++
-	}
-	r.meta = bridge.Meta{T1: kernelNs, T2: userNs}
-	if n >= wire.HeaderLen {
-		r.meta.Seq = uint64(binary.BigEndian.Uint32(r.buf[8:12]))
-		r.meta.T0 = int64(binary.BigEndian.Uint64(r.buf[12:20]))
-	}
-	if _, err := r.un.Unpack(r.buf[:n], r.deliver); err == nil {
-		r.Stats.Packets++
-	}
-	r.Stats.Wire = r.un.Stats
-	r.pubMu.Lock()
-	r.pub = r.Stats
-	r.pubMu.Unlock()
+	r.payload(r.buf[:n], kernelNs, userNs)
 }
 
-func (r *Receiver) deliver(ch uint16, msg []byte) {
-	ring, ok := r.sinks[ch]
+func (d *delivery) deliver(ch uint16, msg []byte) {
+	ring, ok := d.sinks[ch]
 	if !ok {
-		r.Stats.NoSink++
+		d.Stats.NoSink++
 		return
 	}
-	m := r.meta
+	m := d.meta
 	m.Channel = ch
 	if !ring.Push(msg, m) {
-		r.Stats.RingFull++
+		d.Stats.RingFull++
 		return
 	}
-	r.Stats.Messages++
+	d.Stats.Messages++
 }
