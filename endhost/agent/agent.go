@@ -32,14 +32,15 @@ const ringSlots = 1024
 
 // Agent runs one host's lanes.
 type Agent struct {
-	cfg   Config
-	log   *slog.Logger
-	cli   *client.Client
-	lanes []*runningLane
-	recvs []*lane.Receiver
-	conns []*net.UDPConn
-	rings []*bridge.Ring
-	mu    sync.Mutex // guards lanes' tunnel ids against the watch
+	cfg     Config
+	log     *slog.Logger
+	cli     *client.Client
+	lanes   []*runningLane
+	recvs   []lane.Inbound
+	conns   []*net.UDPConn
+	closers []func() error
+	rings   []*bridge.Ring
+	mu      sync.Mutex // guards lanes' tunnel ids against the watch
 	// changes counts BandwidthChanged upcalls applied to a lane.
 	changes  atomic.Int64
 	watching chan struct{} // closed once the first watch is subscribed
@@ -143,13 +144,39 @@ func (a *Agent) Start(ctx context.Context) (_ Status, err error) {
 			}
 			sinks[ap.Channel] = r
 		}
-		rcv, err := lane.NewReceiver(conn, sinks, a.cfg.LaneCPU >= 0)
+		in, err := a.inbound(rc, conn, sinks)
 		if err != nil {
 			return st, err
 		}
-		a.recvs = append(a.recvs, rcv)
+		a.recvs = append(a.recvs, in)
 	}
 	return st, nil
+}
+
+// inbound picks the receive path of a port: the interface's packet ring
+// (kernel bypass for the read: no system call per packet) when
+// receive_path allows it and the host lets us (CAP_NET_RAW), else the
+// socket. It says which.
+func (a *Agent) inbound(rc Receive, conn *net.UDPConn, sinks map[uint16]*bridge.Ring) (lane.Inbound, error) {
+	busy := a.cfg.LaneCPU >= 0
+	if a.cfg.ReceivePath != "socket" && a.cfg.Interface != "" {
+		rr, err := lane.NewRingReceiver(a.cfg.Interface, rc.Port, sinks, busy)
+		if err == nil {
+			a.closers = append(a.closers, rr.Close)
+			// The socket stays bound: the host's stack takes its copy
+			// quietly instead of answering "port unreachable".
+			_ = conn.SetReadBuffer(4096)
+			a.log.Info("receive path", "port", rc.Port, "path", "packet ring (TPACKET_V3)", "interface", a.cfg.Interface)
+			return rr, nil
+		}
+		if a.cfg.ReceivePath == "packet_ring" {
+			return nil, fmt.Errorf("agent: receive port %d: %w", rc.Port, err)
+		}
+		a.log.Info("receive path", "port", rc.Port, "path", "socket", "why", err.Error())
+	} else {
+		a.log.Info("receive path", "port", rc.Port, "path", "socket")
+	}
+	return lane.NewReceiver(conn, sinks, busy)
 }
 
 // ring creates a ring file, replacing one a crashed agent left.
@@ -311,6 +338,9 @@ func (a *Agent) Close() error {
 	}
 	for _, c := range a.conns {
 		c.Close()
+	}
+	for _, c := range a.closers {
+		c()
 	}
 	for _, r := range a.rings {
 		r.Close()

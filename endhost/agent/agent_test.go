@@ -55,6 +55,17 @@ func freePort(t *testing.T) uint16 {
 // second service's tunnel changes the lane's parameters (the agent takes
 // the upcall); stopping releases the tunnel and removes the rings.
 func TestAgentsCarryMessages(t *testing.T) {
+	for _, path := range []string{"socket", "packet_ring"} {
+		t.Run(path, func(t *testing.T) {
+			if path == "packet_ring" && os.Geteuid() != 0 {
+				t.Skip("a packet ring needs CAP_NET_RAW (root)")
+			}
+			agentsCarryMessages(t, path)
+		})
+	}
+}
+
+func agentsCarryMessages(t *testing.T, path string) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: loopbackTopology(t), Driver: memory.New("s1"), Logger: log, Grace: 20 * time.Millisecond})
 	if err != nil {
@@ -69,7 +80,7 @@ func TestAgentsCarryMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rx, err := New(Config{Controller: addr, Service: "fd-rx", ShmDir: shm, Schema: "hd6", LaneCPU: -1,
+	rx, err := New(Config{Controller: addr, Service: "fd-rx", ShmDir: shm, Schema: "hd6", LaneCPU: -1, Interface: "lo", ReceivePath: path,
 		Receive: []Receive{{Port: port, Apps: []App{{Name: "fd", Channel: 1}}}}}, log)
 	if err != nil {
 		t.Fatal(err)

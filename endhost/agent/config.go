@@ -31,6 +31,12 @@ type Config struct {
 	// polling lane core on that CPU; -1 runs them on plain goroutines.
 	LaneCPU  int `yaml:"lane_cpu"`
 	Priority int `yaml:"priority"` // SCHED_FIFO priority of the lane core; 0: normal
+	// Interface is where the lanes' packets arrive; with it, receive_path
+	// auto uses the interface's packet ring.
+	Interface string `yaml:"interface"`
+	// ReceivePath is auto (packet ring when possible, else socket),
+	// packet_ring or socket.
+	ReceivePath string `yaml:"receive_path"`
 	// MetricsAddr serves Prometheus metrics at /metrics; "" turns it off.
 	MetricsAddr string    `yaml:"metrics_addr"`
 	LockMem     bool      `yaml:"lock_memory"`
@@ -63,7 +69,7 @@ type App struct {
 
 // Defaults are the values of an empty file.
 func Defaults() Config {
-	return Config{Controller: "127.0.0.1:7700", ShmDir: "/dev/shm/xlane", Schema: "hd6", LaneCPU: -1, MetricsAddr: "127.0.0.1:7711"}
+	return Config{Controller: "127.0.0.1:7700", ShmDir: "/dev/shm/xlane", Schema: "hd6", LaneCPU: -1, MetricsAddr: "127.0.0.1:7711", ReceivePath: "auto"}
 }
 
 // Parse reads a configuration; unknown keys and bad values are errors
@@ -93,6 +99,15 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Controller); err != nil {
 		return bad("controller", c.Controller, "must be host:port")
+	}
+	switch c.ReceivePath {
+	case "", "auto", "socket":
+	case "packet_ring":
+		if c.Interface == "" {
+			return bad("interface", `""`, "receive_path packet_ring needs the interface")
+		}
+	default:
+		return bad("receive_path", c.ReceivePath, "auto, packet_ring or socket")
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

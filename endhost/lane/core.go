@@ -2,11 +2,27 @@ package lane
 
 import "context"
 
+// Inbound is a receive path: a socket (Receiver) or a packet ring
+// (RingReceiver).
+type Inbound interface {
+	// Poll takes what waits, without waiting.
+	Poll() error
+	// Run takes packets until ctx ends.
+	Run(ctx context.Context) error
+	// Snapshot returns the statistics, from any goroutine.
+	Snapshot() RecvStats
+}
+
+var (
+	_ Inbound = (*Receiver)(nil)
+	_ Inbound = (*RingReceiver)(nil)
+)
+
 // RunCore is a host's lane core: one goroutine, pinned by core when set,
 // busy-polling every sender and receiver in turn until ctx ends or all
 // senders stopped and there is no receiver. It is how a host with one
 // dedicated CPU serves all its tunnels in both directions.
-func RunCore(ctx context.Context, core *Core, senders []*Sender, receivers []*Receiver) error {
+func RunCore(ctx context.Context, core *Core, senders []*Sender, receivers []Inbound) error {
 	if core != nil {
 		if err := core.Pin(); err != nil {
 			return err

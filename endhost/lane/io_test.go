@@ -74,7 +74,7 @@ func laneOverUDP(t *testing.T, mode string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- RunCore(ctx, core(true, 1), []*Sender{snd}, []*Receiver{rcv})
+			errs <- RunCore(ctx, core(true, 1), []*Sender{snd}, []Inbound{rcv})
 			errs <- nil
 		}()
 	} else {

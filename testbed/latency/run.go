@@ -312,7 +312,7 @@ func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, tuned boo
 			core = &lane.Core{CPU: n - 1}
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- lane.RunCore(lctx, core, []*lane.Sender{snd}, []*lane.Receiver{rcv}) }()
+		go func() { defer wg.Done(); errs <- lane.RunCore(lctx, core, []*lane.Sender{snd}, []lane.Inbound{rcv}) }()
 	} else {
 		wg.Add(2)
 		go func() { defer wg.Done(); errs <- snd.Run(lctx) }()
