@@ -41,7 +41,7 @@ func newRunCmd() *cobra.Command {
   lanes:                        # tunnels this host sends on
     - name: hb
       sender: 10.0.0.1          # this host's address
-      receiver: 10.0.0.2:7000
+      receiver: 10.0.0.2:7000   # a host, or a multicast group ip:port
       message_bytes: 64         # largest message
       period: 1ms
       sublane: 0
@@ -49,6 +49,10 @@ func newRunCmd() *cobra.Command {
   receive:                      # ports this host receives tunnel packets on
     - port: 7000
       apps: [{name: fd, channel: 1}]
+    - port: 7100                # a multicast group: joined at the controller and on interface
+      group: 239.1.1.1
+      member: 10.0.0.2          # this host's address
+      apps: [{name: raft, channel: 2}]
 
 It requests each lane's tunnel, creates the rings applications attach to (package
 endhost/app), runs the lanes, applies BandwidthChanged at its grace deadline and stops a lane on

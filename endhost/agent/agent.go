@@ -39,6 +39,7 @@ type Agent struct {
 	recvs   []lane.Inbound
 	conns   []*net.UDPConn
 	closers []func() error
+	joined  []membership
 	rings   []*bridge.Ring
 	mu      sync.Mutex // guards lanes' tunnel ids against the watch
 	// changes counts BandwidthChanged upcalls applied to a lane.
@@ -94,6 +95,28 @@ func (a *Agent) Start(ctx context.Context) (_ Status, err error) {
 	}
 	st := Status{Lanes: map[string]tunnels.Resources{}}
 	s := a.cfg.SchemaOf()
+	// Receivers first: a group's members join before anyone's tunnel to it
+	// is planned.
+	for _, rc := range a.cfg.Receive {
+		conn, err := a.listen(ctx, rc)
+		if err != nil {
+			return st, err
+		}
+		a.conns = append(a.conns, conn)
+		sinks := map[uint16]*bridge.Ring{}
+		for _, ap := range rc.Apps {
+			r, err := a.ring(app.RxPath(a.cfg.ShmDir, a.cfg.Service, rc.Port, ap.Name), s.MaxChunks(1500)*s.DataLen())
+			if err != nil {
+				return st, err
+			}
+			sinks[ap.Channel] = r
+		}
+		in, err := a.inbound(rc, conn, sinks)
+		if err != nil {
+			return st, err
+		}
+		a.recvs = append(a.recvs, in)
+	}
 	for _, l := range a.cfg.Lanes {
 		sender, recv := netip.MustParseAddr(l.Sender), netip.MustParseAddrPort(l.Receiver)
 		loadsize := 20 + s.MessageChunks(l.MessageBytes)*s.ChunkLen
@@ -121,6 +144,11 @@ func (a *Agent) Start(ctx context.Context) (_ Status, err error) {
 		if err := setTOS(conn, southbound.DSCP(l.Sublane, false)); err != nil {
 			return st, fmt.Errorf("agent: lane %s: %w", l.Name, err)
 		}
+		if recv.Addr().IsMulticast() {
+			if err := setMulticastTTL(conn, 8); err != nil {
+				return st, fmt.Errorf("agent: lane %s: %w", l.Name, err)
+			}
+		}
 		snd, err := lane.NewSender(lane.SenderConfig{Conn: conn, Tunnel: uint32(res.TunnelID), Schema: s,
 			Params: lane.Params{PeriodNs: res.PeriodUs * 1000, Loadsize: loadsize}, NotBefore: res.NotBefore, Sources: srcs,
 			BusyPoll: a.cfg.LaneCPU >= 0})
@@ -130,27 +158,40 @@ func (a *Agent) Start(ctx context.Context) (_ Status, err error) {
 		rl.sender = snd
 		a.log.Info("lane up", "lane", l.Name, "tunnel", res.TunnelID, "period_us", res.PeriodUs, "bound_ns", res.MinLatencyNs+res.MaxJitterNs)
 	}
-	for _, rc := range a.cfg.Receive {
-		conn, err := net.ListenUDP("udp4", &net.UDPAddr{Port: int(rc.Port)})
-		if err != nil {
-			return st, fmt.Errorf("agent: receive port %d: %w", rc.Port, err)
-		}
-		a.conns = append(a.conns, conn)
-		sinks := map[uint16]*bridge.Ring{}
-		for _, ap := range rc.Apps {
-			r, err := a.ring(app.RxPath(a.cfg.ShmDir, a.cfg.Service, rc.Port, ap.Name), s.MaxChunks(1500)*s.DataLen())
-			if err != nil {
-				return st, err
-			}
-			sinks[ap.Channel] = r
-		}
-		in, err := a.inbound(rc, conn, sinks)
-		if err != nil {
-			return st, err
-		}
-		a.recvs = append(a.recvs, in)
-	}
 	return st, nil
+}
+
+// listen opens a receive port; for a group, it joins it at the
+// controller and on the interface.
+func (a *Agent) listen(ctx context.Context, rc Receive) (*net.UDPConn, error) {
+	if rc.Group == "" {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: int(rc.Port)})
+		if err != nil {
+			return nil, fmt.Errorf("agent: receive port %d: %w", rc.Port, err)
+		}
+		return c, nil
+	}
+	group := netip.AddrPortFrom(netip.MustParseAddr(rc.Group), rc.Port)
+	ifi, err := net.InterfaceByName(a.cfg.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("agent: interface %s: %w", a.cfg.Interface, err)
+	}
+	c, err := net.ListenMulticastUDP("udp4", ifi, net.UDPAddrFromAddrPort(group))
+	if err != nil {
+		return nil, fmt.Errorf("agent: join %s on %s: %w", group, a.cfg.Interface, err)
+	}
+	if err := a.cli.JoinGroup(ctx, group, netip.MustParseAddr(rc.Member)); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("agent: joining %s as %s at the controller: %w", group, rc.Member, err)
+	}
+	a.joined = append(a.joined, membership{group, netip.MustParseAddr(rc.Member)})
+	a.log.Info("joined group", "group", group, "member", rc.Member)
+	return c, nil
+}
+
+type membership struct {
+	group  netip.AddrPort
+	member netip.Addr
 }
 
 // inbound picks the receive path of a port: the interface's packet ring
@@ -203,6 +244,21 @@ func setTOS(c *net.UDPConn, dscp uint8) error {
 	}
 	if serr != nil {
 		return fmt.Errorf("DSCP %d on the lane's socket: %w", dscp, serr)
+	}
+	return nil
+}
+
+func setMulticastTTL(c *net.UDPConn, ttl int) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, ttl) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("multicast TTL: %w", serr)
 	}
 	return nil
 }
@@ -324,6 +380,11 @@ func (a *Agent) Close() error {
 	if a.cli != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		for _, m := range a.joined {
+			if err := a.cli.LeaveGroup(ctx, m.group, m.member); err != nil {
+				errs = append(errs, fmt.Errorf("agent: leaving %s: %w", m.group, err))
+			}
+		}
 		for _, l := range a.lanes {
 			a.mu.Lock()
 			id := l.tunnel

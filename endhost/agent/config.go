@@ -55,10 +55,14 @@ type Lane struct {
 	Apps         []App         `yaml:"apps"`
 }
 
-// Receive is a port this host takes tunnel packets on.
+// Receive is a port this host takes tunnel packets on; with Group, the
+// host joins that multicast group (at the controller, which re-plans the
+// group's trees, and on Interface) as Member.
 type Receive struct {
-	Port uint16 `yaml:"port"`
-	Apps []App  `yaml:"apps"`
+	Port   uint16 `yaml:"port"`
+	Group  string `yaml:"group"`  // IPv4 multicast address, or empty
+	Member string `yaml:"member"` // this host's address, with Group
+	Apps   []App  `yaml:"apps"`
 }
 
 // App is an application and the channel its messages carry in a lane.
@@ -145,8 +149,8 @@ func (c Config) Validate() error {
 		if a, err := netip.ParseAddr(l.Sender); err != nil || !a.Is4() {
 			return bad(key+".sender", l.Sender, "this host's IPv4 address")
 		}
-		if ap, err := netip.ParseAddrPort(l.Receiver); err != nil || !ap.Addr().Is4() || ap.Port() == 0 || ap.Addr().IsMulticast() {
-			return bad(key+".receiver", l.Receiver, "a unicast IPv4 ip:port (multicast lanes are not supported by the agent yet)")
+		if ap, err := netip.ParseAddrPort(l.Receiver); err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
+			return bad(key+".receiver", l.Receiver, "an IPv4 ip:port (a host, or a multicast group)")
 		}
 		max := c.SchemaOf().MaxChunks(wire.MTU)*c.SchemaOf().DataLen() - 2
 		if l.MessageBytes < 1 || l.MessageBytes > max {
@@ -169,6 +173,17 @@ func (c Config) Validate() error {
 			return bad(key+".port", r.Port, "a port, unique among the receivers")
 		}
 		ports[r.Port] = true
+		if r.Group != "" {
+			if g, err := netip.ParseAddr(r.Group); err != nil || !g.Is4() || !g.IsMulticast() {
+				return bad(key+".group", r.Group, "an IPv4 multicast address")
+			}
+			if m, err := netip.ParseAddr(r.Member); err != nil || !m.Is4() {
+				return bad(key+".member", r.Member, "this host's IPv4 address (the group's member)")
+			}
+			if c.Interface == "" {
+				return bad("interface", `""`, "joining a multicast group needs the interface")
+			}
+		}
 		if err := checkApps(key, r.Apps); err != nil {
 			return err
 		}

@@ -1,0 +1,145 @@
+package agent
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net"
+	stdnetip "net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/testutils"
+	"github.com/vishvananda/netlink"
+
+	"github.com/xlane/xlane/controller/server/servertest"
+	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/endhost/app"
+	"github.com/xlane/xlane/southbound/memory"
+)
+
+// TestMulticastLane: in a network namespace of its own (its loopback made
+// multicast-capable), a receiving agent joins a group at the controller
+// and on the interface, a sending agent's lane goes to the group, and an
+// application's messages arrive through the group; stopping leaves the
+// group and releases the tunnel.
+func TestMulticastLane(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (a network namespace)")
+	}
+	netns, err := testutils.NewNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { netns.Close(); testutils.UnmountNS(netns) }()
+	if err := netns.Do(func(ns.NetNS) error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(lo); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetMulticastOn(lo); err != nil {
+			return err
+		}
+		_, mc, _ := net.ParseCIDR("224.0.0.0/4")
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: lo.Attrs().Index, Dst: mc})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: loopbackTopology(t), Driver: memory.New("s1"), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := servertest.Serve(t, ctl, "127.0.0.1:0") // in the host's namespace
+	shm := t.TempDir()
+	const port = 7600
+	rx, err := New(Config{Controller: addr, Service: "mc-rx", ShmDir: shm, Schema: "hd8", LaneCPU: -1, Interface: "lo", ReceivePath: "socket",
+		Receive: []Receive{{Port: port, Group: "239.7.7.7", Member: "127.0.0.2", Apps: []App{{Name: "raft", Channel: 2}}}}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := New(Config{Controller: addr, Service: "mc-tx", ShmDir: shm, Schema: "hd8", LaneCPU: -1,
+		Lanes: []Lane{{Name: "log", Sender: "127.0.0.1", Receiver: "239.7.7.7:7600", MessageBytes: 100, Period: time.Millisecond,
+			Apps: []App{{Name: "raft", Channel: 2}}}}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The agents' sockets are made in the namespace; their gRPC
+	// connections run on other threads, in the host's.
+	if err := netns.Do(func(ns.NetNS) error {
+		if _, err := rx.Start(ctx); err != nil { // members first
+			return err
+		}
+		_, err := tx.Start(ctx)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ctl.Members(groupAddr("239.7.7.7:7600")); len(got) != 1 || got[0].String() != "127.0.0.2" {
+		t.Fatalf("group members at the controller: %v", got)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, a := range []*Agent{rx, tx} {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.Run(rctx) }()
+	}
+	snd, err := app.OpenSender(shm, "mc-tx", "log", "raft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close()
+	rcv, err := app.OpenReceiver(shm, "mc-rx", port, "raft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	const n = 100
+	go func() {
+		msg := make([]byte, 100)
+		for i := 0; i < n && rctx.Err() == nil; {
+			binary.BigEndian.PutUint32(msg, uint32(i))
+			if snd.Send(msg) {
+				i++
+			} else {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	buf := make([]byte, 2048)
+	for i := 0; i < n; {
+		k, _, ok := rcv.Recv(buf)
+		if !ok {
+			if ctx.Err() != nil {
+				t.Fatalf("received %d of %d through the group", i, n)
+			}
+			time.Sleep(200 * time.Microsecond)
+			continue
+		}
+		if k != 100 || binary.BigEndian.Uint32(buf) != uint32(i) {
+			t.Fatalf("message %d: %d bytes %x", i, k, buf[:4])
+		}
+		i++
+	}
+	stop()
+	wg.Wait()
+	for _, a := range []*Agent{tx, rx} {
+		if err := a.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	if m := ctl.Members(groupAddr("239.7.7.7:7600")); len(m) != 0 || len(ctl.Tunnels("mc-tx")) != 0 {
+		t.Errorf("after stop: members %v, tunnels %v", m, ctl.Tunnels("mc-tx"))
+	}
+}
+
+func groupAddr(s string) stdnetip.AddrPort { return stdnetip.MustParseAddrPort(s) }
