@@ -35,21 +35,7 @@ func TestBMv2E2EUnicastMulticastRelease(t *testing.T) {
 	h := newBMv2Harness(t, "b1", nil, 100_000_000)
 	ctx := h.ctx
 
-	// Best effort works before any tunnel: the static routes.
-	rx, err := h.tb.ListenUDP("h3", 4000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	tx, err := h.tb.DialUDP("h1", netip.AddrPortFrom(h.ip("h3"), 4000), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sendEvery(t, tx, 10, 100, 2*time.Millisecond)
-	tx.Close()
-	if got := receive(rx, 500*time.Millisecond); len(got) != 10 {
-		t.Fatalf("best effort h1→h3: %d of 10 datagrams arrived", len(got))
-	}
+	h.bestEffortWorks("h1", "h3", 4000)
 
 	res, err := h.cli.RequestBandwidth(ctx, tunnels.Request{
 		Sender: h.ip("h1"), Receiver: netip.AddrPortFrom(h.ip("h3"), 5000), LoadsizeBytes: 200, PeriodUs: 1000, Sublane: 1,

@@ -17,21 +17,7 @@ func TestE2EUnicastMulticastRelease(t *testing.T) {
 	h := newHarness(t, "t1", nil)
 	ctx := h.ctx
 
-	// Best effort works before any tunnel: the static routes.
-	rx, err := h.tb.ListenUDP("h3", 4000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	tx, err := h.tb.DialUDP("h1", netip.AddrPortFrom(h.ip("h3"), 4000), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sendEvery(t, tx, 10, 100, time.Millisecond)
-	tx.Close()
-	if got := receive(rx, 300*time.Millisecond); len(got) != 10 {
-		t.Fatalf("best effort h1→h3: %d of 10 datagrams arrived", len(got))
-	}
+	h.bestEffortWorks("h1", "h3", 4000)
 
 	// A unicast tunnel h1 → h3:5000 on sub-lane 1.
 	res, err := h.cli.RequestBandwidth(ctx, tunnels.Request{

@@ -192,6 +192,26 @@ func (h *harness) up(cfg testbed.Config) {
 	})
 }
 
+// bestEffortWorks sends 10 unmarked datagrams from one host to another
+// before any tunnel: the static best-effort routes carry them.
+func (h *harness) bestEffortWorks(from, to string, port uint16) {
+	h.t.Helper()
+	rx, err := h.tb.ListenUDP(to, port)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := h.tb.DialUDP(from, netip.AddrPortFrom(h.ip(to), port), 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	sendEvery(h.t, tx, 10, 100, 2*time.Millisecond)
+	tx.Close()
+	if got := receive(rx, 500*time.Millisecond); len(got) != 10 {
+		h.t.Fatalf("best effort %s→%s: %d of 10 datagrams arrived", from, to, len(got))
+	}
+}
+
 // changed reports, once, how long after the call the tunnel's
 // BandwidthChanged upcall with reason arrived (nothing within 10 s: never).
 func (h *harness) changed(id uint64, reason pb.Reason) <-chan time.Duration {

@@ -123,17 +123,7 @@ func agentsCarryMessages(t *testing.T, path string) {
 	}
 
 	const n = 200
-	go func() {
-		msg := make([]byte, 64)
-		for i := 0; i < n && rctx.Err() == nil; {
-			binary.BigEndian.PutUint32(msg, uint32(i))
-			if snd.Send(msg) {
-				i++
-			} else {
-				time.Sleep(time.Millisecond)
-			}
-		}
-	}()
+	go sendNumbered(rctx, snd, n, 64)
 	// Meanwhile another service's big tunnel on the same links changes
 	// the lane's bounds: the agent gets the upcall.
 	select {
@@ -145,21 +135,7 @@ func agentsCarryMessages(t *testing.T, path string) {
 		LoadsizeBytes: 1400, PeriodUs: 100}); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 2048)
-	for i := 0; i < n; {
-		k, m, ok := rcv.Recv(buf)
-		if !ok {
-			if ctx.Err() != nil {
-				t.Fatalf("received %d of %d", i, n)
-			}
-			time.Sleep(100 * time.Microsecond)
-			continue
-		}
-		if k != 64 || binary.BigEndian.Uint32(buf) != uint32(i) || m.T0 == 0 || m.T1 < m.T0 || m.T2 < m.T1 {
-			t.Fatalf("message %d: %d bytes %x, stamps %d %d %d", i, k, buf[:4], m.T0, m.T1, m.T2)
-		}
-		i++
-	}
+	receiveNumbered(t, ctx, rcv, n, 64)
 	for deadline := time.Now().Add(5 * time.Second); tx.changes.Load() == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the lane never took a BandwidthChanged")
@@ -249,5 +225,40 @@ receive:
 		if _, err := Parse(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error naming %s", in, err, want)
 		}
+	}
+}
+
+// sendNumbered sends n messages of size bytes numbered 0..n-1 through
+// the application's lane, waiting while its ring is full.
+func sendNumbered(ctx context.Context, snd *app.Sender, n, size int) {
+	msg := make([]byte, size)
+	for i := 0; i < n && ctx.Err() == nil; {
+		binary.BigEndian.PutUint32(msg, uint32(i))
+		if snd.Send(msg) {
+			i++
+		} else {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// receiveNumbered takes n numbered messages of size bytes in order, with
+// the sender's, kernel's and lane's stamps in that order.
+func receiveNumbered(t *testing.T, ctx context.Context, rcv *app.Receiver, n, size int) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	for i := 0; i < n; {
+		k, m, ok := rcv.Recv(buf)
+		if !ok {
+			if ctx.Err() != nil {
+				t.Fatalf("received %d of %d", i, n)
+			}
+			time.Sleep(100 * time.Microsecond)
+			continue
+		}
+		if k != size || binary.BigEndian.Uint32(buf) != uint32(i) || m.T0 == 0 || m.T1 < m.T0 || m.T2 < m.T1 {
+			t.Fatalf("message %d: %d bytes %x, stamps %d %d %d", i, k, buf[:4], m.T0, m.T1, m.T2)
+		}
+		i++
 	}
 }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/binary"
 	"io"
 	"log/slog"
 	"net"
@@ -104,32 +103,8 @@ func TestMulticastLane(t *testing.T) {
 	}
 	defer rcv.Close()
 	const n = 100
-	go func() {
-		msg := make([]byte, 100)
-		for i := 0; i < n && rctx.Err() == nil; {
-			binary.BigEndian.PutUint32(msg, uint32(i))
-			if snd.Send(msg) {
-				i++
-			} else {
-				time.Sleep(time.Millisecond)
-			}
-		}
-	}()
-	buf := make([]byte, 2048)
-	for i := 0; i < n; {
-		k, _, ok := rcv.Recv(buf)
-		if !ok {
-			if ctx.Err() != nil {
-				t.Fatalf("received %d of %d through the group", i, n)
-			}
-			time.Sleep(200 * time.Microsecond)
-			continue
-		}
-		if k != 100 || binary.BigEndian.Uint32(buf) != uint32(i) {
-			t.Fatalf("message %d: %d bytes %x", i, k, buf[:4])
-		}
-		i++
-	}
+	go sendNumbered(rctx, snd, n, 100)
+	receiveNumbered(t, ctx, rcv, n, 100)
 	stop()
 	wg.Wait()
 	for _, a := range []*Agent{tx, rx} {
