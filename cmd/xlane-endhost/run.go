@@ -36,8 +36,9 @@ func newRunCmd() *cobra.Command {
   lock_memory: false            # mlockall
   metrics_addr: 127.0.0.1:7711  # Prometheus metrics at /metrics; "" for none
   interface: eth0               # where the lanes' packets arrive
-  receive_path: auto            # auto: the interface's TPACKET_V3 ring when possible (root), else
-                                # the socket; packet_ring or socket to force one
+  receive_path: auto            # auto: AF_XDP (one port per interface), else the interface's
+                                # TPACKET_V3 ring, else the socket (root for the first two);
+                                # xdp, packet_ring or socket to force one
   lanes:                        # tunnels this host sends on
     - name: hb
       sender: 10.0.0.1          # this host's address

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,29 +195,51 @@ type membership struct {
 	member netip.Addr
 }
 
-// inbound picks the receive path of a port: the interface's packet ring
-// (kernel bypass for the read: no system call per packet) when
-// receive_path allows it and the host lets us (CAP_NET_RAW), else the
-// socket. It says which.
+// inbound picks the receive path of a port, the first that works of:
+// AF_XDP (the interface's XDP program steers the lane's packets into an
+// AF_XDP socket before the host's stack; one port per interface, as the
+// interface holds one XDP program), the interface's TPACKET_V3 ring (no
+// system call per packet; the stack also gets a copy), the socket. It
+// says which, and why not the faster ones.
 func (a *Agent) inbound(rc Receive, conn *net.UDPConn, sinks map[uint16]*bridge.Ring) (lane.Inbound, error) {
 	busy := a.cfg.LaneCPU >= 0
-	if a.cfg.ReceivePath != "socket" && a.cfg.Interface != "" {
+	path := a.cfg.ReceivePath
+	if path == "" {
+		path = "auto"
+	}
+	var why []string
+	if a.cfg.Interface != "" && (path == "auto" || path == "xdp") {
+		if path == "auto" && len(a.cfg.Receive) > 1 {
+			why = append(why, "xdp: one receive port per interface")
+		} else if xr, err := lane.NewXSKReceiver(a.cfg.Interface, rc.Port, sinks, busy); err == nil {
+			a.closers = append(a.closers, xr.Close)
+			a.log.Info("receive path", "port", rc.Port, "path", "AF_XDP", "interface", a.cfg.Interface)
+			return xr, nil
+		} else if path == "xdp" {
+			return nil, fmt.Errorf("agent: receive port %d: %w", rc.Port, err)
+		} else {
+			why = append(why, "xdp: "+err.Error())
+		}
+	}
+	if a.cfg.Interface != "" && (path == "auto" || path == "packet_ring") {
 		rr, err := lane.NewRingReceiver(a.cfg.Interface, rc.Port, sinks, busy)
 		if err == nil {
 			a.closers = append(a.closers, rr.Close)
 			// The socket stays bound: the host's stack takes its copy
 			// quietly instead of answering "port unreachable".
 			_ = conn.SetReadBuffer(4096)
-			a.log.Info("receive path", "port", rc.Port, "path", "packet ring (TPACKET_V3)", "interface", a.cfg.Interface)
+			a.log.Info("receive path", "port", rc.Port, "path", "packet ring (TPACKET_V3)", "interface", a.cfg.Interface, "not_faster", strings.Join(why, "; "))
 			return rr, nil
 		}
-		if a.cfg.ReceivePath == "packet_ring" {
+		if path == "packet_ring" {
 			return nil, fmt.Errorf("agent: receive port %d: %w", rc.Port, err)
 		}
-		a.log.Info("receive path", "port", rc.Port, "path", "socket", "why", err.Error())
-	} else {
-		a.log.Info("receive path", "port", rc.Port, "path", "socket")
+		why = append(why, "packet ring: "+err.Error())
 	}
+	if a.cfg.Interface == "" && path == "auto" {
+		why = append(why, "no interface configured")
+	}
+	a.log.Info("receive path", "port", rc.Port, "path", "socket", "not_faster", strings.Join(why, "; "))
 	return lane.NewReceiver(conn, sinks, busy)
 }
 

@@ -34,8 +34,8 @@ type Config struct {
 	// Interface is where the lanes' packets arrive; with it, receive_path
 	// auto uses the interface's packet ring.
 	Interface string `yaml:"interface"`
-	// ReceivePath is auto (packet ring when possible, else socket),
-	// packet_ring or socket.
+	// ReceivePath is auto (AF_XDP, else the packet ring, else the
+	// socket: the first that works), xdp, packet_ring or socket.
 	ReceivePath string `yaml:"receive_path"`
 	// MetricsAddr serves Prometheus metrics at /metrics; "" turns it off.
 	MetricsAddr string    `yaml:"metrics_addr"`
@@ -106,12 +106,15 @@ func (c Config) Validate() error {
 	}
 	switch c.ReceivePath {
 	case "", "auto", "socket":
-	case "packet_ring":
+	case "packet_ring", "xdp":
 		if c.Interface == "" {
-			return bad("interface", `""`, "receive_path packet_ring needs the interface")
+			return bad("interface", `""`, "receive_path "+c.ReceivePath+" needs the interface")
+		}
+		if c.ReceivePath == "xdp" && len(c.Receive) > 1 {
+			return bad("receive_path", c.ReceivePath, "xdp serves one receive port per interface")
 		}
 	default:
-		return bad("receive_path", c.ReceivePath, "auto, packet_ring or socket")
+		return bad("receive_path", c.ReceivePath, "auto, xdp, packet_ring or socket")
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

@@ -30,6 +30,12 @@ func TestMulticastLane(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (a network namespace)")
 	}
+	for _, path := range []string{"socket", "packet_ring", "xdp"} {
+		t.Run(path, func(t *testing.T) { multicastLane(t, path) })
+	}
+}
+
+func multicastLane(t *testing.T, path string) {
 	netns, err := testutils.NewNS()
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +65,7 @@ func TestMulticastLane(t *testing.T) {
 	addr, _ := servertest.Serve(t, ctl, "127.0.0.1:0") // in the host's namespace
 	shm := t.TempDir()
 	const port = 7600
-	rx, err := New(Config{Controller: addr, Service: "mc-rx", ShmDir: shm, Schema: "hd8", LaneCPU: -1, Interface: "lo", ReceivePath: "socket",
+	rx, err := New(Config{Controller: addr, Service: "mc-rx", ShmDir: shm, Schema: "hd8", LaneCPU: -1, Interface: "lo", ReceivePath: path,
 		Receive: []Receive{{Port: port, Group: "239.7.7.7", Member: "127.0.0.2", Apps: []App{{Name: "raft", Channel: 2}}}}}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +109,9 @@ func TestMulticastLane(t *testing.T) {
 	}
 	defer rcv.Close()
 	const n = 100
-	go sendNumbered(rctx, snd, n, 100)
+	sent := make(chan struct{})
+	go func() { defer close(sent); sendNumbered(rctx, snd, n, 100) }()
+	defer func() { <-sent }() // before the rings close
 	receiveNumbered(t, ctx, rcv, n, 100)
 	stop()
 	wg.Wait()

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,7 +60,11 @@ func TestPacketRingReceiver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go snd.Run(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel, before the rings close
+	defer cancel()
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = snd.Run(ctx) }()
 	const n = 300
 	msg := make([]byte, 40)
 	for i := 0; i < n; {
