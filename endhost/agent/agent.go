@@ -52,6 +52,18 @@ type runningLane struct {
 	cfg    Lane
 	tunnel uint64
 	sender *lane.Sender
+	events []*bridge.Ring // one per application: what the controller decided
+}
+
+// tell passes an event to every application of the lane; an application
+// that does not read its events loses the newest, not the lane.
+func (a *Agent) tell(l *runningLane, e app.Event) {
+	var b [app.EventLen]byte
+	for _, r := range l.events {
+		if !r.Push(e.Encode(b[:]), bridge.Meta{}) {
+			a.log.Warn("an application's event ring is full; event dropped", "lane", l.cfg.Name, "event", e.Kind)
+		}
+	}
 }
 
 // Status is what the agent runs, for logs and tests.
@@ -89,6 +101,12 @@ func (a *Agent) Start(ctx context.Context) (_ Status, err error) {
 	}
 	if a.cli, err = client.Dial(a.cfg.Controller, a.cfg.Service, opts...); err != nil {
 		return Status{}, fmt.Errorf("agent: controller %s: %w", a.cfg.Controller, err)
+	}
+	if a.cfg.LaneCPU >= 0 {
+		var allowed unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &allowed); err == nil && (a.cfg.LaneCPU >= 1024 || !allowed.IsSet(a.cfg.LaneCPU)) {
+			return Status{}, fmt.Errorf("agent: lane_cpu %d is not available to this process (it may use %d CPUs)", a.cfg.LaneCPU, allowed.Count())
+		}
 	}
 	dir := filepath.Join(a.cfg.ShmDir, a.cfg.Service)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -136,7 +154,14 @@ func (a *Agent) Start(ctx context.Context) (_ Status, err error) {
 				return st, err
 			}
 			srcs = append(srcs, lane.Source{Ring: r, Channel: ap.Channel})
+			ev, err := a.ring(app.EventPath(a.cfg.ShmDir, a.cfg.Service, l.Name, ap.Name), app.EventLen)
+			if err != nil {
+				return st, err
+			}
+			rl.events = append(rl.events, ev)
 		}
+		a.tell(rl, app.Event{Kind: app.LaneUp, Tunnel: res.TunnelID, PeriodUs: res.PeriodUs, LoadsizeBytes: res.LoadsizeBytes,
+			MinLatencyNs: res.MinLatencyNs, MaxJitterNs: res.MaxJitterNs, GraceUntil: res.NotBefore})
 		conn, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(sender, 0)), net.UDPAddrFromAddrPort(recv))
 		if err != nil {
 			return st, fmt.Errorf("agent: lane %s: socket from %s to %s: %w", l.Name, sender, recv, err)
@@ -356,6 +381,8 @@ func (a *Agent) upcall(u *pb.Upcall) {
 					a.log.Error("lane update", "lane", l.cfg.Name, "err", err)
 				}
 				a.changes.Add(1)
+				a.tell(l, app.Event{Kind: app.LaneChanged, Reason: uint8(c.GetReason()), Tunnel: res.TunnelID, PeriodUs: res.PeriodUs,
+					LoadsizeBytes: res.LoadsizeBytes, MinLatencyNs: res.MinLatencyNs, MaxJitterNs: res.MaxJitterNs, GraceUntil: c.GetGraceUntil().AsTime()})
 				a.log.Info("lane changed", "lane", l.cfg.Name, "period_us", res.PeriodUs, "reason", c.GetReason(), "from", c.GetGraceUntil().AsTime())
 			}
 		}
@@ -365,6 +392,7 @@ func (a *Agent) upcall(u *pb.Upcall) {
 			if l.tunnel == t.GetTunnelId() && l.sender != nil {
 				_ = l.sender.Update(ctx, lane.Update{Stop: true})
 				a.log.Warn("lane terminated by the controller", "lane", l.cfg.Name, "reason", t.GetReason())
+				a.tell(l, app.Event{Kind: app.LaneTerminated, Reason: uint8(t.GetReason()), Tunnel: t.GetTunnelId()})
 				a.mu.Lock()
 				l.tunnel = 0 // nothing to release
 				a.mu.Unlock()
@@ -397,7 +425,8 @@ func (a *Agent) resync(ctx context.Context) {
 	}
 }
 
-// Close releases the tunnels, closes sockets and removes the rings.
+// Close releases the tunnels, closes sockets and removes the rings; call
+// it after Run returned (Run uses the rings and sockets).
 func (a *Agent) Close() error {
 	var errs []error
 	if a.cli != nil {

@@ -118,6 +118,14 @@ func agentsCarryMessages(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer rcv.Close()
+	evs, err := app.OpenEvents(shm, "fd", "hb", "fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evs.Close()
+	if e, ok, err := evs.Next(); err != nil || !ok || e.Kind != app.LaneUp || e.Tunnel != st.Lanes["hb"].TunnelID || e.PeriodUs != st.Lanes["hb"].PeriodUs {
+		t.Fatalf("first event: %+v %v %v, want the lane up with its resources", e, ok, err)
+	}
 	if _, err := app.OpenSender(shm, "fd", "nope", "fd"); err == nil || !strings.Contains(err.Error(), "xlane-endhost running") {
 		t.Errorf("attaching to a lane that does not exist: %v", err)
 	}
@@ -142,6 +150,10 @@ func agentsCarryMessages(t *testing.T, path string) {
 		if time.Now().After(deadline) {
 			t.Fatal("the lane never took a BandwidthChanged")
 		}
+	}
+	// ... and the application hears of it.
+	if e := nextEvent(t, evs); e.Kind != app.LaneChanged || e.GraceUntil.IsZero() || e.MaxJitterNs <= 0 {
+		t.Errorf("event after the change: %+v", e)
 	}
 	// The counters Prometheus scrapes (the sender counts a packet just
 	// after writing it: wait for the last one).
@@ -265,4 +277,20 @@ func receiveNumbered(t *testing.T, ctx context.Context, rcv *app.Receiver, n, si
 		}
 		i++
 	}
+}
+
+// nextEvent waits up to 5 s for the next event.
+func nextEvent(t *testing.T, evs *app.Events) app.Event {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		e, ok, err := evs.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return e
+		}
+	}
+	t.Fatal("no event within 5 s")
+	return app.Event{}
 }

@@ -93,11 +93,12 @@ func multicastLane(t *testing.T, path string) {
 		t.Fatalf("group members at the controller: %v", got)
 	}
 	rctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, a := range []*Agent{rx, tx} {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = a.Run(rctx) }()
-	}
+	rxCtx, rxStop := context.WithCancel(rctx)
+	var wg, rxWG sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = tx.Run(rctx) }()
+	rxWG.Add(1)
+	go func() { defer rxWG.Done(); _ = rx.Run(rxCtx) }()
 	snd, err := app.OpenSender(shm, "mc-tx", "log", "raft")
 	if err != nil {
 		t.Fatal(err)
@@ -113,12 +114,28 @@ func multicastLane(t *testing.T, path string) {
 	go func() { defer close(sent); sendNumbered(rctx, snd, n, 100) }()
 	defer func() { <-sent }() // before the rings close
 	receiveNumbered(t, ctx, rcv, n, 100)
+	// The last member leaves: the controller ends the tunnel to the group,
+	// and the sender's application hears it.
+	evs, err := app.OpenEvents(shm, "mc-tx", "log", "raft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evs.Close()
+	if e := nextEvent(t, evs); e.Kind != app.LaneUp {
+		t.Fatalf("first event %+v", e)
+	}
+	rxStop()
+	rxWG.Wait()
+	if err := rx.Close(); err != nil {
+		t.Error(err)
+	}
+	if e := nextEvent(t, evs); e.Kind != app.LaneTerminated {
+		t.Errorf("after the last member left: %+v, want the lane terminated", e)
+	}
 	stop()
 	wg.Wait()
-	for _, a := range []*Agent{tx, rx} {
-		if err := a.Close(); err != nil {
-			t.Error(err)
-		}
+	if err := tx.Close(); err != nil {
+		t.Error(err)
 	}
 	if m := ctl.Members(groupAddr("239.7.7.7:7600")); len(m) != 0 || len(ctl.Tunnels("mc-tx")) != 0 {
 		t.Errorf("after stop: members %v, tunnels %v", m, ctl.Tunnels("mc-tx"))
