@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,7 +46,8 @@ type Agent struct {
 	mu      sync.Mutex // guards lanes' tunnel ids against the watch
 	// changes counts BandwidthChanged upcalls applied to a lane.
 	changes  atomic.Int64
-	watching chan struct{} // closed once the first watch is subscribed
+	watching chan struct{}     // closed once the first watch is subscribed
+	added    chan *lane.Sender // lanes started while running, for the runner
 }
 
 type runningLane struct {
@@ -53,6 +55,13 @@ type runningLane struct {
 	tunnel uint64
 	sender *lane.Sender
 	events []*bridge.Ring // one per application: what the controller decided
+}
+
+// laneList is the running lanes (control requests may add some).
+func (a *Agent) laneList() []*runningLane {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.lanes)
 }
 
 // tell passes an event to every application of the lane; an application
@@ -79,7 +88,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Agent{cfg: cfg, log: log, watching: make(chan struct{})}, nil
+	return &Agent{cfg: cfg, log: log, watching: make(chan struct{}), added: make(chan *lane.Sender, 16)}, nil
 }
 
 // Start dials the controller, requests every lane's tunnel, and creates
@@ -137,54 +146,76 @@ func (a *Agent) Start(ctx context.Context) (_ Status, err error) {
 		a.recvs = append(a.recvs, in)
 	}
 	for _, l := range a.cfg.Lanes {
-		sender, recv := netip.MustParseAddr(l.Sender), netip.MustParseAddrPort(l.Receiver)
-		loadsize := 20 + s.MessageChunks(l.MessageBytes)*s.ChunkLen
-		res, err := a.cli.RequestBandwidth(ctx, tunnels.Request{Sender: sender, Receiver: recv, LoadsizeBytes: int64(loadsize),
-			PeriodUs: max(1, l.Period.Microseconds()), Sublane: l.Sublane})
+		res, _, err := a.startLane(ctx, l)
 		if err != nil {
-			return st, fmt.Errorf("agent: lane %s: requesting its tunnel: %w", l.Name, err)
+			return st, err
 		}
-		rl := &runningLane{cfg: l, tunnel: res.TunnelID}
-		a.lanes = append(a.lanes, rl) // released on Close from here on
 		st.Lanes[l.Name] = res
-		var srcs []lane.Source
-		for _, ap := range l.Apps {
-			r, err := a.ring(app.TxPath(a.cfg.ShmDir, a.cfg.Service, l.Name, ap.Name), l.MessageBytes)
-			if err != nil {
-				return st, err
-			}
-			srcs = append(srcs, lane.Source{Ring: r, Channel: ap.Channel})
-			ev, err := a.ring(app.EventPath(a.cfg.ShmDir, a.cfg.Service, l.Name, ap.Name), app.EventLen)
-			if err != nil {
-				return st, err
-			}
-			rl.events = append(rl.events, ev)
-		}
-		a.tell(rl, app.Event{Kind: app.LaneUp, Tunnel: res.TunnelID, PeriodUs: res.PeriodUs, LoadsizeBytes: res.LoadsizeBytes,
-			MinLatencyNs: res.MinLatencyNs, MaxJitterNs: res.MaxJitterNs, GraceUntil: res.NotBefore})
-		conn, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(sender, 0)), net.UDPAddrFromAddrPort(recv))
-		if err != nil {
-			return st, fmt.Errorf("agent: lane %s: socket from %s to %s: %w", l.Name, sender, recv, err)
-		}
-		a.conns = append(a.conns, conn)
-		if err := setTOS(conn, southbound.DSCP(l.Sublane, false)); err != nil {
-			return st, fmt.Errorf("agent: lane %s: %w", l.Name, err)
-		}
-		if recv.Addr().IsMulticast() {
-			if err := setMulticastTTL(conn, 8); err != nil {
-				return st, fmt.Errorf("agent: lane %s: %w", l.Name, err)
-			}
-		}
-		snd, err := lane.NewSender(lane.SenderConfig{Conn: conn, Tunnel: uint32(res.TunnelID), Schema: s,
-			Params: lane.Params{PeriodNs: res.PeriodUs * 1000, Loadsize: loadsize}, NotBefore: res.NotBefore, Sources: srcs,
-			BusyPoll: a.cfg.LaneCPU >= 0})
-		if err != nil {
-			return st, fmt.Errorf("agent: lane %s: %w", l.Name, err)
-		}
-		rl.sender = snd
-		a.log.Info("lane up", "lane", l.Name, "tunnel", res.TunnelID, "period_us", res.PeriodUs, "bound_ns", res.MinLatencyNs+res.MaxJitterNs)
 	}
 	return st, nil
+}
+
+// startLane requests a lane's tunnel and sets up its rings, socket and
+// sender (not yet running).
+func (a *Agent) startLane(ctx context.Context, l Lane) (_ tunnels.Resources, _ *lane.Sender, err error) {
+	s := a.cfg.SchemaOf()
+	sender, recv := netip.MustParseAddr(l.Sender), netip.MustParseAddrPort(l.Receiver)
+	loadsize := 20 + s.MessageChunks(l.MessageBytes)*s.ChunkLen
+	res, err := a.cli.RequestBandwidth(ctx, tunnels.Request{Sender: sender, Receiver: recv, LoadsizeBytes: int64(loadsize),
+		PeriodUs: max(1, l.Period.Microseconds()), Sublane: l.Sublane})
+	if err != nil {
+		return tunnels.Resources{}, nil, fmt.Errorf("agent: lane %s: requesting its tunnel: %w", l.Name, err)
+	}
+	rl := &runningLane{cfg: l, tunnel: res.TunnelID}
+	defer func() {
+		if err != nil { // the tunnel goes back; the rest is cleaned up on Close
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if rerr := a.cli.ReleaseBandwidth(rctx, res.TunnelID); rerr != nil {
+				a.log.Error("releasing the tunnel of a lane that failed to start", "lane", l.Name, "err", rerr)
+			}
+		}
+	}()
+	var srcs []lane.Source
+	for _, ap := range l.Apps {
+		r, err := a.ring(app.TxPath(a.cfg.ShmDir, a.cfg.Service, l.Name, ap.Name), l.MessageBytes)
+		if err != nil {
+			return tunnels.Resources{}, nil, err
+		}
+		srcs = append(srcs, lane.Source{Ring: r, Channel: ap.Channel})
+		ev, err := a.ring(app.EventPath(a.cfg.ShmDir, a.cfg.Service, l.Name, ap.Name), app.EventLen)
+		if err != nil {
+			return tunnels.Resources{}, nil, err
+		}
+		rl.events = append(rl.events, ev)
+	}
+	a.tell(rl, app.Event{Kind: app.LaneUp, Tunnel: res.TunnelID, PeriodUs: res.PeriodUs, LoadsizeBytes: res.LoadsizeBytes,
+		MinLatencyNs: res.MinLatencyNs, MaxJitterNs: res.MaxJitterNs, GraceUntil: res.NotBefore})
+	conn, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(sender, 0)), net.UDPAddrFromAddrPort(recv))
+	if err != nil {
+		return tunnels.Resources{}, nil, fmt.Errorf("agent: lane %s: socket from %s to %s: %w", l.Name, sender, recv, err)
+	}
+	a.conns = append(a.conns, conn)
+	if err := setTOS(conn, southbound.DSCP(l.Sublane, false)); err != nil {
+		return tunnels.Resources{}, nil, fmt.Errorf("agent: lane %s: %w", l.Name, err)
+	}
+	if recv.Addr().IsMulticast() {
+		if err := setMulticastTTL(conn, 8); err != nil {
+			return tunnels.Resources{}, nil, fmt.Errorf("agent: lane %s: %w", l.Name, err)
+		}
+	}
+	snd, err := lane.NewSender(lane.SenderConfig{Conn: conn, Tunnel: uint32(res.TunnelID), Schema: s,
+		Params: lane.Params{PeriodNs: res.PeriodUs * 1000, Loadsize: loadsize}, NotBefore: res.NotBefore, Sources: srcs,
+		BusyPoll: a.cfg.LaneCPU >= 0})
+	if err != nil {
+		return tunnels.Resources{}, nil, fmt.Errorf("agent: lane %s: %w", l.Name, err)
+	}
+	rl.sender = snd
+	a.mu.Lock()
+	a.lanes = append(a.lanes, rl) // released on Close from here on
+	a.mu.Unlock()
+	a.log.Info("lane up", "lane", l.Name, "tunnel", res.TunnelID, "period_us", res.PeriodUs, "bound_ns", res.MinLatencyNs+res.MaxJitterNs)
+	return res, snd, nil
 }
 
 // listen opens a receive port; for a group, it joins it at the
@@ -316,7 +347,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 2+len(a.lanes)+len(a.recvs))
+	errs := make(chan error, 64)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -333,27 +364,57 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}()
 	var senders []*lane.Sender
-	for _, l := range a.lanes {
+	for _, l := range a.laneList() {
 		senders = append(senders, l.sender)
 	}
 	if a.cfg.LaneCPU >= 0 {
 		core := &lane.Core{CPU: a.cfg.LaneCPU, Priority: a.cfg.Priority, LockMem: a.cfg.LockMem}
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- lane.RunCore(ctx, core, senders, a.recvs) }()
+		go func() { defer wg.Done(); errs <- lane.RunCoreAdding(ctx, core, senders, a.recvs, a.added) }()
 	} else {
-		for _, s := range senders {
+		run := func(s *lane.Sender) {
 			wg.Add(1)
 			go func() { defer wg.Done(); errs <- s.Run(ctx) }()
+		}
+		for _, s := range senders {
+			run(s)
 		}
 		for _, r := range a.recvs {
 			wg.Add(1)
 			go func() { defer wg.Done(); errs <- r.Run(ctx) }()
 		}
+		wg.Add(1)
+		go func() { // lanes the applications ask for while we run
+			defer wg.Done()
+			for {
+				select {
+				case s := <-a.added:
+					run(s)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
 	}
+	if stop, err := a.serveControl(ctx, &wg); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	} else {
+		defer stop()
+	}
+	// A lane that ends (terminated) ends alone; an error ends the agent.
 	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errs:
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case err = <-errs:
+			if err != nil {
+				break wait
+			}
+		}
 	}
 	cancel()
 	wg.Wait()
@@ -370,7 +431,7 @@ func (a *Agent) upcall(u *pb.Upcall) {
 	defer cancel()
 	if c := u.GetChanged(); c != nil {
 		res := client.FromPB(c.GetResources())
-		for _, l := range a.lanes {
+		for _, l := range a.laneList() {
 			if l.tunnel == res.TunnelID && l.sender != nil {
 				s := a.cfg.SchemaOf()
 				p := lane.Params{PeriodNs: res.PeriodUs * 1000, Loadsize: 20 + s.MessageChunks(l.cfg.MessageBytes)*s.ChunkLen}
@@ -388,7 +449,7 @@ func (a *Agent) upcall(u *pb.Upcall) {
 		}
 	}
 	if t := u.GetTerminated(); t != nil {
-		for _, l := range a.lanes {
+		for _, l := range a.laneList() {
 			if l.tunnel == t.GetTunnelId() && l.sender != nil {
 				_ = l.sender.Update(ctx, lane.Update{Stop: true})
 				a.log.Warn("lane terminated by the controller", "lane", l.cfg.Name, "reason", t.GetReason())
@@ -412,7 +473,7 @@ func (a *Agent) resync(ctx context.Context) {
 	for _, r := range rs {
 		have[r.TunnelID] = r
 	}
-	for _, l := range a.lanes {
+	for _, l := range a.laneList() {
 		r, ok := have[l.tunnel]
 		if !ok {
 			a.log.Error("lane's tunnel is gone at the controller; stopping it", "lane", l.cfg.Name, "tunnel", l.tunnel)
@@ -437,7 +498,7 @@ func (a *Agent) Close() error {
 				errs = append(errs, fmt.Errorf("agent: leaving %s: %w", m.group, err))
 			}
 		}
-		for _, l := range a.lanes {
+		for _, l := range a.laneList() {
 			a.mu.Lock()
 			id := l.tunnel
 			a.mu.Unlock()

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/te"
@@ -155,32 +154,66 @@ func agentsCarryMessages(t *testing.T, path string) {
 	if e := nextEvent(t, evs); e.Kind != app.LaneChanged || e.GraceUntil.IsZero() || e.MaxJitterNs <= 0 {
 		t.Errorf("event after the change: %+v", e)
 	}
-	// The counters Prometheus scrapes (the sender counts a packet just
-	// after writing it: wait for the last one).
-	for deadline := time.Now().Add(2 * time.Second); tx.lanes[0].sender.Snapshot().Messages < n && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
-	want := map[string]float64{"xlane_endhost_lane_messages_sent_total": n, "xlane_endhost_receive_messages_total": n}
-	var mfs []*dto.MetricFamily
-	for _, a := range []*Agent{tx, rx} {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(a.Collector())
-		got, err := reg.Gather()
+	// An application asks the running agent for a lane of its own.
+	if path == "socket" {
+		req := app.LaneRequest{Lane: "late", App: "late", Channel: 1, Sender: "127.0.0.1", Receiver: fmt.Sprintf("127.0.0.2:%d", port),
+			MessageBytes: 64, PeriodUs: 1000}
+		rep, err := app.RequestLane(shm, "fd", req)
+		if err != nil || rep.Tunnel == 0 || rep.PeriodUs < 1000 {
+			t.Fatalf("requesting a lane: %+v, %v", rep, err)
+		}
+		if _, err := app.RequestLane(shm, "fd", req); err == nil || !strings.Contains(err.Error(), "exists already") {
+			t.Errorf("the same lane twice: %v", err)
+		}
+		bad := req
+		bad.Lane, bad.PeriodUs = "bad", 0
+		if _, err := app.RequestLane(shm, "fd", bad); err == nil || !strings.Contains(err.Error(), "period") {
+			t.Errorf("a lane without a period: %v", err)
+		}
+		late, err := app.OpenSender(shm, "fd", "late", "late")
 		if err != nil {
 			t.Fatal(err)
 		}
-		mfs = append(mfs, got...)
-	}
-	for _, mf := range mfs {
-		if w, ok := want[mf.GetName()]; ok {
-			if got := mf.GetMetric()[0].GetCounter().GetValue(); got != w {
-				t.Errorf("%s = %v, want %v", mf.GetName(), got, w)
-			}
-			delete(want, mf.GetName())
+		lateSent := make(chan struct{})
+		go func() { defer close(lateSent); sendNumbered(rctx, late, 20, 64) }()
+		receiveNumbered(t, ctx, rcv, 20, 64)
+		<-lateSent
+		late.Close()
+		if got := len(ctl.Tunnels("fd")); got != 2 {
+			t.Errorf("the service holds %d tunnels, want 2", got)
 		}
 	}
-	if len(want) != 0 {
-		t.Errorf("metrics missing: %v", want)
+	// The counters Prometheus scrapes (a sender counts a packet just after
+	// writing it: wait for the last one).
+	total := float64(n)
+	if path == "socket" {
+		total += 20 // the application's own lane
+	}
+	want := map[string]float64{"xlane_endhost_lane_messages_sent_total": total, "xlane_endhost_receive_messages_total": total}
+	var got map[string]float64
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		got = map[string]float64{}
+		for _, a := range []*Agent{tx, rx} {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(a.Collector())
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					got[mf.GetName()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+		if got["xlane_endhost_lane_messages_sent_total"] == total || time.Now().After(deadline) {
+			break
+		}
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s = %v, want %v", name, got[name], w)
+		}
 	}
 	stop()
 	wg.Wait()

@@ -145,27 +145,11 @@ func (c Config) Validate() error {
 	names := map[string]bool{}
 	for i, l := range c.Lanes {
 		key := fmt.Sprintf("lanes[%d]", i)
-		if !validName(l.Name) || names[l.Name] {
-			return bad(key+".name", l.Name, "a name of letters, digits, - and _, unique among the lanes")
+		if names[l.Name] {
+			return bad(key+".name", l.Name, "unique among the lanes")
 		}
 		names[l.Name] = true
-		if a, err := netip.ParseAddr(l.Sender); err != nil || !a.Is4() {
-			return bad(key+".sender", l.Sender, "this host's IPv4 address")
-		}
-		if ap, err := netip.ParseAddrPort(l.Receiver); err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
-			return bad(key+".receiver", l.Receiver, "an IPv4 ip:port (a host, or a multicast group)")
-		}
-		max := c.SchemaOf().MaxChunks(wire.MTU)*c.SchemaOf().DataLen() - 2
-		if l.MessageBytes < 1 || l.MessageBytes > max {
-			return bad(key+".message_bytes", l.MessageBytes, fmt.Sprintf("between 1 and %d", max))
-		}
-		if l.Period <= 0 || l.Period > 10*time.Second {
-			return bad(key+".period", l.Period, "between 1µs and 10s")
-		}
-		if l.Sublane < 0 {
-			return bad(key+".sublane", l.Sublane, "not negative")
-		}
-		if err := checkApps(key, l.Apps); err != nil {
+		if err := c.checkLane(key, l); err != nil {
 			return err
 		}
 	}
@@ -218,4 +202,31 @@ func validName(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// checkLane checks one lane (of the file, or requested by an application).
+func (c Config) checkLane(key string, l Lane) error {
+	bad := func(field string, v any, why string) error {
+		return fmt.Errorf("endhost config: %s.%s: %s (got %v)", key, field, why, v)
+	}
+	if !validName(l.Name) {
+		return bad("name", l.Name, "a name of letters, digits, - and _")
+	}
+	if a, err := netip.ParseAddr(l.Sender); err != nil || !a.Is4() {
+		return bad("sender", l.Sender, "this host's IPv4 address")
+	}
+	if ap, err := netip.ParseAddrPort(l.Receiver); err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
+		return bad("receiver", l.Receiver, "an IPv4 ip:port (a host, or a multicast group)")
+	}
+	max := c.SchemaOf().MaxChunks(wire.MTU)*c.SchemaOf().DataLen() - 2
+	if l.MessageBytes < 1 || l.MessageBytes > max {
+		return bad("message_bytes", l.MessageBytes, fmt.Sprintf("between 1 and %d", max))
+	}
+	if l.Period <= 0 || l.Period > 10*time.Second {
+		return bad("period", l.Period, "between 1µs and 10s")
+	}
+	if l.Sublane < 0 {
+		return bad("sublane", l.Sublane, "not negative")
+	}
+	return checkApps(key, l.Apps)
 }

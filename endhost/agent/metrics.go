@@ -35,7 +35,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	for _, l := range c.a.lanes {
+	for _, l := range c.a.laneList() {
 		if l.sender == nil {
 			continue
 		}

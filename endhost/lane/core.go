@@ -23,6 +23,12 @@ var (
 // senders stopped and there is no receiver. It is how a host with one
 // dedicated CPU serves all its tunnels in both directions.
 func RunCore(ctx context.Context, core *Core, senders []*Sender, receivers []Inbound) error {
+	return RunCoreAdding(ctx, core, senders, receivers, nil)
+}
+
+// RunCoreAdding is RunCore taking further senders from add while it runs
+// (lanes started after the core).
+func RunCoreAdding(ctx context.Context, core *Core, senders []*Sender, receivers []Inbound, add <-chan *Sender) error {
 	if core != nil {
 		if err := core.Pin(); err != nil {
 			return err
@@ -33,10 +39,17 @@ func RunCore(ctx context.Context, core *Core, senders []*Sender, receivers []Inb
 		live[i] = true
 	}
 	for spins := 0; ; spins++ {
-		if spins&1023 == 0 && ctx.Err() != nil {
-			return nil
+		if spins&1023 == 0 {
+			if ctx.Err() != nil {
+				return nil
+			}
+			select {
+			case s := <-add:
+				senders, live = append(senders, s), append(live, true)
+			default:
+			}
 		}
-		active := len(receivers) > 0
+		active := len(receivers) > 0 || add != nil
 		for i, s := range senders {
 			if !live[i] {
 				continue
