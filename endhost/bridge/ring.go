@@ -24,14 +24,14 @@ import (
 //	8    slots (power of two), 12 slot data bytes
 //	64   head: messages pushed (producer writes)
 //	128  tail: messages popped (consumer writes)
-//	192  slots: each 40 bytes of meta (len:4, channel:2, flags:2, ts0:8,
-//	     ts1:8, ts2:8, seq:8) then the data bytes, padded to 64
+//	192  slots: each 48 bytes of meta (len:4, channel:2, flags:2, ts0:8,
+//	     ts1:8, ts2:8, mono:8, seq:8) then the data bytes, padded to 64
 const (
-	magic      = "XLRING02"
+	magic      = "XLRING03"
 	offHead    = 64
 	offTail    = 128
 	offSlots   = 192
-	metaLen    = 40
+	metaLen    = 48
 	cacheLine  = 64
 	maxSlots   = 1 << 20
 	maxSlotLen = 1 << 16
@@ -47,7 +47,11 @@ type Meta struct {
 	// before the packet was looked at. R-X: T1 when the application
 	// queued the message.
 	T0, T1, T2 int64
-	Seq        uint64 // the packet's sequence number (X-R)
+	// Mono is the lane's stamp of T2 on its monotonic clock (X-R; ns since
+	// the receiver started): for intervals between messages, immune to the
+	// system clock being set.
+	Mono int64
+	Seq  uint64 // the packet's sequence number (X-R)
 }
 
 // Ring is a mapping of a shared ring. The ring has one producer and one
@@ -191,7 +195,8 @@ func (r *Ring) Push(msg []byte, m Meta) bool {
 	binary.LittleEndian.PutUint64(s[8:], uint64(m.T0))
 	binary.LittleEndian.PutUint64(s[16:], uint64(m.T1))
 	binary.LittleEndian.PutUint64(s[24:], uint64(m.T2))
-	binary.LittleEndian.PutUint64(s[32:], m.Seq)
+	binary.LittleEndian.PutUint64(s[32:], uint64(m.Mono))
+	binary.LittleEndian.PutUint64(s[40:], m.Seq)
 	copy(s[metaLen:], msg)
 	r.head.Store(h + 1) // publishes the slot
 	return true
@@ -223,7 +228,7 @@ func (r *Ring) Pop(buf []byte) (n int, m Meta, ok bool) {
 	}
 	m = Meta{Channel: binary.LittleEndian.Uint16(s[4:]), Flags: binary.LittleEndian.Uint16(s[6:]),
 		T0: int64(binary.LittleEndian.Uint64(s[8:])), T1: int64(binary.LittleEndian.Uint64(s[16:])),
-		T2: int64(binary.LittleEndian.Uint64(s[24:])), Seq: binary.LittleEndian.Uint64(s[32:])}
+		T2: int64(binary.LittleEndian.Uint64(s[24:])), Mono: int64(binary.LittleEndian.Uint64(s[32:])), Seq: binary.LittleEndian.Uint64(s[40:])}
 	copy(buf, s[metaLen:metaLen+n])
 	r.local = t + 1
 	// Free slots in batches: every store of tail is a cache line the

@@ -128,7 +128,7 @@ func TestBadRingsAreRefused(t *testing.T) {
 	junk := filepath.Join(dir, "junk")
 	os.WriteFile(junk, bytes.Repeat([]byte{0xaa}, 4096), 0o600)
 	short := filepath.Join(dir, "short")
-	os.WriteFile(short, []byte("XLRING02"), 0o600)
+	os.WriteFile(short, []byte("XLRING03"), 0o600)
 	good, _ := os.ReadFile(path)
 	lying := filepath.Join(dir, "lying") // a header that claims more slots than the file has
 	binary.LittleEndian.PutUint32(good[8:], 1024)

@@ -53,7 +53,7 @@ func NewRingReceiver(ifname string, port uint16, sinks map[uint16]*bridge.Ring, 
 	if err != nil {
 		return nil, fmt.Errorf("lane: packet socket (needs CAP_NET_RAW): %w", err)
 	}
-	r := &RingReceiver{delivery: delivery{sinks: sinks}, fd: fd, port: port, busy: busy}
+	r := &RingReceiver{delivery: delivery{sinks: sinks, start: time.Now()}, fd: fd, port: port, busy: busy}
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -146,7 +146,7 @@ func (r *RingReceiver) Poll() error {
 	if ne32(b[blkStatus:])&unix.TP_STATUS_USER == 0 {
 		return nil
 	}
-	userNs := time.Now().UnixNano()
+	wall, mono := r.stamp()
 	n := int(ne32(b[blkNumPkts:]))
 	off := int(ne32(b[blkFirstPkt:]))
 	for i := 0; i < n && off > 0 && off < len(b)-hdrPktType; i++ {
@@ -155,7 +155,7 @@ func (r *RingReceiver) Poll() error {
 			mac, snap := int(ne16(h[hdrMac:])), int(ne32(h[hdrSnaplen:]))
 			if mac+snap <= len(h) {
 				kernelNs := int64(ne32(h[hdrSec:]))*1e9 + int64(ne32(h[hdrNsec:]))
-				r.frame(h[mac:mac+snap], kernelNs, userNs)
+				r.frame(h[mac:mac+snap], kernelNs, wall, mono)
 			}
 		}
 		next := int(ne32(h[hdrNext:]))
@@ -170,7 +170,7 @@ func (r *RingReceiver) Poll() error {
 }
 
 // frame strips Ethernet, IPv4 and UDP from a frame the filter admitted.
-func (r *RingReceiver) frame(f []byte, kernelNs, userNs int64) {
+func (r *RingReceiver) frame(f []byte, kernelNs, wall, mono int64) {
 	if len(f) < ethLen+ipMinLen+udpLen {
 		r.Stats.Wire.Bad++
 		return
@@ -187,7 +187,7 @@ func (r *RingReceiver) frame(f []byte, kernelNs, userNs int64) {
 		r.Stats.Wire.Bad++
 		return
 	}
-	r.payload(udp[udpLen:ulen], kernelNs, userNs)
+	r.payload(udp[udpLen:ulen], kernelNs, wall, mono)
 }
 
 // Run takes packets until ctx ends; sleeping in poll(2) between blocks

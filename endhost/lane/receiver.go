@@ -49,6 +49,7 @@ type delivery struct {
 	sinks map[uint16]*bridge.Ring
 	un    wire.Unpacker
 	meta  bridge.Meta // of the packet being taken apart
+	start time.Time   // the monotonic clock's origin
 	pubMu sync.Mutex
 	pub   RecvStats
 }
@@ -61,13 +62,20 @@ func (d *delivery) Snapshot() RecvStats {
 	return d.pub
 }
 
+// stamp is the lane's own receive stamp: the system clock's time, and the
+// monotonic clock's since the receiver started.
+func (d *delivery) stamp() (wall, mono int64) {
+	now := time.Now()
+	return now.UnixNano(), int64(now.Sub(d.start))
+}
+
 // payload delivers one X-Lane payload received at kernelNs (0: unknown)
-// and taken by the lane at userNs.
-func (d *delivery) payload(p []byte, kernelNs, userNs int64) {
+// and taken by the lane at wall (system clock) and mono.
+func (d *delivery) payload(p []byte, kernelNs, wall, mono int64) {
 	if kernelNs == 0 {
 		d.Stats.NoKernelTS++
 	}
-	d.meta = bridge.Meta{T1: kernelNs, T2: userNs}
+	d.meta = bridge.Meta{T1: kernelNs, T2: wall, Mono: mono}
 	if len(p) >= wire.HeaderLen {
 		d.meta.Seq = uint64(binary.BigEndian.Uint32(p[8:12]))
 		d.meta.T0 = int64(binary.BigEndian.Uint64(p[12:20]))
@@ -99,7 +107,7 @@ func NewReceiver(conn *net.UDPConn, sinks map[uint16]*bridge.Ring, busy bool) (*
 	}); err != nil || serr != nil {
 		return nil, fmt.Errorf("lane: receive timestamps (SO_TIMESTAMPING): %w", errors.Join(err, serr))
 	}
-	return &Receiver{delivery: delivery{sinks: sinks}, conn: conn, raw: raw, busy: busy, buf: make([]byte, 65536), oob: make([]byte, 256)}, nil
+	return &Receiver{delivery: delivery{sinks: sinks, start: time.Now()}, conn: conn, raw: raw, busy: busy, buf: make([]byte, 65536), oob: make([]byte, 256)}, nil
 }
 
 // Run receives until ctx ends (or the socket is closed).
@@ -121,7 +129,8 @@ func (r *Receiver) Run(ctx context.Context) error {
 			return err
 		}
 		if n > 0 {
-			r.handle(n, oobn, time.Now().UnixNano())
+			wall, mono := r.stamp()
+			r.handle(n, oobn, wall, mono)
 		}
 	}
 	return nil
@@ -138,7 +147,8 @@ func (r *Receiver) Poll() error {
 		return err
 	}
 	if n > 0 {
-		r.handle(n, oobn, time.Now().UnixNano())
+		wall, mono := r.stamp()
+		r.handle(n, oobn, wall, mono)
 	}
 	return nil
 }
@@ -170,7 +180,7 @@ func (r *Receiver) read() (n, oobn int, err error) {
 	return n, oobn, nil
 }
 
-func (r *Receiver) handle(n, oobn int, userNs int64) {
+func (r *Receiver) handle(n, oobn int, wall, mono int64) {
 	kernelNs := int64(0)
 	for oob := r.oob[:oobn]; len(oob) >= unix.SizeofCmsghdr; {
 		h := (*unix.Cmsghdr)(unsafePointer(&oob[0]))
@@ -188,7 +198,7 @@ func (r *Receiver) handle(n, oobn int, userNs int64) {
 		}
 		oob = oob[next:]
 	}
-	r.payload(r.buf[:n], kernelNs, userNs)
+	r.payload(r.buf[:n], kernelNs, wall, mono)
 }
 
 func (d *delivery) deliver(ch uint16, msg []byte) {

@@ -75,7 +75,7 @@ func NewXSKReceiver(ifname string, port uint16, sinks map[uint16]*bridge.Ring, b
 	if err != nil {
 		return nil, fmt.Errorf("lane: AF_XDP on %s: %w", ifname, err)
 	}
-	r := &XSKReceiver{delivery: delivery{sinks: sinks}, fd: -1, busy: busy, link: link}
+	r := &XSKReceiver{delivery: delivery{sinks: sinks, start: time.Now()}, fd: -1, busy: busy, link: link}
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -178,12 +178,12 @@ func (r *XSKReceiver) Poll() error {
 	if prod == cons {
 		return nil
 	}
-	userNs := time.Now().UnixNano()
+	wall, mono := r.stamp()
 	fprod := r.fq.prod.Load()
 	for ; cons != prod; cons++ {
 		d := (*unix.XDPDesc)(unsafe.Add(r.rx.desc, uintptr(cons&r.rx.mask)*unsafe.Sizeof(unix.XDPDesc{})))
 		if d.Addr+uint64(d.Len) <= uint64(len(r.umem)) {
-			r.frame(r.umem[d.Addr:d.Addr+uint64(d.Len)], userNs)
+			r.frame(r.umem[d.Addr:d.Addr+uint64(d.Len)], wall, mono)
 		}
 		// The frame goes back to the kernel to fill again.
 		*(*uint64)(unsafe.Add(r.fq.desc, uintptr(fprod&r.fq.mask)*8)) = d.Addr &^ (xskFrameSize - 1)
@@ -195,7 +195,7 @@ func (r *XSKReceiver) Poll() error {
 }
 
 // frame strips Ethernet, IPv4 and UDP.
-func (r *XSKReceiver) frame(f []byte, userNs int64) {
+func (r *XSKReceiver) frame(f []byte, wall, mono int64) {
 	if len(f) < ethLen+ipMinLen+udpLen {
 		r.Stats.Wire.Bad++
 		return
@@ -211,7 +211,7 @@ func (r *XSKReceiver) frame(f []byte, userNs int64) {
 		r.Stats.Wire.Bad++
 		return
 	}
-	r.payload(udp[udpLen:ulen], 0, userNs)
+	r.payload(udp[udpLen:ulen], 0, wall, mono)
 }
 
 // Run takes packets until ctx ends; sleeping in poll(2) unless busy.
