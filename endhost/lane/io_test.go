@@ -86,7 +86,7 @@ func laneOverUDP(t *testing.T, mode string) {
 	buf := make([]byte, 200)
 	got := map[uint16]int{}
 	lastSeq := map[uint16]uint64{}
-	var lastMono int64
+	lastMono := map[uint16]int64{}
 	for got[1]+got[2] < 2*per && ctx.Err() == nil {
 		progress := false
 		for ch, r := range rx {
@@ -106,10 +106,10 @@ func laneOverUDP(t *testing.T, mode string) {
 			if m.T0 == 0 || m.T1 < m.T0 || m.T2 < m.T1 {
 				t.Fatalf("channel %d message %d: stamps sender %d, kernel %d, lane %d out of order", ch, i, m.T0, m.T1, m.T2)
 			}
-			if m.Mono <= 0 || m.Mono < lastMono {
-				t.Fatalf("channel %d message %d: monotonic stamp %d after %d", ch, i, m.Mono, lastMono)
+			if m.Mono <= 0 || m.Mono < lastMono[ch] {
+				t.Fatalf("channel %d message %d: monotonic stamp %d after %d", ch, i, m.Mono, lastMono[ch])
 			}
-			lastMono = m.Mono
+			lastMono[ch] = m.Mono
 			if m.Seq < lastSeq[ch] {
 				t.Fatalf("channel %d: packet sequence went back from %d to %d", ch, lastSeq[ch], m.Seq)
 			}
