@@ -82,6 +82,7 @@ func laneOverUDP(t *testing.T, mode string) {
 		go func() { defer wg.Done(); errs <- snd.Run(ctx) }()
 		go func() { defer wg.Done(); errs <- rcv.Run(ctx) }()
 	}
+	t.Cleanup(func() { cancel(); wg.Wait() }) // also when the test fails: before the rings close
 
 	buf := make([]byte, 200)
 	got := map[uint16]int{}
@@ -103,7 +104,9 @@ func laneOverUDP(t *testing.T, mode string) {
 			if !bytes.Equal(buf[:n], want) || m.Channel != ch {
 				t.Fatalf("channel %d message %d: %q (channel %d)", ch, i, buf[:n], m.Channel)
 			}
-			if m.T0 == 0 || m.T1 < m.T0 || m.T2 < m.T1 {
+			// The first packets may lack the kernel's stamp: it turns
+			// receive timestamps on from a work queue (T1 0, counted).
+			if m.T0 == 0 || m.T2 < m.T0 || (m.T1 != 0 && (m.T1 < m.T0 || m.T2 < m.T1)) {
 				t.Fatalf("channel %d message %d: stamps sender %d, kernel %d, lane %d out of order", ch, i, m.T0, m.T1, m.T2)
 			}
 			if m.Mono <= 0 || m.Mono < lastMono[ch] {
@@ -138,7 +141,7 @@ func laneOverUDP(t *testing.T, mode string) {
 	if err := <-errs; err != nil {
 		t.Fatal(err)
 	}
-	if snd.Stats.Messages != 2*per || snd.Stats.Packets < uint64(2*per/((300-wire.HeaderLen)/wire.HD6.ChunkLen)) || rcv.Stats.Packets != snd.Stats.Packets || rcv.Stats.NoKernelTS != 0 {
+	if snd.Stats.Messages != 2*per || snd.Stats.Packets < uint64(2*per/((300-wire.HeaderLen)/wire.HD6.ChunkLen)) || rcv.Stats.Packets != snd.Stats.Packets || rcv.Stats.NoKernelTS > 3 {
 		t.Errorf("sender %+v, receiver %+v", snd.Stats, rcv.Stats)
 	}
 	t.Logf("%d messages in %d packets; receiver %+v", snd.Stats.Messages, snd.Stats.Packets, rcv.Stats)
