@@ -3,7 +3,9 @@ package lane
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,17 +26,16 @@ type Core struct {
 // says why, and nothing after it is applied.
 func (c Core) Pin() error {
 	runtime.LockOSThread()
-	var allowed unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
-		return fmt.Errorf("lane: reading the CPUs this process may use: %w", err)
-	}
-	if c.CPU < 0 || c.CPU >= 1024 || !allowed.IsSet(c.CPU) {
-		return fmt.Errorf("lane: CPU %d is not available to this process (it may use %s)", c.CPU, cpuList(&allowed))
-	}
+	// The thread's current CPU set may be narrower than what the process
+	// may use (an isolated CPU is kept out of it on purpose): try, and
+	// say what exists when the kernel refuses.
 	var set unix.CPUSet
-	set.Set(c.CPU)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("lane: binding to CPU %d: %w", c.CPU, err)
+	if c.CPU >= 0 && c.CPU < 1024 {
+		set.Set(c.CPU)
+	}
+	if c.CPU < 0 || c.CPU >= 1024 || unix.SchedSetaffinity(0, &set) != nil {
+		online, _ := os.ReadFile("/sys/devices/system/cpu/online")
+		return fmt.Errorf("lane: CPU %d is not available to this process (online CPUs: %s)", c.CPU, strings.TrimSpace(string(online)))
 	}
 	if c.Priority != 0 {
 		if c.Priority < 1 || c.Priority > 99 {
@@ -54,28 +55,4 @@ func (c Core) Pin() error {
 		}
 	}
 	return nil
-}
-
-// cpuList writes a CPU set as "0-3,6".
-func cpuList(s *unix.CPUSet) string {
-	out := ""
-	for i := 0; i < 1024; i++ {
-		if !s.IsSet(i) {
-			continue
-		}
-		j := i
-		for j+1 < 1024 && s.IsSet(j+1) {
-			j++
-		}
-		if out != "" {
-			out += ","
-		}
-		if j == i {
-			out += fmt.Sprint(i)
-		} else {
-			out += fmt.Sprintf("%d-%d", i, j)
-		}
-		i = j
-	}
-	return out
 }

@@ -300,17 +300,29 @@ func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, tuned boo
 	if err != nil {
 		return nil, 0, err
 	}
+	// Both hosts' lanes share one lane core, the last CPU, polling both;
+	// the testbed's switches and every other thread of this process keep
+	// the others (as isolcpus would arrange).
+	var core *lane.Core
+	if n := runtime.NumCPU(); tuned && n >= 2 {
+		core = &lane.Core{CPU: n - 1}
+		var pids []int
+		for _, f := range []string{"vswitchd.pid", "ovsdb.pid"} {
+			if pid, err := pidOf(filepath.Join(tb.OVS().Dir, f)); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		iso, err := isolate(n-1, pids...)
+		defer iso.restore()
+		if err != nil {
+			return nil, 0, err
+		}
+	}
 	lctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(1) // the application, below
 	if tuned {
-		// Both hosts' lanes share one lane core, the last CPU, polling
-		// both; the testbed's switches and kernel keep the others.
-		var core *lane.Core
-		if n := runtime.NumCPU(); n >= 2 {
-			core = &lane.Core{CPU: n - 1}
-		}
 		wg.Add(1)
 		go func() { defer wg.Done(); errs <- lane.RunCore(lctx, core, []*lane.Sender{snd}, []lane.Inbound{rcv}) }()
 	} else {
