@@ -327,3 +327,19 @@ func nextEvent(t *testing.T, evs *app.Events) app.Event {
 	t.Fatal("no event within 5 s")
 	return app.Event{}
 }
+
+// FuzzParse feeds arbitrary configuration files: an error or a config
+// that validates, never a crash.
+func FuzzParse(f *testing.F) {
+	f.Add("controller: 10.0.0.9:7700\nservice: fd\nlanes: [{name: hb, sender: 10.0.0.1, receiver: 10.0.0.2:7000, message_bytes: 64, period: 1ms, apps: [{name: fd, channel: 1}]}]\n")
+	f.Add("service: fd\ninterface: eth0\nreceive: [{port: 7000, group: 239.1.1.1, member: 10.0.0.2, apps: [{name: fd}]}]\n")
+	f.Add("service: fd\nreceive_path: xdp\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		c, err := Parse(strings.NewReader(in))
+		if err == nil {
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a config Validate rejects: %v", verr)
+			}
+		}
+	})
+}

@@ -37,3 +37,22 @@ func TestAttachWithoutAgent(t *testing.T) {
 		t.Error("a lane requested with no agent running")
 	}
 }
+
+// FuzzDecodeEvent: any bytes decode to an event or an error, and what
+// decodes encodes back to the same bytes' meaning.
+func FuzzDecodeEvent(f *testing.F) {
+	var b [EventLen]byte
+	f.Add((Event{Kind: LaneChanged, Tunnel: 3, PeriodUs: 100, GraceUntil: time.Unix(5, 0)}).Encode(b[:]))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		e, err := DecodeEvent(in)
+		if err != nil {
+			return
+		}
+		var out [EventLen]byte
+		again, err := DecodeEvent(e.Encode(out[:]))
+		if err != nil || again != e {
+			t.Fatalf("re-encoded %+v decodes to %+v, %v", e, again, err)
+		}
+	})
+}
