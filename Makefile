@@ -61,6 +61,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCorruption -fuzztime 30s ./endhost/wire
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./endhost/agent
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s ./endhost/app
+	$(GO) test -run '^$$' -fuzz FuzzFrames -fuzztime 30s ./endhost/lane
 
 vet:
 	$(GO) vet ./...
