@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	stdnetip "net/netip"
 	"os"
 	"sync"
@@ -12,12 +11,11 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
-	"github.com/vishvananda/netlink"
 
 	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/endhost/app"
+	"github.com/xlane/xlane/endhost/internal/netnstest"
 	"github.com/xlane/xlane/southbound/memory"
 )
 
@@ -36,27 +34,7 @@ func TestMulticastLane(t *testing.T) {
 }
 
 func multicastLane(t *testing.T, path string) {
-	netns, err := testutils.NewNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { netns.Close(); testutils.UnmountNS(netns) }()
-	if err := netns.Do(func(ns.NetNS) error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		if err := netlink.LinkSetUp(lo); err != nil {
-			return err
-		}
-		if err := netlink.LinkSetMulticastOn(lo); err != nil {
-			return err
-		}
-		_, mc, _ := net.ParseCIDR("224.0.0.0/4")
-		return netlink.RouteAdd(&netlink.Route{LinkIndex: lo.Attrs().Index, Dst: mc})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	netns := netnstest.New(t, true)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: loopbackTopology(t), Driver: memory.New("s1"), Logger: log})
 	if err != nil {

@@ -10,10 +10,9 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/testutils"
-	"github.com/vishvananda/netlink"
 
 	"github.com/xlane/xlane/endhost/bridge"
+	"github.com/xlane/xlane/endhost/internal/netnstest"
 	"github.com/xlane/xlane/endhost/wire"
 )
 
@@ -25,24 +24,13 @@ func TestXSKReceiver(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("AF_XDP and XDP need root")
 	}
-	netns, err := testutils.NewNS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { netns.Close(); testutils.UnmountNS(netns) }()
+	netns := netnstest.New(t, false)
 	const port = 7700
 	rx := ring(t, "rx")
 	tx := ring(t, "tx")
 	var xr *XSKReceiver
 	var conn, plain, plainRx *net.UDPConn
-	if err := netns.Do(func(ns.NetNS) error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		if err := netlink.LinkSetUp(lo); err != nil {
-			return err
-		}
+	if err := netns.Do(func(ns.NetNS) (err error) {
 		if xr, err = NewXSKReceiver("lo", port, map[uint16]*bridge.Ring{1: rx}, false); err != nil {
 			return err
 		}
