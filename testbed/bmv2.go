@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/xlane/xlane/testbed/proc"
 )
 
 // Switch kinds a testbed can run.
@@ -118,7 +120,7 @@ func waitListening(ctx context.Context, addr string, pid int, limit time.Duratio
 			c.Close()
 			return nil
 		}
-		if !alive(pid) {
+		if !proc.Alive(pid) {
 			return fmt.Errorf("exited before its P4Runtime server listened on %s", addr)
 		}
 		if time.Now().After(deadline) {
@@ -130,19 +132,6 @@ func waitListening(ctx context.Context, addr string, pid int, limit time.Duratio
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// alive reports whether pid runs (a zombie does not).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name in parentheses.
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
-		return b[i+2] != 'Z' && b[i+2] != 'X'
-	}
-	return true
 }
 
 // isBMv2 reports whether pid is a simple_switch_grpc (a pid in a state
@@ -163,17 +152,7 @@ func (tb *Testbed) stopBMv2(ctx context.Context, pid int) error {
 	if !isBMv2(pid) {
 		return nil // gone already
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("kill %s (pid %d): %w", bmv2Binary, pid, err)
-	}
-	for alive(pid) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s (pid %d) did not exit: %w", bmv2Binary, pid, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return nil
+	return proc.Kill(ctx, pid, bmv2Binary)
 }
 
 // P4RuntimeConfig is the controller configuration (YAML, the driver and

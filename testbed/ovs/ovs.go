@@ -15,8 +15,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/xlane/xlane/testbed/proc"
 )
 
 // Instance is one private Open vSwitch instance rooted at Dir.
@@ -173,22 +173,7 @@ func (i *Instance) alive(name string) bool {
 	if err != nil {
 		return false
 	}
-	return processAlive(pid)
-}
-
-func processAlive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	// A zombie (exited, not yet reaped by its parent) is gone for us.
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	if k := bytes.LastIndexByte(b, ')'); k > 0 && k+2 < len(b) {
-		return b[k+2] != 'Z'
-	}
-	return true
+	return proc.Alive(pid)
 }
 
 func (i *Instance) kill(ctx context.Context, name string) error {
@@ -196,19 +181,12 @@ func (i *Instance) kill(ctx context.Context, name string) error {
 	if err != nil {
 		return nil // never started, or stopped
 	}
-	if !processAlive(pid) {
+	if !proc.Alive(pid) {
 		os.Remove(i.pidFile(name))
 		return nil
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("ovs: kill %s (pid %d): %w", name, pid, err)
-	}
-	for processAlive(pid) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ovs: %s (pid %d) did not exit: %w", name, pid, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
+	if err := proc.Kill(ctx, pid, name); err != nil {
+		return fmt.Errorf("ovs: %w", err)
 	}
 	os.Remove(i.pidFile(name))
 	return nil
