@@ -2,10 +2,8 @@ package lane
 
 import (
 	"context"
-	"encoding/binary"
 	"net"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +25,6 @@ func TestXSKReceiver(t *testing.T) {
 	netns := netnstest.New(t, false)
 	const port = 7700
 	rx := ring(t, "rx")
-	tx := ring(t, "tx")
 	var xr *XSKReceiver
 	var conn, plain, plainRx *net.UDPConn
 	if err := netns.Do(func(ns.NetNS) (err error) {
@@ -61,44 +58,8 @@ func TestXSKReceiver(t *testing.T) {
 		t.Fatalf("a datagram to another port did not reach the stack: %d, %v", n, err)
 	}
 
-	snd, err := NewSender(SenderConfig{Conn: conn, Schema: wire.HD6, Params: Params{PeriodNs: 50_000, Loadsize: 200}, NotBefore: time.Now(),
-		Sources: []Source{{Ring: tx, Channel: 1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait() // after cancel, before the rings close
-	defer cancel()
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = snd.Run(ctx) }()
 	const n = 300
-	go func() {
-		defer wg.Done()
-		msg := make([]byte, 40)
-		for i := 0; i < n && ctx.Err() == nil; {
-			binary.BigEndian.PutUint32(msg, uint32(i))
-			if tx.Push(msg, bridge.Meta{}) {
-				i++
-			} else {
-				time.Sleep(100 * time.Microsecond)
-			}
-		}
-	}()
-	buf := make([]byte, 200)
-	for i := 0; i < n; {
-		k, m, ok := rx.Pop(buf)
-		if !ok {
-			if ctx.Err() != nil {
-				t.Fatalf("received %d of %d; stats %+v, sender %+v", i, n, xr.Snapshot(), snd.Snapshot())
-			}
-			time.Sleep(200 * time.Microsecond)
-			continue
-		}
-		if k != 40 || binary.BigEndian.Uint32(buf) != uint32(i) || m.T2 < m.T0 {
-			t.Fatalf("message %d: %d bytes %x, stamps %d %d", i, k, buf[:4], m.T0, m.T2)
-		}
-		i++
-	}
+	sent := carryNumbered(t, ctx, conn, wire.HD6, rx, n, false, xr.Snapshot)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -106,7 +67,7 @@ func TestXSKReceiver(t *testing.T) {
 	if st := xr.Snapshot(); st.Messages != n || st.Wire.Bad != 0 {
 		t.Errorf("stats %+v", st)
 	}
-	if st := snd.Snapshot(); st.SendErrors != 0 {
+	if st := sent; st.SendErrors != 0 {
 		t.Errorf("the sender saw errors (an ICMP reply from the stack would mean the packets reached it): %+v", st)
 	}
 }
