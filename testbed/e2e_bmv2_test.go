@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/prototext"
 
-	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/testbed"
@@ -157,47 +156,21 @@ func TestBMv2E2EPriorityUnderCrossTraffic(t *testing.T) {
 func TestBMv2E2EMeterDropsAndDemotion(t *testing.T) {
 	const interval = 300 * time.Millisecond
 	h := newBMv2Harness(t, "b2", &tunnels.MonitorConfig{Interval: interval, ViolationIntervals: 1000}, 100_000_000)
-	res, err := h.cli.RequestBandwidth(h.ctx, tunnels.Request{
-		Sender: h.ip("h1"), Receiver: netip.AddrPortFrom(h.ip("h4"), 7000), LoadsizeBytes: 1000, PeriodUs: 1000,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := res.TunnelID
-	rx, err := h.tb.ListenUDP("h4", 7000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	tx, err := h.tb.DialUDP("h1", netip.AddrPortFrom(h.ip("h4"), 7000), southbound.DSCP(0, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	time.Sleep(2 * interval) // the monitor takes its baseline
-	got := make(chan []testbed.Packet, 1)
-	go func() { got <- receive(rx, time.Second) }()
-	demoted := h.changed(id, pb.Reason_REASON_BW_EXCEEDED)
-	const sent = 3000
-	took := sendEvery(t, tx, sent, 1000, time.Second/3000) // 3 packets per approved period
-	packets := <-got
-	var after time.Duration
-	select {
-	case after = <-demoted:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no BW_EXCEEDED upcall")
-	}
+	o := h.overdrive(interval)
+	id, sent, took, packets, after := o.id, o.sent, o.took, o.packets, o.after
 	st := h.stats("leaf0", id)
 	received := len(packets)
 	// The meter's rate counts the topology's wire size (loadsize + frame
 	// overhead) per period; BMv2 meters count the Ethernet frame
 	// (payload + 42 B). Plus the burst (one packet and the slack) and a
-	// few packets for the sender's clock against the switch's.
+	// few packets for the sender's clock against the switch's, and 1 %
+	// for the rate's rounding into BMv2's bytes per microsecond (runs
+	// passed within 2 to 6 packets of the bound without it).
 	wire, frame := float64(h.topo.WireBytes(1000)), float64(1000+42)
-	allowed := int(float64(took+testbed.BMv2BurstSlack)/float64(time.Millisecond)*wire/frame) + 5
+	allowed := int(float64(took+testbed.BMv2BurstSlack)/float64(time.Millisecond)*wire/frame*1.01) + 5
 	t.Logf("sent %d in %v (%.1fx the approved rate), received %d (allowed %d), leaf0 passed %d and dropped %d; demoted %v after the excess began (interval %v)",
 		sent, took.Round(time.Millisecond), float64(sent)/(took.Seconds()*1000), received, allowed, st.Packets, st.MeterDrops, after.Round(time.Millisecond), interval)
-	if st.Packets+st.MeterDrops != sent || uint64(received) != st.Packets {
+	if st.Packets+st.MeterDrops != uint64(sent) || uint64(received) != st.Packets {
 		t.Errorf("counts do not add up: sent %d, leaf0 passed %d and dropped %d, received %d", sent, st.Packets, st.MeterDrops, received)
 	}
 	if received > allowed || st.MeterDrops == 0 {

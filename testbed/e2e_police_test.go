@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound"
 )
@@ -19,36 +18,8 @@ import (
 func TestE2EMeterDropsAndDemotion(t *testing.T) {
 	const interval = 300 * time.Millisecond
 	h := newHarness(t, "t2", &tunnels.MonitorConfig{Interval: interval, ViolationIntervals: 1000})
-	res, err := h.cli.RequestBandwidth(h.ctx, tunnels.Request{
-		Sender: h.ip("h1"), Receiver: netip.AddrPortFrom(h.ip("h4"), 7000), LoadsizeBytes: 1000, PeriodUs: 1000,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := res.TunnelID
-	rx, err := h.tb.ListenUDP("h4", 7000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	tx, err := h.tb.DialUDP("h1", netip.AddrPortFrom(h.ip("h4"), 7000), southbound.DSCP(0, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
-	time.Sleep(2 * interval) // the monitor takes its baseline
-	got := make(chan int, 1)
-	go func() { got <- len(receive(rx, time.Second)) }()
-	demoted := h.changed(id, pb.Reason_REASON_BW_EXCEEDED)
-	const sent = 3000
-	took := sendEvery(t, tx, sent, 1000, time.Second/3000) // 3 packets per approved period
-	received := <-got
-	var after time.Duration
-	select {
-	case after = <-demoted:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no BW_EXCEEDED upcall")
-	}
+	o := h.overdrive(interval)
+	id, sent, took, received, after := o.id, o.sent, o.took, len(o.packets), o.after
 	ms := h.ofctl("leaf0", "meter-stats")
 	m := regexp.MustCompile(`packet_in_count:(\d+).*\n.*0: packet_count:(\d+)`).FindStringSubmatch(ms)
 	if m == nil {

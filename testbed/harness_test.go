@@ -360,3 +360,48 @@ func later(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// overdrive is the meter check's common part: a tunnel h1 → h4 of one
+// 1,000-byte packet per millisecond, a sender at three times that after
+// the monitor's baseline, and the BW_EXCEEDED upcall that must follow.
+type overdrive struct {
+	id      uint64
+	sent    int
+	took    time.Duration    // how long sending took
+	packets []testbed.Packet // what arrived
+	after   time.Duration    // from the excess to the demotion
+}
+
+func (h *harness) overdrive(interval time.Duration) overdrive {
+	t := h.t
+	t.Helper()
+	res, err := h.cli.RequestBandwidth(h.ctx, tunnels.Request{
+		Sender: h.ip("h1"), Receiver: netip.AddrPortFrom(h.ip("h4"), 7000), LoadsizeBytes: 1000, PeriodUs: 1000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx, err := h.tb.ListenUDP("h4", 7000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := h.tb.DialUDP("h1", netip.AddrPortFrom(h.ip("h4"), 7000), southbound.DSCP(0, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	time.Sleep(2 * interval) // the monitor takes its baseline
+	got := make(chan []testbed.Packet, 1)
+	go func() { got <- receive(rx, time.Second) }()
+	demoted := h.changed(res.TunnelID, pb.Reason_REASON_BW_EXCEEDED)
+	o := overdrive{id: res.TunnelID, sent: 3000}
+	o.took = sendEvery(t, tx, o.sent, 1000, time.Second/3000) // 3 packets per approved period
+	o.packets = <-got
+	select {
+	case o.after = <-demoted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no BW_EXCEEDED upcall")
+	}
+	return o
+}
