@@ -2,6 +2,7 @@ package testbed_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -59,26 +60,7 @@ func TestBMv2E2EUnicastMulticastRelease(t *testing.T) {
 	if spines != 1 {
 		t.Errorf("tunnel %d is on %d spines, want 1", uni, spines)
 	}
-	urx, err := h.tb.ListenUDP("h3", 5000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer urx.Close()
-	utx, err := h.tb.DialUDP("h1", netip.AddrPortFrom(h.ip("h3"), 5000), southbound.DSCP(1, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sendEvery(t, utx, 50, 200, 2*time.Millisecond)
-	got := receive(urx, 500*time.Millisecond)
-	if len(got) != 50 {
-		t.Errorf("tunnel %d: %d of 50 datagrams arrived; leaf0 counters %+v", uni, len(got), h.stats("leaf0", uni))
-	}
-	for _, p := range got {
-		if p.TOS>>2 != southbound.DSCP(1, false) {
-			t.Errorf("datagram arrived with DSCP %d, want sub-lane 1's %d", p.TOS>>2, southbound.DSCP(1, false))
-			break
-		}
-	}
+	h.sublaneDelivers("h1", "h3", 5000, 1, func() string { return fmt.Sprintf("leaf0 counters %+v", h.stats("leaf0", uni)) })
 	for _, sw := range []string{"leaf0", "leaf1"} {
 		if s := h.stats(sw, uni); s.Packets != 50 {
 			t.Errorf("%s counted %d packets of tunnel %d, want 50", sw, s.Packets, uni)

@@ -42,26 +42,7 @@ func TestE2EUnicastMulticastRelease(t *testing.T) {
 	if m := h.ofctl("leaf0", "dump-meters"); !strings.Contains(m, "type=drop") {
 		t.Errorf("no meter on leaf0:\n%s", m)
 	}
-	urx, err := h.tb.ListenUDP("h3", 5000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer urx.Close()
-	utx, err := h.tb.DialUDP("h1", netip.AddrPortFrom(h.ip("h3"), 5000), southbound.DSCP(1, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sendEvery(t, utx, 50, 200, 2*time.Millisecond)
-	got := receive(urx, 300*time.Millisecond)
-	if len(got) != 50 {
-		t.Errorf("tunnel %d: %d of 50 datagrams arrived; leaf0 meters:\n%s", uni, len(got), h.ofctl("leaf0", "meter-stats"))
-	}
-	for _, p := range got {
-		if p.TOS>>2 != southbound.DSCP(1, false) {
-			t.Errorf("datagram arrived with DSCP %d, want sub-lane 1's %d", p.TOS>>2, southbound.DSCP(1, false))
-			break
-		}
-	}
+	h.sublaneDelivers("h1", "h3", 5000, 1, func() string { return "leaf0 meters:\n" + h.ofctl("leaf0", "meter-stats") })
 
 	// A multicast tunnel h1 → 239.1.1.1:6000 to members h3 and h4; h2
 	// listens but is no member.

@@ -405,3 +405,32 @@ func (h *harness) overdrive(interval time.Duration) overdrive {
 	}
 	return o
 }
+
+// sublaneDelivers sends 50 datagrams marked with the sub-lane's DSCP from
+// one host to another and checks they all arrive with that mark; why
+// describes the switch's state for a failure.
+func (h *harness) sublaneDelivers(from, to string, port uint16, sublane int, why func() string) {
+	t := h.t
+	t.Helper()
+	rx, err := h.tb.ListenUDP(to, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := h.tb.DialUDP(from, netip.AddrPortFrom(h.ip(to), port), southbound.DSCP(sublane, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	sendEvery(t, tx, 50, 200, 2*time.Millisecond)
+	got := receive(rx, 500*time.Millisecond)
+	if len(got) != 50 {
+		t.Errorf("%s → %s:%d: %d of 50 datagrams arrived; %s", from, to, port, len(got), why())
+	}
+	for _, p := range got {
+		if p.TOS>>2 != southbound.DSCP(sublane, false) {
+			t.Errorf("datagram arrived with DSCP %d, want sub-lane %d's %d", p.TOS>>2, sublane, southbound.DSCP(sublane, false))
+			break
+		}
+	}
+}
