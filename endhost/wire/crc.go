@@ -1,20 +1,39 @@
 package wire
 
-import "math/bits"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
-// CRC is a reflected, table-driven CRC of up to 32 bits (slicing by 8:
-// eight table lookups per 8 bytes).
+// CRC is a reflected, table-driven CRC of up to 32 bits, slicing by 16:
+// the lookups of a 16-byte block are independent of each other, so the
+// CPU runs them in parallel; only the register's four bytes chain blocks.
 type CRC struct {
 	width        uint
 	init, xorout uint32
-	table        [8][256]uint32
+	// table[k][v] is the register after byte v followed by k zero bytes,
+	// starting from zero (a CRC is linear, so blocks XOR these together).
+	table [16][256]uint32
+	// clmul holds the carry-less-multiply keys where the CPU has the
+	// instruction; chunk-sized inputs then skip the table.
+	clmul *clmulKeys
 }
+
+// The lengths the carry-less path takes: two 16-byte blocks, the register
+// inside the first one.
+const (
+	clmulMin = 20
+	clmulMax = 32
+)
 
 // newCRC builds a reflected CRC from its parameters as CRC catalogues
 // write them: the normal (MSB-first) polynomial without the x^width term,
 // and the initial register value in normal form.
 func newCRC(width uint, poly, init, xorout uint32) *CRC {
 	c := &CRC{width: width, init: bits.Reverse32(init) >> (32 - width), xorout: xorout}
+	if haveCLMUL && width >= 8 {
+		c.clmul = newCLMULKeys(width, poly)
+	}
 	rpoly := bits.Reverse32(poly) >> (32 - width)
 	for i := range 256 {
 		crc := uint32(i)
@@ -28,9 +47,9 @@ func newCRC(width uint, poly, init, xorout uint32) *CRC {
 		c.table[0][i] = crc
 	}
 	for i := range 256 {
-		for t := 1; t < 8; t++ {
-			prev := c.table[t-1][i]
-			c.table[t][i] = prev>>8 ^ c.table[0][prev&0xff]
+		for k := 1; k < len(c.table); k++ {
+			prev := c.table[k-1][i]
+			c.table[k][i] = prev>>8 ^ c.table[0][prev&0xff]
 		}
 	}
 	return c
@@ -41,14 +60,55 @@ func (c *CRC) Width() uint { return c.width }
 
 // Checksum returns the CRC of b.
 func (c *CRC) Checksum(b []byte) uint32 {
+	if len(b) >= clmulMin && len(b) <= clmulMax {
+		var out [1]uint32
+		if c.chunkSumsCLMUL(b, len(b), len(b), out[:]) {
+			return out[0]
+		}
+	}
+	return c.table16(b)
+}
+
+// chunkSums sets out[i] to the CRC of the n bytes at p[i·stride:], for
+// every i < len(out): all the chunks of a packet in one call, so that the
+// carry-less path overlaps them. p must hold (len(out)-1)·stride+n bytes.
+func (c *CRC) chunkSums(p []byte, stride, n int, out []uint32) {
+	if c.chunkSumsCLMUL(p, stride, n, out) {
+		return
+	}
+	for i := range out {
+		out[i] = c.table16(p[i*stride : i*stride+n])
+	}
+}
+
+// table16 is the CRC of b by table lookups.
+func (c *CRC) table16(b []byte) uint32 {
 	crc := c.init
 	t := &c.table
-	for len(b) >= 8 {
-		// Reflected: the low bytes of the register meet the first bytes.
-		lo := crc ^ (uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24)
-		crc = t[7][lo&0xff] ^ t[6][lo>>8&0xff] ^ t[5][lo>>16&0xff] ^ t[4][lo>>24] ^
-			t[3][b[4]] ^ t[2][b[5]] ^ t[1][b[6]] ^ t[0][b[7]]
-		b = b[8:]
+	for len(b) >= 16 {
+		// Reflected: the register's low bytes meet the block's first bytes.
+		lo := binary.LittleEndian.Uint64(b) ^ uint64(crc)
+		hi := binary.LittleEndian.Uint64(b[8:16])
+		// Four independent sums: the XORs form a tree, not a chain.
+		s0 := t[15][byte(lo)] ^ t[14][byte(lo>>8)] ^ t[13][byte(lo>>16)] ^ t[12][byte(lo>>24)]
+		s1 := t[11][byte(lo>>32)] ^ t[10][byte(lo>>40)] ^ t[9][byte(lo>>48)] ^ t[8][byte(lo>>56)]
+		s2 := t[7][byte(hi)] ^ t[6][byte(hi>>8)] ^ t[5][byte(hi>>16)] ^ t[4][byte(hi>>24)]
+		s3 := t[3][byte(hi>>32)] ^ t[2][byte(hi>>40)] ^ t[1][byte(hi>>48)] ^ t[0][byte(hi>>56)]
+		crc = (s0 ^ s1) ^ (s2 ^ s3)
+		b = b[16:]
+	}
+	if n := len(b); n >= 8 {
+		// 8 to 15 bytes: one 8-byte word (it holds the register's bytes)
+		// and the rest, each byte looked up by its distance from the end.
+		w := binary.LittleEndian.Uint64(b) ^ uint64(crc)
+		crc = 0
+		for i, k := 0, n-1; i < 8; i, k = i+1, k-1 {
+			crc ^= t[k&15][byte(w>>(8*i))]
+		}
+		for i, k := 8, n-9; i < n; i, k = i+1, k-1 {
+			crc ^= t[k&15][b[i]]
+		}
+		return crc ^ c.xorout
 	}
 	for _, x := range b {
 		crc = crc>>8 ^ t[0][byte(crc)^x]

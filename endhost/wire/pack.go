@@ -85,11 +85,18 @@ func (p *Packer) Add(ch uint16, msg []byte) error {
 			binary.BigEndian.PutUint16(data, ch)
 			n = channelLen + copy(data[channelLen:], msg)
 			msg = msg[n-channelLen:]
+		} else if len(msg) >= d && d >= 16 {
+			// A full chunk: two overlapping 16-byte moves, no memmove call.
+			*(*[16]byte)(data) = *(*[16]byte)(msg)
+			*(*[16]byte)(data[d-16:]) = *(*[16]byte)(msg[d-16:])
+			n, msg = d, msg[d:]
 		} else {
 			n = copy(data, msg)
 			msg = msg[n:]
 		}
-		clear(data[n:]) // no stale bytes of an earlier packet on the wire
+		if n < d {
+			clear(data[n:]) // no stale bytes of an earlier packet on the wire
+		}
 		desc := byte(n)
 		if i == 0 {
 			desc |= descFirst
@@ -97,28 +104,36 @@ func (p *Packer) Add(ch uint16, msg []byte) error {
 		if i == need-1 {
 			desc |= descLast
 		}
-		c[0] = desc
-		p.putCRC(c)
+		c[0] = desc // the CRC follows in Packet, all chunks in one pass
 		off += cl
 	}
 	p.chunks += need
 	return nil
 }
 
-func (p *Packer) putCRC(c []byte) {
-	k := p.s.CRCLen()
-	crc := p.s.CRC.Checksum(c[:len(c)-k])
-	for i := range k { // little endian: a reflected CRC's natural order
-		c[len(c)-k+i] = byte(crc >> (8 * i))
-	}
-}
-
 // Chunks is how many chunks the packet holds.
 func (p *Packer) Chunks() int { return p.chunks }
 
-// Packet finishes the header and returns the packet (a slice of the
-// packer's buffer, valid until the next Reset).
+// Packet writes the chunks' CRCs, finishes the header and returns the
+// packet (a slice of the packer's buffer, valid until the next Reset).
 func (p *Packer) Packet() []byte {
+	cl, k := p.s.ChunkLen, p.s.CRCLen()
+	var sums [sumBatch]uint32
+	for g := 0; g < p.chunks; g += sumBatch {
+		m := min(sumBatch, p.chunks-g)
+		first := HeaderLen + g*cl
+		p.s.CRC.chunkSums(p.buf[first:], cl, cl-k, sums[:m])
+		for i, crc := range sums[:m] {
+			// Little endian, a reflected CRC's natural order.
+			c := p.buf[first+i*cl : first+(i+1)*cl]
+			if k == 4 {
+				binary.LittleEndian.PutUint32(c[cl-4:], crc)
+			} else {
+				binary.LittleEndian.PutUint16(c[cl-3:], uint16(crc))
+				c[cl-1] = byte(crc >> 16)
+			}
+		}
+	}
 	p.h.Chunks = uint16(p.chunks)
 	p.h.put(p.buf)
 	return p.buf[:HeaderLen+p.chunks*p.s.ChunkLen]

@@ -28,6 +28,10 @@ func SchemaByID(id uint8) (*Schema, bool) {
 	return nil, false
 }
 
+// sumBatch is how many chunk CRCs are computed in one pass (a full
+// standard packet holds at most 55).
+const sumBatch = 64
+
 // CRCLen is the CRC's size in bytes.
 func (s *Schema) CRCLen() int { return int(s.CRC.width / 8) }
 

@@ -1,0 +1,7 @@
+//go:build !amd64
+
+package wire
+
+const haveCLMUL = false
+
+func (c *CRC) chunkSumsCLMUL([]byte, int, int, []uint32) bool { return false }

@@ -1,0 +1,68 @@
+package wire
+
+import (
+	"hash/crc32"
+	"math/rand/v2"
+	"testing"
+)
+
+// The keys derived for the IEEE polynomial are the ones Go's hash/crc32
+// and Linux's crc32-pclmul carry as literals.
+func TestCLMULKeysMatchPublishedIEEEKeys(t *testing.T) {
+	k := newCLMULKeys(32, 0x04c11db7)
+	want := clmulKeys{
+		fold:   [2]uint64{0x1751997d0, 0x0ccaa009e},
+		r5:     [2]uint64{0x163cd6124, 0},
+		rupoly: [2]uint64{0x1db710641, 0x1f7011641},
+	}
+	if k.fold != want.fold || k.r5 != want.r5 || k.rupoly != want.rupoly {
+		t.Fatalf("IEEE keys: fold %#x r5 %#x rupoly %#x; want %#x %#x %#x",
+			k.fold, k.r5, k.rupoly, want.fold, want.r5, want.rupoly)
+	}
+}
+
+// Every length the carry-less path takes, against the table and the
+// bitwise CRC, for both chunk CRCs and two catalogue CRCs.
+func TestCLMULAgreesWithTable(t *testing.T) {
+	if !haveCLMUL {
+		t.Skip("no PCLMULQDQ/SSSE3/SSE4.1 on this CPU: the table path is the only one")
+	}
+	ieee := newCRC(32, 0x04c11db7, 0xffffffff, 0xffffffff)
+	r := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, 64)
+	for _, c := range []struct {
+		name               string
+		crc                *CRC
+		poly, init, xorout uint32
+	}{
+		{"HD6 CRC-24", CRC24, 0x7b01bd, 0xffffff, 0xffffff},
+		{"HD8 CRC-32", CRC32, 0xf4acfb13, 0xffffffff, 0xffffffff},
+		{"CRC-24/BLE", newCRC(24, 0x00065b, 0x555555, 0), 0x00065b, 0x555555, 0},
+		{"CRC-32/ISO-HDLC", ieee, 0x04c11db7, 0xffffffff, 0xffffffff},
+	} {
+		for n := clmulMin; n <= clmulMax; n++ {
+			for range 200 {
+				for i := range buf {
+					buf[i] = byte(r.Uint32())
+				}
+				off := r.IntN(len(buf) - n + 1) // unaligned too
+				b := buf[off : off+n]
+				var out [1]uint32
+				if !c.crc.chunkSumsCLMUL(b, n, n, out[:]) {
+					t.Fatalf("%s: %d bytes did not take the carry-less path", c.name, n)
+				}
+				fast := out[0]
+				if slow := c.crc.table16(b); fast != slow {
+					t.Fatalf("%s(%x): carry-less %#x, table %#x", c.name, b, fast, slow)
+				}
+				if bw := bitwise(c.crc.width, c.poly, c.init, c.xorout, b); fast != bw {
+					t.Fatalf("%s(%x): carry-less %#x, bitwise %#x", c.name, b, fast, bw)
+				}
+			}
+		}
+	}
+	b := buf[:32]
+	if got, want := ieee.Checksum(b), crc32.ChecksumIEEE(b); got != want {
+		t.Fatalf("ISO-HDLC over 32 bytes %#x, hash/crc32 %#x", got, want)
+	}
+}
