@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"sync/atomic"
 	"unsafe"
@@ -20,14 +21,20 @@ import (
 // Layout of the shared file (little endian, as both ends run on the same
 // host):
 //
-//	0    magic "XLRING01"
+//	0    magic "XLRING04"
 //	8    slots (power of two), 12 slot data bytes
 //	64   head: messages pushed (producer writes)
 //	128  tail: messages popped (consumer writes)
-//	192  slots: each 48 bytes of meta (len:4, channel:2, flags:2, ts0:8,
+//	192  slots: each 48 bytes of meta (stamp:4, channel:2, flags:2, ts0:8,
 //	     ts1:8, ts2:8, mono:8, seq:8) then the data bytes, padded to 64
+//
+// A slot's stamp is its length (17 bits) and the lap it was written in
+// (15 bits, the message's index / slots + 1), stored last: the consumer
+// sees a new message by reading the slot it reads anyway, never the
+// producer's head, so in steady state only the slots' cache lines move
+// between the two cores.
 const (
-	magic      = "XLRING03"
+	magic      = "XLRING04"
 	offHead    = 64
 	offTail    = 128
 	offSlots   = 192
@@ -36,6 +43,9 @@ const (
 	maxSlots   = 1 << 20
 	maxSlotLen = 1 << 16
 	tailBatch  = 16
+	lenBits    = 17 // holds maxSlotLen
+	lenMask    = 1<<lenBits - 1
+	lapMask    = 1<<(32-lenBits) - 1
 )
 
 // Meta travels with a message.
@@ -65,9 +75,10 @@ type Ring struct {
 	head       *atomic.Uint64
 	tail       *atomic.Uint64
 	path       string
+	lapShift   uint   // log2(slots)
 	cachedTail uint64 // producer: the consumer's tail, last read
-	cachedHead uint64 // consumer: the producer's head, last read
-	local      uint64 // consumer: messages popped (tail lags it by < tailBatch)
+	local      uint64 // consumer: messages popped
+	freed      uint64 // consumer: the tail last stored (lags local by < tailBatch)
 	// Skipped counts malformed slots the consumer dropped.
 	Skipped uint64
 }
@@ -161,7 +172,9 @@ func (r *Ring) init() error {
 	r.slots, r.dataLen, r.slotLen = uint64(slots), dataLen, slotLen(dataLen)
 	r.head = (*atomic.Uint64)(unsafe.Pointer(&r.mem[offHead]))
 	r.tail = (*atomic.Uint64)(unsafe.Pointer(&r.mem[offTail]))
+	r.lapShift = uint(bits.TrailingZeros64(r.slots))
 	r.local = r.tail.Load()
+	r.freed = r.local
 	return nil
 }
 
@@ -172,7 +185,8 @@ func (r *Ring) DataLen() int { return r.dataLen }
 func (r *Ring) Slots() int { return int(r.slots) }
 
 // Len is how many messages wait (as the producer sees it: up to 15 popped
-// messages may still count until the consumer frees them).
+// messages may still count until the consumer frees them or finds the
+// ring empty).
 func (r *Ring) Len() int { return int(r.head.Load() - r.tail.Load()) }
 
 // Push queues msg with its meta (producer side); false when the ring is
@@ -189,7 +203,6 @@ func (r *Ring) Push(msg []byte, m Meta) bool {
 		}
 	}
 	s := r.slot(h)
-	binary.LittleEndian.PutUint32(s[0:], uint32(len(msg)))
 	binary.LittleEndian.PutUint16(s[4:], m.Channel)
 	binary.LittleEndian.PutUint16(s[6:], m.Flags)
 	binary.LittleEndian.PutUint64(s[8:], uint64(m.T0))
@@ -198,8 +211,31 @@ func (r *Ring) Push(msg []byte, m Meta) bool {
 	binary.LittleEndian.PutUint64(s[32:], uint64(m.Mono))
 	binary.LittleEndian.PutUint64(s[40:], m.Seq)
 	copy(s[metaLen:], msg)
-	r.head.Store(h + 1) // publishes the slot
+	stamp(s).Store(uint32(len(msg)) | r.lap(h)<<lenBits) // publishes the slot
+	r.head.Store(h + 1)                                  // for Len and a reopening producer
 	return true
+}
+
+// lap is the stamp's lap of message i; zero is never current, so a slot
+// of a fresh ring is empty.
+func (r *Ring) lap(i uint64) uint32 { return uint32(i>>r.lapShift+1) & lapMask }
+
+func stamp(slot []byte) *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&slot[0])) }
+
+// ready returns the stamp of the oldest message's slot, or false when the
+// ring is empty; an empty poll frees the slots popped so far, so that a
+// producer waiting on a full ring never waits for a batch to fill.
+func (r *Ring) ready() (s []byte, n int, ok bool) {
+	s = r.slot(r.local)
+	w := stamp(s).Load()
+	if w>>lenBits != r.lap(r.local) {
+		if r.freed != r.local {
+			r.freed = r.local
+			r.tail.Store(r.local)
+		}
+		return nil, 0, false
+	}
+	return s, int(w & lenMask), true
 }
 
 // Pop copies the oldest message into buf (consumer side) and returns its
@@ -208,19 +244,13 @@ func (r *Ring) Push(msg []byte, m Meta) bool {
 // slot whose length the producer wrote beyond DataLen is skipped and
 // counted in Skipped.
 func (r *Ring) Pop(buf []byte) (n int, m Meta, ok bool) {
-	t := r.local
-	if t == r.cachedHead {
-		r.cachedHead = r.head.Load()
-		if t == r.cachedHead {
-			return 0, Meta{}, false
-		}
+	s, n, ok := r.ready()
+	if !ok {
+		return 0, Meta{}, false
 	}
-	s := r.slot(t)
-	n = int(binary.LittleEndian.Uint32(s[0:]))
 	if n > r.dataLen { // a producer that broke the layout
 		r.Skipped++
-		r.local = t + 1
-		r.tail.Store(r.local)
+		r.advance()
 		return 0, Meta{}, false
 	}
 	if n > len(buf) {
@@ -230,26 +260,26 @@ func (r *Ring) Pop(buf []byte) (n int, m Meta, ok bool) {
 		T0: int64(binary.LittleEndian.Uint64(s[8:])), T1: int64(binary.LittleEndian.Uint64(s[16:])),
 		T2: int64(binary.LittleEndian.Uint64(s[24:])), Mono: int64(binary.LittleEndian.Uint64(s[32:])), Seq: binary.LittleEndian.Uint64(s[40:])}
 	copy(buf, s[metaLen:metaLen+n])
-	r.local = t + 1
-	// Free slots in batches: every store of tail is a cache line the
-	// producer must fetch back. When the ring runs empty, free at once.
-	if r.local&(tailBatch-1) == 0 || r.local == r.cachedHead {
+	r.advance()
+	return n, m, true
+}
+
+// advance consumes the oldest slot. Slots are freed in batches while
+// messages keep coming (every store of tail is a cache line the producer
+// must fetch back), at once when the ring runs empty.
+func (r *Ring) advance() {
+	r.local++
+	if r.local-r.freed >= tailBatch || stamp(r.slot(r.local)).Load()>>lenBits != r.lap(r.local) {
+		r.freed = r.local
 		r.tail.Store(r.local)
 	}
-	return n, m, true
 }
 
 // PeekLen returns the length of the oldest message without taking it
 // (consumer side); ok is false when the ring is empty.
 func (r *Ring) PeekLen() (n int, ok bool) {
-	t := r.local
-	if t == r.cachedHead {
-		r.cachedHead = r.head.Load()
-		if t == r.cachedHead {
-			return 0, false
-		}
-	}
-	return int(binary.LittleEndian.Uint32(r.slot(t)[0:])), true
+	_, n, ok = r.ready()
+	return n, ok
 }
 
 func (r *Ring) slot(i uint64) []byte {

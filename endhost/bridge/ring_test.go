@@ -198,3 +198,26 @@ func TestAcrossProcesses(t *testing.T) {
 		t.Fatalf("producer process: %v", err)
 	}
 }
+
+// A slot whose stamp claims more bytes than a slot holds (a producer that
+// broke the layout) is skipped and counted; the messages after it arrive.
+func TestMalformedSlotIsSkipped(t *testing.T) {
+	prod, cons := newPair(t, 4, 10)
+	stamp(prod.slot(0)).Store(uint32(11) | prod.lap(0)<<lenBits)
+	prod.head.Store(1)
+	if !prod.Push([]byte("next"), Meta{Channel: 5}) {
+		t.Fatal("push after the bad slot refused")
+	}
+	buf := make([]byte, 10)
+	if _, _, ok := cons.Pop(buf); ok || cons.Skipped != 1 {
+		t.Fatalf("bad slot: ok %v, skipped %d", ok, cons.Skipped)
+	}
+	if n, m, ok := cons.Pop(buf); !ok || string(buf[:n]) != "next" || m.Channel != 5 {
+		t.Fatalf("after the bad slot: %q %+v %v", buf[:n], m, ok)
+	}
+	// A stale stamp of the previous lap is not a message.
+	stamp(prod.slot(2)).Store(uint32(1) | (prod.lap(2)-1)<<lenBits)
+	if _, _, ok := cons.Pop(buf); ok {
+		t.Fatal("popped a slot stamped in an earlier lap")
+	}
+}
