@@ -1,42 +1,107 @@
 package wire
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+)
 
-// BenchmarkPackUnpack packs a full packet of messages, CRCs included, and
-// unpacks it; bytes are message bytes (throughput per core), wire-MB/s
-// counts the chunks' bytes instead.
-func BenchmarkPackUnpack(b *testing.B) {
+// The benchmarks fill one full packet with messages of each size and
+// report message bytes per second of one core (wire-MB/s counts the
+// chunks' bytes instead): pack (copy, descriptors, CRCs) is the sending
+// lane's work per packet, unpack (CRC checks, reassembly, delivery) the
+// receiving lane's, and PackUnpack both on one core.
+
+// packFixture is a packer, a message of size bytes, and how many fit.
+func packFixture(b *testing.B, s *Schema, size int) (p *Packer, msg []byte, per int) {
+	p, err := NewPacker(s, make([]byte, 2048), s.MaxChunks(MTU))
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg = make([]byte, size)
+	for i := range msg {
+		msg[i] = byte(i)
+	}
+	for p.Reset(Header{}); p.Fits(size); per++ {
+		if err := p.Add(1, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return p, msg, per
+}
+
+func eachCase(b *testing.B, run func(b *testing.B, s *Schema, size int)) {
 	for _, s := range []*Schema{HD6, HD8} {
 		for _, size := range []int{16, 64, 512} {
-			b.Run(s.Name+"/"+itoa(size)+"B", func(b *testing.B) {
-				p, _ := NewPacker(s, make([]byte, 2048), s.MaxChunks(MTU))
-				var u Unpacker
-				m := make([]byte, size)
-				per := 0
-				for p.Reset(Header{}); p.Fits(size); per++ {
-					_ = p.Add(1, m)
-				}
-				got := 0
-				b.SetBytes(int64(per * size))
-				b.ReportAllocs()
-				for b.Loop() {
-					p.Reset(Header{Tunnel: 1})
-					for range per {
-						_ = p.Add(1, m)
-					}
-					_, _ = u.Unpack(p.Packet(), func(_ uint16, d []byte) { got += len(d) })
-				}
-				if got == 0 {
-					b.Fatal("nothing delivered")
-				}
-				wire := float64(p.Chunks()*s.ChunkLen) * float64(b.N)
-				b.ReportMetric(wire/b.Elapsed().Seconds()/1e6, "wire-MB/s")
-			})
+			b.Run(s.Name+"/"+strconv.Itoa(size)+"B", func(b *testing.B) { run(b, s, size) })
 		}
 	}
 }
 
-// BenchmarkCRC is the checksum alone over one chunk's protected bytes.
+func reportWire(b *testing.B, p *Packer) {
+	wire := float64(p.Chunks()*p.Schema().ChunkLen) * float64(b.N)
+	b.ReportMetric(wire/b.Elapsed().Seconds()/1e6, "wire-MB/s")
+}
+
+func pack(p *Packer, msg []byte, per int) []byte {
+	p.Reset(Header{Tunnel: 1})
+	for range per {
+		_ = p.Add(1, msg)
+	}
+	return p.Packet()
+}
+
+// BenchmarkPack is the sending side.
+func BenchmarkPack(b *testing.B) {
+	eachCase(b, func(b *testing.B, s *Schema, size int) {
+		p, msg, per := packFixture(b, s, size)
+		b.SetBytes(int64(per * size))
+		b.ReportAllocs()
+		for b.Loop() {
+			pack(p, msg, per)
+		}
+		reportWire(b, p)
+	})
+}
+
+// BenchmarkUnpack is the receiving side.
+func BenchmarkUnpack(b *testing.B) {
+	eachCase(b, func(b *testing.B, s *Schema, size int) {
+		p, msg, per := packFixture(b, s, size)
+		pkt := pack(p, msg, per)
+		var u Unpacker
+		got := 0
+		b.SetBytes(int64(per * size))
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = u.Unpack(pkt, func(_ uint16, d []byte) { got += len(d) })
+		}
+		if got != b.N*per*size || u.Stats.CorruptChunks != 0 {
+			b.Fatalf("delivered %d bytes (%d corrupt chunks), want %d", got, u.Stats.CorruptChunks, b.N*per*size)
+		}
+		reportWire(b, p)
+	})
+}
+
+// BenchmarkPackUnpack is both on one core.
+func BenchmarkPackUnpack(b *testing.B) {
+	eachCase(b, func(b *testing.B, s *Schema, size int) {
+		p, msg, per := packFixture(b, s, size)
+		var u Unpacker
+		got := 0
+		b.SetBytes(int64(per * size))
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = u.Unpack(pack(p, msg, per), func(_ uint16, d []byte) { got += len(d) })
+		}
+		if got != b.N*per*size {
+			b.Fatalf("delivered %d bytes, want %d", got, b.N*per*size)
+		}
+		reportWire(b, p)
+	})
+}
+
+// BenchmarkCRC is the checksum alone over one chunk's protected bytes
+// (each result feeds the next: latency, not throughput).
 func BenchmarkCRC(b *testing.B) {
 	for _, s := range []*Schema{HD6, HD8} {
 		buf := make([]byte, s.ChunkLen-s.CRCLen())
@@ -49,13 +114,18 @@ func BenchmarkCRC(b *testing.B) {
 	}
 }
 
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
+// BenchmarkChunkSums is the CRCs of a full packet's chunks in one pass
+// (throughput).
+func BenchmarkChunkSums(b *testing.B) {
+	for _, s := range []*Schema{HD6, HD8} {
+		n := s.MaxChunks(MTU)
+		buf := make([]byte, n*s.ChunkLen)
+		sums := make([]uint32, n)
+		b.Run(s.Name, func(b *testing.B) {
+			b.SetBytes(int64(n * (s.ChunkLen - s.CRCLen())))
+			for b.Loop() {
+				s.CRC.chunkSums(buf, s.ChunkLen, s.ChunkLen-s.CRCLen(), sums)
+			}
+		})
 	}
-	var d []byte
-	for ; n > 0; n /= 10 {
-		d = append([]byte{byte('0' + n%10)}, d...)
-	}
-	return string(d)
 }

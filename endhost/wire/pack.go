@@ -77,36 +77,42 @@ func (p *Packer) Add(ch uint16, msg []byte) error {
 	}
 	d, cl := p.s.DataLen(), p.s.ChunkLen
 	off := HeaderLen + p.chunks*cl
-	for i := range need {
-		c := p.buf[off : off+cl]
-		data := c[1 : 1+d]
-		n := 0
-		if i == 0 {
-			binary.BigEndian.PutUint16(data, ch)
-			n = channelLen + copy(data[channelLen:], msg)
-			msg = msg[n-channelLen:]
-		} else if len(msg) >= d && d >= 16 {
-			// A full chunk: two overlapping 16-byte moves, no memmove call.
-			*(*[16]byte)(data) = *(*[16]byte)(msg)
-			*(*[16]byte)(data[d-16:]) = *(*[16]byte)(msg[d-16:])
-			n, msg = d, msg[d:]
-		} else {
-			n = copy(data, msg)
-			msg = msg[n:]
-		}
+	chunks := p.buf[off : off+need*cl]
+	// First chunk: the channel, then as much of the message as fits.
+	data := chunks[1 : 1+d]
+	binary.BigEndian.PutUint16(data, ch)
+	n := channelLen + copy(data[channelLen:], msg)
+	msg = msg[n-channelLen:]
+	if need == 1 {
 		if n < d {
 			clear(data[n:]) // no stale bytes of an earlier packet on the wire
 		}
-		desc := byte(n)
-		if i == 0 {
-			desc |= descFirst
-		}
-		if i == need-1 {
-			desc |= descLast
-		}
-		c[0] = desc // the CRC follows in Packet, all chunks in one pass
-		off += cl
+		chunks[0] = byte(n) | descFirst | descLast
+		p.chunks++
+		return nil
 	}
+	chunks[0] = byte(d) | descFirst // more follows: the chunk is full
+	// Middle chunks: full, neither first nor last.
+	last := need - 1
+	for i := 1; i < last; i++ {
+		c := chunks[i*cl : (i+1)*cl]
+		if d >= 16 { // two overlapping 16-byte moves, no memmove call
+			*(*[16]byte)(c[1:]) = *(*[16]byte)(msg)
+			*(*[16]byte)(c[1+d-16:]) = *(*[16]byte)(msg[d-16:])
+		} else {
+			copy(c[1:1+d], msg)
+		}
+		c[0] = byte(d)
+		msg = msg[d:]
+	}
+	c := chunks[last*cl:]
+	data = c[1 : 1+d]
+	n = copy(data, msg)
+	if n < d {
+		clear(data[n:])
+	}
+	c[0] = byte(n) | descLast
+	// The CRCs follow in Packet, all chunks in one pass.
 	p.chunks += need
 	return nil
 }

@@ -7,14 +7,22 @@ type Schema struct {
 	Name     string
 	ChunkLen int
 	CRC      *CRC
+	// Derived once: they sit on every message's path.
+	crcLen, dataLen int
+}
+
+func newSchema(id uint8, name string, chunkLen int, crc *CRC) *Schema {
+	s := &Schema{ID: id, Name: name, ChunkLen: chunkLen, CRC: crc, crcLen: int(crc.width / 8)}
+	s.dataLen = chunkLen - s.crcLen - 1
+	return s
 }
 
 // The two schemata of Appendix B.
 var (
 	// HD6: 23 protected bytes + CRC-24 = 26-byte chunks, 55 per packet.
-	HD6 = &Schema{ID: 1, Name: "HD6", ChunkLen: 26, CRC: CRC24}
+	HD6 = newSchema(1, "HD6", 26, CRC24)
 	// HD8: 32 protected bytes + CRC-32 = 36-byte chunks, 40 per packet.
-	HD8 = &Schema{ID: 2, Name: "HD8", ChunkLen: 36, CRC: CRC32}
+	HD8 = newSchema(2, "HD8", 36, CRC32)
 )
 
 // SchemaByID returns the schema with the given wire id.
@@ -33,10 +41,10 @@ func SchemaByID(id uint8) (*Schema, bool) {
 const sumBatch = 64
 
 // CRCLen is the CRC's size in bytes.
-func (s *Schema) CRCLen() int { return int(s.CRC.width / 8) }
+func (s *Schema) CRCLen() int { return s.crcLen }
 
 // DataLen is how many message bytes one chunk carries.
-func (s *Schema) DataLen() int { return s.ChunkLen - s.CRCLen() - 1 }
+func (s *Schema) DataLen() int { return s.dataLen }
 
 // MTU is the IPv4 MTU the chunk counts per packet are made for.
 const MTU = 1500
@@ -56,5 +64,8 @@ func (s *Schema) MaxChunks(mtu int) int {
 // channel included).
 func (s *Schema) MessageChunks(n int) int {
 	d := s.DataLen()
+	if n+channelLen <= d {
+		return 1 // most coordination messages: no division (tens of cycles)
+	}
 	return (n + channelLen + d - 1) / d
 }

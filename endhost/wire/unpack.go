@@ -52,52 +52,70 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 	var sums [sumBatch]uint32
 	n := int(h.Chunks)
 	chunks := p[HeaderLen : HeaderLen+n*cl] // ParseHeader checked the length
-	for i := range n {
-		if i%sumBatch == 0 { // the CRCs of the next chunks, in one pass
-			s.CRC.chunkSums(chunks[i*cl:], cl, cl-k, sums[:min(sumBatch, n-i)])
-		}
-		c := chunks[i*cl : (i+1)*cl]
-		if sums[i%sumBatch] != binary.LittleEndian.Uint32(c[cl-4:])>>crcShift {
-			// Its message is lost; the chunks after it that are not marked
-			// first belong to it and are skipped.
-			u.Stats.CorruptChunks++
-			st = lose(st)
-			continue
-		}
-		desc := c[0]
-		used := int(desc & descUsed)
-		first, last := desc&descFirst != 0, desc&descLast != 0
-		if used > d || (first && used < channelLen) || (!first && st == idle) {
-			// Passes the CRC but breaks the layout, or continues no
-			// message: a sender's bug, not noise. Treat it as a lost chunk.
-			u.Stats.CorruptChunks++
-			st = lose(st)
-			continue
-		}
-		data := c[1 : 1+used]
-		if first {
-			if st == collecting {
-				dropped++ // the previous one never ended
+	for g := 0; g < n; g += sumBatch {
+		// The CRCs of up to 64 chunks in one pass, then which failed.
+		m := min(sumBatch, n-g)
+		grp := chunks[g*cl : (g+m)*cl]
+		s.CRC.chunkSums(grp, cl, cl-k, sums[:m])
+		var bad uint64
+		for i, off := 0, 0; i < m; i, off = i+1, off+cl {
+			if sums[i] != binary.LittleEndian.Uint32(grp[off+cl-4:])>>crcShift {
+				bad |= 1 << i
 			}
-			st = collecting
-			u.buf = u.buf[:0]
-			if last {
-				u.Stats.Messages++
-				fn(binary.BigEndian.Uint16(data), data[channelLen:])
-				st = idle
+		}
+		for i, off := 0, 0; i < m; i, off = i+1, off+cl {
+			c := grp[off : off+cl]
+			if bad>>i&1 != 0 {
+				// Its message is lost; the chunks after it that are not marked
+				// first belong to it and are skipped.
+				u.Stats.CorruptChunks++
+				st = lose(st)
 				continue
 			}
-		} else if st == broken {
+			desc := c[0]
+			used := int(desc & descUsed)
+			first, last := desc&descFirst != 0, desc&descLast != 0
+			if used > d || (first && used < channelLen) || (!first && st == idle) {
+				// Passes the CRC but breaks the layout, or continues no
+				// message: a sender's bug, not noise. Treat it as a lost chunk.
+				u.Stats.CorruptChunks++
+				st = lose(st)
+				continue
+			}
+			data := c[1 : 1+used]
+			if first {
+				if st == collecting {
+					dropped++ // the previous one never ended
+				}
+				st = collecting
+				u.buf = u.buf[:0]
+				if last {
+					u.Stats.Messages++
+					fn(binary.BigEndian.Uint16(data), data[channelLen:])
+					st = idle
+					continue
+				}
+				// The full middle chunks of an intact message (descriptor:
+				// neither first nor last, every byte used) need none of the
+				// checks below: copy them in a tight loop.
+				u.buf = appendChunk(u.buf, data)
+				for i+1 < m && bad>>(i+1)&1 == 0 && grp[off+cl] == byte(d) {
+					i, off = i+1, off+cl
+					u.buf = appendChunk(u.buf, grp[off+1:off+1+d])
+				}
+				continue
+			} else if st == broken {
+				if last {
+					st = idle
+				}
+				continue
+			}
+			u.buf = appendChunk(u.buf, data)
 			if last {
+				u.Stats.Messages++
+				fn(binary.BigEndian.Uint16(u.buf), u.buf[channelLen:])
 				st = idle
 			}
-			continue
-		}
-		u.buf = appendChunk(u.buf, data)
-		if last {
-			u.Stats.Messages++
-			fn(binary.BigEndian.Uint16(u.buf), u.buf[channelLen:])
-			st = idle
 		}
 	}
 	if st == collecting {
