@@ -73,3 +73,91 @@ loop:
 	JNZ  loop
 done:
 	RET
+
+// func clmulChunks2(k *clmulKeys, p *byte, stride, n, pairs int, crc, xorout uint32, out *uint32)
+//
+// clmulChunks for 2·pairs chunks, two at a time: the same steps on the
+// two 128-bit lanes of YMM registers (VPCLMULQDQ, AVX2), one chunk each.
+TEXT ·clmulChunks2(SB), NOSPLIT, $0-56
+	MOVQ k+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ stride+16(FP), R8
+	MOVQ n+24(FP), CX
+	MOVQ pairs+32(FP), R9
+	MOVL crc+40(FP), X11
+	MOVL xorout+44(FP), R10
+	MOVQ out+48(FP), R11
+
+	VINSERTI128    $1, X11, Y11, Y11 // the register in both lanes
+	VBROADCASTI128 0(DI), Y6         // fold keys
+	VBROADCASTI128 16(DI), Y7        // r5
+	VBROADCASTI128 32(DI), Y8        // P, u
+	VPCMPEQB       Y9, Y9, Y9
+	VPSRLQ         $32, Y9, Y9       // low 32 bits of each quadword
+	MOVQ           $32, AX
+	SUBQ           CX, AX
+	SHLQ           $4, AX
+	VBROADCASTI128 48(DI)(AX*1), Y10 // shift[32-n]
+	LEAQ           (R8)(R8*1), R13   // two chunks
+
+	TESTQ R9, R9
+	JLE   done2
+
+loop2:
+	LEAQ        (SI)(R8*1), R12
+	VMOVDQU     (SI), X1
+	VINSERTI128 $1, (R12), Y1, Y1
+	VMOVDQU     -16(SI)(CX*1), X2
+	VINSERTI128 $1, -16(R12)(CX*1), Y2, Y2
+	VPXOR       Y11, Y1, Y1
+	VPSHUFB     Y10, Y1, Y1
+
+	VPCLMULQDQ $0x00, Y6, Y1, Y3
+	VPCLMULQDQ $0x11, Y6, Y1, Y5
+	VPXOR      Y5, Y3, Y1
+	VPXOR      Y2, Y1, Y1
+
+	// 128 bits to 64.
+	VPCLMULQDQ $0x01, Y1, Y6, Y0
+	VPSRLDQ    $8, Y1, Y1
+	VPXOR      Y0, Y1, Y1
+
+	VPSRLDQ    $4, Y1, Y2
+	VPAND      Y9, Y1, Y1
+	VPCLMULQDQ $0x00, Y7, Y1, Y1
+	VPXOR      Y2, Y1, Y1
+
+	// Barrett reduction to 32 bits.
+	VMOVDQU    Y1, Y2
+	VPAND      Y9, Y1, Y1
+	VPCLMULQDQ $0x10, Y8, Y1, Y1
+	VPAND      Y9, Y1, Y1
+	VPCLMULQDQ $0x00, Y8, Y1, Y1
+	VPXOR      Y2, Y1, Y1
+
+	VPEXTRD      $1, X1, AX
+	XORL         R10, AX
+	MOVL         AX, (R11)
+	VEXTRACTI128 $1, Y1, X3
+	VPEXTRD      $1, X3, AX
+	XORL         R10, AX
+	MOVL         AX, 4(R11)
+
+	ADDQ R13, SI
+	ADDQ $8, R11
+	DECQ R9
+	JNZ  loop2
+done2:
+	VZEROUPPER
+	RET
+
+// func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+TEXT ·cpuid(SB), NOSPLIT, $0-24
+	MOVL leaf+0(FP), AX
+	MOVL sub+4(FP), CX
+	CPUID
+	MOVL AX, a+8(FP)
+	MOVL BX, b+12(FP)
+	MOVL CX, c+16(FP)
+	MOVL DX, d+20(FP)
+	RET

@@ -2,6 +2,9 @@
 
 package wire
 
-const haveCLMUL = false
+const (
+	haveCLMUL   = false
+	haveVPCLMUL = false
+)
 
 func (c *CRC) chunkSumsCLMUL([]byte, int, int, []uint32) bool { return false }

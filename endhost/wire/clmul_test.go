@@ -66,3 +66,38 @@ func TestCLMULAgreesWithTable(t *testing.T) {
 		t.Fatalf("ISO-HDLC over 32 bytes %#x, hash/crc32 %#x", got, want)
 	}
 }
+
+// chunkSums over whole packets (odd and even counts, strides beyond the
+// protected bytes), on the 256-bit path where the CPU has it and on the
+// 128-bit one, against the table.
+func TestChunkSumsAgreeWithTable(t *testing.T) {
+	if !haveCLMUL {
+		t.Skip("no PCLMULQDQ/SSSE3/SSE4.1 on this CPU: the table path is the only one")
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 60*40)
+	for i := range buf {
+		buf[i] = byte(r.Uint32())
+	}
+	for _, s := range []*Schema{HD6, HD8} {
+		wide := s.CRC.wide
+		t.Cleanup(func() { s.CRC.wide = wide })
+		for _, w := range []bool{false, wide} {
+			s.CRC.wide = w
+			n := s.ChunkLen - s.CRCLen()
+			for _, stride := range []int{s.ChunkLen, s.ChunkLen + 4} {
+				for count := 1; count <= 9; count++ {
+					out := make([]uint32, count)
+					s.CRC.chunkSums(buf[1:], stride, n, out)
+					for i, got := range out {
+						b := buf[1+i*stride : 1+i*stride+n]
+						if want := s.CRC.table16(b); got != want {
+							t.Fatalf("%s wide=%v stride %d count %d chunk %d: %#x, table %#x", s.Name, w, stride, count, i, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("256-bit path on this CPU: %v", haveVPCLMUL)
+}

@@ -17,6 +17,9 @@ type CRC struct {
 	// clmul holds the carry-less-multiply keys where the CPU has the
 	// instruction; chunk-sized inputs then skip the table.
 	clmul *clmulKeys
+	// wide: two chunks at a time in 256-bit registers (tests turn it off
+	// to check the 128-bit path on the same CPU).
+	wide bool
 }
 
 // The lengths the carry-less path takes: two 16-byte blocks, the register
@@ -33,6 +36,7 @@ func newCRC(width uint, poly, init, xorout uint32) *CRC {
 	c := &CRC{width: width, init: bits.Reverse32(init) >> (32 - width), xorout: xorout}
 	if haveCLMUL && width >= 8 {
 		c.clmul = newCLMULKeys(width, poly)
+		c.wide = haveVPCLMUL
 	}
 	rpoly := bits.Reverse32(poly) >> (32 - width)
 	for i := range 256 {
