@@ -37,6 +37,7 @@ func handOff(b *testing.B, size int) {
 		for i := 0; i < b.N; {
 			_, m, ok := cons.Pop(buf)
 			if !ok {
+				SpinWait()
 				continue
 			}
 			if m.T1 != 0 {
@@ -56,6 +57,8 @@ func handOff(b *testing.B, size int) {
 		}
 		if prod.Push(msg, m) {
 			i++
+		} else {
+			SpinWait()
 		}
 	}
 	<-done

@@ -49,6 +49,7 @@ func TestOrderAndContentAcrossMappings(t *testing.T) {
 		for i := uint64(0); i < n; {
 			l, m, ok := cons.Pop(buf)
 			if !ok {
+				SpinWait()
 				continue
 			}
 			if exp := payload(i, want); !bytes.Equal(buf[:l], exp) || m.Seq != i || m.Channel != uint16(i) || m.T1 != int64(i)*3 {
