@@ -94,17 +94,8 @@ func (p *Packer) Add(ch uint16, msg []byte) error {
 	chunks[0] = byte(d) | descFirst // more follows: the chunk is full
 	// Middle chunks: full, neither first nor last.
 	last := need - 1
-	for i := 1; i < last; i++ {
-		c := chunks[i*cl : (i+1)*cl]
-		if d >= 16 { // two overlapping 16-byte moves, no memmove call
-			*(*[16]byte)(c[1:]) = *(*[16]byte)(msg)
-			*(*[16]byte)(c[1+d-16:]) = *(*[16]byte)(msg[d-16:])
-		} else {
-			copy(c[1:1+d], msg)
-		}
-		c[0] = byte(d)
-		msg = msg[d:]
-	}
+	scatter(chunks[cl:last*cl], msg, last-1, cl, d)
+	msg = msg[(last-1)*d:]
 	c := chunks[last*cl:]
 	data = c[1 : 1+d]
 	n = copy(data, msg)

@@ -1,6 +1,9 @@
 package wire
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"slices"
+)
 
 // Stats counts what an Unpacker saw.
 type Stats struct {
@@ -98,10 +101,16 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 				// The full middle chunks of an intact message (descriptor:
 				// neither first nor last, every byte used) need none of the
 				// checks below: copy them in a tight loop.
-				u.buf = appendChunk(u.buf, data)
-				for i+1 < m && bad>>(i+1)&1 == 0 && grp[off+cl] == byte(d) {
-					i, off = i+1, off+cl
-					u.buf = appendChunk(u.buf, grp[off+1:off+1+d])
+				u.buf = append(u.buf, data...)
+				j := i + 1
+				for j < m && bad>>j&1 == 0 && grp[j*cl] == byte(d) {
+					j++
+				}
+				if mid := j - i - 1; mid > 0 {
+					w := len(u.buf)
+					u.buf = slices.Grow(u.buf, mid*d)[:w+mid*d]
+					gather(u.buf[w:], grp[(i+1)*cl:j*cl], mid, cl, d)
+					i, off = j-1, (j-1)*cl
 				}
 				continue
 			} else if st == broken {
