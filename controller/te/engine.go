@@ -12,7 +12,9 @@ import (
 type Engine struct {
 	topo     *Topology
 	links    []linkState
-	blocking []Time // per link: one max-size frame (non-preemptive blocking)
+	blocking []Time    // per link: one max-size frame (non-preemptive blocking)
+	hot      []hotLink // per link: what the path search reads
+	nodeHost []bool    // per node
 	tunnels  map[uint64]*tunnel
 	nextID   uint64
 	pass     uint64
@@ -74,6 +76,7 @@ func NewEngine(topo *Topology) *Engine {
 		}
 		e.maxBandwidth = max(e.maxBandwidth, l.BandwidthBps)
 	}
+	e.initHot()
 	e.hops = map[NodeID][]uint16{}
 	return e
 }
@@ -105,8 +108,10 @@ func (e *Engine) attach(t *tunnel) {
 		t.useIdx[i] = int32(len(ls.uses[t.level]))
 		ls.uses[t.level] = append(ls.uses[t.level], use{t: t, idx: int32(i), tx: t.tx[i]})
 		ls.sameTx[t.level] += t.tx[i]
-		ls.totalBytes += t.wire
-		ls.rate += r
+		e.syncCum(lid)
+		h := &e.hot[lid]
+		h.total += t.wire
+		h.rate += r
 	}
 	e.syncUses(t)
 }
@@ -140,10 +145,12 @@ func (e *Engine) detach(t *tunnel) {
 		}
 		ls.uses[t.level] = us[:last]
 		ls.sameTx[t.level] -= t.tx[i]
-		ls.totalBytes -= t.wire
-		ls.rate -= r
-		if len(ls.uses[t.level]) == 0 && ls.totalBytes == 0 {
-			ls.rate = 0 // forget float drift once a link is empty
+		e.syncCum(lid)
+		h := &e.hot[lid]
+		h.total -= t.wire
+		h.rate -= r
+		if len(ls.uses[t.level]) == 0 && h.total == 0 {
+			h.rate = 0 // forget float drift once a link is empty
 		}
 	}
 }

@@ -194,6 +194,6 @@ func (e *Engine) AdmitWithID(id uint64, req Request) (Tunnel, []Change, error) {
 // LinkLoad is the express reservation on one link: bytes of queue and
 // bit/s of rate (at requested periods) held by its tunnels.
 func (e *Engine) LinkLoad(lid LinkID) (queueBytes int64, rateBps float64) {
-	ls := &e.links[lid]
-	return ls.totalBytes, ls.rate
+	h := &e.hot[lid]
+	return h.total, h.rate
 }

@@ -21,12 +21,12 @@ type optScratch struct {
 // at rate bps without breaking ≈-validity; if not, why.
 func (e *Engine) eligible(lid LinkID, wire int64, bps float64) (bool, string) {
 	l := &e.topo.Links[lid]
-	ls := &e.links[lid]
-	if ls.totalBytes+wire > l.QueueBytes {
-		return false, fmt.Sprintf("express queue full: %d of %d B reserved, %d B more requested", ls.totalBytes, l.QueueBytes, wire)
+	h := &e.hot[lid]
+	if h.total+wire > l.QueueBytes {
+		return false, fmt.Sprintf("express queue full: %d of %d B reserved, %d B more requested", h.total, l.QueueBytes, wire)
 	}
-	if limit := e.topo.MaxExpressShare * float64(l.BandwidthBps); ls.rate+bps > limit*(1+1e-12) {
-		return false, fmt.Sprintf("express share exhausted: %.0f of %.0f bit/s reserved, %.0f bit/s more requested", ls.rate, limit, bps)
+	if limit := e.topo.MaxExpressShare * float64(l.BandwidthBps); h.rate+bps > limit*(1+1e-12) {
+		return false, fmt.Sprintf("express share exhausted: %.0f of %.0f bit/s reserved, %.0f bit/s more requested", h.rate, limit, bps)
 	}
 	return true, ""
 }
@@ -35,13 +35,8 @@ func (e *Engine) eligible(lid LinkID, wire int64, bps float64) (bool, string) {
 // packet can meet on this link, counting the traffic that can delay it
 // (its own and higher sub-lanes) and one blocking frame. In picoseconds.
 func (e *Engine) weight(lid LinkID, wire int64, level int) float64 {
-	l := &e.topo.Links[lid]
-	ls := &e.links[lid]
-	w := l.MinLatency + l.MaxJitter + e.blocking[lid] + TxTime(wire, l.BandwidthBps)
-	for lv := 0; lv <= level; lv++ {
-		w += ls.sameTx[lv]
-	}
-	return float64(w)
+	h := &e.hot[lid]
+	return float64(h.base + TxTime(wire, h.bw) + h.cum[level])
 }
 
 // plan builds a tree for r with X-OPT (Alg. 2): shortest paths in the graph
@@ -174,6 +169,8 @@ func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, n
 		}
 		return h[n]
 	}
+	var txBw int64 = -1
+	var tx Time
 	dist[dst] = 0
 	sc.pq = sc.pq[:0]
 	sc.pq.push(distItem{dst, est(dst)})
@@ -196,23 +193,25 @@ func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, n
 			// rest of the graph cannot change the plan.
 			return
 		}
-		if x != dst && topo.Nodes[x].Kind == KindHost {
+		if x != dst && e.nodeHost[x] {
 			continue // a host may start a path, never relay one
 		}
 		for _, lid := range topo.In[x] {
-			y := topo.Links[lid].From
-			if topo.Nodes[y].Kind == KindHost && y != r.sender {
+			hl := &e.hot[lid]
+			y := hl.from
+			if hl.fromHost && y != r.sender {
 				continue
 			}
 			if math.IsInf(est(y), 1) {
 				continue // the sender cannot reach y
 			}
-			if onlyEligible {
-				if ok, _ := e.eligible(lid, r.wire, bps); !ok {
-					continue
-				}
+			if onlyEligible && !hl.fits(r.wire, bps) {
+				continue
 			}
-			nd := dist[x] + e.weight(lid, r.wire, r.level)
+			if hl.bw != txBw { // links of one speed share the transmission time
+				txBw, tx = hl.bw, TxTime(r.wire, hl.bw)
+			}
+			nd := dist[x] + float64(hl.base+tx+hl.cum[r.level])
 			switch {
 			case nd < dist[y]:
 				dist[y] = nd

@@ -82,11 +82,9 @@ type use struct {
 
 // linkState is the express load on one link.
 type linkState struct {
-	uses       [][]use // per sub-lane
-	sameTx     []Time  // per sub-lane: Σ transmission times of its tunnels
-	totalBytes int64   // Σ wire bytes of all tunnels (≈-validity, queue)
-	rate       float64 // Σ wire bits / requested period (≈-validity, share)
-	dirty      int     // adjustment pass: tunnels at level ≥ dirty need recomputing
+	uses   [][]use // per sub-lane
+	sameTx []Time  // per sub-lane: Σ transmission times of its tunnels
+	dirty  int     // adjustment pass: tunnels at level ≥ dirty need recomputing
 	// waits caches waitBound per sub-lane, keyed by the asking tunnel's own
 	// transmission time (tunnels of one size share the result). A change of
 	// membership at level L, or of the timing of a level-L tunnel, clears
