@@ -258,45 +258,16 @@ type membership struct {
 // system call per packet; the stack also gets a copy), the socket. It
 // says which, and why not the faster ones.
 func (a *Agent) inbound(rc Receive, conn *net.UDPConn, sinks map[uint16]*bridge.Ring) (lane.Inbound, error) {
-	busy := a.cfg.LaneCPU >= 0
-	path := a.cfg.ReceivePath
-	if path == "" {
-		path = "auto"
+	o, err := lane.OpenInbound(lane.InboundConfig{Interface: a.cfg.Interface, Port: rc.Port, Path: a.cfg.ReceivePath,
+		Shared: len(a.cfg.Receive) > 1, Conn: conn, Sinks: sinks, Busy: a.cfg.LaneCPU >= 0})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
 	}
-	var why []string
-	if a.cfg.Interface != "" && (path == "auto" || path == "xdp") {
-		if path == "auto" && len(a.cfg.Receive) > 1 {
-			why = append(why, "xdp: one receive port per interface")
-		} else if xr, err := lane.NewXSKReceiver(a.cfg.Interface, rc.Port, sinks, busy); err == nil {
-			a.closers = append(a.closers, xr.Close)
-			a.log.Info("receive path", "port", rc.Port, "path", "AF_XDP", "interface", a.cfg.Interface)
-			return xr, nil
-		} else if path == "xdp" {
-			return nil, fmt.Errorf("agent: receive port %d: %w", rc.Port, err)
-		} else {
-			why = append(why, "xdp: "+err.Error())
-		}
+	if o.Close != nil {
+		a.closers = append(a.closers, o.Close)
 	}
-	if a.cfg.Interface != "" && (path == "auto" || path == "packet_ring") {
-		rr, err := lane.NewRingReceiver(a.cfg.Interface, rc.Port, sinks, busy)
-		if err == nil {
-			a.closers = append(a.closers, rr.Close)
-			// The socket stays bound: the host's stack takes its copy
-			// quietly instead of answering "port unreachable".
-			_ = conn.SetReadBuffer(4096)
-			a.log.Info("receive path", "port", rc.Port, "path", "packet ring (TPACKET_V3)", "interface", a.cfg.Interface, "not_faster", strings.Join(why, "; "))
-			return rr, nil
-		}
-		if path == "packet_ring" {
-			return nil, fmt.Errorf("agent: receive port %d: %w", rc.Port, err)
-		}
-		why = append(why, "packet ring: "+err.Error())
-	}
-	if a.cfg.Interface == "" && path == "auto" {
-		why = append(why, "no interface configured")
-	}
-	a.log.Info("receive path", "port", rc.Port, "path", "socket", "not_faster", strings.Join(why, "; "))
-	return lane.NewReceiver(conn, sinks, busy)
+	a.log.Info("receive path", "port", rc.Port, "path", o.Path, "interface", a.cfg.Interface, "not_faster", strings.Join(o.NotFaster, "; "))
+	return o.Inbound, nil
 }
 
 // ring creates a ring file, replacing one a crashed agent left.

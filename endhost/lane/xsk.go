@@ -3,6 +3,7 @@ package lane
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -16,30 +17,39 @@ import (
 	"github.com/xlane/xlane/endhost/bridge"
 )
 
-// AF_XDP geometry: one UMEM of 4,096 frames of 2 KiB; rings of 2,048.
+// AF_XDP geometry: per receive queue a UMEM of frames of 2 KiB, twice as
+// many as its rings hold; 4,096 frames in all, at least 512 per queue.
 const (
 	xskFrames    = 4096
+	xskMinFrames = 512
 	xskFrameSize = 2048
-	xskRing      = 2048
+	xskMaxQueues = 64
 )
 
 // XSKReceiver takes a tunnel's packets off the interface before the host's
 // stack sees them: an XDP program on the interface steers IPv4 UDP to the
 // lane's port into an AF_XDP socket, whose frames land in memory the lane
-// maps (copy mode, which every driver supports). Everything else passes to
-// the stack untouched. AF_XDP carries no kernel receive time: the lane's
-// own stamp is the first.
+// maps (copy mode, which every driver supports). A socket serves one
+// receive queue and the kernel hands it only its queue's packets, so there
+// is one per queue of the interface (a NIC spreads flows over its queues,
+// and so does a veth). Everything else passes to the stack untouched.
+// AF_XDP carries no kernel receive time: the lane's own stamp is the first.
 type XSKReceiver struct {
 	delivery
-	fd     int
-	umem   []byte
-	rx, fq xskRing_
+	queues []*xskQueue
 	prog   *ebpf.Program
 	xsks   *ebpf.Map
 	link   netlink.Link
 	busy   bool
 	Core   *Core
 	pfds   []unix.PollFd
+}
+
+// xskQueue is the AF_XDP socket of one receive queue and its memory.
+type xskQueue struct {
+	fd     int
+	umem   []byte
+	rx, fq xskRing_
 }
 
 // xskRing_ is one mapped AF_XDP ring.
@@ -50,14 +60,69 @@ type xskRing_ struct {
 	mask       uint32
 }
 
-func mapRing(fd int, off unix.XDPRingOffset, pgoff int64, entry uintptr) (xskRing_, error) {
-	size := int(off.Desc) + xskRing*int(entry)
+func mapRing(fd int, off unix.XDPRingOffset, pgoff int64, entry uintptr, entries uint32) (xskRing_, error) {
+	size := int(off.Desc) + int(entries)*int(entry)
 	mem, err := unix.Mmap(fd, pgoff, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return xskRing_{}, err
 	}
 	return xskRing_{mem: mem, prod: (*atomic.Uint32)(unsafe.Pointer(&mem[off.Producer])), cons: (*atomic.Uint32)(unsafe.Pointer(&mem[off.Consumer])),
-		desc: unsafe.Pointer(&mem[off.Desc]), mask: xskRing - 1}, nil
+		desc: unsafe.Pointer(&mem[off.Desc]), mask: entries - 1}, nil
+}
+
+// openQueue makes the AF_XDP socket of receive queue q: its memory of
+// frames, a fill ring handing half of them to the kernel, a receive ring.
+// On error it returns what it made so far, for close.
+func openQueue(link netlink.Link, q, frames int) (x *xskQueue, err error) {
+	x = &xskQueue{fd: -1}
+	if x.fd, err = unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	if x.umem, err = unix.Mmap(-1, 0, frames*xskFrameSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE); err != nil {
+		return x, fmt.Errorf("memory: %w", err)
+	}
+	reg := unix.XDPUmemReg{Addr: uint64(uintptr(unsafe.Pointer(&x.umem[0]))), Len: uint64(len(x.umem)), Size: xskFrameSize}
+	if err := sockopt(x.fd, unix.SOL_XDP, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
+		return x, fmt.Errorf("register memory: %w", err)
+	}
+	ring := uint32(frames / 2)
+	for _, opt := range []int{unix.XDP_UMEM_FILL_RING, unix.XDP_UMEM_COMPLETION_RING, unix.XDP_RX_RING} {
+		if err := sockopt(x.fd, unix.SOL_XDP, opt, unsafe.Pointer(&ring), 4); err != nil {
+			return x, fmt.Errorf("ring size: %w", err)
+		}
+	}
+	var off unix.XDPMmapOffsets
+	olen := uint32(unsafe.Sizeof(off))
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(x.fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS, uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&olen)), 0); e != 0 {
+		return x, fmt.Errorf("ring offsets: %w", e)
+	}
+	if x.rx, err = mapRing(x.fd, off.Rx, unix.XDP_PGOFF_RX_RING, unsafe.Sizeof(unix.XDPDesc{}), ring); err != nil {
+		return x, fmt.Errorf("receive ring: %w", err)
+	}
+	if x.fq, err = mapRing(x.fd, off.Fr, unix.XDP_UMEM_PGOFF_FILL_RING, 8, ring); err != nil {
+		return x, fmt.Errorf("fill ring: %w", err)
+	}
+	// Every frame the fill ring can hold goes to the kernel to fill.
+	for i := range ring {
+		*(*uint64)(unsafe.Add(x.fq.desc, uintptr(i)*8)) = uint64(i) * xskFrameSize
+	}
+	x.fq.prod.Store(ring)
+	if err := unix.Bind(x.fd, &unix.SockaddrXDP{Flags: unix.XDP_COPY, Ifindex: uint32(link.Attrs().Index), QueueID: uint32(q)}); err != nil {
+		return x, fmt.Errorf("bind: %w", err)
+	}
+	return x, nil
+}
+
+func (x *xskQueue) close() error {
+	for _, m := range [][]byte{x.rx.mem, x.fq.mem, x.umem} {
+		if m != nil {
+			_ = unix.Munmap(m)
+		}
+	}
+	if x.fd >= 0 {
+		return unix.Close(x.fd)
+	}
+	return nil
 }
 
 func sockopt(fd, level, name int, p unsafe.Pointer, size uintptr) error {
@@ -75,52 +140,38 @@ func NewXSKReceiver(ifname string, port uint16, sinks map[uint16]*bridge.Ring, b
 	if err != nil {
 		return nil, fmt.Errorf("lane: AF_XDP on %s: %w", ifname, err)
 	}
-	r := &XSKReceiver{delivery: delivery{sinks: sinks, start: time.Now()}, fd: -1, busy: busy, link: link}
+	r := &XSKReceiver{delivery: delivery{sinks: sinks, start: time.Now()}, busy: busy, link: link}
 	defer func() {
 		if err != nil {
 			r.Close()
 		}
 	}()
-	if r.fd, err = unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
-		return nil, fmt.Errorf("lane: AF_XDP socket: %w", err)
+	nq := max(1, link.Attrs().NumRxQueues) // the queues it was made with
+	if n, ok := rxQueues(ifname); ok {
+		nq = n // the queues it uses
 	}
-	if r.umem, err = unix.Mmap(-1, 0, xskFrames*xskFrameSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE); err != nil {
-		return nil, fmt.Errorf("lane: AF_XDP memory: %w", err)
+	if nq > xskMaxQueues {
+		return nil, fmt.Errorf("lane: AF_XDP on %s: %d receive queues, at most %d", ifname, nq, xskMaxQueues)
 	}
-	reg := unix.XDPUmemReg{Addr: uint64(uintptr(unsafe.Pointer(&r.umem[0]))), Len: uint64(len(r.umem)), Size: xskFrameSize}
-	if err := sockopt(r.fd, unix.SOL_XDP, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
-		return nil, fmt.Errorf("lane: AF_XDP register memory: %w", err)
+	frames := xskMinFrames
+	for frames*2*nq <= xskFrames {
+		frames *= 2
 	}
-	n := uint32(xskRing)
-	for _, opt := range []int{unix.XDP_UMEM_FILL_RING, unix.XDP_UMEM_COMPLETION_RING, unix.XDP_RX_RING} {
-		if err := sockopt(r.fd, unix.SOL_XDP, opt, unsafe.Pointer(&n), 4); err != nil {
-			return nil, fmt.Errorf("lane: AF_XDP ring size: %w", err)
+	if r.xsks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xlane_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: xskMaxQueues}); err != nil {
+		return nil, fmt.Errorf("lane: AF_XDP socket map: %w", err)
+	}
+	for q := range nq {
+		x, err := openQueue(link, q, frames)
+		if x != nil {
+			r.queues = append(r.queues, x)
 		}
-	}
-	var off unix.XDPMmapOffsets
-	olen := uint32(unsafe.Sizeof(off))
-	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(r.fd), unix.SOL_XDP, unix.XDP_MMAP_OFFSETS, uintptr(unsafe.Pointer(&off)), uintptr(unsafe.Pointer(&olen)), 0); e != 0 {
-		return nil, fmt.Errorf("lane: AF_XDP ring offsets: %w", e)
-	}
-	if r.rx, err = mapRing(r.fd, off.Rx, unix.XDP_PGOFF_RX_RING, unsafe.Sizeof(unix.XDPDesc{})); err != nil {
-		return nil, fmt.Errorf("lane: AF_XDP receive ring: %w", err)
-	}
-	if r.fq, err = mapRing(r.fd, off.Fr, unix.XDP_UMEM_PGOFF_FILL_RING, 8); err != nil {
-		return nil, fmt.Errorf("lane: AF_XDP fill ring: %w", err)
-	}
-	// Every frame the ring can hold goes to the kernel to fill.
-	for i := uint32(0); i < xskRing; i++ {
-		*(*uint64)(unsafe.Add(r.fq.desc, uintptr(i)*8)) = uint64(i) * xskFrameSize
-	}
-	r.fq.prod.Store(xskRing)
-	if err := unix.Bind(r.fd, &unix.SockaddrXDP{Flags: unix.XDP_COPY, Ifindex: uint32(link.Attrs().Index), QueueID: 0}); err != nil {
-		return nil, fmt.Errorf("lane: AF_XDP bind to %s queue 0: %w", ifname, err)
-	}
-	if r.xsks, err = ebpf.NewMap(&ebpf.MapSpec{Name: "xlane_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: 64}); err != nil {
-		return nil, fmt.Errorf("lane: AF_XDP socket map: %w", err)
-	}
-	if err := r.xsks.Put(uint32(0), uint32(r.fd)); err != nil {
-		return nil, fmt.Errorf("lane: AF_XDP socket map: %w", err)
+		if err != nil {
+			return nil, fmt.Errorf("lane: AF_XDP on %s queue %d: %w", ifname, q, err)
+		}
+		if err := r.xsks.Put(uint32(q), uint32(x.fd)); err != nil {
+			return nil, fmt.Errorf("lane: AF_XDP socket map: %w", err)
+		}
+		r.pfds = append(r.pfds, unix.PollFd{Fd: int32(x.fd), Events: unix.POLLIN})
 	}
 	if r.prog, err = steerProgram(r.xsks, port); err != nil {
 		return nil, err
@@ -128,7 +179,6 @@ func NewXSKReceiver(ifname string, port uint16, sinks map[uint16]*bridge.Ring, b
 	if err := netlink.LinkSetXdpFdWithFlags(link, r.prog.FD(), unix.XDP_FLAGS_SKB_MODE); err != nil {
 		return nil, fmt.Errorf("lane: attach XDP to %s: %w", ifname, err)
 	}
-	r.pfds = []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}}
 	return r, nil
 }
 
@@ -173,25 +223,41 @@ func steerProgram(xsks *ebpf.Map, port uint16) (*ebpf.Program, error) {
 
 // Poll takes every frame that waits in the receive ring, without waiting.
 func (r *XSKReceiver) Poll() error {
-	prod := r.rx.prod.Load()
-	cons := r.rx.cons.Load()
+	for _, x := range r.queues {
+		r.pollQueue(x)
+	}
+	return nil
+}
+
+func (r *XSKReceiver) pollQueue(x *xskQueue) {
+	prod := x.rx.prod.Load()
+	cons := x.rx.cons.Load()
 	if prod == cons {
-		return nil
+		return
 	}
 	wall, mono := r.stamp()
-	fprod := r.fq.prod.Load()
+	fprod := x.fq.prod.Load()
 	for ; cons != prod; cons++ {
-		d := (*unix.XDPDesc)(unsafe.Add(r.rx.desc, uintptr(cons&r.rx.mask)*unsafe.Sizeof(unix.XDPDesc{})))
-		if d.Addr+uint64(d.Len) <= uint64(len(r.umem)) {
-			r.frame(r.umem[d.Addr:d.Addr+uint64(d.Len)], wall, mono)
+		d := (*unix.XDPDesc)(unsafe.Add(x.rx.desc, uintptr(cons&x.rx.mask)*unsafe.Sizeof(unix.XDPDesc{})))
+		if d.Addr+uint64(d.Len) <= uint64(len(x.umem)) {
+			r.frame(x.umem[d.Addr:d.Addr+uint64(d.Len)], wall, mono)
 		}
 		// The frame goes back to the kernel to fill again.
-		*(*uint64)(unsafe.Add(r.fq.desc, uintptr(fprod&r.fq.mask)*8)) = d.Addr &^ (xskFrameSize - 1)
+		*(*uint64)(unsafe.Add(x.fq.desc, uintptr(fprod&x.fq.mask)*8)) = d.Addr &^ (xskFrameSize - 1)
 		fprod++
 	}
-	r.rx.cons.Store(cons)
-	r.fq.prod.Store(fprod)
-	return nil
+	x.rx.cons.Store(cons)
+	x.fq.prod.Store(fprod)
+}
+
+// idle reports whether no queue holds a frame.
+func (r *XSKReceiver) idle() bool {
+	for _, x := range r.queues {
+		if x.rx.prod.Load() != x.rx.cons.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // frame strips Ethernet, IPv4 and UDP.
@@ -222,7 +288,7 @@ func (r *XSKReceiver) Run(ctx context.Context) error {
 		}
 	}
 	for ctx.Err() == nil {
-		if !r.busy && r.rx.prod.Load() == r.rx.cons.Load() {
+		if !r.busy && r.idle() {
 			if _, err := unix.Poll(r.pfds, 100); err != nil && err != unix.EINTR {
 				return fmt.Errorf("lane: poll the AF_XDP socket: %w", err)
 			}
@@ -240,19 +306,18 @@ func (r *XSKReceiver) Close() error {
 	if r.prog != nil {
 		_ = netlink.LinkSetXdpFdWithFlags(r.link, -1, unix.XDP_FLAGS_SKB_MODE)
 		r.prog.Close()
+		r.prog = nil
 	}
 	if r.xsks != nil {
 		r.xsks.Close()
+		r.xsks = nil
 	}
-	for _, m := range [][]byte{r.rx.mem, r.fq.mem, r.umem} {
-		if m != nil {
-			_ = unix.Munmap(m)
-		}
+	var err error
+	for _, x := range r.queues {
+		err = errors.Join(err, x.close())
 	}
-	if r.fd >= 0 {
-		return unix.Close(r.fd)
-	}
-	return nil
+	r.queues = nil
+	return err
 }
 
 var _ Inbound = (*XSKReceiver)(nil)
