@@ -1,6 +1,7 @@
 package latency
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
 	"math"
@@ -30,6 +31,9 @@ var colors = []color.Color{
 // (CDF, log latency axis) and the tail percentiles (like the paper's Fig. 5
 // and Fig. 6). It returns the files written.
 func WritePlots(dir string, series []Series) ([]string, error) {
+	if !slices.ContainsFunc(series, func(s Series) bool { return len(s.Latency) > 0 }) {
+		return nil, errors.New("latency plot: no variant delivered a packet, nothing to plot")
+	}
 	cdf, err := cdfPlot(series)
 	if err != nil {
 		return nil, err
@@ -42,7 +46,7 @@ func WritePlots(dir string, series []Series) ([]string, error) {
 	for name, p := range map[string]*plot.Plot{"latency-cdf": cdf, "latency-tail": tail} {
 		for _, ext := range []string{"svg", "png"} {
 			f := filepath.Join(dir, name+"."+ext)
-			if err := p.Save(8*vg.Inch, 4.5*vg.Inch, f); err != nil {
+			if err := save(p, f); err != nil {
 				return files, fmt.Errorf("latency plot %s: %w", f, err)
 			}
 			files = append(files, f)
@@ -50,6 +54,17 @@ func WritePlots(dir string, series []Series) ([]string, error) {
 	}
 	slices.Sort(files)
 	return files, nil
+}
+
+// save is p.Save, with gonum's panics (it panics on some degenerate axes)
+// returned as errors: a plot never takes the run's results down with it.
+func save(p *plot.Plot, f string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return p.Save(8*vg.Inch, 4.5*vg.Inch, f)
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -42,3 +42,17 @@ func TestWritePlots(t *testing.T) {
 		}
 	}
 }
+
+// A run in which no variant delivered a packet says so instead of
+// panicking in the plotting library; one empty variant among others is
+// left out of the plots.
+func TestWritePlotsWithoutSamples(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := WritePlots(dir, []Series{{Name: "X-Lane"}, {Name: "baseline"}}); err == nil || !strings.Contains(err.Error(), "no variant delivered") {
+		t.Fatalf("no samples: %v", err)
+	}
+	files, err := WritePlots(dir, []Series{{Name: "X-Lane"}, {Name: "baseline", Latency: []time.Duration{time.Millisecond, 2 * time.Millisecond}}})
+	if err != nil || len(files) != 4 {
+		t.Fatalf("one empty variant: %v %v", files, err)
+	}
+}

@@ -434,12 +434,10 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// write puts latency.txt, latency.json and the plots into dir.
+// write puts latency.txt, latency.json and the plots into dir; the table
+// and the JSON also when the plots fail.
 func (r *Result) write(dir string) error {
-	files, err := WritePlots(dir, r.series)
-	if err != nil {
-		return err
-	}
+	files, plotErr := WritePlots(dir, r.series)
 	txt := filepath.Join(dir, "latency.txt")
 	f, err := os.Create(txt)
 	if err != nil {
@@ -458,5 +456,5 @@ func (r *Result) write(dir string) error {
 	if err := os.WriteFile(js, b, 0o644); err != nil {
 		return fmt.Errorf("latency: %w", err)
 	}
-	return nil
+	return plotErr
 }
