@@ -27,7 +27,8 @@ const (
 )
 
 // XSKReceiver takes a tunnel's packets off the interface before the host's
-// stack sees them: an XDP program on the interface steers IPv4 UDP to the
+// stack sees them: an XDP program on the interface (in its driver where
+// the driver supports XDP, generic otherwise) steers IPv4 UDP to the
 // lane's port into an AF_XDP socket, whose frames land in memory the lane
 // maps (copy mode, which every driver supports). A socket serves one
 // receive queue and the kernel hands it only its queue's packets, so there
@@ -36,13 +37,14 @@ const (
 // AF_XDP carries no kernel receive time: the lane's own stamp is the first.
 type XSKReceiver struct {
 	delivery
-	queues []*xskQueue
-	prog   *ebpf.Program
-	xsks   *ebpf.Map
-	link   netlink.Link
-	busy   bool
-	Core   *Core
-	pfds   []unix.PollFd
+	queues  []*xskQueue
+	prog    *ebpf.Program
+	xsks    *ebpf.Map
+	link    netlink.Link
+	xdpMode int // XDP_FLAGS_DRV_MODE or XDP_FLAGS_SKB_MODE
+	busy    bool
+	Core    *Core
+	pfds    []unix.PollFd
 }
 
 // xskQueue is the AF_XDP socket of one receive queue and its memory.
@@ -176,8 +178,15 @@ func NewXSKReceiver(ifname string, port uint16, sinks map[uint16]*bridge.Ring, b
 	if r.prog, err = steerProgram(r.xsks, port); err != nil {
 		return nil, err
 	}
-	if err := netlink.LinkSetXdpFdWithFlags(link, r.prog.FD(), unix.XDP_FLAGS_SKB_MODE); err != nil {
-		return nil, fmt.Errorf("lane: attach XDP to %s: %w", ifname, err)
+	// The driver's own XDP hook where it has one: generic XDP (the
+	// fallback) skips packets a tc action redirected, as a veth behind a
+	// tc redirect receives them.
+	r.xdpMode = unix.XDP_FLAGS_DRV_MODE
+	if err := netlink.LinkSetXdpFdWithFlags(link, r.prog.FD(), r.xdpMode); err != nil {
+		r.xdpMode = unix.XDP_FLAGS_SKB_MODE
+		if err := netlink.LinkSetXdpFdWithFlags(link, r.prog.FD(), r.xdpMode); err != nil {
+			return nil, fmt.Errorf("lane: attach XDP to %s: %w", ifname, err)
+		}
 	}
 	return r, nil
 }
@@ -304,7 +313,7 @@ func (r *XSKReceiver) Run(ctx context.Context) error {
 // Close detaches the program and releases the socket and memory.
 func (r *XSKReceiver) Close() error {
 	if r.prog != nil {
-		_ = netlink.LinkSetXdpFdWithFlags(r.link, -1, unix.XDP_FLAGS_SKB_MODE)
+		_ = netlink.LinkSetXdpFdWithFlags(r.link, -1, r.xdpMode)
 		r.prog.Close()
 		r.prog = nil
 	}

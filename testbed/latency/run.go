@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -292,9 +293,34 @@ func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, tuned boo
 	defer sconn.Close()
 	scfg := lane.SenderConfig{Conn: sconn, Tunnel: 1, Schema: wire.HD6, Params: lane.Params{PeriodNs: int64(period), Loadsize: loadsize},
 		NotBefore: time.Now(), Sources: []lane.Source{{Ring: tx, Channel: 1}}}
-	rcv, err := lane.NewReceiver(rconn, map[uint16]*bridge.Ring{1: rx}, false)
-	if err != nil {
-		return nil, 0, err
+	// The tuned lane takes the receiving host's packets by kernel bypass
+	// where it can (AF_XDP on its interface, else the packet ring), as
+	// xlane-endhost's receive_path auto does; X-Lane0 reads the socket.
+	var rcv lane.Inbound
+	if tuned {
+		var o *lane.Opened
+		if err := tb.Do(probeTo, func() (err error) {
+			o, err = lane.OpenInbound(lane.InboundConfig{Interface: "eth0", Port: xlanePort, Conn: rconn,
+				Sinks: map[uint16]*bridge.Ring{1: rx}, Busy: true})
+			return err
+		}); err != nil {
+			return nil, 0, err
+		}
+		if o.Close != nil {
+			defer func() {
+				if err := tb.Do(probeTo, o.Close); err != nil {
+					cfg.Logger.Warn("closing the receive path", "err", err)
+				}
+			}()
+		}
+		progress(cfg.Progress, "  receive path: %s %s", o.Path, strings.Join(o.NotFaster, "; "))
+		rcv = o.Inbound
+	} else {
+		r, err := lane.NewReceiver(rconn, map[uint16]*bridge.Ring{1: rx}, false)
+		if err != nil {
+			return nil, 0, err
+		}
+		rcv = r
 	}
 	snd, err := lane.NewSender(scfg)
 	if err != nil {
@@ -361,8 +387,9 @@ func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, tuned boo
 	}
 	stop()
 	wg.Wait()
+	rs := rcv.Snapshot()
 	progress(cfg.Progress, "  sender: %d packets, %d messages, %d send errors; receiver: %d packets, %d messages, %d dropped at a full ring, wire %+v",
-		snd.Stats.Packets, snd.Stats.Messages, snd.Stats.SendErrors, rcv.Stats.Packets, rcv.Stats.Messages, rcv.Stats.RingFull, rcv.Stats.Wire)
+		snd.Stats.Packets, snd.Stats.Messages, snd.Stats.SendErrors, rs.Packets, rs.Messages, rs.RingFull, rs.Wire)
 	close(errs)
 	var runErr error
 	for err := range errs {
