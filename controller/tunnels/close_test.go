@@ -66,20 +66,27 @@ func TestCloseWaitsForAdmissionInFlight(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return after the write finished")
 	}
+	// What Close waited for is visible when it returns: the admission's
+	// tunnel committed and on the switches (the admission's goroutine may
+	// not have handed its result over yet).
+	got := c.Tunnels("")
+	if len(got) != 1 {
+		t.Fatalf("when Close returned the controller held %v, want the one admitted tunnel", got)
+	}
+	if len(drv.Rules("s1")) == 0 {
+		t.Fatal("when Close returned the admitted tunnel was not on s1")
+	}
 	var r result
 	select {
 	case r = <-done:
-	default:
-		t.Fatal("Close returned before the admission in flight had finished")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the admission never returned")
 	}
 	if r.err != nil {
 		t.Fatalf("admission failed: %v", r.err)
 	}
-	if got := c.Tunnels(""); len(got) != 1 || got[0].TunnelID != r.res.TunnelID {
-		t.Fatalf("after Close the controller holds %v, want tunnel %d", got, r.res.TunnelID)
-	}
-	if len(drv.Rules("s1")) == 0 {
-		t.Fatal("the admitted tunnel is not on s1")
+	if got[0].TunnelID != r.res.TunnelID {
+		t.Fatalf("the controller holds tunnel %d, the admission returned %d", got[0].TunnelID, r.res.TunnelID)
 	}
 	if err := c.Release(context.Background(), "svc", r.res.TunnelID); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("release after Close: got %v, want ErrUnavailable", err)
