@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 )
@@ -49,7 +50,9 @@ func TestOrderAndContentAcrossMappings(t *testing.T) {
 		for i := uint64(0); i < n; {
 			l, m, ok := cons.Pop(buf)
 			if !ok {
-				SpinWait()
+				// Yield: on a loaded machine two spinning goroutines
+				// would otherwise wait out each other's time slices.
+				runtime.Gosched()
 				continue
 			}
 			if exp := payload(i, want); !bytes.Equal(buf[:l], exp) || m.Seq != i || m.Channel != uint16(i) || m.T1 != int64(i)*3 {
@@ -64,6 +67,9 @@ func TestOrderAndContentAcrossMappings(t *testing.T) {
 	for i := uint64(0); i < n; {
 		if prod.Push(payload(i, buf), Meta{Channel: uint16(i), T1: int64(i) * 3, Seq: i}) {
 			i++
+		} else {
+			SpinWait()
+			runtime.Gosched()
 		}
 	}
 	if err := <-done; err != nil {
