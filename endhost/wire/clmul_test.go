@@ -27,19 +27,9 @@ func TestCLMULAgreesWithTable(t *testing.T) {
 	if !haveCLMUL {
 		t.Skip("no PCLMULQDQ/SSSE3/SSE4.1 on this CPU: the table path is the only one")
 	}
-	ieee := newCRC(32, 0x04c11db7, 0xffffffff, 0xffffffff)
 	r := rand.New(rand.NewPCG(1, 2))
 	buf := make([]byte, 64)
-	for _, c := range []struct {
-		name               string
-		crc                *CRC
-		poly, init, xorout uint32
-	}{
-		{"HD6 CRC-24", CRC24, 0x7b01bd, 0xffffff, 0xffffff},
-		{"HD8 CRC-32", CRC32, 0xf4acfb13, 0xffffffff, 0xffffffff},
-		{"CRC-24/BLE", newCRC(24, 0x00065b, 0x555555, 0), 0x00065b, 0x555555, 0},
-		{"CRC-32/ISO-HDLC", ieee, 0x04c11db7, 0xffffffff, 0xffffffff},
-	} {
+	for _, c := range crcCases() {
 		for n := clmulMin; n <= clmulMax; n++ {
 			for range 200 {
 				for i := range buf {
@@ -62,6 +52,7 @@ func TestCLMULAgreesWithTable(t *testing.T) {
 		}
 	}
 	b := buf[:32]
+	ieee := newCRC(32, 0x04c11db7, 0xffffffff, 0xffffffff) // CRC-32/ISO-HDLC, hash/crc32's IEEE
 	if got, want := ieee.Checksum(b), crc32.ChecksumIEEE(b); got != want {
 		t.Fatalf("ISO-HDLC over 32 bytes %#x, hash/crc32 %#x", got, want)
 	}

@@ -68,6 +68,24 @@ func division(width uint, poly, init, xorout uint32, b []byte) uint32 {
 	return bits.Reverse32(r)>>(32-width) ^ xorout
 }
 
+// crcCase is a CRC with the parameters the reference implementations
+// take.
+type crcCase struct {
+	name               string
+	crc                *CRC
+	poly, init, xorout uint32
+}
+
+// crcCases: both chunk CRCs, and catalogue CRCs of both widths.
+func crcCases() []crcCase {
+	return []crcCase{
+		{"HD6 CRC-24", CRC24, 0x7b01bd, 0xffffff, 0xffffff},
+		{"HD8 CRC-32", CRC32, 0xf4acfb13, 0xffffffff, 0xffffffff},
+		{"CRC-24/BLE", newCRC(24, 0x00065b, 0x555555, 0), 0x00065b, 0x555555, 0},
+		{"CRC-32/ISO-HDLC", newCRC(32, 0x04c11db7, 0xffffffff, 0xffffffff), 0x04c11db7, 0xffffffff, 0xffffffff},
+	}
+}
+
 func TestCRCAgainstIndependentImplementations(t *testing.T) {
 	inputs := [][]byte{check, {}, {0}, {0xff}, make([]byte, 23), make([]byte, 32)}
 	long := make([]byte, 100)
@@ -75,15 +93,7 @@ func TestCRCAgainstIndependentImplementations(t *testing.T) {
 		long[i] = byte(i*37 + 11)
 	}
 	inputs = append(inputs, long, long[:23], long[:32], long[:9], long[3:20])
-	for _, c := range []struct {
-		name               string
-		crc                *CRC
-		poly, init, xorout uint32
-	}{
-		{"HD6 CRC-24", CRC24, 0x7b01bd, 0xffffff, 0xffffff},
-		{"HD8 CRC-32", CRC32, 0xf4acfb13, 0xffffffff, 0xffffffff},
-		{"CRC-24/BLE", newCRC(24, 0x00065b, 0x555555, 0), 0x00065b, 0x555555, 0},
-	} {
+	for _, c := range crcCases() {
 		for _, in := range inputs {
 			got := c.crc.Checksum(in)
 			if b := bitwise(c.crc.width, c.poly, c.init, c.xorout, in); got != b {
