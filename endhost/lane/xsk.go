@@ -134,9 +134,9 @@ func sockopt(fd, level, name int, p unsafe.Pointer, size uintptr) error {
 	return nil
 }
 
-// NewXSKReceiver attaches the steering program to ifname (in the driver, else generic XDP)
-// and binds an AF_XDP socket to its queue 0. It needs CAP_NET_ADMIN and
-// CAP_BPF (root).
+// NewXSKReceiver binds an AF_XDP socket to every receive queue of ifname
+// and attaches the steering program (in the driver, else generic XDP). It
+// needs CAP_NET_ADMIN and CAP_BPF (root).
 func NewXSKReceiver(ifname string, port uint16, sinks map[uint16]*bridge.Ring, busy bool) (_ *XSKReceiver, err error) {
 	link, err := netlink.LinkByName(ifname)
 	if err != nil {
