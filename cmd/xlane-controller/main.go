@@ -104,7 +104,7 @@ switch runs it already, and reconciles the switch whenever it becomes primary.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&file, "config", "", "YAML configuration file")
-	f.StringVar(&flagCfg.Listen, "listen", flagCfg.Listen, "gRPC service API address (host:port)")
+	f.StringVar(&flagCfg.Listen, "listen", flagCfg.Listen, "gRPC service API address (host:port, or unix:/path for a Unix socket that services in other network namespaces of this host reach)")
 	f.StringVar(&flagCfg.Topology, "topology", "", "topology file (te JSON format); optional once the data directory holds one")
 	f.StringVar(&flagCfg.DataDir, "data-dir", flagCfg.DataDir, "directory of the durable state")
 	f.DurationVar((*time.Duration)(&flagCfg.Grace), "grace", time.Duration(flagCfg.Grace), "grace period of bandwidthChanged upcalls")
@@ -269,9 +269,9 @@ func run(ctx context.Context, cfg config.Config) error {
 		log.Info("metrics", "addr", mlis.Addr().String())
 	}
 
-	lis, err := net.Listen("tcp", cfg.Listen)
+	lis, err := listenAPI(cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	var opts []grpc.ServerOption
 	if cfg.TLSCert != "" {
@@ -295,7 +295,11 @@ func run(ctx context.Context, cfg config.Config) error {
 		})
 	}()
 	defer func() { stopMon(); <-monDone }()
-	log.Info("listening", "addr", lis.Addr().String(), "tls", cfg.TLSCert != "", "mutual_tls", cfg.ClientCA != "", "tunnels", len(ctl.Tunnels("")), "switches", len(switches), "driver", cfg.Driver, "data_dir", cfg.DataDir)
+	apiAddr := lis.Addr().String()
+	if lis.Addr().Network() == "unix" {
+		apiAddr = "unix:" + apiAddr // as services dial it
+	}
+	log.Info("listening", "addr", apiAddr, "tls", cfg.TLSCert != "", "mutual_tls", cfg.ClientCA != "", "tunnels", len(ctl.Tunnels("")), "switches", len(switches), "driver", cfg.Driver, "data_dir", cfg.DataDir)
 
 	select {
 	case err := <-served:
@@ -414,4 +418,27 @@ func pipeline(pc config.P4Runtime) (info, dev []byte, err error) {
 		return nil, nil, fmt.Errorf("config: p4runtime.device_config: %w", err)
 	}
 	return info, dev, nil
+}
+
+// listenAPI listens on host:port, or on a Unix socket for unix:/path (a
+// socket file a crashed daemon left is replaced; closing removes it).
+func listenAPI(addr string) (net.Listener, error) {
+	path, ok := config.UnixSocket(addr)
+	if !ok {
+		lis, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		return lis, nil
+	}
+	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("listen: stale socket %s: %w", path, err)
+		}
+	}
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return lis, nil
 }

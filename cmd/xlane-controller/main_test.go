@@ -293,3 +293,59 @@ func TestDaemonMutualTLS(t *testing.T) {
 		t.Fatalf("err %v, output %q", err, out)
 	}
 }
+
+// TestDaemonOnUnixSocket: the API on a Unix socket (services in other
+// network namespaces of the host reach it through the file system), plain
+// text without --insecure; after a SIGKILL the socket file stays, and the
+// restarted daemon replaces it and serves the same tunnels.
+func TestDaemonOnUnixSocket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	bin := build(t)
+	dir := t.TempDir()
+	topo := filepath.Join(dir, "topo.json")
+	if err := os.WriteFile(topo, []byte(topoJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "api.sock")
+	data := filepath.Join(dir, "data")
+	args := []string{"--listen", "unix:" + sock, "--topology", topo, "--data-dir", data, "--metrics-addr", ""}
+	cmd, addr := launch(t, bin, args...)
+	if addr != "unix:"+sock {
+		t.Fatalf("the daemon says it listens on %q, want unix:%s", addr, sock)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(addr, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.RequestBandwidth(ctx, tunnels.Request{Sender: netip.MustParseAddr("10.0.0.1"),
+		Receiver: netip.MustParseAddrPort("10.0.0.2:7000"), LoadsizeBytes: 100, PeriodUs: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if _, err := os.Lstat(sock); err != nil {
+		t.Fatalf("after SIGKILL the socket file should be left behind: %v", err)
+	}
+	cmd2, _ := launch(t, bin, args...)
+	defer func() { cmd2.Process.Signal(syscall.SIGTERM); cmd2.Wait() }()
+	c2, err := client.Dial(addr, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	got, err := c2.ListTunnels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].TunnelID != res.TunnelID {
+		t.Fatalf("after the restart the socket serves %v, want tunnel %d", got, res.TunnelID)
+	}
+}

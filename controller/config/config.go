@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -16,7 +17,8 @@ import (
 
 // Config is the daemon's configuration file (docs/controller.md).
 type Config struct {
-	// Listen is the gRPC service API address.
+	// Listen is the gRPC service API address: host:port, or unix:/path
+	// (a Unix socket: local, so plain text is allowed as on loopback).
 	Listen string `yaml:"listen"`
 	// Topology is the topology file (te format). Optional after the first
 	// start: the data directory keeps the topology.
@@ -244,8 +246,12 @@ func Parse(r io.Reader) (Config, error) {
 // Validate checks every field and names the first bad one.
 func (c Config) Validate() error {
 	host, port, err := net.SplitHostPort(c.Listen)
-	if err != nil || port == "" {
-		return fmt.Errorf("config: listen: %q is not host:port", c.Listen)
+	sock, isUnix := UnixSocket(c.Listen)
+	switch {
+	case isUnix && sock == "":
+		return fmt.Errorf("config: listen: %q names no socket file (unix:/path)", c.Listen)
+	case !isUnix && (err != nil || port == ""):
+		return fmt.Errorf("config: listen: %q is not host:port or unix:/path", c.Listen)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("config: tls_cert and tls_key: give both or neither")
@@ -253,7 +259,7 @@ func (c Config) Validate() error {
 	if c.ClientCA != "" && c.TLSCert == "" {
 		return errors.New("config: client_ca: mutual TLS needs tls_cert and tls_key too")
 	}
-	if !c.Insecure && c.TLSCert == "" && !isLoopback(host) {
+	if !c.Insecure && c.TLSCert == "" && !isUnix && !isLoopback(host) {
 		return fmt.Errorf("config: listen: %q is not a loopback address; give tls_cert and tls_key, or insecure: true for plain text", c.Listen)
 	}
 	if c.MetricsAddr != "" {
@@ -329,6 +335,21 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: log_level: %q must be debug, info, warn or error", c.LogLevel)
 	}
 	return nil
+}
+
+// UnixSocket returns the socket file of a "unix:/path" (or
+// "unix:///path", gRPC's spelling) listen address: the API on a Unix
+// socket, for services on this host in other network namespaces, which
+// cannot reach its loopback. ok is false for host:port.
+func UnixSocket(listen string) (path string, ok bool) {
+	rest, ok := strings.CutPrefix(listen, "unix:")
+	if !ok {
+		return "", false
+	}
+	if p, ok := strings.CutPrefix(rest, "//"); ok {
+		rest = p
+	}
+	return rest, true
 }
 
 func isLoopback(host string) bool {

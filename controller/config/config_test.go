@@ -37,6 +37,7 @@ func TestParse(t *testing.T) {
 		"quotas: {services: {fd: {max_tunnels: -1}}}": "quotas.services.fd.max_tunnels",
 		"quotas: {services: [1]}":                     "services",
 		"client_ca: ca.pem":                           "client_ca",
+		"listen: 'unix:'":                             "names no socket file",
 	} {
 		if _, err := Parse(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want it to name %q", in, err, want)
@@ -48,6 +49,17 @@ func TestParse(t *testing.T) {
 	}
 	if _, err := Parse(strings.NewReader("listen: 0.0.0.0:7700\ninsecure: true")); err != nil {
 		t.Errorf("insecure non-loopback refused: %v", err)
+	}
+	// A Unix socket is local: plain text without insecure.
+	for _, l := range []string{"unix:/run/xlane/api.sock", "unix:///run/xlane/api.sock"} {
+		c, err := Parse(strings.NewReader("listen: " + l))
+		if err != nil {
+			t.Errorf("%s refused: %v", l, err)
+			continue
+		}
+		if p, ok := UnixSocket(c.Listen); !ok || p != "/run/xlane/api.sock" {
+			t.Errorf("%s: socket %q %v", l, p, ok)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -59,18 +60,23 @@ func TestAgentsCarryMessages(t *testing.T) {
 			if path != "socket" && os.Geteuid() != 0 {
 				t.Skip("needs root")
 			}
-			agentsCarryMessages(t, path)
+			agentsCarryMessages(t, path, "127.0.0.1:0")
 		})
 	}
+	// The controller's API on a Unix socket, as agents in other network
+	// namespaces of the host reach it.
+	t.Run("unix-api", func(t *testing.T) {
+		agentsCarryMessages(t, "socket", "unix:"+filepath.Join(t.TempDir(), "api.sock"))
+	})
 }
 
-func agentsCarryMessages(t *testing.T, path string) {
+func agentsCarryMessages(t *testing.T, path, api string) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: loopbackTopology(t), Driver: memory.New("s1"), Logger: log, Grace: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, _ := servertest.Serve(t, ctl, "127.0.0.1:0")
+	addr, _ := servertest.Serve(t, ctl, api)
 	shm := t.TempDir()
 	port := freePort(t)
 	tx, err := New(Config{Controller: addr, Service: "fd", ShmDir: shm, Schema: "hd6", LaneCPU: -1,
@@ -256,6 +262,7 @@ receive:
 		"service: fd\nlanez: []":     "lanez",
 		"service: fd":                "nothing to do",
 		"controller: x\nservice: fd": "controller",
+		"controller: 'unix:'\nservice: fd\nreceive: [{port: 1, apps: [{name: x}]}]":                                                 "controller",
 		"service: 'a b'\nreceive: [{port: 1, apps: [{name: x}]}]":                                                                   "service",
 		"service: fd\nschema: hd7\nreceive: [{port: 1, apps: [{name: x}]}]":                                                         "schema",
 		"service: fd\nreceive: [{port: 0, apps: [{name: x}]}]":                                                                      "receive[0].port",

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -20,8 +21,11 @@ import (
 
 // Config is the agent's configuration file.
 type Config struct {
-	Controller string `yaml:"controller"` // host:port of the controller's API
-	Service    string `yaml:"service"`    // the identity the tunnels belong to
+	// Controller is the controller's API: host:port, or unix:/path when it
+	// listens on a Unix socket of this host (from another network
+	// namespace, where its loopback is out of reach).
+	Controller string `yaml:"controller"`
+	Service    string `yaml:"service"` // the identity the tunnels belong to
 	TLSCA      string `yaml:"tls_ca"`
 	TLSCert    string `yaml:"tls_cert"`
 	TLSKey     string `yaml:"tls_key"`
@@ -101,8 +105,12 @@ func (c Config) Validate() error {
 	bad := func(key string, v any, why string) error {
 		return fmt.Errorf("endhost config: %s: %s (got %v)", key, why, v)
 	}
-	if _, _, err := net.SplitHostPort(c.Controller); err != nil {
-		return bad("controller", c.Controller, "must be host:port")
+	if sock, ok := strings.CutPrefix(c.Controller, "unix:"); ok {
+		if strings.TrimLeft(sock, "/") == "" {
+			return bad("controller", c.Controller, "unix: needs the socket's path")
+		}
+	} else if _, _, err := net.SplitHostPort(c.Controller); err != nil {
+		return bad("controller", c.Controller, "must be host:port or unix:/path")
 	}
 	switch c.ReceivePath {
 	case "", "auto", "socket":

@@ -5,6 +5,7 @@ package servertest
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
@@ -21,9 +22,16 @@ import (
 // ends watch streams) and the server; stop also runs when the test ends.
 func Serve(t testing.TB, ctl *tunnels.Controller, addr string, opts ...grpc.ServerOption) (string, func()) {
 	t.Helper()
-	lis, err := net.Listen("tcp", addr)
+	network, dialAddr := "tcp", ""
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok { // a Unix socket
+		network, addr, dialAddr = "unix", path, "unix:"+path
+	}
+	lis, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if dialAddr == "" {
+		dialAddr = lis.Addr().String()
 	}
 	g := grpc.NewServer(opts...)
 	server.New(ctl).Register(g)
@@ -32,7 +40,7 @@ func Serve(t testing.TB, ctl *tunnels.Controller, addr string, opts ...grpc.Serv
 	var once sync.Once
 	stop := func() { once.Do(func() { ctl.Close(); g.Stop(); <-done }) }
 	t.Cleanup(stop)
-	return lis.Addr().String(), stop
+	return dialAddr, stop
 }
 
 // Watch runs c.Watch until the test ends: upcalls arrive on ups, and live
