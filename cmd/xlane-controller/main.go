@@ -114,6 +114,7 @@ switch runs it already, and reconciles the switch whenever it becomes primary.`,
 	f.StringVar(&flagCfg.OpenFlowTLSCert, "openflow-tls-cert", "", "certificate (PEM) for TLS on the OpenFlow channel")
 	f.StringVar(&flagCfg.OpenFlowTLSKey, "openflow-tls-key", "", "key (PEM) for TLS on the OpenFlow channel")
 	f.StringVar(&flagCfg.OpenFlowCA, "openflow-ca", "", "CA (PEM) that switch certificates must come from")
+	f.DurationVar((*time.Duration)(&flagCfg.OpenFlowBurstSlack), "openflow-burst-slack", 0, "widen each meter's one-packet burst by what its rate earns in this time (default: the driver's 2ms for Open vSwitch's userspace datapath)")
 	f.BoolVar(&flagCfg.Insecure, "insecure", false, "allow plain-text gRPC on a non-loopback address")
 	f.StringVar(&flagCfg.TLSCert, "tls-cert", "", "server certificate (PEM) for TLS on the API")
 	f.StringVar(&flagCfg.TLSKey, "tls-key", "", "server key (PEM)")
@@ -145,6 +146,7 @@ func override(cmd *cobra.Command, cfg *config.Config, fl config.Config) {
 	set("openflow-tls-cert", func() { cfg.OpenFlowTLSCert = fl.OpenFlowTLSCert })
 	set("openflow-tls-key", func() { cfg.OpenFlowTLSKey = fl.OpenFlowTLSKey })
 	set("openflow-ca", func() { cfg.OpenFlowCA = fl.OpenFlowCA })
+	set("openflow-burst-slack", func() { cfg.OpenFlowBurstSlack = fl.OpenFlowBurstSlack })
 	set("insecure", func() { cfg.Insecure = fl.Insecure })
 	set("tls-cert", func() { cfg.TLSCert = fl.TLSCert })
 	set("tls-key", func() { cfg.TLSKey = fl.TLSKey })
@@ -201,7 +203,8 @@ func run(ctx context.Context, cfg config.Config) error {
 	switch cfg.Driver {
 	case "openflow":
 		// A (re)connected switch is made equal to the stored state.
-		ofDrv = openflow.New(openflow.Config{Switches: openflow.DatapathIDs(topo), Logger: log, OnConnect: onConnect})
+		ofDrv = openflow.New(openflow.Config{Switches: openflow.DatapathIDs(topo), Logger: log, OnConnect: onConnect,
+			BurstSlack: time.Duration(cfg.OpenFlowBurstSlack)})
 		drv = ofDrv
 	case "p4runtime":
 		var err error

@@ -17,11 +17,14 @@ func newBenchCmd() *cobra.Command {
 	lat := &cobra.Command{
 		Use:   "latency",
 		Short: "Compare one-way latency of X-Lane, X-Lane without endhost tuning, and plain UDP (root)",
-		Long: `latency brings up a 2×2 leaf-spine testbed of namespaces and Open vSwitch bridges with an
-in-process controller, requests an express tunnel h4 → h3, saturates h3's port with best-effort
-cross traffic from h1 and h2, adds CPU load, and measures, for N packets each and on the same path:
-X-Lane (the lane core pinned to a CPU, busy polling, the express queue), X-Lane0 (the same lane
-code on plain goroutines and sockets, the express queue) and the baseline (plain UDP, best effort).
+		Long: `latency starts xlane-controller (OpenFlow driver, API on a Unix socket), brings up a 2×2
+leaf-spine testbed of namespaces and Open vSwitch bridges connected to it, saturates h3's port with
+best-effort cross traffic from h1 and h2, adds CPU load, and measures, for N packets each and on the
+same path: X-Lane (xlane-endhost in h4 sends an express tunnel to xlane-endhost in h3, whose lane
+core is pinned to the last CPU, busy-polls and receives by AF_XDP), X-Lane0 (the same daemons on
+plain goroutines and sockets) and the baseline (plain UDP, best effort). An application pushes one
+message per period into h4's ring and reads them with their stamps from h3's.
+xlane-controller and xlane-endhost are taken from --bin, else next to this program, else PATH.
 It prints the table (λmin, p50, p99, p99.9, max, δmax, relative jitter, the §6.3 probability metric)
 and writes latency.txt, latency.json and CDF and tail plots (SVG, PNG) to --out.`,
 		Args: cobra.NoArgs,
@@ -52,6 +55,7 @@ and writes latency.txt, latency.json and CDF and tail plots (SVG, PNG) to --out.
 	f.IntVar(&cfg.CPULoad, "cpu-load", 1, "busy goroutines competing for the CPUs")
 	f.StringVar(&variants, "variants", "", "comma-separated subset of X-Lane,X-Lane0,baseline")
 	f.StringVar(&cfg.Name, "name", "lat", "testbed name (part of interface names)")
+	f.StringVar(&cfg.Bin, "bin", "", "folder holding xlane-controller and xlane-endhost (default: next to this program, else PATH)")
 	cmd.AddCommand(lat)
 	return cmd
 }

@@ -41,6 +41,11 @@ type Config struct {
 	OpenFlowTLSCert string `yaml:"openflow_tls_cert"`
 	OpenFlowTLSKey  string `yaml:"openflow_tls_key"`
 	OpenFlowCA      string `yaml:"openflow_ca"`
+	// OpenFlowBurstSlack widens each meter's one-packet burst by what its
+	// rate earns in this time: a software switch that falls behind
+	// forwards a conforming sender's packets back to back. Unset, the
+	// driver's default for Open vSwitch's userspace datapath (2 ms).
+	OpenFlowBurstSlack Duration `yaml:"openflow_burst_slack"`
 	// P4Runtime configures the p4runtime driver.
 	P4Runtime P4Runtime `yaml:"p4runtime"`
 	// Insecure allows plain-text gRPC on a non-loopback address.
@@ -233,7 +238,7 @@ func Parse(r io.Reader) (Config, error) {
 	if err := strictDecode(doc, map[string]any{
 		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace, "bound_headroom": &c.BoundHeadroom,
 		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel,
-		"p4runtime": &c.P4Runtime, "openflow_listen": &c.OpenFlowListen, "openflow_tls_cert": &c.OpenFlowTLSCert, "openflow_tls_key": &c.OpenFlowTLSKey, "openflow_ca": &c.OpenFlowCA,
+		"p4runtime": &c.P4Runtime, "openflow_listen": &c.OpenFlowListen, "openflow_tls_cert": &c.OpenFlowTLSCert, "openflow_tls_key": &c.OpenFlowTLSKey, "openflow_ca": &c.OpenFlowCA, "openflow_burst_slack": &c.OpenFlowBurstSlack,
 		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA, "quotas": &c.Quotas, "metrics_addr": &c.MetricsAddr,
 		"monitor_interval": &c.MonitorInterval, "unused_fraction": &c.UnusedFraction, "unused_intervals": &c.UnusedIntervals,
 		"idle_intervals": &c.IdleIntervals, "violation_intervals": &c.ViolationIntervals,
@@ -287,6 +292,9 @@ func (c Config) Validate() error {
 		}
 		if c.OpenFlowCA != "" && c.OpenFlowTLSCert == "" {
 			return errors.New("config: openflow_ca: authenticating switches needs openflow_tls_cert and openflow_tls_key too")
+		}
+		if c.OpenFlowBurstSlack < 0 || time.Duration(c.OpenFlowBurstSlack) > time.Second {
+			return fmt.Errorf("config: openflow_burst_slack: %v must be between 0 and 1s", time.Duration(c.OpenFlowBurstSlack))
 		}
 	case "p4runtime":
 		p := c.P4Runtime

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,10 +19,10 @@ import (
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/controller/te/topogen"
 	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/endhost/agent"
+	"github.com/xlane/xlane/endhost/app"
 	"github.com/xlane/xlane/endhost/bridge"
-	"github.com/xlane/xlane/endhost/lane"
 	"github.com/xlane/xlane/endhost/wire"
-	"github.com/xlane/xlane/southbound"
 	"github.com/xlane/xlane/testbed"
 	"github.com/xlane/xlane/testbed/ovs"
 )
@@ -46,8 +45,11 @@ type Config struct {
 	CPULoad      int           // busy goroutines competing for the CPUs during the measurement
 	Variants     []string      // default: all three
 	Name         string        // testbed name (interface names); default "lat"
-	Progress     io.Writer     // progress lines; nil: none
-	Logger       *slog.Logger
+	// Bin is where xlane-controller and xlane-endhost are; "": next to
+	// this program, else PATH.
+	Bin      string
+	Progress io.Writer // progress lines; nil: none
+	Logger   *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -102,6 +104,9 @@ type VariantResult struct {
 	Name    string  `json:"name"`
 	Summary Summary `json:"summary"`
 	Lost    int     `json:"lost"`
+	// Demoted: the controller's monitoring demoted the tunnel during the
+	// variant (its meter dropped packets); later packets went best effort.
+	Demoted bool `json:"demoted,omitempty"`
 }
 
 // Result is a run's outcome.
@@ -151,18 +156,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	progress(cfg.Progress, "bringing up the testbed (2 leaves, 2 spines, 4 hosts, %d Mbit/s links)", cfg.LinkBps/1_000_000)
-	c, err := startController(ctx, topo, cfg.Logger)
+	ctlBin, ehBin, err := binaries(cfg.Bin)
 	if err != nil {
 		return nil, err
 	}
-	defer c.stop()
 	dir, err := os.MkdirTemp("", "xlane-latency-")
 	if err != nil {
 		return nil, fmt.Errorf("latency: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	tb, err := testbed.Up(ctx, testbed.Config{Name: cfg.Name, Dir: filepath.Join(dir, "tb"), Topology: topo, Controller: c.addr, Logger: cfg.Logger})
+	logDir := filepath.Join(cfg.Out, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, fmt.Errorf("latency: %w", err)
+	}
+	ctl, api, ofAddr, err := startControllerDaemon(ctx, ctlBin, dir, logDir, topo)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemons{ctlBin: ctlBin, ehBin: ehBin, logDir: logDir, api: api, ctl: ctl}
+	defer func() {
+		if err := ctl.stop(); err != nil {
+			cfg.Logger.Warn("stopping the controller", "err", err)
+		}
+	}()
+	progress(cfg.Progress, "xlane-controller (pid %d): API %s, OpenFlow %s; log %s", ctl.cmd.Process.Pid, api, ofAddr, ctl.log)
+	progress(cfg.Progress, "bringing up the testbed (2 leaves, 2 spines, 4 hosts, %d Mbit/s links)", cfg.LinkBps/1_000_000)
+	tb, err := testbed.Up(ctx, testbed.Config{Name: cfg.Name, Dir: filepath.Join(dir, "tb"), Topology: topo, Controller: ofAddr, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -173,29 +192,34 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			cfg.Logger.Error("testbed down", "err", err)
 		}
 	}()
-	if err := c.waitReady(ctx, len(tb.Bridges)); err != nil {
+	if err := waitSwitches(ctx, ctl, len(tb.Bridges)); err != nil {
 		return nil, err
 	}
 	ip := func(h string) netip.Addr { x, _ := tb.Host(h); return x.IPv4 }
+	// The period and bound the controller approves for the probe's tunnel
+	// (each lane variant's endhost requests it again).
 	loadsize := wire.HeaderLen + wire.HD6.MessageChunks(cfg.MessageBytes)*wire.HD6.ChunkLen
-	res, err := c.ctl.Request(ctx, "latency", tunnels.Request{Sender: ip(probeFrom), Receiver: netip.AddrPortFrom(ip(probeTo), xlanePort),
+	res, err := approve(ctx, api, tunnels.Request{Sender: ip(probeFrom), Receiver: netip.AddrPortFrom(ip(probeTo), xlanePort),
 		LoadsizeBytes: int64(loadsize), PeriodUs: cfg.Period.Microseconds()})
 	if err != nil {
-		return nil, fmt.Errorf("latency: requesting the tunnel: %w", err)
+		return nil, err
 	}
 	r := &Result{Packets: cfg.Packets, PeriodUs: res.PeriodUs, LinkBps: cfg.LinkBps, CrossShare: cfg.CrossShare, CPULoad: cfg.CPULoad,
 		BoundNs: [2]int64{res.MinLatencyNs, res.MinLatencyNs + res.MaxJitterNs}}
-	progress(cfg.Progress, "tunnel %d %s → %s: %d B every %d µs, bound %.1f–%.1f µs", res.TunnelID, probeFrom, probeTo, loadsize, res.PeriodUs,
+	progress(cfg.Progress, "tunnel %s → %s: %d B every %d µs, bound %.1f–%.1f µs", probeFrom, probeTo, loadsize, res.PeriodUs,
 		float64(r.BoundNs[0])/1000, float64(r.BoundNs[1])/1000)
-	time.Sleep(time.Until(res.NotBefore))
 	period := time.Duration(res.PeriodUs) * time.Microsecond
 	for _, v := range cfg.Variants {
-		lat, lost, err := measure(ctx, cfg, tb, v, period, loadsize, ip)
+		lat, lost, err := measure(ctx, cfg, tb, d, v, period, ip)
 		if err != nil {
 			return nil, fmt.Errorf("latency: %s: %w", v, err)
 		}
 		s := Summarize(lat)
-		r.Variants = append(r.Variants, VariantResult{Name: v, Summary: s, Lost: lost})
+		demoted := d.demotions() > 0
+		if demoted {
+			progress(cfg.Progress, "%s: the controller demoted the tunnel (its meter dropped packets): the rest went best effort", v)
+		}
+		r.Variants = append(r.Variants, VariantResult{Name: v, Summary: s, Lost: lost, Demoted: demoted})
 		r.series = append(r.series, Series{Name: v, Latency: lat})
 		progress(cfg.Progress, "%s: %d packets, p50 %v, p99 %v, max %v, %d lost", v, s.Packets, s.P50, s.P99, s.Max, lost)
 	}
@@ -209,7 +233,7 @@ func progress(w io.Writer, format string, args ...any) {
 }
 
 // measure runs one variant under cross traffic and CPU load.
-func measure(ctx context.Context, cfg Config, tb *testbed.Testbed, variant string, period time.Duration, loadsize int, ip func(string) netip.Addr) ([]time.Duration, int, error) {
+func measure(ctx context.Context, cfg Config, tb *testbed.Testbed, d *daemons, variant string, period time.Duration, ip func(string) netip.Addr) ([]time.Duration, int, error) {
 	// The lanes send one message per packet at most once per period, later
 	// when a packet is late; give them three times the nominal time.
 	dur := 3*time.Duration(cfg.Packets)*period + 5*time.Second
@@ -255,84 +279,76 @@ func measure(ctx context.Context, cfg Config, tb *testbed.Testbed, variant strin
 	if variant == Baseline {
 		return baseline(mctx, cfg, tb, period, ip, &got)
 	}
-	return laneVariant(mctx, cfg, tb, variant == XLane, period, loadsize, ip, &got)
+	return laneVariant(mctx, cfg, tb, d, variant == XLane, period, ip, &got)
 }
 
-// laneVariant measures the lane: an application pushes one message per
-// period into the sender's R-X ring; latency is from the packet's sender
-// stamp to the receiving lane's stamp.
-func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, tuned bool, period time.Duration, loadsize int, ip func(string) netip.Addr, got *atomic.Int64) ([]time.Duration, int, error) {
-	shm := "/dev/shm"
-	if st, err := os.Stat(shm); err != nil || !st.IsDir() {
-		shm = ""
+// laneVariant measures a lane between two xlane-endhost daemons: the one
+// in h4 sends the tunnel, the one in h3 receives it; an application
+// pushes one message per period into h4's R-X ring and takes them off
+// h3's X-R ring; latency is from the packet's sender stamp to the
+// receiving lane's stamp. Tuned (X-Lane), h3's endhost runs its lane core
+// pinned to the last CPU, busy-polling, on the fastest receive path (AF_XDP
+// on its interface); otherwise (X-Lane0) on goroutines reading a socket.
+// h4's endhost sends from goroutines in both: a second polling core
+// would have to share the last CPU on this two-CPU machine.
+func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, d *daemons, tuned bool, period time.Duration, ip func(string) netip.Addr, got *atomic.Int64) ([]time.Duration, int, error) {
+	shmRoot := "/dev/shm"
+	if st, err := os.Stat(shmRoot); err != nil || !st.IsDir() {
+		shmRoot = ""
 	}
-	dir, err := os.MkdirTemp(shm, "xlane-latency-")
+	shm, err := os.MkdirTemp(shmRoot, "xlane-latency-")
 	if err != nil {
 		return nil, 0, err
 	}
-	defer os.RemoveAll(dir)
-	tx, err := bridge.Create(filepath.Join(dir, "rx"), 1024, cfg.MessageBytes)
+	defer os.RemoveAll(shm)
+	const (
+		txService, rxService = "latency", "latency-rx"
+		laneName, appName    = "probe", "bench"
+	)
+	apps := []agent.App{{Name: appName, Channel: 1}}
+	rxCfg := agent.Config{Controller: d.api, Service: rxService, ShmDir: shm, Schema: "hd6", LaneCPU: -1, Interface: "eth0",
+		ReceivePath: "socket", Receive: []agent.Receive{{Port: xlanePort, Apps: apps}}}
+	n := runtime.NumCPU()
+	if tuned {
+		rxCfg.ReceivePath = "auto"
+		if n >= 2 {
+			rxCfg.LaneCPU = n - 1
+		}
+	}
+	txCfg := agent.Config{Controller: d.api, Service: txService, ShmDir: shm, Schema: "hd6", LaneCPU: -1,
+		Lanes: []agent.Lane{{Name: laneName, Sender: ip(probeFrom).String(), Receiver: netip.AddrPortFrom(ip(probeTo), xlanePort).String(),
+			MessageBytes: cfg.MessageBytes, Period: period, Apps: apps}}}
+	variant := XLane0
+	if tuned {
+		variant = XLane
+	}
+	rxd, path, err := startEndhost(ctx, tb, d.ehBin, d.logDir, variant, probeTo, rxCfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() { _ = rxd.stop() }()
+	txd, _, err := startEndhost(ctx, tb, d.ehBin, d.logDir, variant, probeFrom, txCfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() { _ = txd.stop() }()
+	progress(cfg.Progress, "  xlane-endhost on %s (pid %d) sends the lane; on %s (pid %d) receives it, lane core %s, receive path %s",
+		probeFrom, txd.cmd.Process.Pid, probeTo, rxd.cmd.Process.Pid, cpuName(rxCfg.LaneCPU), path)
+	tx, err := bridge.Open(app.TxPath(shm, txService, laneName, appName))
 	if err != nil {
 		return nil, 0, err
 	}
 	defer tx.Close()
-	rx, err := bridge.Create(filepath.Join(dir, "xr"), 4096, cfg.MessageBytes)
+	rx, err := bridge.Open(app.RxPath(shm, rxService, xlanePort, appName))
 	if err != nil {
 		return nil, 0, err
 	}
 	defer rx.Close()
-	rconn, err := tb.ListenUDP(probeTo, xlanePort)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer rconn.Close()
-	sconn, err := tb.DialUDP(probeFrom, netip.AddrPortFrom(ip(probeTo), xlanePort), southbound.DSCP(0, false))
-	if err != nil {
-		return nil, 0, err
-	}
-	defer sconn.Close()
-	scfg := lane.SenderConfig{Conn: sconn, Tunnel: 1, Schema: wire.HD6, Params: lane.Params{PeriodNs: int64(period), Loadsize: loadsize},
-		NotBefore: time.Now(), Sources: []lane.Source{{Ring: tx, Channel: 1}}}
-	// The tuned lane takes the receiving host's packets by kernel bypass
-	// where it can (AF_XDP on its interface, else the packet ring), as
-	// xlane-endhost's receive_path auto does; X-Lane0 reads the socket.
-	var rcv lane.Inbound
-	if tuned {
-		var o *lane.Opened
-		if err := tb.Do(probeTo, func() (err error) {
-			o, err = lane.OpenInbound(lane.InboundConfig{Interface: "eth0", Port: xlanePort, Conn: rconn,
-				Sinks: map[uint16]*bridge.Ring{1: rx}, Busy: true})
-			return err
-		}); err != nil {
-			return nil, 0, err
-		}
-		if o.Close != nil {
-			defer func() {
-				if err := tb.Do(probeTo, o.Close); err != nil {
-					cfg.Logger.Warn("closing the receive path", "err", err)
-				}
-			}()
-		}
-		progress(cfg.Progress, "  receive path: %s %s", o.Path, strings.Join(o.NotFaster, "; "))
-		rcv = o.Inbound
-	} else {
-		r, err := lane.NewReceiver(rconn, map[uint16]*bridge.Ring{1: rx}, false)
-		if err != nil {
-			return nil, 0, err
-		}
-		rcv = r
-	}
-	snd, err := lane.NewSender(scfg)
-	if err != nil {
-		return nil, 0, err
-	}
-	// Both hosts' lanes share one lane core, the last CPU, polling both;
-	// the testbed's switches and every other thread of this process keep
-	// the others (as isolcpus would arrange).
-	var core *lane.Core
-	if n := runtime.NumCPU(); tuned && n >= 2 {
-		core = &lane.Core{CPU: n - 1}
-		var pids []int
+	// The lane core gets its CPU the way isolcpus would give it one: the
+	// switches, the controller, the sending endhost and this process move
+	// off it (the receiving endhost pinned its lane core there itself).
+	if tuned && n >= 2 {
+		pids := []int{d.ctlPid(), txd.cmd.Process.Pid}
 		for _, f := range []string{"vswitchd.pid", "ovsdb.pid"} {
 			if pid, err := pidOf(filepath.Join(tb.OVS().Dir, f)); err == nil {
 				pids = append(pids, pid)
@@ -345,17 +361,10 @@ func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, tuned boo
 		}
 	}
 	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var pushed atomic.Int64
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	wg.Add(1) // the application, below
-	if tuned {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs <- lane.RunCore(lctx, core, []*lane.Sender{snd}, []lane.Inbound{rcv}) }()
-	} else {
-		wg.Add(2)
-		go func() { defer wg.Done(); errs <- snd.Run(lctx) }()
-		go func() { defer wg.Done(); errs <- rcv.Run(lctx) }()
-	}
+	wg.Add(1)
 	go func() { // the application: one message per period
 		defer wg.Done()
 		msg := make([]byte, cfg.MessageBytes)
@@ -369,6 +378,7 @@ func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, tuned boo
 			binary.BigEndian.PutUint64(msg, uint64(i))
 			if tx.Push(msg, bridge.Meta{}) {
 				i++
+				pushed.Add(1)
 			}
 		}
 	}()
@@ -387,17 +397,21 @@ func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, tuned boo
 	}
 	stop()
 	wg.Wait()
-	rs := rcv.Snapshot()
-	progress(cfg.Progress, "  sender: %d packets, %d messages, %d send errors; receiver: %d packets, %d messages, %d dropped at a full ring, wire %+v",
-		snd.Stats.Packets, snd.Stats.Messages, snd.Stats.SendErrors, rs.Packets, rs.Messages, rs.RingFull, rs.Wire)
-	close(errs)
-	var runErr error
-	for err := range errs {
-		runErr = errors.Join(runErr, err)
+	var stopErr error
+	for _, e := range []*daemon{txd, rxd} { // the sender first: it releases the tunnel
+		stopErr = errors.Join(stopErr, e.stop())
 	}
-	// Lost: sent by the lane and never delivered (the rest were never sent
-	// in the time given).
-	return lat, int(snd.Stats.Messages) - len(lat), runErr
+	progress(cfg.Progress, "  the application pushed %d messages, %d arrived", pushed.Load(), len(lat))
+	// Lost: pushed and never delivered (the last one pushed may not have
+	// been sent when the run ended).
+	return lat, int(pushed.Load()) - len(lat), stopErr
+}
+
+func cpuName(cpu int) string {
+	if cpu < 0 {
+		return "none (goroutines)"
+	}
+	return fmt.Sprintf("on CPU %d, busy polling", cpu)
 }
 
 // baseline: a plain goroutine sends a timestamped datagram every period

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,9 +13,9 @@ import (
 )
 
 // TestRunShort runs the comparison end to end on a real testbed with few
-// packets: every variant delivers nearly all of them, the express
-// variants beat the best-effort baseline under cross traffic, and the
-// files are written.
+// packets, with the real xlane-controller and xlane-endhost processes:
+// every variant delivers nearly all of them, the express variants beat the
+// best-effort baseline under cross traffic, and the files are written.
 func TestRunShort(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces, Open vSwitch)")
@@ -22,10 +23,15 @@ func TestRunShort(t *testing.T) {
 	if err := ovs.Available(); err != nil {
 		t.Skip(err.Error())
 	}
+	// The job runs the daemons: build them.
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "../../cmd/xlane-controller", "../../cmd/xlane-endhost").CombinedOutput(); err != nil {
+		t.Fatalf("building the daemons: %v\n%s", err, out)
+	}
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	r, err := Run(ctx, Config{Out: out, Packets: 500, Name: "latt"})
+	r, err := Run(ctx, Config{Out: out, Packets: 500, Name: "latt", Bin: bin})
 	if err != nil {
 		t.Fatal(err)
 	}

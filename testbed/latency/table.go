@@ -28,6 +28,11 @@ func (r *Result) Table(w io.Writer) {
 			s.JitterMax.Nanoseconds(), s.RelJitter, s.PViolate, v.Lost)
 	}
 	tw.Flush()
+	for _, v := range r.Variants {
+		if v.Demoted {
+			fmt.Fprintf(w, "%s: the controller demoted the tunnel during the run (its meter dropped packets); the packets after that went best effort\n", v.Name)
+		}
+	}
 	if base != nil && base.P50 > 0 && base.JitterMax > 0 {
 		fmt.Fprintln(w)
 		for _, v := range r.Variants {
