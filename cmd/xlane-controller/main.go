@@ -65,7 +65,7 @@ rate gets a longer period (BW_UNUSED), and idle tunnels or persistent violators 
 terminated.
 
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
-grace, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, p4runtime, insecure, tls_cert, tls_key,
+grace, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, openflow_burst_slack, p4runtime, insecure, tls_cert, tls_key,
 client_ca, quotas, metrics_addr, log_level, monitor_interval, unused_fraction, unused_intervals,
 idle_intervals, violation_intervals) and from flags, which win over the file.
 
