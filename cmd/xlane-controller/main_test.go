@@ -50,6 +50,21 @@ func build(t *testing.T) string {
 	return bin
 }
 
+// daemonFixture builds the daemon and writes the test topology into a
+// fresh folder (the test is skipped with -short).
+func daemonFixture(t *testing.T) (bin, dir, topo string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the daemon")
+	}
+	bin, dir = build(t), t.TempDir()
+	topo = filepath.Join(dir, "topo.json")
+	if err := os.WriteFile(topo, []byte(topoJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bin, dir, topo
+}
+
 var addrRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // launch starts the daemon and returns it with the address it listens on.
@@ -92,15 +107,7 @@ func launch(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 // life and checks that the restarted daemon has every tunnel and group,
 // hands out fresh ids, and that a service's watch stream resumes.
 func TestKill9AndRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the daemon")
-	}
-	bin := build(t)
-	dir := t.TempDir()
-	topo := filepath.Join(dir, "topo.json")
-	if err := os.WriteFile(topo, []byte(topoJSON), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bin, dir, topo := daemonFixture(t)
 	data := filepath.Join(dir, "data")
 	cmd, addr := launch(t, bin, "--listen", "127.0.0.1:0", "--topology", topo, "--data-dir", data, "--grace", "50ms", "--metrics-addr", "")
 
@@ -299,15 +306,7 @@ func TestDaemonMutualTLS(t *testing.T) {
 // text without --insecure; after a SIGKILL the socket file stays, and the
 // restarted daemon replaces it and serves the same tunnels.
 func TestDaemonOnUnixSocket(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the daemon")
-	}
-	bin := build(t)
-	dir := t.TempDir()
-	topo := filepath.Join(dir, "topo.json")
-	if err := os.WriteFile(topo, []byte(topoJSON), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bin, dir, topo := daemonFixture(t)
 	sock := filepath.Join(dir, "api.sock")
 	data := filepath.Join(dir, "data")
 	args := []string{"--listen", "unix:" + sock, "--topology", topo, "--data-dir", data, "--metrics-addr", ""}
