@@ -26,7 +26,7 @@ func newRunCmd() *cobra.Command {
 		Short: "Run this host's lanes: request their tunnels, serve the applications' rings, follow the controller",
 		Long: `run reads the configuration (YAML):
 
-  controller: 10.0.0.9:7700     # the controller's API
+  controller: 10.0.0.9:7700     # the controller's API (or unix:/run/xlane/api.sock on this host)
   service: fd                   # the identity the tunnels belong to
   tls_ca, tls_cert, tls_key     # TLS / mutual TLS to the controller (optional)
   shm_dir: /dev/shm/xlane       # where the applications' rings are created
