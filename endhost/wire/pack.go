@@ -78,15 +78,15 @@ func (p *Packer) Add(ch uint16, msg []byte) error {
 	d, cl := p.s.DataLen(), p.s.ChunkLen
 	off := HeaderLen + p.chunks*cl
 	chunks := p.buf[off : off+need*cl]
-	// First chunk: the channel, then as much of the message as fits.
+	// First chunk: the channel, then as much of the message as fits; the
+	// rest of a chunk is zero (no stale bytes of an earlier packet on the
+	// wire).
 	data := chunks[1 : 1+d]
+	n := channelLen + min(len(msg), d-channelLen)
+	fillChunk(data, msg[:n-channelLen])
 	binary.BigEndian.PutUint16(data, ch)
-	n := channelLen + copy(data[channelLen:], msg)
 	msg = msg[n-channelLen:]
 	if need == 1 {
-		if n < d {
-			clear(data[n:]) // no stale bytes of an earlier packet on the wire
-		}
 		chunks[0] = byte(n) | descFirst | descLast
 		p.chunks++
 		return nil
@@ -97,12 +97,9 @@ func (p *Packer) Add(ch uint16, msg []byte) error {
 	scatter(chunks[cl:last*cl], msg, last-1, cl, d)
 	msg = msg[(last-1)*d:]
 	c := chunks[last*cl:]
-	data = c[1 : 1+d]
-	n = copy(data, msg)
-	if n < d {
-		clear(data[n:])
-	}
-	c[0] = byte(n) | descLast
+	fillChunk(c[1:1+d], nil)
+	copyShort(c[1:1+d], msg)
+	c[0] = byte(len(msg)) | descLast
 	// The CRCs follow in Packet, all chunks in one pass.
 	p.chunks += need
 	return nil
@@ -134,4 +131,36 @@ func (p *Packer) Packet() []byte {
 	p.h.Chunks = uint16(p.chunks)
 	p.h.put(p.buf)
 	return p.buf[:HeaderLen+p.chunks*p.s.ChunkLen]
+}
+
+// fillChunk zeroes a chunk's data area and copies a first chunk's message
+// part behind the channel's two bytes, without calls into the runtime
+// for the usual sizes (data areas of 16 to 32 bytes).
+func fillChunk(data, part []byte) {
+	if d := len(data); d >= 16 && d <= 32 {
+		*(*[16]byte)(data) = [16]byte{}
+		*(*[16]byte)(data[d-16:]) = [16]byte{}
+	} else {
+		clear(data)
+	}
+	if part != nil {
+		copyShort(data[channelLen:], part)
+	}
+}
+
+// copyShort is copy for at most 32 bytes: overlapping 16- or 8-byte moves
+// instead of a call to memmove.
+func copyShort(dst, src []byte) {
+	switch n := len(src); {
+	case n > 32 || n > len(dst):
+		copy(dst, src)
+	case n >= 16:
+		*(*[16]byte)(dst) = *(*[16]byte)(src)
+		*(*[16]byte)(dst[n-16:]) = *(*[16]byte)(src[n-16:])
+	case n >= 8:
+		binary.LittleEndian.PutUint64(dst, binary.LittleEndian.Uint64(src))
+		binary.LittleEndian.PutUint64(dst[n-8:], binary.LittleEndian.Uint64(src[n-8:]))
+	default:
+		copy(dst, src)
+	}
 }
