@@ -77,7 +77,9 @@ done:
 // func clmulChunks2(k *clmulKeys, p *byte, stride, n, pairs int, crc, xorout uint32, out *uint32)
 //
 // clmulChunks for 2·pairs chunks, two at a time: the same steps on the
-// two 128-bit lanes of YMM registers (VPCLMULQDQ, AVX2), one chunk each.
+// two 128-bit lanes of YMM registers (VPCLMULQDQ, AVX2), one chunk each;
+// two such pairs per iteration when there are, in separate registers, so
+// that their multiplications overlap.
 TEXT ·clmulChunks2(SB), NOSPLIT, $0-56
 	MOVQ k+0(FP), DI
 	MOVQ p+8(FP), SI
@@ -100,10 +102,89 @@ TEXT ·clmulChunks2(SB), NOSPLIT, $0-56
 	VBROADCASTI128 48(DI)(AX*1), Y10 // shift[32-n]
 	LEAQ           (R8)(R8*1), R13   // two chunks
 
+	CMPQ R9, $2
+	JLT  one2
+
+loop4: // pairs A (Y0–Y5) and B (Y4, Y12–Y15), chunks i..i+3
+	LEAQ        (SI)(R8*1), R12
+	VMOVDQU     (SI), X1
+	VINSERTI128 $1, (R12), Y1, Y1
+	VMOVDQU     -16(SI)(CX*1), X2
+	VINSERTI128 $1, -16(R12)(CX*1), Y2, Y2
+	LEAQ        (SI)(R13*1), R14
+	LEAQ        (R14)(R8*1), R12
+	VMOVDQU     (R14), X12
+	VINSERTI128 $1, (R12), Y12, Y12
+	VMOVDQU     -16(R14)(CX*1), X13
+	VINSERTI128 $1, -16(R12)(CX*1), Y13, Y13
+	VPXOR       Y11, Y1, Y1
+	VPXOR       Y11, Y12, Y12
+	VPSHUFB     Y10, Y1, Y1
+	VPSHUFB     Y10, Y12, Y12
+
+	VPCLMULQDQ $0x00, Y6, Y1, Y3
+	VPCLMULQDQ $0x00, Y6, Y12, Y14
+	VPCLMULQDQ $0x11, Y6, Y1, Y5
+	VPCLMULQDQ $0x11, Y6, Y12, Y15
+	VPXOR      Y5, Y3, Y1
+	VPXOR      Y15, Y14, Y12
+	VPXOR      Y2, Y1, Y1
+	VPXOR      Y13, Y12, Y12
+
+	VPCLMULQDQ $0x01, Y1, Y6, Y0
+	VPCLMULQDQ $0x01, Y12, Y6, Y4
+	VPSRLDQ    $8, Y1, Y1
+	VPSRLDQ    $8, Y12, Y12
+	VPXOR      Y0, Y1, Y1
+	VPXOR      Y4, Y12, Y12
+
+	VPSRLDQ    $4, Y1, Y2
+	VPSRLDQ    $4, Y12, Y13
+	VPAND      Y9, Y1, Y1
+	VPAND      Y9, Y12, Y12
+	VPCLMULQDQ $0x00, Y7, Y1, Y1
+	VPCLMULQDQ $0x00, Y7, Y12, Y12
+	VPXOR      Y2, Y1, Y1
+	VPXOR      Y13, Y12, Y12
+
+	VMOVDQU    Y1, Y2
+	VMOVDQU    Y12, Y13
+	VPAND      Y9, Y1, Y1
+	VPAND      Y9, Y12, Y12
+	VPCLMULQDQ $0x10, Y8, Y1, Y1
+	VPCLMULQDQ $0x10, Y8, Y12, Y12
+	VPAND      Y9, Y1, Y1
+	VPAND      Y9, Y12, Y12
+	VPCLMULQDQ $0x00, Y8, Y1, Y1
+	VPCLMULQDQ $0x00, Y8, Y12, Y12
+	VPXOR      Y2, Y1, Y1
+	VPXOR      Y13, Y12, Y12
+
+	VPEXTRD      $1, X1, AX
+	XORL         R10, AX
+	MOVL         AX, (R11)
+	VEXTRACTI128 $1, Y1, X3
+	VPEXTRD      $1, X3, AX
+	XORL         R10, AX
+	MOVL         AX, 4(R11)
+	VPEXTRD      $1, X12, AX
+	XORL         R10, AX
+	MOVL         AX, 8(R11)
+	VEXTRACTI128 $1, Y12, X3
+	VPEXTRD      $1, X3, AX
+	XORL         R10, AX
+	MOVL         AX, 12(R11)
+
+	LEAQ (SI)(R13*2), SI
+	ADDQ $16, R11
+	SUBQ $2, R9
+	CMPQ R9, $2
+	JGE  loop4
+
+one2:
 	TESTQ R9, R9
 	JLE   done2
-
-loop2:
+	// One pair left.
 	LEAQ        (SI)(R8*1), R12
 	VMOVDQU     (SI), X1
 	VINSERTI128 $1, (R12), Y1, Y1
@@ -117,7 +198,6 @@ loop2:
 	VPXOR      Y5, Y3, Y1
 	VPXOR      Y2, Y1, Y1
 
-	// 128 bits to 64.
 	VPCLMULQDQ $0x01, Y1, Y6, Y0
 	VPSRLDQ    $8, Y1, Y1
 	VPXOR      Y0, Y1, Y1
@@ -127,7 +207,6 @@ loop2:
 	VPCLMULQDQ $0x00, Y7, Y1, Y1
 	VPXOR      Y2, Y1, Y1
 
-	// Barrett reduction to 32 bits.
 	VMOVDQU    Y1, Y2
 	VPAND      Y9, Y1, Y1
 	VPCLMULQDQ $0x10, Y8, Y1, Y1
@@ -142,11 +221,6 @@ loop2:
 	VPEXTRD      $1, X3, AX
 	XORL         R10, AX
 	MOVL         AX, 4(R11)
-
-	ADDQ R13, SI
-	ADDQ $8, R11
-	DECQ R9
-	JNZ  loop2
 done2:
 	VZEROUPPER
 	RET
