@@ -30,9 +30,11 @@ func (c *CRC) chunkSumsCLMUL(p []byte, stride, n int, out []uint32) bool {
 		panic("wire: chunkSums beyond the buffer") // callers size p from out
 	}
 	done := 0
-	if pairs := len(out) / 2; pairs > 0 && c.wide {
-		clmulChunks2(c.clmul, &p[0], stride, n, pairs, c.init, c.xorout, &out[0])
-		done = 2 * pairs
+	if quads := len(out) / 4; quads > 0 && c.wide {
+		// Four chunks per iteration; the rest (at most three) take the
+		// 128-bit loop.
+		clmulChunks2(c.clmul, &p[0], stride, n, 2*quads, c.init, c.xorout, &out[0])
+		done = 4 * quads
 	}
 	if done < len(out) {
 		clmulChunks(c.clmul, &p[done*stride], stride, n, len(out)-done, c.init, c.xorout, &out[done])

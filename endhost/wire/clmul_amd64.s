@@ -76,10 +76,10 @@ done:
 
 // func clmulChunks2(k *clmulKeys, p *byte, stride, n, pairs int, crc, xorout uint32, out *uint32)
 //
-// clmulChunks for 2·pairs chunks, two at a time: the same steps on the
-// two 128-bit lanes of YMM registers (VPCLMULQDQ, AVX2), one chunk each;
-// two such pairs per iteration when there are, in separate registers, so
-// that their multiplications overlap.
+// clmulChunks for 2·pairs chunks (pairs even), four at a time: the same
+// steps on the two 128-bit lanes of YMM registers (VPCLMULQDQ, AVX2), one
+// chunk each, for two pairs in separate registers, so that their
+// multiplications overlap.
 TEXT ·clmulChunks2(SB), NOSPLIT, $0-56
 	MOVQ k+0(FP), DI
 	MOVQ p+8(FP), SI
@@ -103,7 +103,7 @@ TEXT ·clmulChunks2(SB), NOSPLIT, $0-56
 	LEAQ           (R8)(R8*1), R13   // two chunks
 
 	CMPQ R9, $2
-	JLT  one2
+	JLT  done2
 
 loop4: // pairs A (Y0–Y5) and B (Y4, Y12–Y15), chunks i..i+3
 	LEAQ        (SI)(R8*1), R12
@@ -181,46 +181,6 @@ loop4: // pairs A (Y0–Y5) and B (Y4, Y12–Y15), chunks i..i+3
 	CMPQ R9, $2
 	JGE  loop4
 
-one2:
-	TESTQ R9, R9
-	JLE   done2
-	// One pair left.
-	LEAQ        (SI)(R8*1), R12
-	VMOVDQU     (SI), X1
-	VINSERTI128 $1, (R12), Y1, Y1
-	VMOVDQU     -16(SI)(CX*1), X2
-	VINSERTI128 $1, -16(R12)(CX*1), Y2, Y2
-	VPXOR       Y11, Y1, Y1
-	VPSHUFB     Y10, Y1, Y1
-
-	VPCLMULQDQ $0x00, Y6, Y1, Y3
-	VPCLMULQDQ $0x11, Y6, Y1, Y5
-	VPXOR      Y5, Y3, Y1
-	VPXOR      Y2, Y1, Y1
-
-	VPCLMULQDQ $0x01, Y1, Y6, Y0
-	VPSRLDQ    $8, Y1, Y1
-	VPXOR      Y0, Y1, Y1
-
-	VPSRLDQ    $4, Y1, Y2
-	VPAND      Y9, Y1, Y1
-	VPCLMULQDQ $0x00, Y7, Y1, Y1
-	VPXOR      Y2, Y1, Y1
-
-	VMOVDQU    Y1, Y2
-	VPAND      Y9, Y1, Y1
-	VPCLMULQDQ $0x10, Y8, Y1, Y1
-	VPAND      Y9, Y1, Y1
-	VPCLMULQDQ $0x00, Y8, Y1, Y1
-	VPXOR      Y2, Y1, Y1
-
-	VPEXTRD      $1, X1, AX
-	XORL         R10, AX
-	MOVL         AX, (R11)
-	VEXTRACTI128 $1, Y1, X3
-	VPEXTRD      $1, X3, AX
-	XORL         R10, AX
-	MOVL         AX, 4(R11)
 done2:
 	VZEROUPPER
 	RET
