@@ -266,7 +266,7 @@ func (a *Agent) inbound(rc Receive, conn *net.UDPConn, sinks map[uint16]*bridge.
 	if o.Close != nil {
 		a.closers = append(a.closers, o.Close)
 	}
-	a.log.Info("receive path", "port", rc.Port, "path", o.Path, "interface", a.cfg.Interface, "not_faster", strings.Join(o.NotFaster, "; "))
+	a.log.Info("receive path", "port", rc.Port, "path", o.Path, "interface", a.cfg.Interface, "detail", o.Detail, "not_faster", strings.Join(o.NotFaster, "; "))
 	return o.Inbound, nil
 }
 

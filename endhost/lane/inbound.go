@@ -33,6 +33,8 @@ type InboundConfig struct {
 type Opened struct {
 	Inbound
 	Path string
+	// Detail: for AF_XDP, where the program runs and on how many queues.
+	Detail string
 	// NotFaster says why each faster path was not taken (auto).
 	NotFaster []string
 	// Close releases what the path holds (the XDP program, the rings);
@@ -62,7 +64,7 @@ func OpenInbound(c InboundConfig) (*Opened, error) {
 		if path == PathAuto && c.Shared {
 			why = append(why, "xdp: one receive port per interface")
 		} else if xr, err := NewXSKReceiver(c.Interface, c.Port, c.Sinks, c.Busy); err == nil {
-			return &Opened{Inbound: xr, Path: PathXDP, Close: xr.Close}, nil
+			return &Opened{Inbound: xr, Path: PathXDP, Detail: xr.Mode(), Close: xr.Close}, nil
 		} else if path == PathXDP {
 			return nil, fmt.Errorf("lane: receive port %d: %w", c.Port, err)
 		} else {

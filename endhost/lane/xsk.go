@@ -259,6 +259,16 @@ func (r *XSKReceiver) pollQueue(x *xskQueue) {
 	x.fq.prod.Store(fprod)
 }
 
+// Mode says where the steering program runs and on how many queues.
+// Generic XDP never sees packets a tc action redirected to the interface.
+func (r *XSKReceiver) Mode() string {
+	mode := "driver XDP"
+	if r.xdpMode == unix.XDP_FLAGS_SKB_MODE {
+		mode = "generic XDP (blind to tc-redirected packets)"
+	}
+	return fmt.Sprintf("%s, %d queue(s)", mode, len(r.queues))
+}
+
 // idle reports whether no queue holds a frame.
 func (r *XSKReceiver) idle() bool {
 	for _, x := range r.queues {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +110,11 @@ func TestXSKReceiverEveryQueue(t *testing.T) {
 	defer func() { _ = recvNS.Do(func(ns.NetNS) error { return xr.Close() }) }()
 	if len(xr.queues) != queues {
 		t.Fatalf("%d AF_XDP sockets for %d receive queues", len(xr.queues), queues)
+	}
+	// veth has a driver XDP hook; the program must use it (generic XDP
+	// never sees packets a tc action redirected, as the testbed's are).
+	if m := xr.Mode(); !strings.HasPrefix(m, "driver XDP, 4 queue") {
+		t.Errorf("mode %q, want driver XDP on 4 queues", m)
 	}
 	// One packet per flow, each from its own socket (source port).
 	p, err := wire.NewPacker(wire.HD6, make([]byte, wire.MTU), 4)

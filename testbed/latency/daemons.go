@@ -164,7 +164,7 @@ var (
 	apiListening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 	reconciled   = regexp.MustCompile(`msg="switch reconciled" switch=(\S+)`)
 	endhostUp    = regexp.MustCompile(`msg="endhost running"`)
-	receivePath  = regexp.MustCompile(`msg="receive path" port=\d+ path=(\S+)(?: interface=\S*)?(?: not_faster=(.*))?`)
+	receivePath  = regexp.MustCompile(`msg="receive path" port=\d+ path=(\S+)(?: interface=\S*)?(?: detail=("[^"]*"|\S*))?(?: not_faster=(.*))?`)
 )
 
 // meterSlack is the testbed's meter burst slack: Open vSwitch's userspace
@@ -247,7 +247,10 @@ func startEndhost(ctx context.Context, tb *testbed.Testbed, bin, logDir, variant
 			return nil, "", err
 		}
 		path = m[1]
-		if why := strings.Trim(m[2], `"`); why != "" {
+		if detail := strings.Trim(m[2], `"`); detail != "" {
+			path += ", " + detail
+		}
+		if why := strings.Trim(m[3], `"`); why != "" {
 			path += " (not faster: " + why + ")"
 		}
 	}
