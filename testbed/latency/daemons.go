@@ -263,10 +263,10 @@ func startEndhost(ctx context.Context, tb *testbed.Testbed, bin, logDir, variant
 
 // daemons is what the variants need of the run's processes.
 type daemons struct {
-	ctlBin, ehBin string
-	logDir        string // the daemons' configurations and logs
-	api           string // the controller's API (unix:…)
-	ctl           *daemon
+	ehBin  string
+	logDir string // the daemons' configurations and logs
+	api    string // the controller's API (unix:…)
+	ctl    *daemon
 }
 
 func (d *daemons) ctlPid() int { return d.ctl.cmd.Process.Pid }

@@ -173,7 +173,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &daemons{ctlBin: ctlBin, ehBin: ehBin, logDir: logDir, api: api, ctl: ctl}
+	d := &daemons{ehBin: ehBin, logDir: logDir, api: api, ctl: ctl}
 	defer func() {
 		if err := ctl.stop(); err != nil {
 			cfg.Logger.Warn("stopping the controller", "err", err)
