@@ -29,7 +29,7 @@ import (
 
 // The variants, in the order they run.
 const (
-	XLane    = "X-Lane"   // lane core: pinned, busy-polling, express queue
+	XLane    = "X-Lane"   // the receiver's lane core: pinned, busy-polling, AF_XDP; express queue
 	XLane0   = "X-Lane0"  // the same lane code on plain goroutines and sockets, express queue
 	Baseline = "baseline" // plain UDP, best-effort queue
 )
@@ -144,8 +144,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("latency: %w", err)
 	}
-	// Locked, spinning lane goroutines hold their Ps: give the rest room.
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(8, 4*runtime.NumCPU())))
 	p := topogen.Defaults()
 	p.BandwidthBps, p.QueueBytes = cfg.LinkBps, 64<<10
 	spec, err := topogen.LeafSpine(2, 2, 2, p)
