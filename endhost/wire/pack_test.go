@@ -196,3 +196,49 @@ func TestPackUnpackAllocateNothing(t *testing.T) {
 		t.Errorf("pack and unpack allocate %.1f times per packet", a)
 	}
 }
+
+// TestJumboPacketAcrossCRCGroups: a packet of 300 chunks (a jumbo frame)
+// holds messages that straddle the 64-chunk groups in which CRCs are
+// computed and checked; every message arrives, and a corrupt chunk in the
+// second group costs only its message.
+func TestJumboPacketAcrossCRCGroups(t *testing.T) {
+	for _, s := range []*Schema{HD6, HD8} {
+		const chunks = 300
+		p, err := NewPacker(s, make([]byte, HeaderLen+chunks*s.ChunkLen), chunks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(7, 7))
+		p.Reset(Header{Tunnel: 1})
+		var want []msg
+		for _, m := range randomMessages(rng, 1000, 700) {
+			if err := p.Add(m.ch, m.data); errors.Is(err, ErrFull) {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, m)
+		}
+		pkt := bytes.Clone(p.Packet())
+		if p.Chunks() < 2*sumBatch+1 {
+			t.Fatalf("%s: only %d chunks packed", s.Name, p.Chunks())
+		}
+		var u Unpacker
+		got, _, err := unpackAll(t, &u, pkt)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("%s: %d of %d messages, %v", s.Name, len(got), len(want), err)
+		}
+		for i := range got {
+			if got[i].ch != want[i].ch || !bytes.Equal(got[i].data, want[i].data) {
+				t.Fatalf("%s: message %d differs", s.Name, i)
+			}
+		}
+		// One flipped bit in chunk 100 (the second group) loses one message.
+		pkt[HeaderLen+100*s.ChunkLen+5] ^= 0x10
+		var u2 Unpacker
+		got, _, _ = unpackAll(t, &u2, pkt)
+		if len(got) != len(want)-1 || u2.Stats.CorruptChunks != 1 || u2.Stats.DroppedMessages != 1 {
+			t.Fatalf("%s: after one corrupt chunk %d of %d messages, stats %+v", s.Name, len(got), len(want), u2.Stats)
+		}
+	}
+}
