@@ -114,7 +114,7 @@ switch runs it already, and reconciles the switch whenever it becomes primary.`,
 	f.StringVar(&flagCfg.OpenFlowTLSCert, "openflow-tls-cert", "", "certificate (PEM) for TLS on the OpenFlow channel")
 	f.StringVar(&flagCfg.OpenFlowTLSKey, "openflow-tls-key", "", "key (PEM) for TLS on the OpenFlow channel")
 	f.StringVar(&flagCfg.OpenFlowCA, "openflow-ca", "", "CA (PEM) that switch certificates must come from")
-	f.DurationVar((*time.Duration)(&flagCfg.OpenFlowBurstSlack), "openflow-burst-slack", 0, "widen each meter's one-packet burst by what its rate earns in this time (default: the driver's 2ms for Open vSwitch's userspace datapath)")
+	f.DurationVar((*time.Duration)(&flagCfg.OpenFlowBurstSlack), "openflow-burst-slack", time.Duration(flagCfg.OpenFlowBurstSlack), "widen each meter's one-packet burst by what its rate earns in this time (the default suits Open vSwitch's userspace datapath; 0: none)")
 	f.BoolVar(&flagCfg.Insecure, "insecure", false, "allow plain-text gRPC on a non-loopback address")
 	f.StringVar(&flagCfg.TLSCert, "tls-cert", "", "server certificate (PEM) for TLS on the API")
 	f.StringVar(&flagCfg.TLSKey, "tls-key", "", "server key (PEM)")
@@ -204,7 +204,7 @@ func run(ctx context.Context, cfg config.Config) error {
 	case "openflow":
 		// A (re)connected switch is made equal to the stored state.
 		ofDrv = openflow.New(openflow.Config{Switches: openflow.DatapathIDs(topo), Logger: log, OnConnect: onConnect,
-			BurstSlack: time.Duration(cfg.OpenFlowBurstSlack)})
+			BurstSlack: burstSlack(cfg.OpenFlowBurstSlack)})
 		drv = ofDrv
 	case "p4runtime":
 		var err error
@@ -444,4 +444,13 @@ func listenAPI(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	return lis, nil
+}
+
+// burstSlack is the configured slack as the OpenFlow driver takes it
+// (there, 0 means its default and a negative value none).
+func burstSlack(d config.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return time.Duration(d)
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/xlane/xlane/southbound/openflow"
 )
 
 // Config is the daemon's configuration file (docs/controller.md).
@@ -43,8 +45,9 @@ type Config struct {
 	OpenFlowCA      string `yaml:"openflow_ca"`
 	// OpenFlowBurstSlack widens each meter's one-packet burst by what its
 	// rate earns in this time: a software switch that falls behind
-	// forwards a conforming sender's packets back to back. Unset, the
-	// driver's default for Open vSwitch's userspace datapath (2 ms).
+	// forwards a conforming sender's packets back to back. The default
+	// suits Open vSwitch's userspace datapath; 0 is none (a switch whose
+	// meters keep exact time).
 	OpenFlowBurstSlack Duration `yaml:"openflow_burst_slack"`
 	// P4Runtime configures the p4runtime driver.
 	P4Runtime P4Runtime `yaml:"p4runtime"`
@@ -212,7 +215,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // Defaults returns the configuration used for fields the file leaves out.
 func Defaults() Config {
 	return Config{Listen: "127.0.0.1:7700", DataDir: "/var/lib/xlane", Grace: Duration(100 * time.Millisecond), Driver: "memory", OpenFlowListen: ":6653", LogLevel: "info",
-		MetricsAddr: "127.0.0.1:7701", MonitorInterval: Duration(time.Second), UnusedFraction: 0.1, UnusedIntervals: 10, IdleIntervals: 30, ViolationIntervals: 5}
+		MetricsAddr: "127.0.0.1:7701", OpenFlowBurstSlack: Duration(openflow.DefaultBurstSlack), MonitorInterval: Duration(time.Second), UnusedFraction: 0.1, UnusedIntervals: 10, IdleIntervals: 30, ViolationIntervals: 5}
 }
 
 // Parse reads a YAML configuration over the defaults. Unknown or repeated

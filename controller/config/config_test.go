@@ -51,6 +51,13 @@ func TestParse(t *testing.T) {
 	if _, err := Parse(strings.NewReader("listen: 0.0.0.0:7700\ninsecure: true")); err != nil {
 		t.Errorf("insecure non-loopback refused: %v", err)
 	}
+	// The meter slack: Open vSwitch's by default, none when set to 0.
+	if d := Defaults().OpenFlowBurstSlack; time.Duration(d) != 2*time.Millisecond {
+		t.Errorf("default openflow_burst_slack %v", time.Duration(d))
+	}
+	if c, err := Parse(strings.NewReader("driver: openflow\nopenflow_burst_slack: 0s")); err != nil || c.OpenFlowBurstSlack != 0 {
+		t.Errorf("openflow_burst_slack 0s: %v, %v", time.Duration(c.OpenFlowBurstSlack), err)
+	}
 	// A Unix socket is local: plain text without insecure.
 	for _, l := range []string{"unix:/run/xlane/api.sock", "unix:///run/xlane/api.sock"} {
 		c, err := Parse(strings.NewReader("listen: " + l))
