@@ -119,6 +119,18 @@ func (d *daemon) wait(ctx context.Context, re *regexp.Regexp, timeout time.Durat
 				return m, nil
 			}
 		case <-d.done:
+			// Its last lines may still wait in the channel.
+			for {
+				select {
+				case l := <-d.lines:
+					if m := re.FindStringSubmatch(l); m != nil {
+						return m, nil
+					}
+					continue
+				default:
+				}
+				break
+			}
 			return nil, fmt.Errorf("latency: %s exited (%v) before it logged %q:\n%s", d.name, d.err, re, d.tail())
 		case <-deadline:
 			return nil, fmt.Errorf("latency: %s did not log %q within %v:\n%s", d.name, re, timeout, d.tail())
