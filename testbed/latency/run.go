@@ -25,6 +25,7 @@ import (
 	"github.com/xlane/xlane/endhost/wire"
 	"github.com/xlane/xlane/testbed"
 	"github.com/xlane/xlane/testbed/ovs"
+	"github.com/xlane/xlane/testbed/proc"
 )
 
 // The variants, in the order they run.
@@ -173,11 +174,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	d := &daemons{ehBin: ehBin, logDir: logDir, api: api, ctl: ctl}
 	defer func() {
-		if err := ctl.stop(); err != nil {
+		if err := ctl.Stop(); err != nil {
 			cfg.Logger.Warn("stopping the controller", "err", err)
 		}
 	}()
-	progress(cfg.Progress, "xlane-controller (pid %d): API %s, OpenFlow %s; log %s", ctl.cmd.Process.Pid, api, ofAddr, ctl.log)
+	progress(cfg.Progress, "xlane-controller (pid %d): API %s, OpenFlow %s; log %s", ctl.Pid(), api, ofAddr, ctl.Log)
 	progress(cfg.Progress, "bringing up the testbed (2 leaves, 2 spines, 4 hosts, %d Mbit/s links)", cfg.LinkBps/1_000_000)
 	tb, err := testbed.Up(ctx, testbed.Config{Name: cfg.Name, Dir: filepath.Join(dir, "tb"), Topology: topo, Controller: ofAddr, Logger: cfg.Logger})
 	if err != nil {
@@ -324,14 +325,14 @@ func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, d *daemon
 	if err != nil {
 		return nil, 0, err
 	}
-	defer func() { _ = rxd.stop() }()
+	defer func() { _ = rxd.Stop() }()
 	txd, _, err := startEndhost(ctx, tb, d.ehBin, d.logDir, variant, probeFrom, txCfg)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer func() { _ = txd.stop() }()
+	defer func() { _ = txd.Stop() }()
 	progress(cfg.Progress, "  xlane-endhost on %s (pid %d) sends the lane; on %s (pid %d) receives it, lane core %s, receive path %s",
-		probeFrom, txd.cmd.Process.Pid, probeTo, rxd.cmd.Process.Pid, cpuName(rxCfg.LaneCPU), path)
+		probeFrom, txd.Pid(), probeTo, rxd.Pid(), cpuName(rxCfg.LaneCPU), path)
 	tx, err := bridge.Open(app.TxPath(shm, txService, laneName, appName))
 	if err != nil {
 		return nil, 0, err
@@ -346,7 +347,7 @@ func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, d *daemon
 	// switches, the controller, the sending endhost and this process move
 	// off it (the receiving endhost pinned its lane core there itself).
 	if tuned && n >= 2 {
-		pids := []int{d.ctlPid(), txd.cmd.Process.Pid}
+		pids := []int{d.ctlPid(), txd.Pid()}
 		for _, f := range []string{"vswitchd.pid", "ovsdb.pid"} {
 			if pid, err := pidOf(filepath.Join(tb.OVS().Dir, f)); err == nil {
 				pids = append(pids, pid)
@@ -396,8 +397,8 @@ func laneVariant(ctx context.Context, cfg Config, tb *testbed.Testbed, d *daemon
 	stop()
 	wg.Wait()
 	var stopErr error
-	for _, e := range []*daemon{txd, rxd} { // the sender first: it releases the tunnel
-		stopErr = errors.Join(stopErr, e.stop())
+	for _, e := range []*proc.Daemon{txd, rxd} { // the sender first: it releases the tunnel
+		stopErr = errors.Join(stopErr, e.Stop())
 	}
 	progress(cfg.Progress, "  the application pushed %d messages, %d arrived", pushed.Load(), len(lat))
 	// Lost: pushed and never delivered (the last one pushed may not have
