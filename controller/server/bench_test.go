@@ -43,6 +43,22 @@ func BenchmarkGRPCAdmissions(b *testing.B) {
 // setup of 10,000 tunnels).
 var timedProfile = flag.String("timed-cpuprofile", "", "write a CPU profile of the concurrent admissions alone to this file")
 
+// timedMemProfile writes heap profiles before (FILE.base) and after (FILE)
+// the timed admissions: `go tool pprof -diff_base FILE.base` shows what
+// they allocated.
+var timedMemProfile = flag.String("timed-memprofile", "", "write heap profiles around the concurrent admissions to FILE.base and FILE")
+
+func writeHeap(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkGRPCAdmissionsConcurrent is the same with 32 clients
 // requesting at once: their store writes share transactions. Admitted
 // tunnels stay until the timer stops (a release waits for every admission
@@ -181,6 +197,9 @@ func benchGRPCClients(b *testing.B, k, clients int, headroom float64) {
 				b.Fatal(err)
 			}
 		}
+		if *timedMemProfile != "" {
+			writeHeap(b, *timedMemProfile+".base")
+		}
 		start := time.Now()
 		for range clients {
 			cwg.Add(1)
@@ -205,6 +224,9 @@ func benchGRPCClients(b *testing.B, k, clients int, headroom float64) {
 		windows = append(windows, [2]time.Time{first, time.Now()})
 		if *timedProfile != "" {
 			pprof.StopCPUProfile()
+		}
+		if *timedMemProfile != "" {
+			writeHeap(b, *timedMemProfile)
 		}
 		busy = time.Since(start)
 		b.StopTimer()
