@@ -107,6 +107,15 @@ type Driver interface {
 	Reconcile(ctx context.Context, sw string, want SwitchState) error
 }
 
+// Local is implemented by drivers whose calls finish without waiting on a
+// network or a device (package memory). The controller fans a batch out to
+// one goroutine per switch so that switch round trips overlap; for a local
+// driver that only adds scheduling delays while the controller's lock is
+// held, so such drivers are called one switch after the other.
+type Local interface {
+	Local() bool
+}
+
 // SwitchError names the switch a driver call failed on.
 type SwitchError struct {
 	Switch string

@@ -89,11 +89,13 @@ func (c *Controller) apply(ctx context.Context, p *plan) error {
 }
 
 // each runs f for every switch concurrently and returns the errors in
-// order; one switch runs inline.
+// order; one switch, or a driver without I/O, runs inline.
 func (c *Controller) each(switches []string, f func(sw string) error) []error {
 	errs := make([]error, len(switches))
-	if len(switches) == 1 {
-		errs[0] = f(switches[0])
+	if l, ok := c.drv.(southbound.Local); len(switches) == 1 || ok && l.Local() {
+		for i, sw := range switches {
+			errs[i] = f(sw)
+		}
 		return errs
 	}
 	var wg sync.WaitGroup
