@@ -76,6 +76,10 @@ type Controller struct {
 	draining int
 	commits  *committer
 	headroom float64 // see Config.BoundHeadroom
+
+	// Requests waiting for a combiner (see admit.go).
+	qmu    sync.Mutex
+	queued []*admission
 }
 
 // record is one tunnel and what is installed for it.
@@ -388,85 +392,6 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 			c.armGrace(pc.tun.ID)
 		}
 	}
-}
-
-// Request admits a tunnel for service owner. Concurrent admissions share
-// their store writes (one synced transaction for all that arrive while the
-// previous one is being written): the TE engine admits under the lock,
-// the write happens without it, and the switches are programmed under the
-// lock again once the write is durable. The bounds committed then are the
-// engine's current ones, so admissions that overtake each other never
-// leave a stale bound behind.
-func (c *Controller) Request(ctx context.Context, owner string, r Request) (res Resources, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer func() { c.obs.Operation("request", resultOf(err)) }()
-	for c.draining > 0 && !c.closed {
-		c.cond.Wait()
-	}
-	if c.closed {
-		return Resources{}, fmt.Errorf("%w: controller closed", ErrUnavailable)
-	}
-	tr, err := c.teRequest(r)
-	if err != nil {
-		return Resources{}, err
-	}
-	if err := c.checkQuota(owner, 0, r); err != nil {
-		return Resources{}, err
-	}
-	t, changes, err := c.engine.Admit(tr)
-	if err != nil {
-		return Resources{}, teErr(err)
-	}
-	rec := &record{owner: owner, req: r}
-	svc, isNew := c.register(owner, c.clock.Now())
-	if c.commits != nil {
-		c.inflight[t.ID] = rec
-		w := Writes{Put: []StoredTunnel{c.stored(rec, t)}}
-		if isNew { // registered in the same transaction
-			w.Services = []Service{svc}
-		}
-		durable := c.commits.submit(w)
-		c.mu.Unlock()
-		serr := <-durable
-		c.mu.Lock()
-		delete(c.inflight, t.ID)
-		c.cond.Broadcast()
-		if serr != nil {
-			if isNew {
-				delete(c.services, owner)
-			}
-			c.undoAdmission(ctx, t.ID)
-			return Resources{}, fmt.Errorf("%w: saving state: %w", ErrUnavailable, serr)
-		}
-	}
-	cur, _ := c.engine.Tunnel(t.ID)
-	p := newPlan()
-	want, err := c.rulesFor(rec, cur, c.meterRate(cur))
-	var ps []pending
-	if err == nil {
-		p.diff(cur.ID, nil, want)
-		ps, err = c.planChanges(p, c.current(changes))
-	}
-	if err == nil {
-		err = c.apply(ctx, p)
-	}
-	if err != nil {
-		if c.store != nil {
-			c.saveOrLog(Writes{Delete: []uint64{cur.ID}})
-		}
-		c.undoAdmission(ctx, cur.ID)
-		return Resources{}, err
-	}
-	now := c.clock.Now()
-	rec.tun, rec.rules = c.promise(cur), want
-	c.recs[cur.ID] = rec
-	c.commit(ps, now)
-	notBefore := now
-	if len(changes) > 0 {
-		notBefore = now.Add(c.grace)
-	}
-	return c.resources(rec.tun, notBefore), nil
 }
 
 // current turns an operation's change list into the changes between what

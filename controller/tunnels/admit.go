@@ -1,0 +1,240 @@
+package tunnels
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/southbound"
+)
+
+// Admissions are combined: a request queues itself and takes the lock;
+// whoever gets it first serves every queued request as one batch. Under
+// load one lock holder then runs the TE engine for many requests in a
+// row, writes them to the store in one synced transaction, programs
+// each switch once, and tells each changed tunnel once per batch, where
+// one request at a time paid a lock hand-off, a goroutine wake-up, a
+// driver call per switch and an upcall per request for each of these.
+// Every admission stays all or nothing: if the store or a switch fails,
+// every admission of the batch is undone and fails with ErrUnavailable;
+// a TE rejection or a bad request fails only itself.
+
+// admission is one queued Request.
+type admission struct {
+	ctx   context.Context
+	owner string
+	req   Request
+	taken bool          // a combiner has it (set under c.mu)
+	done  chan struct{} // closed when res and err are final
+	res   Resources
+	err   error
+
+	// batch state
+	id      uint64
+	rec     *record
+	isNew   bool // its owner was registered by this admission
+	changes []te.Change // other tunnels' resources it changed
+	want    map[string]southbound.TunnelRule
+}
+
+// Request admits a tunnel for service owner.
+func (c *Controller) Request(ctx context.Context, owner string, r Request) (Resources, error) {
+	a := &admission{ctx: ctx, owner: owner, req: r, done: make(chan struct{})}
+	c.qmu.Lock()
+	c.queued = append(c.queued, a)
+	c.qmu.Unlock()
+	c.mu.Lock()
+	if !a.taken {
+		c.admitQueued()
+	}
+	c.mu.Unlock()
+	<-a.done
+	c.obs.Operation("request", resultOf(a.err))
+	return a.res, a.err
+}
+
+// admitQueued serves the queued requests as one batch; c.mu is held (and
+// released while the store writes).
+func (c *Controller) admitQueued() {
+	for c.draining > 0 && !c.closed {
+		c.cond.Wait()
+	}
+	c.qmu.Lock()
+	batch := c.queued
+	c.queued = nil
+	c.qmu.Unlock()
+	for _, a := range batch {
+		a.taken = true
+	}
+	defer func() {
+		for _, a := range batch {
+			close(a.done)
+		}
+	}()
+	if c.closed {
+		for _, a := range batch {
+			a.err = fmt.Errorf("%w: controller closed", ErrUnavailable)
+		}
+		return
+	}
+	// The engine admits each request in turn.
+	var admitted []*admission
+	var w Writes
+	for _, a := range batch {
+		t, changes, err := c.admitOne(a)
+		if err != nil {
+			a.err = err
+			continue
+		}
+		a.id, a.changes = t.ID, changes
+		admitted = append(admitted, a)
+		if c.commits != nil {
+			c.inflight[t.ID] = a.rec
+			w.Put = append(w.Put, c.stored(a.rec, t))
+		}
+	}
+	if len(admitted) == 0 {
+		return
+	}
+	if c.commits != nil {
+		for _, a := range admitted {
+			if a.isNew { // registered in the same transaction
+				w.Services = append(w.Services, c.services[a.owner])
+			}
+		}
+		durable := c.commits.submit(w)
+		c.mu.Unlock()
+		serr := <-durable
+		c.mu.Lock()
+		for _, a := range admitted {
+			delete(c.inflight, a.id)
+		}
+		c.cond.Broadcast()
+		if serr != nil {
+			for _, a := range admitted {
+				if a.isNew { // its registration was not written either
+					delete(c.services, a.owner)
+				}
+			}
+			c.undoBatch(admitted, fmt.Errorf("%w: saving state: %w", ErrUnavailable, serr))
+			return
+		}
+	}
+	// A requester that gave up meanwhile gets nothing installed.
+	live := admitted[:0:0]
+	var gone []*admission
+	for _, a := range admitted {
+		if err := a.ctx.Err(); err != nil {
+			a.err = err
+			gone = append(gone, a)
+		} else {
+			live = append(live, a)
+		}
+	}
+	if len(gone) > 0 {
+		c.forget(gone)
+	}
+	if len(live) == 0 {
+		return
+	}
+	c.install(live)
+}
+
+// admitOne validates a request and admits it in the engine.
+func (c *Controller) admitOne(a *admission) (te.Tunnel, []te.Change, error) {
+	tr, err := c.teRequest(a.req)
+	if err != nil {
+		return te.Tunnel{}, nil, err
+	}
+	if err := c.checkQuota(a.owner, 0, a.req); err != nil {
+		return te.Tunnel{}, nil, err
+	}
+	t, changes, err := c.engine.Admit(tr)
+	if err != nil {
+		return te.Tunnel{}, nil, teErr(err)
+	}
+	a.rec = &record{owner: a.owner, req: a.req}
+	_, a.isNew = c.register(a.owner, c.clock.Now())
+	return t, changes, nil
+}
+
+// install programs the switches for the batch's admissions and the
+// tunnels they changed, as one unit, and commits them. The bounds
+// committed are the engine's current ones, so admissions that overtook
+// each other (while a store write was under way) leave no stale bound.
+func (c *Controller) install(batch []*admission) {
+	p := newPlan()
+	seen := map[uint64]bool{}
+	var changes []te.Change
+	var firstErr error
+	for _, a := range batch {
+		cur, _ := c.engine.Tunnel(a.id)
+		want, err := c.rulesFor(a.rec, cur, c.meterRate(cur))
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		a.rec.tun, a.want = cur, want
+		p.diff(a.id, nil, want)
+		seen[a.id] = true
+	}
+	// Every tunnel the engine changed since each admission, once. The
+	// batch's own tunnels are not committed yet and tell nobody.
+	for _, a := range batch {
+		for _, ch := range a.changes {
+			if !seen[ch.ID] {
+				seen[ch.ID] = true
+				changes = append(changes, ch)
+			}
+		}
+	}
+	var ps []pending
+	err := firstErr
+	if err == nil {
+		ps, err = c.planChanges(p, c.current(changes))
+	}
+	if err == nil {
+		err = c.apply(context.WithoutCancel(batch[0].ctx), p)
+	}
+	if err != nil {
+		c.undoBatch(batch, err)
+		return
+	}
+	now := c.clock.Now()
+	for _, a := range batch {
+		a.rec.tun, a.rec.rules = c.promise(a.rec.tun), a.want
+		c.recs[a.id] = a.rec
+	}
+	c.commit(ps, now)
+	for _, a := range batch {
+		notBefore := now
+		if len(a.changes) > 0 {
+			notBefore = now.Add(c.grace)
+		}
+		a.res = c.resources(a.rec.tun, notBefore)
+	}
+}
+
+// undoBatch fails every admission of a batch with err and takes them out
+// of the store and the engine.
+func (c *Controller) undoBatch(batch []*admission, err error) {
+	for _, a := range batch {
+		a.err = err
+	}
+	c.forget(batch)
+}
+
+// forget takes admissions that will not be installed out of the store (if
+// written) and the engine, newest first.
+func (c *Controller) forget(batch []*admission) {
+	if c.store != nil {
+		var w Writes
+		for _, a := range batch {
+			w.Delete = append(w.Delete, a.id)
+		}
+		c.saveOrLog(w)
+	}
+	for i := len(batch) - 1; i >= 0; i-- {
+		c.undoAdmission(batch[i].ctx, batch[i].id)
+	}
+}
+

@@ -1,0 +1,210 @@
+package tunnels
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xlane/xlane/controller/te/tetest"
+	"github.com/xlane/xlane/southbound/memory"
+)
+
+type result struct {
+	res Resources
+	err error
+}
+
+// queue starts the requests while the test holds the controller's lock,
+// and lets go once all are queued: the first to get the lock serves them
+// as one batch.
+func queue(t *testing.T, c *Controller, reqs map[string]Request) map[string]chan result {
+	t.Helper()
+	out := map[string]chan result{}
+	c.mu.Lock()
+	for name, r := range reqs {
+		ch := make(chan result, 1)
+		out[name] = ch
+		go func() {
+			res, err := c.Request(context.Background(), name, r)
+			ch <- result{res, err}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.qmu.Lock()
+		n := len(c.queued)
+		c.qmu.Unlock()
+		if n == len(reqs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.mu.Unlock()
+			t.Fatalf("%d of %d requests queued", n, len(reqs))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.mu.Unlock()
+	return out
+}
+
+func wait(t *testing.T, ch chan result) result {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(5 * time.Second):
+		t.Fatal("request did not return")
+		return result{}
+	}
+}
+
+// recordStore keeps every Save; it fails while fail is set.
+type recordStore struct {
+	mu    sync.Mutex
+	saved []Writes
+	fail  bool
+}
+
+func (s *recordStore) Save(w Writes) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail {
+		return errors.New("disk full")
+	}
+	s.saved = append(s.saved, w)
+	return nil
+}
+
+func (s *recordStore) Load() (Snapshot, error) { return Snapshot{}, nil }
+
+func batchController(t *testing.T, st Store) (*Controller, *memory.Driver) {
+	t.Helper()
+	drv := memory.New("s1", "s2")
+	cfg := Config{Topology: tetest.TwoSwitch(t), Driver: drv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if st != nil {
+		cfg.Store = st
+	}
+	c, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, drv
+}
+
+func TestQueuedAdmissionsShareOneBatch(t *testing.T) {
+	st := &recordStore{}
+	c, drv := batchController(t, st)
+	res := queue(t, c, map[string]Request{
+		"a":   {Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100},
+		"b":   {Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 100, PeriodUs: 100},
+		"bad": {Sender: h1, Receiver: netip.AddrPortFrom(h2, 7002), LoadsizeBytes: 0, PeriodUs: 100},
+	})
+	ra, rb, rbad := wait(t, res["a"]), wait(t, res["b"]), wait(t, res["bad"])
+	if ra.err != nil || rb.err != nil {
+		t.Fatalf("a: %v, b: %v", ra.err, rb.err)
+	}
+	if !errors.Is(rbad.err, ErrInvalid) {
+		t.Fatalf("bad request: %v, want ErrInvalid (alone)", rbad.err)
+	}
+	// One store transaction and one driver call per switch for both.
+	if len(st.saved) != 1 || len(st.saved[0].Put) != 2 || len(st.saved[0].Services) != 2 {
+		t.Fatalf("store writes %+v, want one with both tunnels and both registrations", st.saved)
+	}
+	applies := map[string]int{}
+	for _, call := range drv.Calls() {
+		if call.Op == "apply" {
+			applies[call.Switch]++
+		}
+	}
+	if applies["s1"] != 1 {
+		t.Fatalf("applies per switch %v, want one on s1 for the batch", applies)
+	}
+	// Both share s1's express queue: whichever the engine admitted first
+	// got a bound the second one raised; each result is the bound the
+	// engine holds now, which is what is on record.
+	for _, r := range []result{ra, rb} {
+		got := c.Tunnels("")
+		found := false
+		for _, g := range got {
+			if g.TunnelID == r.res.TunnelID {
+				found = g.MaxJitterNs == r.res.MaxJitterNs && g.PeriodUs == r.res.PeriodUs
+			}
+		}
+		if !found {
+			t.Fatalf("result %+v is not what the controller holds: %+v", r.res, got)
+		}
+	}
+}
+
+func TestBatchSwitchFailureFailsEveryAdmission(t *testing.T) {
+	c, drv := batchController(t, nil)
+	drv.FailNext("s2", 1)
+	res := queue(t, c, map[string]Request{
+		"a": {Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100},
+		"b": {Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 100, PeriodUs: 100},
+	})
+	for _, name := range []string{"a", "b"} {
+		if r := wait(t, res[name]); !errors.Is(r.err, ErrUnavailable) {
+			t.Fatalf("%s: %v, want ErrUnavailable", name, r.err)
+		}
+	}
+	if n := len(c.Tunnels("")) + c.engine.Len() + len(drv.Rules("s1")) + len(drv.Rules("s2")); n != 0 {
+		t.Fatalf("a failed batch left %d tunnels, engine tunnels or rules", n)
+	}
+	// The next admission finds everything as before.
+	if _, err := c.Request(context.Background(), "a", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBatchStoreFailureFailsEveryAdmission(t *testing.T) {
+	st := &recordStore{fail: true}
+	c, drv := batchController(t, st)
+	res := queue(t, c, map[string]Request{
+		"a": {Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100},
+		"b": {Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 100, PeriodUs: 100},
+	})
+	for _, name := range []string{"a", "b"} {
+		if r := wait(t, res[name]); !errors.Is(r.err, ErrUnavailable) {
+			t.Fatalf("%s: %v, want ErrUnavailable", name, r.err)
+		}
+	}
+	c.mu.Lock()
+	regs := len(c.services)
+	c.mu.Unlock()
+	if n := len(c.Tunnels("")) + c.engine.Len() + len(drv.Rules("s1")) + regs; n != 0 {
+		t.Fatalf("a failed write left %d tunnels, engine tunnels, rules or registrations", n)
+	}
+}
+
+func TestAdmissionOfAGoneRequesterIsUndone(t *testing.T) {
+	st := &gateStore{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	c, drv := batchController(t, st)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result, 1)
+	go func() {
+		res, err := c.Request(ctx, "a", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100})
+		done <- result{res, err}
+	}()
+	<-st.entered
+	cancel() // the requester gives up while its write is under way
+	close(st.gate)
+	if r := wait(t, done); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", r.err)
+	}
+	if n := len(c.Tunnels("")) + c.engine.Len() + len(drv.Rules("s1")); n != 0 {
+		t.Fatalf("%d tunnels, engine tunnels or rules left", n)
+	}
+	// Its write and its deletion both reached the store.
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.saved) < 2 || len(st.saved[len(st.saved)-1].Delete) != 1 {
+		t.Fatalf("store writes %+v, want the tunnel and then its deletion", st.saved)
+	}
+}
