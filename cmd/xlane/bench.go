@@ -11,7 +11,7 @@ import (
 )
 
 func newBenchCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "bench", Short: "Measurements on the testbed"}
+	cmd := &cobra.Command{Use: "bench", Short: "Measurements: latency on the testbed, admissions on a controller"}
 	var cfg latency.Config
 	var variants string
 	lat := &cobra.Command{
@@ -56,6 +56,6 @@ and writes latency.txt, latency.json and CDF and tail plots (SVG, PNG) to --out.
 	f.StringVar(&variants, "variants", "", "comma-separated subset of X-Lane,X-Lane0,baseline")
 	f.StringVar(&cfg.Name, "name", "lat", "testbed name (part of interface names)")
 	f.StringVar(&cfg.Bin, "bin", "", "folder holding xlane-controller and xlane-endhost (default: next to this program, else PATH)")
-	cmd.AddCommand(lat)
+	cmd.AddCommand(lat, newBenchAdmissionsCmd())
 	return cmd
 }

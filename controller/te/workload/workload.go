@@ -32,14 +32,20 @@ func Coordination() Mix {
 // Requests draws n requests over the hosts of topo, deterministically from
 // seed. Sub-lanes are drawn uniformly from the topology's.
 func Requests(topo *te.Topology, mix Mix, n int, seed uint64) []te.Request {
-	rng := rand.New(rand.NewPCG(seed, 0x5851f42d4c957f2d))
 	var hosts []string
 	for _, nd := range topo.Nodes {
 		if nd.Kind == te.KindHost {
 			hosts = append(hosts, nd.Name)
 		}
 	}
-	if len(hosts) < 2 {
+	return Draw(hosts, topo.Sublanes, mix, n, seed)
+}
+
+// Draw is Requests over a list of host names and a sub-lane count (a
+// client that knows the topology only from the controller's API).
+func Draw(hosts []string, sublanes int, mix Mix, n int, seed uint64) []te.Request {
+	rng := rand.New(rand.NewPCG(seed, 0x5851f42d4c957f2d))
+	if len(hosts) < 2 || sublanes < 1 {
 		return nil
 	}
 	out := make([]te.Request, 0, n)
@@ -69,7 +75,7 @@ func Requests(topo *te.Topology, mix Mix, n int, seed uint64) []te.Request {
 			Sender: pick[0], Receivers: pick[1:],
 			LoadsizeBytes: mix.Loadsizes[rng.IntN(len(mix.Loadsizes))],
 			PeriodNs:      mix.PeriodsNs[rng.IntN(len(mix.PeriodsNs))],
-			Sublane:       rng.IntN(topo.Sublanes),
+			Sublane:       rng.IntN(sublanes),
 		})
 	}
 	return out

@@ -1,0 +1,421 @@
+// Package loadgen drives a controller's service API as many services would:
+// it fills the topology with tunnels, times concurrent admissions while
+// every service watches its upcalls, and releases everything it made.
+// `xlane bench admissions` runs it against a controller daemon in another
+// process, which is how services reach a controller.
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/te/workload"
+	"github.com/xlane/xlane/controller/tunnels"
+)
+
+// Config says what to run.
+type Config struct {
+	Target   string // the controller's API: host:port or unix:/path
+	Preload  int    // tunnels installed before timing (default 10,000)
+	Requests int    // timed admissions (default 3,000)
+	Clients  int    // concurrent requests in flight (default 32)
+	Services int    // service identities; each holds a share of the tunnels and watches its upcalls (default 50)
+	Seed     uint64 // request mix seed (default 1)
+	// Keep leaves the timed admissions' tunnels installed (the preloaded
+	// ones are always released at the end).
+	Keep     bool
+	Dial     []grpc.DialOption // e.g. TLS credentials; none: plain text
+	Progress io.Writer         // progress lines; nil: none
+}
+
+func (c *Config) defaults() {
+	if c.Preload == 0 {
+		c.Preload = 10_000
+	}
+	if c.Requests == 0 {
+		c.Requests = 3_000
+	}
+	if c.Clients == 0 {
+		c.Clients = 32
+	}
+	if c.Services == 0 {
+		c.Services = 50
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+}
+
+// Result is what the timed admissions measured.
+type Result struct {
+	Target    string        `json:"target"`
+	Preloaded int           `json:"preloaded"`
+	Requests  int           `json:"requests"`
+	Admitted  int           `json:"admitted"`
+	Rejected  int           `json:"rejected"` // no valid tree (ResourceExhausted)
+	Clients   int           `json:"clients"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	PerSecond float64       `json:"admissions_per_second"`
+	// Round trip of one RequestBandwidth call.
+	LatencyP50 time.Duration `json:"latency_p50_ns"`
+	LatencyP99 time.Duration `json:"latency_p99_ns"`
+	// BandwidthChanged upcalls the controller committed while admissions
+	// were timed, and how long each took from the commit (its resources'
+	// not_before) to the watching service.
+	Upcalls   int           `json:"upcalls"`
+	UpcallP50 time.Duration `json:"upcall_p50_ns"`
+	UpcallP99 time.Duration `json:"upcall_p99_ns"`
+	UpcallMax time.Duration `json:"upcall_max_ns"`
+}
+
+// Table writes r for people.
+func (r Result) Table(w io.Writer) {
+	fmt.Fprintf(w, "controller          %s\n", r.Target)
+	fmt.Fprintf(w, "tunnels installed   %d before timing\n", r.Preloaded)
+	fmt.Fprintf(w, "admissions          %d requested by %d concurrent clients, %d admitted, %d rejected\n", r.Requests, r.Clients, r.Admitted, r.Rejected)
+	fmt.Fprintf(w, "throughput          %.0f admissions/s (%v)\n", r.PerSecond, r.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "request round trip  p50 %v  p99 %v\n", r.LatencyP50.Round(time.Microsecond), r.LatencyP99.Round(time.Microsecond))
+	fmt.Fprintf(w, "upcalls             %d (%.2f per admission)  delay p50 %v  p99 %v  max %v\n", r.Upcalls,
+		float64(r.Upcalls)/float64(max(1, r.Requests)), r.UpcallP50.Round(time.Microsecond), r.UpcallP99.Round(time.Microsecond), r.UpcallMax.Round(time.Microsecond))
+}
+
+type upcall struct {
+	at    time.Time // committed
+	delay time.Duration
+}
+
+// Run runs the load; it releases every tunnel it made before it returns,
+// also when it fails.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	cfg.defaults()
+	if cfg.Target == "" {
+		return Result{}, errors.New("loadgen: no controller address")
+	}
+	if cfg.Preload < 0 || cfg.Requests < 1 || cfg.Clients < 1 || cfg.Services < 1 {
+		return Result{}, fmt.Errorf("loadgen: preload %d, requests %d, clients %d, services %d: need preload ≥ 0 and the rest ≥ 1",
+			cfg.Preload, cfg.Requests, cfg.Clients, cfg.Services)
+	}
+	progress := func(format string, args ...any) {
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, format+"\n", args...)
+		}
+	}
+	clients := make([]*client.Client, cfg.Services)
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for i := range clients {
+		c, err := client.Dial(cfg.Target, fmt.Sprintf("loadgen-%d", i), cfg.Dial...)
+		if err != nil {
+			return Result{}, fmt.Errorf("loadgen: %w", err)
+		}
+		clients[i] = c
+	}
+	hosts, ips, sublanes, err := topology(ctx, clients[0])
+	if err != nil {
+		return Result{}, err
+	}
+	mix := workload.Coordination()
+	mix.MulticastShare = 0 // unicast: a multicast tunnel needs a group's members first
+	toReq := func(r te.Request, port uint16) tunnels.Request {
+		return tunnels.Request{Sender: ips[r.Sender], Receiver: netip.AddrPortFrom(ips[r.Receivers[0]], port),
+			LoadsizeBytes: r.LoadsizeBytes, PeriodUs: r.PeriodNs / 1000, Sublane: r.Sublane}
+	}
+
+	// Every service watches its upcalls from the start.
+	var mu sync.Mutex
+	var upcalls []upcall
+	wctx, stopWatch := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stopWatch(); wg.Wait() }()
+	watchErr := make(chan error, len(clients))
+	for _, c := range clients {
+		ready := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var once sync.Once
+			err := c.Watch(wctx, func(u *pb.Upcall) {
+				ch := u.GetChanged()
+				if ch == nil || ch.GetResources().GetNotBefore() == nil {
+					return
+				}
+				at := ch.Resources.NotBefore.AsTime()
+				d := time.Since(at)
+				mu.Lock()
+				upcalls = append(upcalls, upcall{at, d})
+				mu.Unlock()
+			}, func(bool) { once.Do(func() { close(ready) }) })
+			if err != nil && wctx.Err() == nil {
+				watchErr <- fmt.Errorf("loadgen: watch: %w", err)
+			}
+			once.Do(func() { close(ready) })
+		}()
+		select {
+		case <-ready:
+		case err := <-watchErr:
+			return Result{}, err
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
+	}
+
+	owned := make([][]uint64, len(clients)) // tunnels to release, per service
+	var ownedMu sync.Mutex
+	keep := func(svc int, id uint64) {
+		ownedMu.Lock()
+		owned[svc] = append(owned[svc], id)
+		ownedMu.Unlock()
+	}
+	defer func() {
+		n := 0
+		for _, ids := range owned {
+			n += len(ids)
+		}
+		if n == 0 {
+			return
+		}
+		progress("releasing %d tunnels", n)
+		start := time.Now()
+		if err := releaseAll(context.WithoutCancel(ctx), clients, owned, cfg.Clients); err != nil {
+			progress("release: %v", err)
+			return
+		}
+		progress("released %d tunnels in %v", n, time.Since(start).Round(time.Millisecond))
+	}()
+
+	// Preload: draw requests until enough fit.
+	res := Result{Target: cfg.Target, Requests: cfg.Requests, Clients: cfg.Clients}
+	if cfg.Preload > 0 {
+		progress("installing %d tunnels with %d clients", cfg.Preload, cfg.Clients)
+		pool := workload.Draw(hosts, sublanes, mix, 3*cfg.Preload, cfg.Seed)
+		var next, got atomic.Int64
+		left := atomic.Int64{} // preload slots not yet claimed by a request in flight
+		left.Store(int64(cfg.Preload))
+		start := time.Now()
+		stopTicker := ticker(func() {
+			n := got.Load()
+			progress("  %d/%d installed (%.0f/s)", n, cfg.Preload, float64(n)/time.Since(start).Seconds())
+		})
+		err := parallel(ctx, cfg.Clients, func(ctx context.Context) error {
+			for {
+				if left.Add(-1) < 0 {
+					left.Add(1)
+					return nil
+				}
+				i := next.Add(1) - 1
+				if i >= int64(len(pool)) {
+					return nil
+				}
+				svc := int(i) % len(clients)
+				r, err := clients[svc].RequestBandwidth(ctx, toReq(pool[i], uint16(1000+i%50_000)))
+				switch {
+				case err == nil:
+					keep(svc, r.TunnelID)
+					got.Add(1)
+				case status.Code(err) == codes.ResourceExhausted:
+					left.Add(1) // the slot is free again
+				default:
+					return fmt.Errorf("loadgen: preload request %d: %w", i, err)
+				}
+			}
+		})
+		stopTicker()
+		if err != nil {
+			return Result{}, err
+		}
+		res.Preloaded = int(got.Load())
+		if res.Preloaded < cfg.Preload {
+			return Result{}, fmt.Errorf("loadgen: only %d of %d tunnels fit (%d requests drawn)", res.Preloaded, cfg.Preload, len(pool))
+		}
+		progress("installed %d tunnels in %v", res.Preloaded, time.Since(start).Round(time.Millisecond))
+	}
+
+	// Timed admissions.
+	timed := workload.Draw(hosts, sublanes, mix, cfg.Requests, cfg.Seed+1)
+	lat := make([]time.Duration, cfg.Requests)
+	var next, admitted, rejected atomic.Int64
+	progress("timing %d admissions with %d clients", cfg.Requests, cfg.Clients)
+	start := time.Now()
+	stopTicker := ticker(func() {
+		progress("  %d/%d answered", admitted.Load()+rejected.Load(), cfg.Requests)
+	})
+	err = parallel(ctx, cfg.Clients, func(ctx context.Context) error {
+		for {
+			i := next.Add(1) - 1
+			if i >= int64(cfg.Requests) {
+				return nil
+			}
+			svc := int(i) % len(clients)
+			t0 := time.Now()
+			r, err := clients[svc].RequestBandwidth(ctx, toReq(timed[i], uint16(51_000+i%10_000)))
+			lat[i] = time.Since(t0)
+			switch {
+			case err == nil:
+				admitted.Add(1)
+				if !cfg.Keep {
+					keep(svc, r.TunnelID)
+				}
+			case status.Code(err) == codes.ResourceExhausted:
+				rejected.Add(1)
+			default:
+				return fmt.Errorf("loadgen: timed request %d: %w", i, err)
+			}
+		}
+	})
+	end := time.Now()
+	stopTicker()
+	if err != nil {
+		return Result{}, err
+	}
+	res.Elapsed = end.Sub(start)
+	res.Admitted, res.Rejected = int(admitted.Load()), int(rejected.Load())
+	res.PerSecond = float64(cfg.Requests) / res.Elapsed.Seconds()
+	slices.Sort(lat)
+	res.LatencyP50, res.LatencyP99 = pct(lat, 50), pct(lat, 99)
+
+	// Upcalls committed during the timed window arrive shortly after it.
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-watchErr:
+		return Result{}, err
+	default:
+	}
+	mu.Lock()
+	var delays []time.Duration
+	for _, u := range upcalls {
+		if !u.at.Before(start) && !u.at.After(end) {
+			delays = append(delays, u.delay)
+		}
+	}
+	mu.Unlock()
+	slices.Sort(delays)
+	res.Upcalls = len(delays)
+	if len(delays) > 0 {
+		res.UpcallP50, res.UpcallP99, res.UpcallMax = pct(delays, 50), pct(delays, 99), delays[len(delays)-1]
+	}
+	return res, nil
+}
+
+// topology asks the controller for its hosts (names, addresses) and
+// sub-lane count.
+func topology(ctx context.Context, c *client.Client) ([]string, map[string]netip.Addr, int, error) {
+	t, err := c.Topology(ctx)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("loadgen: reading the topology: %w", err)
+	}
+	var hosts []string
+	ips := map[string]netip.Addr{}
+	for _, n := range t.Nodes {
+		if n.Kind != "host" {
+			continue
+		}
+		ip, err := netip.ParseAddr(n.Ipv4)
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("loadgen: host %s: address %q: %w", n.Name, n.Ipv4, err)
+		}
+		hosts = append(hosts, n.Name)
+		ips[n.Name] = ip
+	}
+	if len(hosts) < 2 || t.Sublanes < 1 {
+		return nil, nil, 0, fmt.Errorf("loadgen: the topology has %d hosts and %d sub-lanes; need 2 and 1", len(hosts), t.Sublanes)
+	}
+	return hosts, ips, int(t.Sublanes), nil
+}
+
+// parallel runs f in n goroutines and returns the first error; the others
+// see their context cancelled.
+func parallel(ctx context.Context, n int, f func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			err := f(ctx)
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// releaseAll releases every tunnel in owned (per service) with n workers.
+func releaseAll(ctx context.Context, clients []*client.Client, owned [][]uint64, n int) error {
+	type job struct {
+		svc int
+		id  uint64
+	}
+	var jobs []job
+	for svc, ids := range owned {
+		for _, id := range ids {
+			jobs = append(jobs, job{svc, id})
+		}
+	}
+	var next atomic.Int64
+	return parallel(ctx, n, func(ctx context.Context) error {
+		for {
+			i := next.Add(1) - 1
+			if i >= int64(len(jobs)) {
+				return nil
+			}
+			j := jobs[i]
+			if err := clients[j.svc].ReleaseBandwidth(ctx, j.id); err != nil && status.Code(err) != codes.NotFound {
+				return fmt.Errorf("releasing tunnel %d: %w", j.id, err)
+			}
+		}
+	})
+}
+
+// ticker calls f every second until the returned function is called.
+func ticker(f func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, len(sorted)*p/100)]
+}

@@ -1,0 +1,118 @@
+package loadgen_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xlane/xlane/controller/loadgen"
+	"github.com/xlane/xlane/controller/server/servertest"
+	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/te/topogen"
+	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/southbound/memory"
+)
+
+func fatTree(t *testing.T, k int) (*tunnels.Controller, string) {
+	t.Helper()
+	spec, err := topogen.FatTree(k, topogen.Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return controller(t, spec)
+}
+
+func controller(t *testing.T, spec te.TopologySpec) (*tunnels.Controller, string) {
+	t.Helper()
+	topo, err := te.NewTopology(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sws []string
+	for _, n := range topo.Nodes {
+		if n.Kind == te.KindSwitch {
+			sws = append(sws, n.Name)
+		}
+	}
+	drv := memory.New(sws...)
+	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo, Driver: drv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ctl.Close)
+	addr, stop := servertest.Serve(t, ctl, "127.0.0.1:0")
+	t.Cleanup(stop)
+	return ctl, addr
+}
+
+
+func TestRunMeasuresAndCleansUp(t *testing.T) {
+	ctl, addr := fatTree(t, 4)
+	var progress bytes.Buffer
+	res, err := loadgen.Run(context.Background(), loadgen.Config{
+		Target: addr, Preload: 150, Requests: 200, Clients: 8, Services: 5, Progress: &progress,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Preloaded != 150 || res.Admitted+res.Rejected != 200 || res.Admitted == 0 {
+		t.Fatalf("preloaded %d, admitted %d + rejected %d of 200", res.Preloaded, res.Admitted, res.Rejected)
+	}
+	if res.PerSecond <= 0 || res.LatencyP50 <= 0 || res.LatencyP99 < res.LatencyP50 || res.Elapsed <= 0 {
+		t.Fatalf("timing: %+v", res)
+	}
+	// On a k=4 fat-tree 350 tunnels share links: admissions move others'
+	// bounds, and exact bounds (no headroom) are all told.
+	if res.Upcalls == 0 || res.UpcallP50 <= 0 || res.UpcallP99 < res.UpcallP50 || res.UpcallMax < res.UpcallP99 {
+		t.Fatalf("upcalls: %+v", res)
+	}
+	if left := ctl.Tunnels(""); len(left) != 0 {
+		t.Fatalf("%d tunnels left after the run", len(left))
+	}
+	for _, want := range []string{"installing 150 tunnels", "timing 200 admissions", "released"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress.String())
+		}
+	}
+	var table bytes.Buffer
+	res.Table(&table)
+	if !strings.Contains(table.String(), "admissions/s") {
+		t.Errorf("table:\n%s", table.String())
+	}
+}
+
+func TestRunKeepLeavesTimedTunnels(t *testing.T) {
+	ctl, addr := fatTree(t, 4)
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Target: addr, Preload: 20, Requests: 30, Clients: 4, Services: 3, Keep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(ctl.Tunnels("")); got != res.Admitted {
+		t.Fatalf("%d tunnels left, want the %d timed admissions", got, res.Admitted)
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	if _, err := loadgen.Run(context.Background(), loadgen.Config{}); err == nil || !strings.Contains(err.Error(), "address") {
+		t.Fatalf("no target: %v", err)
+	}
+	if _, err := loadgen.Run(context.Background(), loadgen.Config{Target: "x:1", Clients: -1}); err == nil || !strings.Contains(err.Error(), "clients -1") {
+		t.Fatalf("bad clients: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := loadgen.Run(ctx, loadgen.Config{Target: "127.0.0.1:1", Preload: 1, Requests: 1}); err == nil || !strings.Contains(err.Error(), "topology") {
+		t.Fatalf("nothing listening: %v", err)
+	}
+	// More tunnels than fit: the error says how many did.
+	spec, err := topogen.LeafSpine(2, 1, 2, topogen.Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := controller(t, spec)
+	if _, err := loadgen.Run(context.Background(), loadgen.Config{Target: addr, Preload: 3000, Requests: 1, Clients: 8, Services: 2}); err == nil || !strings.Contains(err.Error(), "tunnels fit") {
+		t.Fatalf("overfull preload: %v", err)
+	}
+}
