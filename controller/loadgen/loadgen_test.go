@@ -47,7 +47,6 @@ func controller(t *testing.T, spec te.TopologySpec) (*tunnels.Controller, string
 	return ctl, addr
 }
 
-
 func TestRunMeasuresAndCleansUp(t *testing.T) {
 	ctl, addr := fatTree(t, 4)
 	var progress bytes.Buffer

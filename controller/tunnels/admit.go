@@ -32,7 +32,7 @@ type admission struct {
 	// batch state
 	id      uint64
 	rec     *record
-	isNew   bool // its owner was registered by this admission
+	isNew   bool        // its owner was registered by this admission
 	changes []te.Change // other tunnels' resources it changed
 	want    map[string]southbound.TunnelRule
 }
@@ -237,4 +237,3 @@ func (c *Controller) forget(batch []*admission) {
 		c.undoAdmission(batch[i].ctx, batch[i].id)
 	}
 }
-
