@@ -208,3 +208,110 @@ func TestAdmissionOfAGoneRequesterIsUndone(t *testing.T) {
 		t.Fatalf("store writes %+v, want the tunnel and then its deletion", st.saved)
 	}
 }
+
+// queueReleases starts the releases (service, tunnel) while the test holds
+// the lock and lets go once all are queued.
+func queueReleases(t *testing.T, c *Controller, rel [][2]any) []chan error {
+	t.Helper()
+	var out []chan error
+	c.mu.Lock()
+	for _, r := range rel {
+		ch := make(chan error, 1)
+		out = append(out, ch)
+		go func() { ch <- c.Release(context.Background(), r[0].(string), r[1].(uint64)) }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.qmu.Lock()
+		n := len(c.releases)
+		c.qmu.Unlock()
+		if n == len(rel) {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.mu.Unlock()
+			t.Fatalf("%d of %d releases queued", n, len(rel))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.mu.Unlock()
+	return out
+}
+
+func waitErr(t *testing.T, ch chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("release did not return")
+		return nil
+	}
+}
+
+func admitThree(t *testing.T, c *Controller) []Resources {
+	t.Helper()
+	var out []Resources
+	for i, dst := range []netip.Addr{h2, h3, h2} {
+		res, err := c.Request(context.Background(), "svc", Request{Sender: h1, Receiver: netip.AddrPortFrom(dst, uint16(7000+i)), LoadsizeBytes: 100, PeriodUs: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+func TestQueuedReleasesShareOneWrite(t *testing.T) {
+	st := &recordStore{}
+	c, drv := batchController(t, st)
+	ts := admitThree(t, c)
+	st.saved = nil
+	errs := queueReleases(t, c, [][2]any{{"svc", ts[0].TunnelID}, {"svc", ts[1].TunnelID}, {"other", ts[2].TunnelID}, {"svc", ts[0].TunnelID}})
+	if err := waitErr(t, errs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitErr(t, errs[2]); !errors.Is(err, ErrPermission) {
+		t.Fatalf("foreign release: %v, want ErrPermission", err)
+	}
+	// Of the two releases of one tunnel (queued in either order) one
+	// releases it and the other finds it gone.
+	e0, e3 := waitErr(t, errs[0]), waitErr(t, errs[3])
+	if (e0 == nil) == (e3 == nil) || !errors.Is(errors.Join(e0, e3), ErrNotFound) {
+		t.Fatalf("two releases of tunnel %d: %v and %v, want one nil and one ErrNotFound", ts[0].TunnelID, e0, e3)
+	}
+	if len(st.saved) != 1 || len(st.saved[0].Delete) != 2 {
+		t.Fatalf("store writes %+v, want one deleting both tunnels", st.saved)
+	}
+	left := c.Tunnels("")
+	if len(left) != 1 || left[0].TunnelID != ts[2].TunnelID || c.engine.Len() != 1 {
+		t.Fatalf("left %+v (engine %d), want only tunnel %d", left, c.engine.Len(), ts[2].TunnelID)
+	}
+	if got := drv.Rules("s1"); len(got) != 1 || got[0].Tunnel != ts[2].TunnelID {
+		t.Fatalf("s1 rules %+v", got)
+	}
+}
+
+func TestBatchReleaseFailureKeepsEveryTunnel(t *testing.T) {
+	c, drv := batchController(t, nil)
+	ts := admitThree(t, c)
+	before := c.Tunnels("")
+	rules := len(drv.Rules("s1")) + len(drv.Rules("s2"))
+	drv.FailNext("s2", 1)
+	errs := queueReleases(t, c, [][2]any{{"svc", ts[0].TunnelID}, {"svc", ts[1].TunnelID}})
+	for _, ch := range errs {
+		if err := waitErr(t, ch); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("release: %v, want ErrUnavailable", err)
+		}
+	}
+	after := c.Tunnels("")
+	if len(after) != len(before) || c.engine.Len() != 3 || len(drv.Rules("s1"))+len(drv.Rules("s2")) != rules {
+		t.Fatalf("a failed batch release changed state: %d tunnels (engine %d), %d rules; before %d, %d", len(after), c.engine.Len(),
+			len(drv.Rules("s1"))+len(drv.Rules("s2")), len(before), rules)
+	}
+	for i := range before {
+		if before[i] != after[i] {
+			t.Fatalf("tunnel %d: %+v before, %+v after", before[i].TunnelID, before[i], after[i])
+		}
+	}
+}

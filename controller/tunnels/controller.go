@@ -78,8 +78,9 @@ type Controller struct {
 	headroom float64 // see Config.BoundHeadroom
 
 	// Requests waiting for a combiner (see admit.go).
-	qmu    sync.Mutex
-	queued []*admission
+	qmu      sync.Mutex
+	queued   []*admission
+	releases []*releaseReq
 }
 
 // record is one tunnel and what is installed for it.
@@ -457,51 +458,81 @@ func (c *Controller) own(owner string, id uint64) (*record, error) {
 	return rec, nil
 }
 
-// Release removes a tunnel of owner.
-func (c *Controller) Release(ctx context.Context, owner string, id uint64) (err error) {
-	unlock, err := c.exclusive()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	defer func() { c.obs.Operation("release", resultOf(err)) }()
-	rec, err := c.own(owner, id)
-	if err != nil {
-		return err
-	}
-	return c.remove(ctx, rec)
-}
-
 // remove releases rec in the engine and on the switches, all or nothing.
 func (c *Controller) remove(ctx context.Context, rec *record) error {
-	id := rec.tun.ID
+	return c.removeAll(ctx, []*record{rec})
+}
+
+// removeAll releases recs in the engine and on the switches as one unit:
+// one store write, one driver call per switch, each improved tunnel told
+// once. On failure all stay.
+func (c *Controller) removeAll(ctx context.Context, recs []*record) error {
+	gone := make(map[uint64]bool, len(recs))
+	for _, rec := range recs {
+		gone[rec.tun.ID] = true
+	}
+	var released []*record // out of the engine so far
+	undo := func() {
+		var ts []te.Tunnel
+		for _, rec := range released {
+			ts = append(ts, rec.tun)
+		}
+		if len(ts) > 0 {
+			if _, err := c.engine.Install(ts); err != nil {
+				c.log.Error("undo release", "tunnels", len(ts), "err", err)
+			}
+		}
+	}
+	latest := map[uint64]int{} // tunnel -> index in changes
 	var changes []te.Change
-	if !rec.demoted { // a demoted tunnel is no longer in the engine
-		var err error
-		if changes, err = c.engine.Release(id); err != nil {
+	for _, rec := range recs {
+		if rec.demoted { // a demoted tunnel is no longer in the engine
+			continue
+		}
+		chs, err := c.engine.Release(rec.tun.ID)
+		if err != nil {
+			undo()
 			return teErr(err)
+		}
+		released = append(released, rec)
+		for _, ch := range chs {
+			if gone[ch.ID] {
+				continue
+			}
+			if i, ok := latest[ch.ID]; ok {
+				changes[i].New = ch.New // the engine's bounds now
+				continue
+			}
+			latest[ch.ID] = len(changes)
+			changes = append(changes, ch)
 		}
 	}
 	p := newPlan()
-	p.diff(id, rec.rules, nil)
+	var w Writes
+	for _, rec := range recs {
+		p.diff(rec.tun.ID, rec.rules, nil)
+		w.Delete = append(w.Delete, rec.tun.ID)
+	}
 	ps, err := c.planChanges(p, changes)
 	if err == nil {
-		if err = c.save(Writes{Delete: []uint64{id}}); err == nil {
+		if err = c.save(w); err == nil {
 			if err = c.apply(ctx, p); err != nil {
-				c.saveOrLog(Writes{Put: []StoredTunnel{c.stored(rec, rec.tun)}})
+				var back Writes
+				for _, rec := range recs {
+					back.Put = append(back.Put, c.stored(rec, rec.tun))
+				}
+				c.saveOrLog(back)
 			}
 		}
 	}
 	if err != nil {
-		if !rec.demoted {
-			if _, ierr := c.engine.Install([]te.Tunnel{rec.tun}); ierr != nil {
-				c.log.Error("undo release", "tunnel", id, "err", ierr)
-			}
-		}
+		undo()
 		return err
 	}
-	delete(c.recs, id)
-	c.stopGrace(id)
+	for _, rec := range recs {
+		delete(c.recs, rec.tun.ID)
+		c.stopGrace(rec.tun.ID)
+	}
 	c.commit(ps, c.clock.Now())
 	return nil
 }
