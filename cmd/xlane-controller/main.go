@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -66,7 +67,7 @@ terminated.
 
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
 grace, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, openflow_burst_slack, p4runtime, insecure, tls_cert, tls_key,
-client_ca, quotas, metrics_addr, log_level, monitor_interval, unused_fraction, unused_intervals,
+client_ca, quotas, metrics_addr, pprof, log_level, monitor_interval, unused_fraction, unused_intervals,
 idle_intervals, violation_intervals) and from flags, which win over the file.
 
 With --driver openflow, switches (Open vSwitch bridges with protocols=OpenFlow13) connect
@@ -121,6 +122,7 @@ switch runs it already, and reconciles the switch whenever it becomes primary.`,
 	f.StringVar(&flagCfg.ClientCA, "client-ca", "", "CA (PEM) of client certificates: turns on mutual TLS; the certificate subject is the service identity")
 	f.StringVar(&flagCfg.LogLevel, "log-level", flagCfg.LogLevel, "debug, info, warn or error")
 	f.StringVar(&flagCfg.MetricsAddr, "metrics-addr", flagCfg.MetricsAddr, `Prometheus metrics address, served at /metrics ("" turns it off)`)
+	f.BoolVar(&flagCfg.Pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the metrics address (keep it private)")
 	f.DurationVar((*time.Duration)(&flagCfg.MonitorInterval), "monitor-interval", time.Duration(flagCfg.MonitorInterval), "how often switch statistics are read")
 	f.Float64Var(&flagCfg.UnusedFraction, "unused-fraction", flagCfg.UnusedFraction, "a tunnel sending less than this share of its rate counts as underusing")
 	f.IntVar(&flagCfg.UnusedIntervals, "unused-intervals", flagCfg.UnusedIntervals, "underusing intervals in a row before the period doubles (BW_UNUSED)")
@@ -153,6 +155,7 @@ func override(cmd *cobra.Command, cfg *config.Config, fl config.Config) {
 	set("client-ca", func() { cfg.ClientCA = fl.ClientCA })
 	set("log-level", func() { cfg.LogLevel = fl.LogLevel })
 	set("metrics-addr", func() { cfg.MetricsAddr = fl.MetricsAddr })
+	set("pprof", func() { cfg.Pprof = fl.Pprof })
 	set("monitor-interval", func() { cfg.MonitorInterval = fl.MonitorInterval })
 	set("unused-fraction", func() { cfg.UnusedFraction = fl.UnusedFraction })
 	set("unused-intervals", func() { cfg.UnusedIntervals = fl.UnusedIntervals })
@@ -255,6 +258,13 @@ func run(ctx context.Context, cfg config.Config) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", m.Handler())
+		if cfg.Pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		mdone := make(chan struct{})
 		go func() {
@@ -269,7 +279,7 @@ func run(ctx context.Context, cfg config.Config) error {
 			_ = hs.Shutdown(sctx)
 			<-mdone
 		}()
-		log.Info("metrics", "addr", mlis.Addr().String())
+		log.Info("metrics", "addr", mlis.Addr().String(), "pprof", cfg.Pprof)
 	}
 
 	lis, err := listenAPI(cfg.Listen)

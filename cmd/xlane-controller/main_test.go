@@ -205,7 +205,7 @@ func TestConfigErrorsAreClear(t *testing.T) {
 	}
 	out, _ = exec.Command(bin, "--help").CombinedOutput()
 	for _, opt := range []string{"--config", "--listen", "--topology", "--data-dir", "--grace", "--driver", "--insecure", "--log-level",
-		"--tls-cert", "--tls-key", "--client-ca", "--metrics-addr", "--monitor-interval", "--unused-fraction", "--unused-intervals", "--idle-intervals", "--violation-intervals"} {
+		"--tls-cert", "--tls-key", "--client-ca", "--metrics-addr", "--pprof", "--monitor-interval", "--unused-fraction", "--unused-intervals", "--idle-intervals", "--violation-intervals"} {
 		if !strings.Contains(string(out), opt) {
 			t.Errorf("--help does not document %s", opt)
 		}
@@ -235,7 +235,7 @@ func TestDaemonMutualTLS(t *testing.T) {
 	maddr := free.Addr().String()
 	free.Close()
 	cmd, addr := launch(t, bin, "--listen", "127.0.0.1:0", "--topology", topo, "--data-dir", p("data"),
-		"--tls-cert", p("server.pem"), "--tls-key", p("server-key.pem"), "--client-ca", p("ca.pem"), "--metrics-addr", maddr)
+		"--tls-cert", p("server.pem"), "--tls-key", p("server-key.pem"), "--client-ca", p("ca.pem"), "--metrics-addr", maddr, "--pprof")
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -277,6 +277,16 @@ func TestDaemonMutualTLS(t *testing.T) {
 	for _, want := range []string{`xlane_tunnels{state="express"} 1`, `xlane_operations_total{op="request",result="ok"} 1`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+	// --pprof: the profiler beside the metrics.
+	if resp, err := http.Get("http://" + maddr + "/debug/pprof/goroutine?debug=1"); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile") {
+			t.Errorf("/debug/pprof/goroutine: %s %.200q", resp.Status, body)
 		}
 	}
 	// SIGTERM stops it gracefully: exit status 0, promptly.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +24,8 @@ func newBenchAdmissionsCmd() *cobra.Command {
 	var cfg loadgen.Config
 	var k int
 	var headroom float64
-	var bin, out string
+	var bin, out, cpuprofile string
+	var profileFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "admissions",
 		Short: "Admissions per second and upcall delay of a controller, from a separate process",
@@ -31,7 +34,8 @@ func newBenchAdmissionsCmd() *cobra.Command {
 the in-memory driver on a k-ary fat-tree, its API on a Unix socket and its state in a fresh data
 directory, and stops it afterwards. It installs --preload tunnels (unicast, the coordination mix
 of small periodic messages) owned by --services services, each of which watches its upcalls,
-then times --requests admissions from --clients concurrent callers, and releases every tunnel
+then times --requests admissions from --clients concurrent callers (as fast as they are answered,
+or offered at --rate per second), and releases every tunnel
 it made. It prints admissions per second, the request round trip, and how long BandwidthChanged
 upcalls took from the controller's commit to the watching service; the table and JSON go to --out.`,
 		Args: cobra.NoArgs,
@@ -41,17 +45,33 @@ upcalls took from the controller's commit to the watching service; the table and
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
+			if cpuprofile != "" && cfg.Target != "" {
+				return fmt.Errorf("--cpuprofile profiles the controller this command starts; without --controller")
+			}
+			var profiled chan error
 			if cfg.Target == "" {
-				stop, target, err := startBenchController(ctx, cmd, bin, out, k, headroom)
+				stop, target, metrics, err := startBenchController(ctx, cmd, bin, out, k, headroom, cpuprofile != "")
 				if err != nil {
 					return err
 				}
 				defer stop()
 				cfg.Target = target
+				if cpuprofile != "" {
+					profiled = make(chan error, 1)
+					cfg.Timing = func() {
+						go func() { profiled <- fetchProfile(ctx, metrics, profileFor, cpuprofile) }()
+					}
+				}
 			}
 			res, err := loadgen.Run(ctx, cfg)
 			if err != nil {
 				return err
+			}
+			if profiled != nil {
+				if err := <-profiled; err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (the controller's CPU over the first %v of the timed admissions)\n", cpuprofile, profileFor)
 			}
 			w := cmd.OutOrStdout()
 			res.Table(w)
@@ -83,28 +103,61 @@ upcalls took from the controller's commit to the watching service; the table and
 	f.IntVar(&cfg.Clients, "clients", 32, "concurrent requests in flight")
 	f.IntVar(&cfg.Services, "services", 50, "service identities holding the tunnels, each watching its upcalls")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "request mix seed")
+	f.Float64Var(&cfg.Rate, "rate", 0, "offer the timed admissions at this many per second (open loop; 0: as fast as answered)")
 	f.StringVar(&bin, "bin", "", "folder holding xlane-controller (default: next to this program, else PATH)")
 	f.StringVar(&out, "out", "out", "directory for admissions.txt, admissions.json and the controller's log")
+	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the started controller during the timed admissions to this file (go tool pprof)")
+	f.DurationVar(&profileFor, "cpuprofile-for", 2*time.Second, "how long --cpuprofile records, from the start of the timed admissions")
 	return cmd
 }
 
-var benchAPIListening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+var (
+	benchAPIListening = regexp.MustCompile(`msg=listening addr=(\S+)`)
+	benchMetrics      = regexp.MustCompile(`msg=metrics addr=(\S+)`)
+)
+
+// fetchProfile records the controller's CPU profile for d from its
+// metrics address (the daemon runs with --pprof).
+func fetchProfile(ctx context.Context, metrics string, d time.Duration, path string) error {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", metrics, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return f.Close()
+}
 
 // startBenchController runs xlane-controller with the memory driver on a
 // fat-tree. Monitoring is slowed to once an hour: nobody sends on the
 // benchmark's tunnels, and the monitor would end them as idle.
-func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out string, k int, headroom float64) (stop func(), target string, err error) {
+func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out string, k int, headroom float64, profile bool) (stop func(), target, metrics string, err error) {
 	exe, err := proc.Find(bin, "xlane-controller")
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	spec, err := topogen.FatTree(k, topogen.Defaults())
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	dir, err := os.MkdirTemp("", "xlane-bench-")
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	data, err := json.Marshal(spec)
 	if err == nil {
@@ -112,16 +165,20 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 	}
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", err
+		return nil, "", "", err
 	}
-	c := exec.Command(exe, "--topology", filepath.Join(dir, "topology.json"), "--data-dir", filepath.Join(dir, "data"),
-		"--listen", "unix:"+filepath.Join(dir, "api.sock"), "--driver", "memory", "--metrics-addr", "",
-		"--monitor-interval", "1h", "--bound-headroom", strconv.FormatFloat(headroom, 'g', -1, 64))
+	args := []string{"--topology", filepath.Join(dir, "topology.json"), "--data-dir", filepath.Join(dir, "data"),
+		"--listen", "unix:" + filepath.Join(dir, "api.sock"), "--driver", "memory", "--metrics-addr", "",
+		"--monitor-interval", "1h", "--bound-headroom", strconv.FormatFloat(headroom, 'g', -1, 64)}
+	if profile {
+		args = append(args, "--metrics-addr", "127.0.0.1:0", "--pprof")
+	}
+	c := exec.Command(exe, args...)
 	logPath := filepath.Join(out, "controller-admissions.log")
 	d, err := proc.Start("xlane-controller", c, logPath)
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", err
+		return nil, "", "", err
 	}
 	stop = func() {
 		if err := d.Stop(); err != nil {
@@ -129,11 +186,19 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 		}
 		os.RemoveAll(dir)
 	}
+	if profile { // logged before the API
+		m, err := d.Wait(ctx, benchMetrics, 30*time.Second)
+		if err != nil {
+			stop()
+			return nil, "", "", err
+		}
+		metrics = m[1]
+	}
 	m, err := d.Wait(ctx, benchAPIListening, 30*time.Second)
 	if err != nil {
 		stop()
-		return nil, "", err
+		return nil, "", "", err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "xlane-controller (pid %d): k=%d fat-tree, memory driver, bound headroom %g, API %s; log %s\n", d.Pid(), k, headroom, m[1], logPath)
-	return stop, m[1], nil
+	return stop, m[1], metrics, nil
 }

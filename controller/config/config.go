@@ -63,6 +63,9 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// MetricsAddr serves Prometheus metrics at /metrics ("" turns it off).
 	MetricsAddr string `yaml:"metrics_addr"`
+	// Pprof also serves Go's profiler at /debug/pprof/ on MetricsAddr
+	// (keep that address private).
+	Pprof bool `yaml:"pprof"`
 	// Quotas limit what each service may hold.
 	Quotas Quotas `yaml:"quotas"`
 	// Monitoring (§3.3): statistics are read every MonitorInterval; a
@@ -242,7 +245,7 @@ func Parse(r io.Reader) (Config, error) {
 		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace, "bound_headroom": &c.BoundHeadroom,
 		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel,
 		"p4runtime": &c.P4Runtime, "openflow_listen": &c.OpenFlowListen, "openflow_tls_cert": &c.OpenFlowTLSCert, "openflow_tls_key": &c.OpenFlowTLSKey, "openflow_ca": &c.OpenFlowCA, "openflow_burst_slack": &c.OpenFlowBurstSlack,
-		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA, "quotas": &c.Quotas, "metrics_addr": &c.MetricsAddr,
+		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA, "quotas": &c.Quotas, "metrics_addr": &c.MetricsAddr, "pprof": &c.Pprof,
 		"monitor_interval": &c.MonitorInterval, "unused_fraction": &c.UnusedFraction, "unused_intervals": &c.UnusedIntervals,
 		"idle_intervals": &c.IdleIntervals, "violation_intervals": &c.ViolationIntervals,
 	}); err != nil {
@@ -269,6 +272,9 @@ func (c Config) Validate() error {
 	}
 	if !c.Insecure && c.TLSCert == "" && !isUnix && !isLoopback(host) {
 		return fmt.Errorf("config: listen: %q is not a loopback address; give tls_cert and tls_key, or insecure: true for plain text", c.Listen)
+	}
+	if c.Pprof && c.MetricsAddr == "" {
+		return errors.New("config: pprof: needs metrics_addr, where it is served")
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

@@ -38,6 +38,7 @@ func TestParse(t *testing.T) {
 		"quotas: {services: [1]}":                     "services",
 		"client_ca: ca.pem":                           "client_ca",
 		"listen: 'unix:'":                             "names no socket file",
+		"pprof: true\nmetrics_addr: ''":               "pprof",
 		"driver: openflow\nopenflow_burst_slack: 2s":  "openflow_burst_slack",
 	} {
 		if _, err := Parse(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), want) {

@@ -35,10 +35,18 @@ type Config struct {
 	Clients  int    // concurrent requests in flight (default 32)
 	Services int    // service identities; each holds a share of the tunnels and watches its upcalls (default 50)
 	Seed     uint64 // request mix seed (default 1)
+	// Rate, when above 0, offers the timed admissions at this many per
+	// second (open loop) instead of as fast as the clients get answers; a
+	// request's round trip then counts from when it was due, so waiting
+	// for a free client counts too.
+	Rate float64
 	// Keep leaves the timed admissions' tunnels installed (the preloaded
 	// ones are always released at the end).
 	Keep     bool
 	Dial     []grpc.DialOption // e.g. TLS credentials; none: plain text
+	// Timing, when set, is called as the timed admissions start (to
+	// profile the controller over them, say).
+	Timing func()
 	Progress io.Writer         // progress lines; nil: none
 }
 
@@ -68,6 +76,7 @@ type Result struct {
 	Admitted  int           `json:"admitted"`
 	Rejected  int           `json:"rejected"` // no valid tree (ResourceExhausted)
 	Clients   int           `json:"clients"`
+	Offered   float64       `json:"offered_per_second,omitempty"` // Config.Rate
 	Elapsed   time.Duration `json:"elapsed_ns"`
 	PerSecond float64       `json:"admissions_per_second"`
 	// Round trip of one RequestBandwidth call.
@@ -87,6 +96,9 @@ func (r Result) Table(w io.Writer) {
 	fmt.Fprintf(w, "controller          %s\n", r.Target)
 	fmt.Fprintf(w, "tunnels installed   %d before timing\n", r.Preloaded)
 	fmt.Fprintf(w, "admissions          %d requested by %d concurrent clients, %d admitted, %d rejected\n", r.Requests, r.Clients, r.Admitted, r.Rejected)
+	if r.Offered > 0 {
+		fmt.Fprintf(w, "offered             %.0f admissions/s (open loop)\n", r.Offered)
+	}
 	fmt.Fprintf(w, "throughput          %.0f admissions/s (%v)\n", r.PerSecond, r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "request round trip  p50 %v  p99 %v\n", r.LatencyP50.Round(time.Microsecond), r.LatencyP99.Round(time.Microsecond))
 	fmt.Fprintf(w, "upcalls             %d (%.2f per admission)  delay p50 %v  p99 %v  max %v\n", r.Upcalls,
@@ -104,6 +116,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	cfg.defaults()
 	if cfg.Target == "" {
 		return Result{}, errors.New("loadgen: no controller address")
+	}
+	if cfg.Rate < 0 {
+		return Result{}, fmt.Errorf("loadgen: rate %g: must not be negative", cfg.Rate)
 	}
 	if cfg.Preload < 0 || cfg.Requests < 1 || cfg.Clients < 1 || cfg.Services < 1 {
 		return Result{}, fmt.Errorf("loadgen: preload %d, requests %d, clients %d, services %d: need preload ≥ 0 and the rest ≥ 1",
@@ -203,7 +218,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}()
 
 	// Preload: draw requests until enough fit.
-	res := Result{Target: cfg.Target, Requests: cfg.Requests, Clients: cfg.Clients}
+	res := Result{Target: cfg.Target, Requests: cfg.Requests, Clients: cfg.Clients, Offered: cfg.Rate}
 	if cfg.Preload > 0 {
 		progress("installing %d tunnels with %d clients", cfg.Preload, cfg.Clients)
 		pool := workload.Draw(hosts, sublanes, mix, 3*cfg.Preload, cfg.Seed)
@@ -253,7 +268,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	timed := workload.Draw(hosts, sublanes, mix, cfg.Requests, cfg.Seed+1)
 	lat := make([]time.Duration, cfg.Requests)
 	var next, admitted, rejected atomic.Int64
-	progress("timing %d admissions with %d clients", cfg.Requests, cfg.Clients)
+	if cfg.Rate > 0 {
+		progress("timing %d admissions offered at %.0f/s by up to %d clients", cfg.Requests, cfg.Rate, cfg.Clients)
+	} else {
+		progress("timing %d admissions with %d clients", cfg.Requests, cfg.Clients)
+	}
+	if cfg.Timing != nil {
+		cfg.Timing()
+	}
 	start := time.Now()
 	stopTicker := ticker(func() {
 		progress("  %d/%d answered", admitted.Load()+rejected.Load(), cfg.Requests)
@@ -266,6 +288,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 			svc := int(i) % len(clients)
 			t0 := time.Now()
+			if cfg.Rate > 0 {
+				t0 = start.Add(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))
+				if d := time.Until(t0); d > 0 {
+					select {
+					case <-time.After(d):
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+			}
 			r, err := clients[svc].RequestBandwidth(ctx, toReq(timed[i], uint16(51_000+i%10_000)))
 			lat[i] = time.Since(t0)
 			switch {

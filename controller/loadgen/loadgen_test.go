@@ -115,3 +115,23 @@ func TestRunErrors(t *testing.T) {
 		t.Fatalf("overfull preload: %v", err)
 	}
 }
+
+func TestRunOpenLoop(t *testing.T) {
+	_, addr := fatTree(t, 4)
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Target: addr, Preload: 10, Requests: 100, Clients: 8, Services: 3, Rate: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 100 requests offered at 200/s take at least half a second.
+	if res.Elapsed < 490*time.Millisecond || res.PerSecond > 205 || res.Offered != 200 {
+		t.Fatalf("open loop at 200/s: %+v", res)
+	}
+	var table bytes.Buffer
+	res.Table(&table)
+	if !strings.Contains(table.String(), "offered             200 admissions/s") {
+		t.Errorf("table:\n%s", table.String())
+	}
+	if _, err := loadgen.Run(context.Background(), loadgen.Config{Target: addr, Rate: -1}); err == nil || !strings.Contains(err.Error(), "rate -1") {
+		t.Fatalf("negative rate: %v", err)
+	}
+}
