@@ -23,6 +23,11 @@ import (
 
 var (
 	bucketMeta     = []byte("meta")
+	// The id counter lives apart from the topology: every admission writes
+	// it, and a bbolt write rewrites the whole leaf a key sits in — with the
+	// topology of a large fabric (hundreds of KB) beside it, that was most
+	// of each admission's synced write.
+	bucketCounters = []byte("counters")
 	bucketTunnels  = []byte("tunnels")
 	bucketGroups   = []byte("groups")
 	bucketServices = []byte("services")
@@ -46,17 +51,29 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	path := filepath.Join(dir, "xlane.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	// The freelist is rebuilt from the pages at open instead of written
+	// with every commit (it grows with the database and was a large part
+	// of each admission's synced write), and kept as a map.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketTunnels, bucketGroups, bucketServices} {
+		for _, b := range [][]byte{bucketMeta, bucketCounters, bucketTunnels, bucketGroups, bucketServices} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
+		// Stores written before the counters bucket kept next_id in meta.
+		if v := meta.Get(keyNextID); v != nil {
+			if err := tx.Bucket(bucketCounters).Put(keyNextID, v); err != nil {
+				return err
+			}
+			if err := meta.Delete(keyNextID); err != nil {
+				return err
+			}
+		}
 		switch v := meta.Get(keyVersion); {
 		case v == nil:
 			return meta.Put(keyVersion, []byte(schemaVersion))
@@ -114,20 +131,29 @@ func idKey(id uint64) []byte {
 	return k[:]
 }
 
+// maxID is the largest tunnel id in ts (0 if none).
+func maxID(ts []tunnels.StoredTunnel) uint64 {
+	var m uint64
+	for _, t := range ts {
+		m = max(m, t.Tunnel.ID)
+	}
+	return m
+}
+
 // Save implements tunnels.Store: one bbolt transaction, synced to disk.
 func (s *Store) Save(w tunnels.Writes) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		tb := tx.Bucket(bucketTunnels)
-		meta := tx.Bucket(bucketMeta)
+		tb.FillPercent = 0.9 // ids only grow: keep pages full instead of half-split
+		counters := tx.Bucket(bucketCounters)
 		next := uint64(0)
-		if v := meta.Get(keyNextID); len(v) == 8 {
+		if v := counters.Get(keyNextID); len(v) == 8 {
 			next = binary.BigEndian.Uint64(v)
 		}
-		for _, t := range w.Put {
-			next = max(next, t.Tunnel.ID+1)
-		}
-		if err := meta.Put(keyNextID, idKey(next)); err != nil {
-			return err
+		if grown := maxID(w.Put) + 1; len(w.Put) > 0 && grown > next {
+			if err := counters.Put(keyNextID, idKey(grown)); err != nil {
+				return err
+			}
 		}
 		for _, id := range w.Delete {
 			if err := tb.Delete(idKey(id)); err != nil {
@@ -181,7 +207,7 @@ func (s *Store) Save(w tunnels.Writes) error {
 func (s *Store) Load() (tunnels.Snapshot, error) {
 	snap := tunnels.Snapshot{Groups: map[netip.AddrPort][]netip.Addr{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyNextID); len(v) == 8 {
+		if v := tx.Bucket(bucketCounters).Get(keyNextID); len(v) == 8 {
 			snap.NextID = binary.BigEndian.Uint64(v)
 		}
 		err := tx.Bucket(bucketTunnels).ForEach(func(k, v []byte) error {

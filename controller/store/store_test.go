@@ -195,3 +195,61 @@ func TestOwnersOfOlderStoresAreRegistered(t *testing.T) {
 		t.Fatalf("stored registrations: %+v", snap.Services)
 	}
 }
+
+// TestNextIDMovesOutOfMeta opens a store written when the id counter sat
+// beside the topology in the meta bucket: the counter moves to its own
+// bucket and keeps counting from where it was.
+func TestNextIDMovesOutOfMeta(t *testing.T) {
+	dir := t.TempDir()
+	db, err := bolt.Open(dir+"/xlane.db", 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(keyVersion, []byte(schemaVersion)); err != nil {
+			return err
+		}
+		return meta.Put(keyNextID, idKey(42))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	snap, err := s.Load()
+	if err != nil || snap.NextID != 42 {
+		t.Fatalf("next id %d, %v; want 42", snap.NextID, err)
+	}
+	// Writes without tunnels leave it; a tunnel below it too; one above raises it.
+	for _, w := range []tunnels.Writes{{Services: []tunnels.Service{{Name: "fd"}}}, {Put: []tunnels.StoredTunnel{{Owner: "fd", Tunnel: te.Tunnel{ID: 7}}}}} {
+		if err := s.Save(w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if snap, _ := s.Load(); snap.NextID != 42 {
+		t.Fatalf("next id %d after writes below it, want 42", snap.NextID)
+	}
+	if err := s.Save(tunnels.Writes{Put: []tunnels.StoredTunnel{{Owner: "fd", Tunnel: te.Tunnel{ID: 50}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if snap, _ := s.Load(); snap.NextID != 51 {
+		t.Fatalf("next id %d after tunnel 50, want 51", snap.NextID)
+	}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta).Get(keyNextID) != nil {
+			return errors.New("next_id still in meta")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
