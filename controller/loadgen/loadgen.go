@@ -42,12 +42,12 @@ type Config struct {
 	Rate float64
 	// Keep leaves the timed admissions' tunnels installed (the preloaded
 	// ones are always released at the end).
-	Keep     bool
-	Dial     []grpc.DialOption // e.g. TLS credentials; none: plain text
+	Keep bool
+	Dial []grpc.DialOption // e.g. TLS credentials; none: plain text
 	// Timing, when set, is called as the timed admissions start (to
 	// profile the controller over them, say).
-	Timing func()
-	Progress io.Writer         // progress lines; nil: none
+	Timing   func()
+	Progress io.Writer // progress lines; nil: none
 }
 
 func (c *Config) defaults() {

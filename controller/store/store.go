@@ -22,7 +22,7 @@ import (
 )
 
 var (
-	bucketMeta     = []byte("meta")
+	bucketMeta = []byte("meta")
 	// The id counter lives apart from the topology: every admission writes
 	// it, and a bbolt write rewrites the whole leaf a key sits in — with the
 	// topology of a large fabric (hundreds of KB) beside it, that was most
