@@ -3,6 +3,7 @@ package tunnels
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/southbound"
@@ -21,13 +22,11 @@ import (
 
 // admission is one queued Request.
 type admission struct {
+	queuedOp
 	ctx   context.Context
 	owner string
 	req   Request
-	taken bool          // a combiner has it (set under c.mu)
-	done  chan struct{} // closed when res and err are final
 	res   Resources
-	err   error
 
 	// batch state
 	id      uint64
@@ -39,16 +38,8 @@ type admission struct {
 
 // Request admits a tunnel for service owner.
 func (c *Controller) Request(ctx context.Context, owner string, r Request) (Resources, error) {
-	a := &admission{ctx: ctx, owner: owner, req: r, done: make(chan struct{})}
-	c.qmu.Lock()
-	c.queued = append(c.queued, a)
-	c.qmu.Unlock()
-	c.mu.Lock()
-	if !a.taken {
-		c.admitQueued()
-	}
-	c.mu.Unlock()
-	<-a.done
+	a := &admission{queuedOp: newQueuedOp(), ctx: ctx, owner: owner, req: r}
+	combine(c, &c.queued, a, c.admitQueued)
 	c.obs.Operation("request", resultOf(a.err))
 	return a.res, a.err
 }
@@ -59,22 +50,10 @@ func (c *Controller) admitQueued() {
 	for c.draining > 0 && !c.closed {
 		c.cond.Wait()
 	}
-	c.qmu.Lock()
-	batch := c.queued
-	c.queued = nil
-	c.qmu.Unlock()
-	for _, a := range batch {
-		a.taken = true
-	}
-	defer func() {
-		for _, a := range batch {
-			close(a.done)
-		}
-	}()
-	if c.closed {
-		for _, a := range batch {
-			a.err = fmt.Errorf("%w: controller closed", ErrUnavailable)
-		}
+	batch := takeQueued(&c.qmu, &c.queued)
+	finish, open := claim(c, batch)
+	defer finish()
+	if !open {
 		return
 	}
 	// The engine admits each request in turn.
@@ -236,4 +215,59 @@ func (c *Controller) forget(batch []*admission) {
 	for i := len(batch) - 1; i >= 0; i-- {
 		c.undoAdmission(batch[i].ctx, batch[i].id)
 	}
+}
+
+// queuedOp is what combining needs of a queued operation.
+type queuedOp struct {
+	taken bool          // a combiner has it (set under c.mu)
+	done  chan struct{} // closed when the result is final
+	err   error
+}
+
+func newQueuedOp() queuedOp { return queuedOp{done: make(chan struct{})} }
+
+func (o *queuedOp) op() *queuedOp { return o }
+
+// combine queues op on q, then takes the lock and serves the queue unless
+// another caller already took op with its batch, and waits for op's result.
+func combine[T interface{ op() *queuedOp }](c *Controller, q *[]T, op T, serve func()) {
+	c.qmu.Lock()
+	*q = append(*q, op)
+	c.qmu.Unlock()
+	c.mu.Lock()
+	if !op.op().taken {
+		serve()
+	}
+	c.mu.Unlock()
+	<-op.op().done
+}
+
+// claim marks a batch as taken by the caller and returns what ends it
+// (closing every done channel); when the controller is closed every
+// operation fails with ErrUnavailable and open is false.
+func claim[T interface{ op() *queuedOp }](c *Controller, batch []T) (finish func(), open bool) {
+	for _, q := range batch {
+		q.op().taken = true
+	}
+	finish = func() {
+		for _, q := range batch {
+			close(q.op().done)
+		}
+	}
+	if c.closed {
+		for _, q := range batch {
+			q.op().err = fmt.Errorf("%w: controller closed", ErrUnavailable)
+		}
+		return finish, false
+	}
+	return finish, true
+}
+
+// takeQueued empties a queue of requests and returns what it held.
+func takeQueued[T any](mu *sync.Mutex, q *[]T) []T {
+	mu.Lock()
+	defer mu.Unlock()
+	out := *q
+	*q = nil
+	return out
 }

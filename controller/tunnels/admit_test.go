@@ -19,47 +19,57 @@ type result struct {
 	err error
 }
 
-// queue starts the requests while the test holds the controller's lock,
-// and lets go once all are queued: the first to get the lock serves them
-// as one batch.
-func queue(t *testing.T, c *Controller, reqs map[string]Request) map[string]chan result {
+// whileHeld runs start with the controller's lock held and lets go once
+// queued() reports want entries: the first to get the lock then serves
+// them all as one batch.
+func whileHeld(t *testing.T, c *Controller, want int, queued func() int, start func()) {
 	t.Helper()
-	out := map[string]chan result{}
 	c.mu.Lock()
-	for name, r := range reqs {
-		ch := make(chan result, 1)
-		out[name] = ch
-		go func() {
-			res, err := c.Request(context.Background(), name, r)
-			ch <- result{res, err}
-		}()
-	}
+	start()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c.qmu.Lock()
-		n := len(c.queued)
+		n := queued()
 		c.qmu.Unlock()
-		if n == len(reqs) {
+		if n == want {
 			break
 		}
 		if time.Now().After(deadline) {
 			c.mu.Unlock()
-			t.Fatalf("%d of %d requests queued", n, len(reqs))
+			t.Fatalf("%d of %d queued", n, want)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	c.mu.Unlock()
+}
+
+// queue starts the requests as one batch.
+func queue(t *testing.T, c *Controller, reqs map[string]Request) map[string]chan result {
+	t.Helper()
+	out := map[string]chan result{}
+	whileHeld(t, c, len(reqs), func() int { return len(c.queued) }, func() {
+		for name, r := range reqs {
+			ch := make(chan result, 1)
+			out[name] = ch
+			go func() {
+				res, err := c.Request(context.Background(), name, r)
+				ch <- result{res, err}
+			}()
+		}
+	})
 	return out
 }
 
-func wait(t *testing.T, ch chan result) result {
+// waitFor returns what ch delivers, failing the test after 5 s.
+func waitFor[T any](t *testing.T, ch chan T) T {
 	t.Helper()
 	select {
-	case r := <-ch:
-		return r
+	case v := <-ch:
+		return v
 	case <-time.After(5 * time.Second):
-		t.Fatal("request did not return")
-		return result{}
+		t.Fatal("the operation did not return")
+		var zero T
+		return zero
 	}
 }
 
@@ -105,7 +115,7 @@ func TestQueuedAdmissionsShareOneBatch(t *testing.T) {
 		"b":   {Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 100, PeriodUs: 100},
 		"bad": {Sender: h1, Receiver: netip.AddrPortFrom(h2, 7002), LoadsizeBytes: 0, PeriodUs: 100},
 	})
-	ra, rb, rbad := wait(t, res["a"]), wait(t, res["b"]), wait(t, res["bad"])
+	ra, rb, rbad := waitFor(t, res["a"]), waitFor(t, res["b"]), waitFor(t, res["bad"])
 	if ra.err != nil || rb.err != nil {
 		t.Fatalf("a: %v, b: %v", ra.err, rb.err)
 	}
@@ -142,18 +152,25 @@ func TestQueuedAdmissionsShareOneBatch(t *testing.T) {
 	}
 }
 
-func TestBatchSwitchFailureFailsEveryAdmission(t *testing.T) {
-	c, drv := batchController(t, nil)
-	drv.FailNext("s2", 1)
+// batchOfTwoFails queues two good requests as one batch and expects both
+// to fail with ErrUnavailable.
+func batchOfTwoFails(t *testing.T, c *Controller) {
+	t.Helper()
 	res := queue(t, c, map[string]Request{
 		"a": {Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100},
 		"b": {Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 100, PeriodUs: 100},
 	})
 	for _, name := range []string{"a", "b"} {
-		if r := wait(t, res[name]); !errors.Is(r.err, ErrUnavailable) {
+		if r := waitFor(t, res[name]); !errors.Is(r.err, ErrUnavailable) {
 			t.Fatalf("%s: %v, want ErrUnavailable", name, r.err)
 		}
 	}
+}
+
+func TestBatchSwitchFailureFailsEveryAdmission(t *testing.T) {
+	c, drv := batchController(t, nil)
+	drv.FailNext("s2", 1)
+	batchOfTwoFails(t, c)
 	if n := len(c.Tunnels("")) + c.engine.Len() + len(drv.Rules("s1")) + len(drv.Rules("s2")); n != 0 {
 		t.Fatalf("a failed batch left %d tunnels, engine tunnels or rules", n)
 	}
@@ -166,15 +183,7 @@ func TestBatchSwitchFailureFailsEveryAdmission(t *testing.T) {
 func TestBatchStoreFailureFailsEveryAdmission(t *testing.T) {
 	st := &recordStore{fail: true}
 	c, drv := batchController(t, st)
-	res := queue(t, c, map[string]Request{
-		"a": {Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100},
-		"b": {Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 100, PeriodUs: 100},
-	})
-	for _, name := range []string{"a", "b"} {
-		if r := wait(t, res[name]); !errors.Is(r.err, ErrUnavailable) {
-			t.Fatalf("%s: %v, want ErrUnavailable", name, r.err)
-		}
-	}
+	batchOfTwoFails(t, c)
 	c.mu.Lock()
 	regs := len(c.services)
 	c.mu.Unlock()
@@ -195,7 +204,7 @@ func TestAdmissionOfAGoneRequesterIsUndone(t *testing.T) {
 	<-st.entered
 	cancel() // the requester gives up while its write is under way
 	close(st.gate)
-	if r := wait(t, done); !errors.Is(r.err, context.Canceled) {
+	if r := waitFor(t, done); !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", r.err)
 	}
 	if n := len(c.Tunnels("")) + c.engine.Len() + len(drv.Rules("s1")); n != 0 {
@@ -209,44 +218,18 @@ func TestAdmissionOfAGoneRequesterIsUndone(t *testing.T) {
 	}
 }
 
-// queueReleases starts the releases (service, tunnel) while the test holds
-// the lock and lets go once all are queued.
+// queueReleases starts the releases (service, tunnel) as one batch.
 func queueReleases(t *testing.T, c *Controller, rel [][2]any) []chan error {
 	t.Helper()
 	var out []chan error
-	c.mu.Lock()
-	for _, r := range rel {
-		ch := make(chan error, 1)
-		out = append(out, ch)
-		go func() { ch <- c.Release(context.Background(), r[0].(string), r[1].(uint64)) }()
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c.qmu.Lock()
-		n := len(c.releases)
-		c.qmu.Unlock()
-		if n == len(rel) {
-			break
+	whileHeld(t, c, len(rel), func() int { return len(c.releases) }, func() {
+		for _, r := range rel {
+			ch := make(chan error, 1)
+			out = append(out, ch)
+			go func() { ch <- c.Release(context.Background(), r[0].(string), r[1].(uint64)) }()
 		}
-		if time.Now().After(deadline) {
-			c.mu.Unlock()
-			t.Fatalf("%d of %d releases queued", n, len(rel))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	c.mu.Unlock()
+	})
 	return out
-}
-
-func waitErr(t *testing.T, ch chan error) error {
-	t.Helper()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(5 * time.Second):
-		t.Fatal("release did not return")
-		return nil
-	}
 }
 
 func admitThree(t *testing.T, c *Controller) []Resources {
@@ -268,15 +251,15 @@ func TestQueuedReleasesShareOneWrite(t *testing.T) {
 	ts := admitThree(t, c)
 	st.saved = nil
 	errs := queueReleases(t, c, [][2]any{{"svc", ts[0].TunnelID}, {"svc", ts[1].TunnelID}, {"other", ts[2].TunnelID}, {"svc", ts[0].TunnelID}})
-	if err := waitErr(t, errs[1]); err != nil {
+	if err := waitFor(t, errs[1]); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitErr(t, errs[2]); !errors.Is(err, ErrPermission) {
+	if err := waitFor(t, errs[2]); !errors.Is(err, ErrPermission) {
 		t.Fatalf("foreign release: %v, want ErrPermission", err)
 	}
 	// Of the two releases of one tunnel (queued in either order) one
 	// releases it and the other finds it gone.
-	e0, e3 := waitErr(t, errs[0]), waitErr(t, errs[3])
+	e0, e3 := waitFor(t, errs[0]), waitFor(t, errs[3])
 	if (e0 == nil) == (e3 == nil) || !errors.Is(errors.Join(e0, e3), ErrNotFound) {
 		t.Fatalf("two releases of tunnel %d: %v and %v, want one nil and one ErrNotFound", ts[0].TunnelID, e0, e3)
 	}
@@ -300,7 +283,7 @@ func TestBatchReleaseFailureKeepsEveryTunnel(t *testing.T) {
 	drv.FailNext("s2", 1)
 	errs := queueReleases(t, c, [][2]any{{"svc", ts[0].TunnelID}, {"svc", ts[1].TunnelID}})
 	for _, ch := range errs {
-		if err := waitErr(t, ch); !errors.Is(err, ErrUnavailable) {
+		if err := waitFor(t, ch); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("release: %v, want ErrUnavailable", err)
 		}
 	}

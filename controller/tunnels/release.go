@@ -14,26 +14,16 @@ import (
 
 // releaseReq is one queued Release.
 type releaseReq struct {
+	queuedOp
 	ctx   context.Context
 	owner string
 	id    uint64
-	taken bool
-	done  chan struct{}
-	err   error
 }
 
 // Release removes a tunnel of owner.
 func (c *Controller) Release(ctx context.Context, owner string, id uint64) error {
-	r := &releaseReq{ctx: ctx, owner: owner, id: id, done: make(chan struct{})}
-	c.qmu.Lock()
-	c.releases = append(c.releases, r)
-	c.qmu.Unlock()
-	c.mu.Lock()
-	if !r.taken {
-		c.releaseQueued()
-	}
-	c.mu.Unlock()
-	<-r.done
+	r := &releaseReq{queuedOp: newQueuedOp(), ctx: ctx, owner: owner, id: id}
+	combine(c, &c.releases, r, c.releaseQueued)
 	c.obs.Operation("release", resultOf(r.err))
 	return r.err
 }
@@ -50,22 +40,10 @@ func (c *Controller) releaseQueued() {
 		c.draining--
 		c.cond.Broadcast()
 	}()
-	c.qmu.Lock()
-	batch := c.releases
-	c.releases = nil
-	c.qmu.Unlock()
-	for _, r := range batch {
-		r.taken = true
-	}
-	defer func() {
-		for _, r := range batch {
-			close(r.done)
-		}
-	}()
-	if c.closed {
-		for _, r := range batch {
-			r.err = fmt.Errorf("%w: controller closed", ErrUnavailable)
-		}
+	batch := takeQueued(&c.qmu, &c.releases)
+	finish, open := claim(c, batch)
+	defer finish()
+	if !open {
 		return
 	}
 	var recs []*record
