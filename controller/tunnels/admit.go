@@ -67,15 +67,20 @@ func (c *Controller) admitQueued() {
 		}
 		a.id, a.changes = t.ID, changes
 		admitted = append(admitted, a)
+		// In flight: the quota checks of the batch's later requests count it.
+		c.inflight[t.ID] = a.rec
 		if c.commits != nil {
-			c.inflight[t.ID] = a.rec
 			w.Put = append(w.Put, c.stored(a.rec, t))
 		}
 	}
 	if len(admitted) == 0 {
 		return
 	}
-	if c.commits != nil {
+	if c.commits == nil {
+		for _, a := range admitted {
+			delete(c.inflight, a.id)
+		}
+	} else {
 		for _, a := range admitted {
 			if a.isNew { // registered in the same transaction
 				w.Services = append(w.Services, c.services[a.owner])

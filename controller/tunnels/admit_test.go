@@ -298,3 +298,38 @@ func TestBatchReleaseFailureKeepsEveryTunnel(t *testing.T) {
 		}
 	}
 }
+
+// TestQuotaCountsTheBatch: two requests of one service in one batch, with
+// room for one tunnel; the second sees the first although neither is
+// committed yet, with or without a store.
+func TestQuotaCountsTheBatch(t *testing.T) {
+	for _, st := range []Store{nil, &recordStore{}} {
+		drv := memory.New("s1", "s2")
+		cfg := Config{Topology: tetest.TwoSwitch(t), Driver: drv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Quota: func(string) Quota { return Quota{MaxTunnels: 1} }}
+		if st != nil {
+			cfg.Store = st
+		}
+		c, err := New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := []chan result{make(chan result, 1), make(chan result, 1)}
+		whileHeld(t, c, 2, func() int { return len(c.queued) }, func() {
+			for i, dst := range []netip.Addr{h2, h3} {
+				go func() {
+					res, err := c.Request(context.Background(), "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(dst, 7000), LoadsizeBytes: 100, PeriodUs: 100})
+					out[i] <- result{res, err}
+				}()
+			}
+		})
+		r0, r1 := waitFor(t, out[0]), waitFor(t, out[1])
+		if (r0.err == nil) == (r1.err == nil) || !errors.Is(errors.Join(r0.err, r1.err), ErrExhausted) {
+			t.Fatalf("store %v: %v and %v, want one admitted and one over quota", st != nil, r0.err, r1.err)
+		}
+		if n := len(c.Tunnels("fd")); n != 1 {
+			t.Fatalf("store %v: %d tunnels, want 1", st != nil, n)
+		}
+		c.Close()
+	}
+}
