@@ -513,7 +513,7 @@ func (c *Controller) removeAll(ctx context.Context, recs []*record) error {
 		p.diff(rec.tun.ID, rec.rules, nil)
 		w.Delete = append(w.Delete, rec.tun.ID)
 	}
-	ps, err := c.planChanges(p, changes)
+	ps, err := c.planChanges(p, c.current(changes))
 	if err == nil {
 		if err = c.save(w); err == nil {
 			if err = c.apply(ctx, p); err != nil {
