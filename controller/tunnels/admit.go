@@ -100,7 +100,7 @@ func (c *Controller) admitQueued() {
 					delete(c.services, a.owner)
 				}
 			}
-			c.undoBatch(admitted, fmt.Errorf("%w: saving state: %w", ErrUnavailable, serr))
+			c.undoBatch(admitted, fmt.Errorf("%w: saving state: %w", ErrUnavailable, serr), false)
 			return
 		}
 	}
@@ -116,7 +116,7 @@ func (c *Controller) admitQueued() {
 		}
 	}
 	if len(gone) > 0 {
-		c.forget(gone)
+		c.forget(gone, true)
 	}
 	if len(live) == 0 {
 		return
@@ -180,7 +180,7 @@ func (c *Controller) install(batch []*admission) {
 		err = c.apply(context.WithoutCancel(batch[0].ctx), p)
 	}
 	if err != nil {
-		c.undoBatch(batch, err)
+		c.undoBatch(batch, err, true)
 		return
 	}
 	now := c.clock.Now()
@@ -199,18 +199,18 @@ func (c *Controller) install(batch []*admission) {
 }
 
 // undoBatch fails every admission of a batch with err and takes them out
-// of the store and the engine.
-func (c *Controller) undoBatch(batch []*admission, err error) {
+// of the engine and, if they were written, the store.
+func (c *Controller) undoBatch(batch []*admission, err error, written bool) {
 	for _, a := range batch {
 		a.err = err
 	}
-	c.forget(batch)
+	c.forget(batch, written)
 }
 
-// forget takes admissions that will not be installed out of the store (if
-// written) and the engine, newest first.
-func (c *Controller) forget(batch []*admission) {
-	if c.store != nil {
+// forget takes admissions that will not be installed out of the engine
+// (newest first) and, if they were written, the store.
+func (c *Controller) forget(batch []*admission, written bool) {
+	if written && c.store != nil {
 		var w Writes
 		for _, a := range batch {
 			w.Delete = append(w.Delete, a.id)
