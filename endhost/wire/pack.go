@@ -68,6 +68,21 @@ func (p *Packer) Fits(n int) bool { return p.s.MessageChunks(n) <= p.Free() }
 // Add appends a message of channel ch. ErrFull: not enough chunks left in
 // this packet (nothing was written); ErrTooLarge: not in any packet.
 func (p *Packer) Add(ch uint16, msg []byte) error {
+	d, cl := p.s.dataLen, p.s.ChunkLen
+	if n := len(msg) + channelLen; n <= d {
+		// One chunk (most coordination messages): descriptor, channel,
+		// message, zeros, without the general path's bookkeeping.
+		if p.chunks >= p.max {
+			return ErrFull
+		}
+		off := HeaderLen + p.chunks*cl
+		c := p.buf[off : off+1+d]
+		c[0] = byte(n) | descFirst | descLast
+		fillChunk(c[1:], msg)
+		binary.BigEndian.PutUint16(c[1:], ch)
+		p.chunks++
+		return nil
+	}
 	need := p.s.MessageChunks(len(msg))
 	if need > p.max {
 		return fmt.Errorf("%w: %d bytes take %d %s chunks, a packet holds %d", ErrTooLarge, len(msg), need, p.s.Name, p.max)
@@ -75,7 +90,6 @@ func (p *Packer) Add(ch uint16, msg []byte) error {
 	if need > p.Free() {
 		return ErrFull
 	}
-	d, cl := p.s.DataLen(), p.s.ChunkLen
 	off := HeaderLen + p.chunks*cl
 	chunks := p.buf[off : off+need*cl]
 	// First chunk: the channel, then as much of the message as fits; the
