@@ -183,12 +183,7 @@ func run(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return fmt.Errorf("topology: %w", err)
 	}
-	var switches []string
-	for _, n := range topo.Nodes {
-		if n.Kind == te.KindSwitch {
-			switches = append(switches, n.Name)
-		}
-	}
+	switches := topo.Switches()
 	var drv southbound.Driver
 	var ofDrv *openflow.Driver
 	var p4Drv *p4rt.Driver

@@ -30,12 +30,7 @@ func controller(t *testing.T, spec te.TopologySpec) (*tunnels.Controller, string
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sws []string
-	for _, n := range topo.Nodes {
-		if n.Kind == te.KindSwitch {
-			sws = append(sws, n.Name)
-		}
-	}
+	sws := topo.Switches()
 	drv := memory.New(sws...)
 	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo, Driver: drv})
 	if err != nil {

@@ -83,12 +83,7 @@ func benchGRPCClients(b *testing.B, k, clients int, headroom float64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var sws []string
-	for _, n := range topo.Nodes {
-		if n.Kind == te.KindSwitch {
-			sws = append(sws, n.Name)
-		}
-	}
+	sws := topo.Switches()
 	st, err := store.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)

@@ -308,6 +308,17 @@ func (t *Topology) LinkName(id LinkID) string {
 	return t.Nodes[l.From].Name + "->" + t.Nodes[l.To].Name
 }
 
+// Switches lists the switches' names in node order.
+func (t *Topology) Switches() []string {
+	var out []string
+	for _, n := range t.Nodes {
+		if n.Kind == KindSwitch {
+			out = append(out, n.Name)
+		}
+	}
+	return out
+}
+
 // WireBytes is the on-wire size of a packet carrying loadsize bytes.
 func (t *Topology) WireBytes(loadsize int64) int64 { return loadsize + t.FrameOverhead }
 

@@ -17,3 +17,10 @@ func TestPortsFollowCableOrder(t *testing.T) {
 		t.Error("port between unconnected nodes")
 	}
 }
+
+func TestSwitchesListsOnlySwitches(t *testing.T) {
+	topo := lineTopo(t, 1) // h1, s1, h2
+	if got := topo.Switches(); len(got) != 1 || got[0] != "s1" {
+		t.Fatalf("Switches() = %v, want [s1]", got)
+	}
+}

@@ -147,15 +147,7 @@ func (c *Controller) desired(sw string) southbound.SwitchState {
 }
 
 // switches lists the topology's switch names.
-func (c *Controller) switches() []string {
-	var out []string
-	for _, n := range c.topo.Nodes {
-		if n.Kind == te.KindSwitch {
-			out = append(out, n.Name)
-		}
-	}
-	return out
-}
+func (c *Controller) switches() []string { return c.topo.Switches() }
 
 // ReconcileAll makes every switch equal to the desired state: tunnel rules
 // and best-effort routes. The daemon calls it at start.
