@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -24,7 +25,7 @@ func newBenchAdmissionsCmd() *cobra.Command {
 	var cfg loadgen.Config
 	var k int
 	var headroom float64
-	var bin, out, cpuprofile string
+	var bin, out, cpuprofile, clientProfile string
 	var profileFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "admissions",
@@ -49,17 +50,49 @@ upcalls took from the controller's commit to the watching service; the table and
 				return fmt.Errorf("--cpuprofile profiles the controller this command starts; without --controller")
 			}
 			var profiled chan error
+			var timing []func() func()
 			if cfg.Target == "" {
-				stop, target, metrics, err := startBenchController(ctx, cmd, bin, out, k, headroom, cpuprofile != "")
+				stop, target, metrics, pid, err := startBenchController(ctx, cmd, bin, out, k, headroom, cpuprofile != "")
 				if err != nil {
 					return err
 				}
 				defer stop()
 				cfg.Target = target
+				cfg.ControllerCPU = func() (time.Duration, error) { return proc.CPUTime(pid) }
 				if cpuprofile != "" {
 					profiled = make(chan error, 1)
-					cfg.Timing = func() {
+					timing = append(timing, func() func() {
 						go func() { profiled <- fetchProfile(ctx, metrics, profileFor, cpuprofile) }()
+						return nil
+					})
+				}
+			}
+			if clientProfile != "" {
+				f, err := os.Create(clientProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				timing = append(timing, func() func() {
+					if err := pprof.StartCPUProfile(f); err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "client profile: %v\n", err)
+						return nil
+					}
+					return pprof.StopCPUProfile
+				})
+			}
+			if len(timing) > 0 {
+				cfg.Timing = func() func() {
+					var ends []func()
+					for _, t := range timing {
+						if end := t(); end != nil {
+							ends = append(ends, end)
+						}
+					}
+					return func() {
+						for _, end := range ends {
+							end()
+						}
 					}
 				}
 			}
@@ -107,6 +140,7 @@ upcalls took from the controller's commit to the watching service; the table and
 	f.StringVar(&bin, "bin", "", "folder holding xlane-controller (default: next to this program, else PATH)")
 	f.StringVar(&out, "out", "out", "directory for admissions.txt, admissions.json and the controller's log")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the started controller during the timed admissions to this file (go tool pprof)")
+	f.StringVar(&clientProfile, "client-cpuprofile", "", "write a CPU profile of this process (the load generator) over the timed admissions to this file")
 	f.DurationVar(&profileFor, "cpuprofile-for", 2*time.Second, "how long --cpuprofile records, from the start of the timed admissions")
 	return cmd
 }
@@ -146,18 +180,18 @@ func fetchProfile(ctx context.Context, metrics string, d time.Duration, path str
 // startBenchController runs xlane-controller with the memory driver on a
 // fat-tree. Monitoring is slowed to once an hour: nobody sends on the
 // benchmark's tunnels, and the monitor would end them as idle.
-func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out string, k int, headroom float64, profile bool) (stop func(), target, metrics string, err error) {
+func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out string, k int, headroom float64, profile bool) (stop func(), target, metrics string, pid int, err error) {
 	exe, err := proc.Find(bin, "xlane-controller")
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", "", 0, err
 	}
 	spec, err := topogen.FatTree(k, topogen.Defaults())
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", "", 0, err
 	}
 	dir, err := os.MkdirTemp("", "xlane-bench-")
 	if err != nil {
-		return nil, "", "", err
+		return nil, "", "", 0, err
 	}
 	data, err := json.Marshal(spec)
 	if err == nil {
@@ -165,7 +199,7 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 	}
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", "", err
+		return nil, "", "", 0, err
 	}
 	args := []string{"--topology", filepath.Join(dir, "topology.json"), "--data-dir", filepath.Join(dir, "data"),
 		"--listen", "unix:" + filepath.Join(dir, "api.sock"), "--driver", "memory", "--metrics-addr", "",
@@ -178,7 +212,7 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 	d, err := proc.Start("xlane-controller", c, logPath)
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, "", "", err
+		return nil, "", "", 0, err
 	}
 	stop = func() {
 		if err := d.Stop(); err != nil {
@@ -190,15 +224,15 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 		m, err := d.Wait(ctx, benchMetrics, 30*time.Second)
 		if err != nil {
 			stop()
-			return nil, "", "", err
+			return nil, "", "", 0, err
 		}
 		metrics = m[1]
 	}
 	m, err := d.Wait(ctx, benchAPIListening, 30*time.Second)
 	if err != nil {
 		stop()
-		return nil, "", "", err
+		return nil, "", "", 0, err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "xlane-controller (pid %d): k=%d fat-tree, memory driver, bound headroom %g, API %s; log %s\n", d.Pid(), k, headroom, m[1], logPath)
-	return stop, m[1], metrics, nil
+	return stop, m[1], metrics, d.Pid(), nil
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -45,8 +46,12 @@ type Config struct {
 	Keep bool
 	Dial []grpc.DialOption // e.g. TLS credentials; none: plain text
 	// Timing, when set, is called as the timed admissions start (to
-	// profile the controller over them, say).
-	Timing   func()
+	// profile the controller over them, say); the function it returns, if
+	// any, as they end.
+	Timing func() (end func())
+	// ControllerCPU, when set, reads the CPU time the controller's process
+	// has used so far; the result then carries its share per admission.
+	ControllerCPU func() (time.Duration, error)
 	Progress io.Writer // progress lines; nil: none
 }
 
@@ -89,6 +94,11 @@ type Result struct {
 	UpcallP50 time.Duration `json:"upcall_p50_ns"`
 	UpcallP99 time.Duration `json:"upcall_p99_ns"`
 	UpcallMax time.Duration `json:"upcall_max_ns"`
+	// CPU time per timed admission: this process (the clients and their
+	// watch streams) and, when known, the controller's process. On a
+	// machine the two share, their sum bounds the rate.
+	ClientCPU     time.Duration `json:"client_cpu_per_admission_ns"`
+	ControllerCPU time.Duration `json:"controller_cpu_per_admission_ns,omitempty"`
 }
 
 // Table writes r for people.
@@ -103,6 +113,11 @@ func (r Result) Table(w io.Writer) {
 	fmt.Fprintf(w, "request round trip  p50 %v  p99 %v\n", r.LatencyP50.Round(time.Microsecond), r.LatencyP99.Round(time.Microsecond))
 	fmt.Fprintf(w, "upcalls             %d (%.2f per admission)  delay p50 %v  p99 %v  max %v\n", r.Upcalls,
 		float64(r.Upcalls)/float64(max(1, r.Requests)), r.UpcallP50.Round(time.Microsecond), r.UpcallP99.Round(time.Microsecond), r.UpcallMax.Round(time.Microsecond))
+	if r.ControllerCPU > 0 {
+		fmt.Fprintf(w, "CPU per admission   controller %v  load generator %v\n", r.ControllerCPU.Round(time.Microsecond), r.ClientCPU.Round(time.Microsecond))
+	} else {
+		fmt.Fprintf(w, "CPU per admission   load generator %v\n", r.ClientCPU.Round(time.Microsecond))
+	}
 }
 
 type upcall struct {
@@ -273,8 +288,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	} else {
 		progress("timing %d admissions with %d clients", cfg.Requests, cfg.Clients)
 	}
+	var endTiming func()
 	if cfg.Timing != nil {
-		cfg.Timing()
+		endTiming = cfg.Timing()
+	}
+	cpu0, err := cpuTimes(cfg.ControllerCPU)
+	if err != nil {
+		return Result{}, err
 	}
 	start := time.Now()
 	stopTicker := ticker(func() {
@@ -314,10 +334,19 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	})
 	end := time.Now()
+	cpu1, cpuErr := cpuTimes(cfg.ControllerCPU)
+	if endTiming != nil {
+		endTiming()
+	}
 	stopTicker()
 	if err != nil {
 		return Result{}, err
 	}
+	if cpuErr != nil {
+		return Result{}, cpuErr
+	}
+	res.ClientCPU = (cpu1[0] - cpu0[0]) / time.Duration(cfg.Requests)
+	res.ControllerCPU = (cpu1[1] - cpu0[1]) / time.Duration(cfg.Requests)
 	res.Elapsed = end.Sub(start)
 	res.Admitted, res.Rejected = int(admitted.Load()), int(rejected.Load())
 	res.PerSecond = float64(cfg.Requests) / res.Elapsed.Seconds()
@@ -345,6 +374,24 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.UpcallP50, res.UpcallP99, res.UpcallMax = pct(delays, 50), pct(delays, 99), delays[len(delays)-1]
 	}
 	return res, nil
+}
+
+// cpuTimes reads this process's CPU time and, with controller, the
+// controller's.
+func cpuTimes(controller func() (time.Duration, error)) ([2]time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return [2]time.Duration{}, fmt.Errorf("loadgen: getrusage: %w", err)
+	}
+	self := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if controller == nil {
+		return [2]time.Duration{self, 0}, nil
+	}
+	c, err := controller()
+	if err != nil {
+		return [2]time.Duration{}, fmt.Errorf("loadgen: the controller's CPU time: %w", err)
+	}
+	return [2]time.Duration{self, c}, nil
 }
 
 // topology asks the controller for its hosts (names, addresses) and

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -43,4 +45,35 @@ func Kill(ctx context.Context, pid int, name string) error {
 		}
 	}
 	return nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
+// CPUTime is the CPU time (user and system, all threads) pid has used.
+func CPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of pid %d: %w", pid, err)
+	}
+	// utime and stime are the 12th and 13th fields after the command name,
+	// which is in parentheses and may hold spaces.
+	k := bytes.LastIndexByte(b, ')')
+	if k < 0 {
+		return 0, fmt.Errorf("cpu time of pid %d: no command name in /proc/%d/stat", pid, pid)
+	}
+	f := strings.Fields(string(b[k+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("cpu time of pid %d: /proc/%d/stat has %d fields after the name", pid, pid, len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cpu time of pid %d: field %q: %w", pid, s, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }

@@ -2,7 +2,9 @@ package proc
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -29,5 +31,30 @@ func TestAliveAndKill(t *testing.T) {
 	}
 	if err := Kill(ctx, pid, "sleep"); err != nil {
 		t.Fatalf("killing a process that is gone: %v", err)
+	}
+}
+
+// TestCPUTime compares the /proc reading of this process with getrusage
+// after it has burnt some CPU.
+func TestCPUTime(t *testing.T) {
+	deadline := time.Now().Add(300 * time.Millisecond)
+	x := 0
+	for time.Now().Before(deadline) {
+		x++
+	}
+	got, err := CPUTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	want := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if got < 250*time.Millisecond || got > want+20*time.Millisecond || got < want-50*time.Millisecond {
+		t.Fatalf("CPUTime %v, getrusage %v (after %d spins)", got, want, x)
+	}
+	if _, err := CPUTime(1 << 30); err == nil {
+		t.Fatal("no error for a pid that does not exist")
 	}
 }
