@@ -52,7 +52,7 @@ type Config struct {
 	// ControllerCPU, when set, reads the CPU time the controller's process
 	// has used so far; the result then carries its share per admission.
 	ControllerCPU func() (time.Duration, error)
-	Progress io.Writer // progress lines; nil: none
+	Progress      io.Writer // progress lines; nil: none
 }
 
 func (c *Config) defaults() {
