@@ -42,8 +42,9 @@ func (e *Engine) computeWait(lid LinkID, level int, selfTx Time) (Time, error) {
 	for iter := 0; ; iter++ {
 		next := base
 		for lv := 0; lv < level; lv++ {
-			for i := range ls.uses[lv] {
-				u := &ls.uses[lv][i]
+			us := *e.usesOf(lid, lv)
+			for i := range us {
+				u := &us[i]
 				if x := w + u.jit; x <= u.period {
 					next += 2 * u.tx // the common case, without a division
 				} else {
@@ -73,36 +74,38 @@ func ceilDiv(a, b Time) int64 {
 // state and writes the result to d (whose slices it reuses). Tunnels of
 // higher sub-lanes must already be up to date.
 func (e *Engine) analyze(t *tunnel, d *derived) error {
-	n := len(t.links)
-	d.inMin = resize(d.inMin, n)
-	d.inMax = resize(d.inMax, n)
-	d.wait = resize(d.wait, n)
+	n := len(t.hops)
+	if cap(d.at) >= n {
+		d.at = d.at[:n]
+	} else {
+		d.at = make([]hopTime, n)
+	}
+	at := d.at
 	first := true
-	known := len(t.wait) == n // links not dirtied at this level keep their wait
-	for i, lid := range t.links {
-		l := &e.topo.Links[lid]
-		c := t.tx[i]
+	known := len(t.at) == n // links not dirtied at this level keep their wait
+	for i := range t.hops {
+		h := &t.hops[i]
 		var w Time
-		if known && e.links[lid].dirty > t.level {
-			w = t.wait[i]
+		if known && int(e.dirty[h.link]) > t.level {
+			w = t.at[i].wait
 		} else {
 			var err error
-			if w, err = e.waitBound(lid, t.level, c); err != nil {
+			if w, err = e.waitBound(h.link, t.level, h.tx); err != nil {
 				return err
 			}
 		}
-		d.wait[i] = w
-		if p := t.parent[i]; p >= 0 {
-			pl := &e.topo.Links[t.links[p]]
-			pc := t.tx[p]
-			d.inMin[i] = d.inMin[p] + pc + pl.MinLatency
-			d.inMax[i] = d.inMax[p] + d.wait[p] + pc + pl.MinLatency + pl.MaxJitter
+		a := &at[i]
+		a.wait = w
+		if p := h.parent; p >= 0 {
+			ph, pa := &t.hops[p], &at[p]
+			a.inMin = pa.inMin + ph.tx + ph.minLat
+			a.inMax = pa.inMax + pa.wait + ph.tx + ph.minLat + ph.maxJit
 		} else {
-			d.inMin[i], d.inMax[i] = 0, 0
+			a.inMin, a.inMax = 0, 0
 		}
-		if t.recv[i] {
-			lo := d.inMin[i] + c + l.MinLatency
-			hi := d.inMax[i] + w + c + l.MinLatency + l.MaxJitter
+		if h.recv {
+			lo := a.inMin + h.tx + h.minLat
+			hi := a.inMax + w + h.tx + h.minLat + h.maxJit
 			if first || lo < d.minLat {
 				d.minLat = lo
 			}
@@ -125,9 +128,9 @@ func (e *Engine) analyze(t *tunnel, d *derived) error {
 	}
 	var root Time
 	for i := n - 1; i >= 0; i-- {
-		l := &e.topo.Links[t.links[i]]
-		di := d.wait[i] + max(t.tx[i], l.MaxJitter+below[i])
-		if p := t.parent[i]; p >= 0 {
+		h := &t.hops[i]
+		di := at[i].wait + max(h.tx, h.maxJit+below[i])
+		if p := h.parent; p >= 0 {
 			below[p] = max(below[p], di)
 		} else {
 			root = max(root, di)
@@ -139,13 +142,6 @@ func (e *Engine) analyze(t *tunnel, d *derived) error {
 	}
 	d.period = period
 	return nil
-}
-
-func resize(s []Time, n int) []Time {
-	if cap(s) >= n {
-		return s[:n]
-	}
-	return make([]Time, n)
 }
 
 func (ls *linkState) cached(level int, selfTx Time) (Time, bool) {

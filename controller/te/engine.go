@@ -12,6 +12,12 @@ import (
 type Engine struct {
 	topo     *Topology
 	links    []linkState
+	// uses[lid*Sublanes+lv] lists the sub-lane lv tunnels on link lid.
+	uses [][]use
+	// dirty[lid]: tunnels at sub-lanes ≥ it on link lid need re-adjusting
+	// in the current pass (clean: noDirt). One byte per link keeps the
+	// whole array in cache while X-ADJ checks every hop of a tunnel.
+	dirty    []uint8
 	blocking []Time    // per link: one max-size frame (non-preemptive blocking)
 	hot      []hotLink // per link: what the path search reads
 	nodeHost []bool    // per node
@@ -61,13 +67,14 @@ func NewEngine(topo *Topology) *Engine {
 		tunnels:  make(map[uint64]*tunnel),
 		nextID:   1,
 	}
+	e.uses = make([][]use, len(topo.Links)*topo.Sublanes)
+	e.dirty = make([]uint8, len(topo.Links))
 	for i := range e.links {
 		e.links[i] = linkState{
-			uses:   make([][]use, topo.Sublanes),
 			sameTx: make([]Time, topo.Sublanes),
 			waits:  make([][]cachedWait, topo.Sublanes),
-			dirty:  math.MaxInt,
 		}
+		e.dirty[i] = noDirt
 		e.blocking[i] = TxTime(topo.MaxFrameBytes, topo.Links[i].BandwidthBps)
 		l := &topo.Links[i]
 		base := l.MinLatency + l.MaxJitter + e.blocking[i]
@@ -87,42 +94,64 @@ func (e *Engine) Topology() *Topology { return e.topo }
 // Len is the number of tunnels held.
 func (e *Engine) Len() int { return len(e.tunnels) }
 
-// setTx fills t.tx from its links.
-func (e *Engine) setTx(t *tunnel) {
-	t.tx = t.tx[:0]
-	for _, lid := range t.links {
-		t.tx = append(t.tx, TxTime(t.wire, e.topo.Links[lid].BandwidthBps))
+// noDirt marks a clean link in Engine.dirty (above every sub-lane).
+const noDirt = math.MaxUint8
+
+// usesOf is the list of sub-lane lv tunnels on link lid.
+func (e *Engine) usesOf(lid LinkID, lv int) *[]use {
+	return &e.uses[int(lid)*e.topo.Sublanes+lv]
+}
+
+// fillHops copies the links' constants into t's hops.
+func (e *Engine) fillHops(t *tunnel) {
+	for i := range t.hops {
+		h := &t.hops[i]
+		l := &e.topo.Links[h.link]
+		h.tx = TxTime(t.wire, l.BandwidthBps)
+		h.minLat, h.maxJit = l.MinLatency, l.MaxJitter
 	}
 }
 
 // attach adds t's packets to the load of every link of its tree.
 func (e *Engine) attach(t *tunnel) {
-	if len(t.tx) != len(t.links) {
-		e.setTx(t)
+	if len(t.hops) > 0 && t.hops[0].tx == 0 {
+		e.fillHops(t)
 	}
-	t.useIdx = resizeI32(t.useIdx, len(t.links))
 	r := t.rate()
-	for i, lid := range t.links {
-		ls := &e.links[lid]
+	for i := range t.hops {
+		h := &t.hops[i]
+		lid := h.link
 		e.invalidate(lid, t.level)
-		t.useIdx[i] = int32(len(ls.uses[t.level]))
-		ls.uses[t.level] = append(ls.uses[t.level], use{t: t, idx: int32(i), tx: t.tx[i]})
-		ls.sameTx[t.level] += t.tx[i]
+		us := e.usesOf(lid, t.level)
+		h.useIdx = int32(len(*us))
+		grown := len(*us) == cap(*us)
+		*us = append(*us, use{t: t, idx: int32(i), tx: h.tx})
+		if grown { // a new array: every entry moved
+			for j := range *us {
+				u := &(*us)[j]
+				u.t.hops[u.idx].use = u
+			}
+		} else {
+			h.use = &(*us)[h.useIdx]
+		}
+		e.links[lid].sameTx[t.level] += h.tx
 		e.syncCum(lid)
-		h := &e.hot[lid]
-		h.total += t.wire
-		h.rate += r
+		hl := &e.hot[lid]
+		hl.total += t.wire
+		hl.rate += r
 	}
 	e.syncUses(t)
 }
 
 // syncUses copies t's timing into its entries in the links' use lists.
 func (e *Engine) syncUses(t *tunnel) {
-	known := len(t.wait) == len(t.links)
-	for i, lid := range t.links {
-		u := &e.links[lid].uses[t.level][t.useIdx[i]]
+	known := len(t.at) == len(t.hops)
+	for i := range t.hops {
+		h := &t.hops[i]
+		u := h.use
 		if known {
-			u.wait, u.jit, u.period = t.wait[i], t.inMax[i]-t.inMin[i], t.period
+			a := &t.at[i]
+			u.wait, u.jit, u.period = a.wait, a.inMax-a.inMin, t.period
 		} else {
 			u.wait, u.jit, u.period = -1, 0, 1
 		}
@@ -132,34 +161,31 @@ func (e *Engine) syncUses(t *tunnel) {
 // detach undoes attach.
 func (e *Engine) detach(t *tunnel) {
 	r := t.rate()
-	for i, lid := range t.links {
-		ls := &e.links[lid]
+	for i := range t.hops {
+		h := &t.hops[i]
+		lid := h.link
 		e.invalidate(lid, t.level)
-		us := ls.uses[t.level]
-		pos := t.useIdx[i]
+		p := e.usesOf(lid, t.level)
+		us := *p
+		pos := h.useIdx
 		last := len(us) - 1
 		if int(pos) != last {
 			moved := us[last]
 			us[pos] = moved
-			moved.t.useIdx[moved.idx] = pos
+			mh := &moved.t.hops[moved.idx]
+			mh.useIdx, mh.use = pos, &us[pos]
 		}
-		ls.uses[t.level] = us[:last]
-		ls.sameTx[t.level] -= t.tx[i]
+		*p = us[:last]
+		h.use = nil
+		e.links[lid].sameTx[t.level] -= h.tx
 		e.syncCum(lid)
-		h := &e.hot[lid]
-		h.total -= t.wire
-		h.rate -= r
-		if len(ls.uses[t.level]) == 0 && h.total == 0 {
-			h.rate = 0 // forget float drift once a link is empty
+		hl := &e.hot[lid]
+		hl.total -= t.wire
+		hl.rate -= r
+		if last == 0 && hl.total == 0 {
+			hl.rate = 0 // forget float drift once a link is empty
 		}
 	}
-}
-
-func resizeI32(s []int32, n int) []int32 {
-	if cap(s) >= n {
-		return s[:n]
-	}
-	return make([]int32, n)
 }
 
 // revalidate keeps the cached wait bounds of levels ≥ level on link lid
@@ -208,12 +234,11 @@ func (e *Engine) markDirty(lid LinkID, level int) {
 // markDirtyKeep marks without touching the caches (the caller revalidated
 // them).
 func (e *Engine) markDirtyKeep(lid LinkID, level int) {
-	ls := &e.links[lid]
-	if level < ls.dirty {
-		if ls.dirty == math.MaxInt {
+	if level < int(e.dirty[lid]) {
+		if e.dirty[lid] == noDirt {
 			e.dirtyList = append(e.dirtyList, lid)
 		}
-		ls.dirty = level
+		e.dirty[lid] = uint8(level)
 	}
 }
 
@@ -231,7 +256,7 @@ func (e *Engine) readjustMode(force bool) error {
 	start := len(e.touched)
 	defer func() {
 		for _, lid := range e.dirtyList {
-			e.links[lid].dirty = math.MaxInt
+			e.dirty[lid] = noDirt
 		}
 		e.dirtyList = e.dirtyList[:0]
 	}()
@@ -239,12 +264,13 @@ func (e *Engine) readjustMode(force bool) error {
 		n := len(e.dirtyList)
 		for k := 0; k < n; k++ {
 			lid := e.dirtyList[k]
-			if e.links[lid].dirty > level {
+			if int(e.dirty[lid]) > level {
 				continue
 			}
 			ls := &e.links[lid]
-			for ui := range ls.uses[level] {
-				u := &ls.uses[level][ui]
+			us := *e.usesOf(lid, level)
+			for ui := range us {
+				u := &us[ui]
 				// A tunnel's result is a function of its per-link waits: if
 				// the wait here is unchanged, this link gives no reason to
 				// re-run X-ADJ (another dirty link of the tunnel may).
@@ -271,7 +297,7 @@ func (e *Engine) readjustMode(force bool) error {
 					e.restoreTouched(start)
 					return err
 				}
-				if len(t.inMin) == len(e.next.inMin) && t.derived.equal(&e.next) {
+				if len(t.at) == len(e.next.at) && t.derived.equal(&e.next) {
 					continue // nothing moved: nothing below can move either
 				}
 				e.stats.Changed++
@@ -283,13 +309,14 @@ func (e *Engine) readjustMode(force bool) error {
 				if level+1 < e.topo.Sublanes {
 					// Lower sub-lanes see this tunnel through its period and
 					// its arrival window at each queue: dirty only what moved.
-					known := len(old.inMin) == len(t.inMin)
-					for i, l2 := range t.links {
+					known := len(old.at) == len(t.at)
+					for i := range t.hops {
+						l2 := t.hops[i].link
 						if !known {
 							e.markDirty(l2, level+1) // attach already cleared the caches
 							continue
 						}
-						oldJ, newJ := old.inMax[i]-old.inMin[i], t.inMax[i]-t.inMin[i]
+						oldJ, newJ := old.at[i].inMax-old.at[i].inMin, t.at[i].inMax-t.at[i].inMin
 						if oldJ == newJ && old.period == t.period {
 							continue // lower levels see only jitter and period
 						}
@@ -308,7 +335,7 @@ func (e *Engine) readjustMode(force bool) error {
 // tunnels' spares, so steady-state adjustment does not allocate.
 func (e *Engine) resetTouched() {
 	for _, tt := range e.touched {
-		if len(tt.old.inMin) > 0 && !tt.t.released {
+		if len(tt.old.at) > 0 && !tt.t.released {
 			tt.t.spare = tt.old
 		}
 	}
@@ -321,8 +348,8 @@ func (e *Engine) restoreTouched(start int) {
 		t := e.touched[i].t
 		t.derived = e.touched[i].old
 		e.syncUses(t)
-		for _, lid := range t.links {
-			e.invalidate(lid, t.level+1)
+		for i := range t.hops {
+			e.invalidate(t.hops[i].link, t.level+1)
 		}
 	}
 	e.touched = e.touched[:start]
@@ -335,7 +362,7 @@ func (e *Engine) changes(skip uint64) []Change {
 	e.op++
 	for _, tt := range e.touched {
 		t := tt.t
-		if t.id == skip || len(tt.old.inMin) == 0 || t.report == e.op {
+		if t.id == skip || len(tt.old.at) == 0 || t.report == e.op {
 			continue
 		}
 		t.report = e.op
@@ -386,8 +413,8 @@ func (e *Engine) Admit(req Request) (Tunnel, []Change, error) {
 // insert attaches t and readjusts; on failure it leaves the engine as before.
 func (e *Engine) insert(t *tunnel) error {
 	e.attach(t)
-	for _, lid := range t.links {
-		e.markDirty(lid, t.level)
+	for i := range t.hops {
+		e.markDirty(t.hops[i].link, t.level)
 	}
 	if err := e.readjust(); err != nil {
 		e.detach(t)
@@ -407,8 +434,8 @@ func (e *Engine) Release(id uint64) ([]Change, error) {
 	e.detach(t)
 	delete(e.tunnels, id)
 	t.released = true
-	for _, lid := range t.links {
-		e.markDirty(lid, t.level)
+	for i := range t.hops {
+		e.markDirty(t.hops[i].link, t.level)
 	}
 	if err := e.readjust(); err != nil {
 		// Removing load never lengthens a bound; reaching this is a bug.
@@ -438,8 +465,8 @@ func (e *Engine) Change(id uint64, req Request) (Tunnel, []Change, error) {
 	e.detach(old)
 	delete(e.tunnels, id)
 	old.released = true
-	for _, lid := range old.links {
-		e.markDirty(lid, old.level)
+	for i := range old.hops {
+		e.markDirty(old.hops[i].link, old.level)
 	}
 	if err := e.readjust(); err != nil {
 		panic(fmt.Sprintf("te: readjust after detach failed: %v", err))
@@ -505,8 +532,8 @@ func (e *Engine) export(t *tunnel) Tunnel {
 	for _, r := range t.receivers {
 		out.Receivers = append(out.Receivers, e.topo.Nodes[r].Name)
 	}
-	for _, lid := range t.links {
-		l := e.topo.Links[lid]
+	for _, h := range t.hops {
+		l := e.topo.Links[h.link]
 		out.Edges = append(out.Edges, [2]string{e.topo.Nodes[l.From].Name, e.topo.Nodes[l.To].Name})
 	}
 	return out

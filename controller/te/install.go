@@ -24,7 +24,8 @@ func (e *Engine) Install(ts []Tunnel) ([]Tunnel, error) {
 			undo()
 			return nil, fmt.Errorf("tunnels[%d]: %w", i, err)
 		}
-		for j, lid := range t.links {
+		for j, h := range t.hops {
+			lid := h.link
 			if ok, why := e.eligible(lid, t.wire, t.rate()); !ok {
 				undo()
 				return nil, fmt.Errorf("tunnels[%d]: %w", i, fieldErr(fmt.Sprintf("edges[%d]", j), e.topo.LinkName(lid), "%s", why))
@@ -39,8 +40,8 @@ func (e *Engine) Install(ts []Tunnel) ([]Tunnel, error) {
 	}
 	e.resetTouched()
 	for _, t := range added {
-		for _, lid := range t.links {
-			e.markDirty(lid, t.level)
+		for i := range t.hops {
+			e.markDirty(t.hops[i].link, t.level)
 		}
 	}
 	if err := e.readjust(); err != nil {
@@ -136,18 +137,16 @@ func (e *Engine) fromTunnel(x Tunnel) (*tunnel, error) {
 		it := queue[0]
 		queue = queue[1:]
 		for _, c := range children[it.node] {
-			idx := int32(len(t.links))
-			t.links = append(t.links, enter[c].lid)
-			t.parent = append(t.parent, it.parent)
-			t.recv = append(t.recv, isRecv[c])
+			idx := int32(len(t.hops))
+			t.hops = append(t.hops, hop{link: enter[c].lid, parent: it.parent, recv: isRecv[c]})
 			if !isRecv[c] && len(children[c]) == 0 {
 				return nil, fieldErr(fmt.Sprintf("edges[%d]", enter[c].pos), x.Edges[enter[c].pos][1], "leaf is not a receiver")
 			}
 			queue = append(queue, item{c, idx})
 		}
 	}
-	if len(t.links) != len(x.Edges) {
-		return nil, fieldErr("edges", len(x.Edges), "%d edges are not reachable from sender %s: %v", len(x.Edges)-len(t.links), x.Sender, errNotTree)
+	if len(t.hops) != len(x.Edges) {
+		return nil, fieldErr("edges", len(x.Edges), "%d edges are not reachable from sender %s: %v", len(x.Edges)-len(t.hops), x.Sender, errNotTree)
 	}
 	for i, rc := range r.receivers {
 		if _, ok := enter[rc]; !ok {

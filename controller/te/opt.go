@@ -125,10 +125,8 @@ func (e *Engine) plan(r resolved, id uint64) (*tunnel, error) {
 			if p, ok := linkOf[x]; ok {
 				parent = p
 			}
-			linkOf[to] = int32(len(t.links))
-			t.links = append(t.links, lid)
-			t.parent = append(t.parent, parent)
-			t.recv = append(t.recv, to == u)
+			linkOf[to] = int32(len(t.hops))
+			t.hops = append(t.hops, hop{link: lid, parent: parent, recv: to == u})
 			sc.inTree[to] = true
 			sc.depth[to] = sc.depth[x] + e.weight(lid, r.wire, r.level)
 			longest = math.Max(longest, sc.depth[to])

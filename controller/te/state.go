@@ -12,14 +12,10 @@ type tunnel struct {
 	level     int
 	reqPeriod Time
 
-	// links are in topological order: the link entering links[i].From, if
-	// any, is links[parent[i]] with parent[i] < i; parent[i] = -1 means
-	// links[i] leaves the sender.
-	links  []LinkID
-	parent []int32
-	recv   []bool  // links[i].To is a receiver
-	tx     []Time  // transmission time on links[i]
-	useIdx []int32 // position in linkState.uses[level] of links[i]
+	// hops are the tree's links in topological order: the hop entering
+	// hops[i].link's From, if any, is hops[hops[i].parent] with parent < i;
+	// parent -1 means the link leaves the sender.
+	hops []hop
 
 	derived
 	spare  derived // buffers of an earlier result, reused by the next change
@@ -30,41 +26,48 @@ type tunnel struct {
 	released bool
 }
 
+// hop is one link of a tunnel's tree with everything X-ADJ reads of it
+// next to each other: re-adjusting a tunnel then reads its hops and its
+// timing as two arrays instead of a cache miss per field and link.
+type hop struct {
+	link   LinkID
+	parent int32 // index of the hop entering link.From; -1 at the sender
+	useIdx int32 // position in the link's use list of the tunnel's sub-lane
+	use    *use  // that entry (attach and detach keep it current)
+	recv   bool  // link.To is a receiver
+	tx     Time  // transmission time on the link
+	minLat Time  // the link's MinLatency
+	maxJit Time  // the link's MaxJitter
+}
+
 // derived is what X-ADJ computes for a tunnel.
 type derived struct {
 	period         Time
 	minLat, maxLat Time
-	// inMin/inMax bound when a packet reaches the queue of links[i],
-	// relative to its emission; lower sub-lanes need them as release jitter.
-	inMin, inMax []Time
-	wait         []Time // queueing bound at links[i] (before transmission starts)
+	at             []hopTime // per hop
+}
+
+// hopTime bounds when a packet reaches the queue of a hop's link
+// (relative to its emission; lower sub-lanes need it as release jitter)
+// and how long it waits there before its transmission starts.
+type hopTime struct {
+	inMin, inMax, wait Time
 }
 
 // equal reports whether two results are the same.
 func (d *derived) equal(o *derived) bool {
-	return d.period == o.period && d.minLat == o.minLat && d.maxLat == o.maxLat &&
-		slices.Equal(d.inMin, o.inMin) && slices.Equal(d.inMax, o.inMax) && slices.Equal(d.wait, o.wait)
+	return d.period == o.period && d.minLat == o.minLat && d.maxLat == o.maxLat && slices.Equal(d.at, o.at)
 }
 
-// copyInto copies d into spare's buffers when they are large enough, or
-// into one fresh allocation.
+// copyInto copies d into spare's buffer when it is large enough, or into
+// a fresh one.
 func copyInto(spare derived, d *derived) derived {
-	n := len(d.inMin)
-	if cap(spare.inMin) >= n && cap(spare.inMax) >= n && cap(spare.wait) >= n {
-		c := *d
-		c.inMin = append(spare.inMin[:0], d.inMin...)
-		c.inMax = append(spare.inMax[:0], d.inMax...)
-		c.wait = append(spare.wait[:0], d.wait...)
-		return c
-	}
-	buf := make([]Time, 3*n)
 	c := *d
-	c.inMin = buf[0:n:n]
-	c.inMax = buf[n : 2*n : 2*n]
-	c.wait = buf[2*n : 3*n : 3*n]
-	copy(c.inMin, d.inMin)
-	copy(c.inMax, d.inMax)
-	copy(c.wait, d.wait)
+	if cap(spare.at) >= len(d.at) {
+		c.at = append(spare.at[:0], d.at...)
+	} else {
+		c.at = slices.Clone(d.at)
+	}
 	return c
 }
 
@@ -73,18 +76,16 @@ func copyInto(spare derived, d *derived) derived {
 // contiguous array instead of chasing every tunnel's slices.
 type use struct {
 	t      *tunnel
-	idx    int32 // index into t.links
-	tx     Time  // t.tx[idx]
-	wait   Time  // t.wait[idx], or -1 before the first analysis
-	jit    Time  // t.inMax[idx] - t.inMin[idx]
+	idx    int32 // index into t.hops
+	tx     Time  // t.hops[idx].tx
+	wait   Time  // t.at[idx].wait, or -1 before the first analysis
+	jit    Time  // t.at[idx].inMax - t.at[idx].inMin
 	period Time  // t.period
 }
 
 // linkState is the express load on one link.
 type linkState struct {
-	uses   [][]use // per sub-lane
-	sameTx []Time  // per sub-lane: Σ transmission times of its tunnels
-	dirty  int     // adjustment pass: tunnels at level ≥ dirty need recomputing
+	sameTx []Time // per sub-lane: Σ transmission times of its tunnels
 	// waits caches waitBound per sub-lane, keyed by the asking tunnel's own
 	// transmission time (tunnels of one size share the result). A change of
 	// membership at level L, or of the timing of a level-L tunnel, clears
