@@ -10,8 +10,8 @@ import (
 // it valid as tunnels come and go. It is not safe for concurrent use: the
 // controller serialises operations on it.
 type Engine struct {
-	topo     *Topology
-	links    []linkState
+	topo  *Topology
+	links []linkState
 	// uses[lid*Sublanes+lv] lists the sub-lane lv tunnels on link lid.
 	uses [][]use
 	// dirty[lid]: tunnels at sub-lanes ≥ it on link lid need re-adjusting
