@@ -14,7 +14,7 @@ import (
 // fixtures keeps loaded engines across the benchmark's calibration runs:
 // filling a k=16 fat-tree with 50,000 tunnels takes a while, and every
 // benchmark leaves its engine as it found it.
-var fixtures = map[[2]int]fixture{}
+var fixtures = map[fixtureKey]fixture{}
 
 type fixture struct {
 	e    *te.Engine
@@ -23,17 +23,23 @@ type fixture struct {
 
 // loaded returns an engine over a k-ary fat-tree holding n tunnels of the
 // coordination mix, and more requests of the same mix to admit.
-func loaded(b *testing.B, k, n int) (*te.Engine, []te.Request) {
+func loaded(b *testing.B, k, n int, mix workload.Mix) (*te.Engine, []te.Request) {
 	b.Helper()
-	if f, ok := fixtures[[2]int{k, n}]; ok {
+	key := fixtureKey{k, n, mix.MulticastShare}
+	if f, ok := fixtures[key]; ok {
 		return f.e, f.reqs
 	}
-	e, reqs := load(b, k, n)
-	fixtures[[2]int{k, n}] = fixture{e, reqs}
+	e, reqs := load(b, k, n, mix)
+	fixtures[key] = fixture{e, reqs}
 	return e, reqs
 }
 
-func load(b *testing.B, k, n int) (*te.Engine, []te.Request) {
+type fixtureKey struct {
+	k, n      int
+	multicast float64
+}
+
+func load(b *testing.B, k, n int, mix workload.Mix) (*te.Engine, []te.Request) {
 	spec, err := topogen.FatTree(k, topogen.Defaults())
 	if err != nil {
 		b.Fatal(err)
@@ -43,7 +49,7 @@ func load(b *testing.B, k, n int) (*te.Engine, []te.Request) {
 		b.Fatal(err)
 	}
 	e := te.NewEngine(topo)
-	reqs := workload.Requests(topo, workload.Coordination(), n*2, 1)
+	reqs := workload.Requests(topo, mix, n*2, 1)
 	i := 0
 	for e.Len() < n && i < len(reqs) {
 		_, _, _ = e.Admit(reqs[i])
@@ -52,13 +58,13 @@ func load(b *testing.B, k, n int) (*te.Engine, []te.Request) {
 	if e.Len() < n {
 		b.Fatalf("only %d of %d tunnels fit", e.Len(), n)
 	}
-	return e, workload.Requests(topo, workload.Coordination(), 4096, 2)
+	return e, workload.Requests(topo, mix, 4096, 2)
 }
 
 // benchAdmit measures admitting one request and releasing it again, so the
 // engine stays at its size; it reports median and p99 admission latency.
-func benchAdmit(b *testing.B, k, n int) {
-	e, reqs := loaded(b, k, n)
+func benchAdmit(b *testing.B, k, n int, mix workload.Mix) {
+	e, reqs := loaded(b, k, n, mix)
 	lat := make([]time.Duration, 0, b.N)
 	var analyzed, changed uint64
 	b.ResetTimer()
@@ -86,9 +92,17 @@ func benchAdmit(b *testing.B, k, n int) {
 	b.ReportMetric(float64(changed)/float64(b.N), "changed/op")
 }
 
-func BenchmarkAdmitFatTree8With10k(b *testing.B)  { benchAdmit(b, 8, 10_000) }
-func BenchmarkAdmitFatTree16With50k(b *testing.B) { benchAdmit(b, 16, 50_000) }
-func BenchmarkAdmitFatTree16With10k(b *testing.B) { benchAdmit(b, 16, 10_000) }
+func BenchmarkAdmitFatTree8With10k(b *testing.B)  { benchAdmit(b, 8, 10_000, workload.Coordination()) }
+func BenchmarkAdmitFatTree16With50k(b *testing.B) { benchAdmit(b, 16, 50_000, workload.Coordination()) }
+func BenchmarkAdmitFatTree16With10k(b *testing.B) { benchAdmit(b, 16, 10_000, workload.Coordination()) }
+
+// BenchmarkAdmitUnicastFatTree16With10k is the load of `xlane bench
+// admissions`: the coordination mix without multicast.
+func BenchmarkAdmitUnicastFatTree16With10k(b *testing.B) {
+	mix := workload.Coordination()
+	mix.MulticastShare = 0
+	benchAdmit(b, 16, 10_000, mix)
+}
 
 // BenchmarkReadjust10k recomputes every tunnel of a 10,000-tunnel
 // allocation from scratch and reports the memory the engine holds per
@@ -97,7 +111,7 @@ func BenchmarkReadjust10k(b *testing.B) {
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	e, _ := load(b, 8, 10_000)
+	e, _ := load(b, 8, 10_000, workload.Coordination())
 	runtime.GC()
 	runtime.ReadMemStats(&m1)
 	perTunnel := float64(m1.HeapAlloc-m0.HeapAlloc) / float64(e.Len())
