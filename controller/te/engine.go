@@ -20,6 +20,11 @@ type Engine struct {
 	dirty    []uint8
 	blocking []Time    // per link: one max-size frame (non-preemptive blocking)
 	hot      []hotLink // per link: what the path search reads
+	// The in-links of node x are inArcs[inOff[x]:inOff[x+1]]: one array
+	// the search walks without a slice header per node, reading a link's
+	// tail before its hot record.
+	inOff  []int32
+	inArcs []arc
 	nodeHost []bool    // per node
 	tunnels  map[uint64]*tunnel
 	nextID   uint64

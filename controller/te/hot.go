@@ -6,8 +6,6 @@ package te
 // memory, each a cache miss on a large topology. It holds the link's
 // reservation (queue bytes and rate), which the engine keeps here only.
 type hotLink struct {
-	from     NodeID
-	fromHost bool
 	base     Time    // MinLatency + MaxJitter + one blocking frame
 	bw       int64   // bit/s
 	queue    int64   // express queue bytes
@@ -26,8 +24,6 @@ func (e *Engine) initHot() {
 	for i := range topo.Links {
 		l := &topo.Links[i]
 		e.hot[i] = hotLink{
-			from:     l.From,
-			fromHost: topo.Nodes[l.From].Kind == KindHost,
 			base:     l.MinLatency + l.MaxJitter + e.blocking[i],
 			bw:       l.BandwidthBps,
 			queue:    l.QueueBytes,
@@ -38,6 +34,23 @@ func (e *Engine) initHot() {
 	for i, n := range topo.Nodes {
 		e.nodeHost[i] = n.Kind == KindHost
 	}
+	e.inOff = make([]int32, len(topo.Nodes)+1)
+	e.inArcs = make([]arc, 0, len(topo.Links))
+	for x, in := range topo.In {
+		e.inOff[x] = int32(len(e.inArcs))
+		for _, lid := range in {
+			from := topo.Links[lid].From
+			e.inArcs = append(e.inArcs, arc{lid: lid, from: from, fromHost: e.nodeHost[from]})
+		}
+	}
+	e.inOff[len(topo.Nodes)] = int32(len(e.inArcs))
+}
+
+// arc is an in-link of a node as the search sees it first.
+type arc struct {
+	lid      LinkID
+	from     NodeID
+	fromHost bool
 }
 
 // syncCum recomputes a link's cumulative sub-lane sums after its sameTx

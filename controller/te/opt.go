@@ -14,7 +14,7 @@ type optScratch struct {
 	depth   []float64
 	pq      distHeap
 	visited []bool
-	h       []float64 // A* lower bounds of the current unicast plan
+	astar   astar
 }
 
 // eligible reports whether link lid can carry one more packet of size wire
@@ -56,16 +56,14 @@ func (e *Engine) plan(r resolved, id uint64) (*tunnel, error) {
 	// A unicast plan reads only the sender's distance and path: A* finds
 	// them settling few nodes. A tree also reads the distances of the
 	// nodes already in it, which only a (shortcut) Dijkstra provides.
-	var h []float64
+	var a *astar
 	if k == 1 && !e.fullSearch {
-		sc.h = resizeF(sc.h, nn)
-		e.heuristic(r, sc.h)
-		h = sc.h
+		a = e.newAstar(r, bps)
 	}
 	for i, rcv := range r.receivers {
 		sc.dist[i] = resizeF(sc.dist[i], nn)
 		sc.next[i] = resizeL(sc.next[i], nn)
-		e.shortest(rcv, r, bps, sc.dist[i], sc.next[i], true, !e.fullSearch, h)
+		e.shortest(rcv, r, bps, sc.dist[i], sc.next[i], true, !e.fullSearch, a)
 	}
 	sc.inTree = resizeB(sc.inTree, nn)
 	sc.depth = resizeF(sc.depth, nn)
@@ -147,13 +145,11 @@ func (e *Engine) shortestTo(dst NodeID, r resolved, bps float64, dist []float64,
 }
 
 // shortest is shortestTo, optionally stopping once the sender is settled.
-// With h (a consistent lower bound of the distance from the sender to
-// each node, see heuristic) it is A*: only nodes that can lie on a
-// shortest path to the sender are settled, which is all a unicast plan
-// reads. Equal-cost choices go to the lower link id, so every search
-// order picks the same paths.
-func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, next []LinkID, onlyEligible, stopAtSender bool, h []float64) {
-	topo := e.topo
+// With a (see astar) it is A*: only nodes that can lie on a shortest path
+// to the sender are settled, which is all a unicast plan reads. Equal-cost
+// choices go to the lower link id, so every search order picks the same
+// paths. Distances are sums of integer picoseconds, exact in float64.
+func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, next []LinkID, onlyEligible, stopAtSender bool, a *astar) {
 	sc := &e.scratch
 	for i := range dist {
 		dist[i] = math.Inf(1)
@@ -161,17 +157,15 @@ func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, n
 	}
 	sc.visited = resizeB(sc.visited, len(dist))
 	clear(sc.visited)
-	est := func(n NodeID) float64 {
-		if h == nil {
-			return 0
-		}
-		return h[n]
+	ub := math.Inf(1)
+	if a != nil {
+		ub = e.bound(dst, r, bps, a)
 	}
 	var txBw int64 = -1
 	var tx Time
 	dist[dst] = 0
 	sc.pq = sc.pq[:0]
-	sc.pq.push(distItem{dst, est(dst)})
+	sc.pq.push(distItem{dst, a.est(dst)})
 	for len(sc.pq) > 0 {
 		it := sc.pq.pop()
 		x := it.node
@@ -184,7 +178,7 @@ func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, n
 			return
 		}
 		sc.visited[x] = true
-		if x == r.sender && stopAtSender && h == nil {
+		if x == r.sender && stopAtSender && a == nil {
 			// Every node settled later is at least as far from dst as the
 			// sender, and X-OPT never prefers attaching through a tree node
 			// farther than the sender (its cost only adds depth), so the
@@ -194,15 +188,21 @@ func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, n
 		if x != dst && e.nodeHost[x] {
 			continue // a host may start a path, never relay one
 		}
-		for _, lid := range topo.In[x] {
-			hl := &e.hot[lid]
-			y := hl.from
-			if hl.fromHost && y != r.sender {
+		for _, arc := range e.inArcs[e.inOff[x]:e.inOff[x+1]] {
+			y := arc.from
+			if arc.fromHost && y != r.sender {
 				continue
 			}
-			if math.IsInf(est(y), 1) {
-				continue // the sender cannot reach y
+			if a != nil {
+				// Every link weighs at least a.step: a node whose lower
+				// bound already exceeds a known path cannot be on a
+				// shortest one (ties stay), so its link is not read.
+				if lb := dist[x] + a.step + a.est(y); lb > ub || math.IsInf(lb, 1) {
+					continue
+				}
 			}
+			lid := arc.lid
+			hl := &e.hot[lid]
 			if onlyEligible && !hl.fits(r.wire, bps) {
 				continue
 			}
@@ -214,7 +214,7 @@ func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, n
 			case nd < dist[y]:
 				dist[y] = nd
 				next[y] = lid
-				sc.pq.push(distItem{y, nd + est(y)})
+				sc.pq.push(distItem{y, nd + a.est(y)})
 			case nd == dist[y] && lid < next[y]:
 				next[y] = lid // equal cost: the lower link, in any search order
 			}
@@ -222,23 +222,67 @@ func (e *Engine) shortest(dst NodeID, r resolved, bps float64, dist []float64, n
 	}
 }
 
-// heuristic fills h with a lower bound of the weighted distance from the
-// sender to every node: the fewest hops to it times the least weight any
-// link can have for this packet. It is consistent (a link's weight is at
-// least the bound's step), so A* settles nodes at their true distance.
-func (e *Engine) heuristic(r resolved, h []float64) {
-	hops := e.hopsFrom(r.sender)
-	step := 0.0
+// astar is what a unicast search knows of the sender: the fewest links
+// from it to every node, and the least weight any link can have for this
+// packet. Their product is a consistent lower bound of a node's weighted
+// distance from the sender (a link's weight is at least one step).
+type astar struct {
+	hops []uint16
+	step float64
+}
+
+func (e *Engine) newAstar(r resolved, bps float64) *astar {
+	a := &e.scratch.astar
+	a.hops = e.hopsFrom(r.sender)
+	a.step = 0
 	if e.maxBandwidth > 0 {
-		step = float64(e.minLinkBase + TxTime(r.wire, e.maxBandwidth))
+		a.step = float64(e.minLinkBase + TxTime(r.wire, e.maxBandwidth))
 	}
-	for i, n := range hops {
-		if n == unreachableHops {
-			h[i] = math.Inf(1)
-		} else {
-			h[i] = float64(n) * step
+	return a
+}
+
+// est is the lower bound for node n (0 without A*, +Inf if the sender
+// cannot reach n).
+func (a *astar) est(n NodeID) float64 {
+	if a == nil {
+		return 0
+	}
+	if h := a.hops[n]; h != unreachableHops {
+		return float64(h) * a.step
+	}
+	return math.Inf(1)
+}
+
+// bound is the weight of one eligible path from the sender to dst, found
+// greedily backwards along fewest-hop links, or +Inf if that walk gets
+// stuck. It caps the search: no node beyond it needs relaxing.
+func (e *Engine) bound(dst NodeID, r resolved, bps float64, a *astar) float64 {
+	x, g := dst, 0.0
+	for x != r.sender {
+		hx := a.hops[x]
+		if hx == unreachableHops || hx == 0 || (x != dst && e.nodeHost[x]) {
+			return math.Inf(1)
 		}
+		best, bestW := NodeID(-1), Time(0)
+		for _, arc := range e.inArcs[e.inOff[x]:e.inOff[x+1]] {
+			if a.hops[arc.from] != hx-1 || (arc.fromHost && arc.from != r.sender) {
+				continue
+			}
+			hl := &e.hot[arc.lid]
+			if !hl.fits(r.wire, bps) {
+				continue
+			}
+			if w := hl.base + TxTime(r.wire, hl.bw) + hl.cum[r.level]; best < 0 || w < bestW {
+				best, bestW = arc.from, w
+			}
+		}
+		if best < 0 {
+			return math.Inf(1)
+		}
+		g += float64(bestW)
+		x = best
 	}
+	return g
 }
 
 const unreachableHops = math.MaxUint16
