@@ -185,7 +185,8 @@ func (c *Controller) install(batch []*admission) {
 	}
 	now := c.clock.Now()
 	for _, a := range batch {
-		a.rec.tun, a.rec.rules = c.promise(a.rec.tun), a.want
+		a.rec.tun = c.promise(a.rec.tun)
+		a.rec.setRules(a.want)
 		c.recs[a.id] = a.rec
 	}
 	c.commit(ps, now)

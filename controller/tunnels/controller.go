@@ -88,7 +88,8 @@ type record struct {
 	owner string
 	req   Request
 	tun   te.Tunnel
-	rules map[string]southbound.TunnelRule // installed, per switch
+	rules map[string]southbound.TunnelRule // installed, per switch (set with setRules)
+	meter uint64                           // their meter's rate (bit/s): installedRate(rules)
 	// demoted tunnels exceeded their meter: they are out of the TE engine
 	// and forwarded at best-effort priority until the service changes them.
 	demoted bool
@@ -332,6 +333,11 @@ func (c *Controller) rulesFor(rec *record, t te.Tunnel, rate uint64) (map[string
 	return compile(c.topo, t, rec.req.Receiver, false, rate)
 }
 
+// setRules records the rules installed for the tunnel.
+func (r *record) setRules(rules map[string]southbound.TunnelRule) {
+	r.rules, r.meter = rules, installedRate(rules)
+}
+
 func installedRate(rules map[string]southbound.TunnelRule) uint64 {
 	for _, r := range rules {
 		if r.Meter != nil {
@@ -361,7 +367,7 @@ func (c *Controller) planChanges(p *plan, changes []te.Change) ([]pending, error
 		t := rec.tun
 		t.PeriodNs, t.MinLatencyNs, t.MaxJitterNs = ch.New.PeriodNs, ch.New.MinLatencyNs, ch.New.MaxJitterNs
 		pc := pending{rec: rec, tun: t, rules: rec.rules}
-		rate, installed := c.meterRate(t), installedRate(rec.rules)
+		rate, installed := c.meterRate(t), rec.meter
 		switch {
 		case rate > installed:
 			want, err := c.rulesFor(rec, t, rate)
@@ -384,7 +390,7 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 	until := now.Add(c.grace)
 	for _, pc := range ps {
 		pc.rec.tun = pc.tun
-		pc.rec.rules = pc.rules
+		pc.rec.setRules(pc.rules)
 		c.notify(pc.rec.owner, Upcall{
 			Kind: BandwidthChanged, TunnelID: pc.tun.ID, Resources: c.resources(pc.tun, now),
 			Reason: ReasonTE, GraceUntil: until,
@@ -582,7 +588,7 @@ func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.R
 	}
 	next := &record{owner: rec.owner, req: r}
 	p := newPlan()
-	rate := max(c.meterRate(t), installedRate(rec.rules))
+	rate := max(c.meterRate(t), rec.meter)
 	want, err := c.rulesFor(next, t, rate)
 	if err == nil {
 		p.diff(t.ID, rec.rules, want)
@@ -595,7 +601,8 @@ func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.R
 				c.saveOrLog(Writes{Put: []StoredTunnel{c.stored(rec, old)}})
 			} else {
 				now := c.clock.Now()
-				rec.req, rec.tun, rec.rules, rec.demoted = r, c.promise(t), want, false
+				rec.req, rec.tun, rec.demoted = r, c.promise(t), false
+				rec.setRules(want)
 				rec.use.violations = 0
 				c.commit(ps, now)
 				c.armGrace(t.ID)
@@ -692,7 +699,7 @@ func (c *Controller) endGrace(id uint64) {
 		c.armGrace(id)
 		return
 	}
-	rec.rules = want
+	rec.setRules(want)
 }
 
 // Quota limits one service; zero fields are unlimited.

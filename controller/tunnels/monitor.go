@@ -188,7 +188,7 @@ func (c *Controller) demote(ctx context.Context, rec *record) error {
 		return teErr(err)
 	}
 	p := newPlan()
-	want, err := compile(c.topo, rec.tun, rec.req.Receiver, true, installedRate(rec.rules))
+	want, err := compile(c.topo, rec.tun, rec.req.Receiver, true, rec.meter)
 	if err == nil {
 		p.diff(id, rec.rules, want)
 		var ps []pending
@@ -197,7 +197,7 @@ func (c *Controller) demote(ctx context.Context, rec *record) error {
 			if err = c.save(Writes{Put: []StoredTunnel{c.stored(rec, rec.tun)}}); err == nil {
 				if err = c.apply(ctx, p); err == nil {
 					now := c.clock.Now()
-					rec.rules = want
+					rec.setRules(want)
 					rec.use.violations = 0
 					c.stopGrace(id)
 					c.commit(ps, now)

@@ -91,9 +91,11 @@ func (c *Controller) restore(ctx context.Context) error {
 			// Out of the engine; forwarded at best effort with its meter.
 			rec := &record{owner: st.Owner, req: st.Request, tun: x, demoted: true}
 			var err error
-			if rec.rules, err = compile(c.topo, x, st.Request.Receiver, true, c.meterRate(x)); err != nil {
+			var rules map[string]southbound.TunnelRule
+			if rules, err = compile(c.topo, x, st.Request.Receiver, true, c.meterRate(x)); err != nil {
 				return err
 			}
+			rec.setRules(rules)
 			c.recs[x.ID] = rec
 			continue
 		}
@@ -107,9 +109,11 @@ func (c *Controller) restore(ctx context.Context) error {
 	c.engine.SetNextID(snap.NextID)
 	for i, st := range express {
 		rec := &record{owner: st.Owner, req: st.Request, tun: c.promise(installed[i])}
-		if rec.rules, err = c.rulesFor(rec, installed[i], c.meterRate(installed[i])); err != nil {
+		var rules map[string]southbound.TunnelRule
+		if rules, err = c.rulesFor(rec, installed[i], c.meterRate(installed[i])); err != nil {
 			return err
 		}
+		rec.setRules(rules)
 		c.recs[installed[i].ID] = rec
 	}
 	// Tunnels stored before registrations were kept: their owners are
