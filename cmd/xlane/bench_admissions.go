@@ -51,6 +51,7 @@ upcalls took from the controller's commit to the watching service; the table and
 			}
 			var profiled chan error
 			var timing []func() func()
+			var peakRSS func() (int64, error)
 			if cfg.Target == "" {
 				stop, target, metrics, pid, err := startBenchController(ctx, cmd, bin, out, k, headroom, cpuprofile != "")
 				if err != nil {
@@ -59,6 +60,7 @@ upcalls took from the controller's commit to the watching service; the table and
 				defer stop()
 				cfg.Target = target
 				cfg.ControllerCPU = func() (time.Duration, error) { return proc.CPUTime(pid) }
+				peakRSS = func() (int64, error) { return proc.PeakRSS(pid) }
 				if cpuprofile != "" {
 					profiled = make(chan error, 1)
 					timing = append(timing, func() func() {
@@ -99,6 +101,11 @@ upcalls took from the controller's commit to the watching service; the table and
 			res, err := loadgen.Run(ctx, cfg)
 			if err != nil {
 				return err
+			}
+			if peakRSS != nil {
+				if res.ControllerPeakRSS, err = peakRSS(); err != nil {
+					return err
+				}
 			}
 			if profiled != nil {
 				if err := <-profiled; err != nil {

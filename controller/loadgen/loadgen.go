@@ -99,6 +99,9 @@ type Result struct {
 	// machine the two share, their sum bounds the rate.
 	ClientCPU     time.Duration `json:"client_cpu_per_admission_ns"`
 	ControllerCPU time.Duration `json:"controller_cpu_per_admission_ns,omitempty"`
+	// ControllerPeakRSS is the controller process's peak resident memory
+	// (bytes), when the caller knows it.
+	ControllerPeakRSS int64 `json:"controller_peak_rss_bytes,omitempty"`
 }
 
 // Table writes r for people.
@@ -117,6 +120,9 @@ func (r Result) Table(w io.Writer) {
 		fmt.Fprintf(w, "CPU per admission   controller %v  load generator %v\n", r.ControllerCPU.Round(time.Microsecond), r.ClientCPU.Round(time.Microsecond))
 	} else {
 		fmt.Fprintf(w, "CPU per admission   load generator %v\n", r.ClientCPU.Round(time.Microsecond))
+	}
+	if r.ControllerPeakRSS > 0 {
+		fmt.Fprintf(w, "controller memory   peak RSS %.0f MiB\n", float64(r.ControllerPeakRSS)/(1<<20))
 	}
 }
 

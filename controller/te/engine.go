@@ -23,9 +23,9 @@ type Engine struct {
 	// The in-links of node x are inArcs[inOff[x]:inOff[x+1]]: one array
 	// the search walks without a slice header per node, reading a link's
 	// tail before its hot record.
-	inOff  []int32
-	inArcs []arc
-	nodeHost []bool    // per node
+	inOff    []int32
+	inArcs   []arc
+	nodeHost []bool // per node
 	tunnels  map[uint64]*tunnel
 	nextID   uint64
 	pass     uint64

@@ -47,6 +47,28 @@ func Kill(ctx context.Context, pid int, name string) error {
 	return nil
 }
 
+// PeakRSS is the most resident memory pid has had, in bytes (VmHWM).
+func PeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("peak RSS of pid %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) != 2 || f[1] != "kB" {
+				return 0, fmt.Errorf("peak RSS of pid %d: VmHWM line %q", pid, line)
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("peak RSS of pid %d: %w", pid, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("peak RSS of pid %d: no VmHWM in /proc/%d/status", pid, pid)
+}
+
 // clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on
 // every Linux architecture Go supports.
 const clockTicks = 100

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -55,6 +56,27 @@ func TestCPUTime(t *testing.T) {
 		t.Fatalf("CPUTime %v, getrusage %v (after %d spins)", got, want, x)
 	}
 	if _, err := CPUTime(1 << 30); err == nil {
+		t.Fatal("no error for a pid that does not exist")
+	}
+}
+
+// TestPeakRSS checks the reading against memory this process touched.
+func TestPeakRSS(t *testing.T) {
+	buf := make([]byte, 64<<20)
+	for i := range buf {
+		if i%4096 == 0 {
+			buf[i] = 1
+		}
+	}
+	got, err := PeakRSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got < 64<<20 || got > 4<<30 {
+		t.Fatalf("peak RSS %d B after touching 64 MiB", got)
+	}
+	runtime.KeepAlive(buf)
+	if _, err := PeakRSS(1 << 30); err == nil {
 		t.Fatal("no error for a pid that does not exist")
 	}
 }
