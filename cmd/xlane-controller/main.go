@@ -211,7 +211,9 @@ func run(ctx context.Context, cfg config.Config) error {
 		}
 		drv = p4Drv
 	default:
-		drv = memory.New(switches...)
+		mem := memory.New(switches...)
+		mem.Record(false)
+		drv = mem
 	}
 	quota := func(svc string) tunnels.Quota {
 		q, ok := cfg.Quotas.Services[svc]

@@ -30,6 +30,7 @@ type Driver struct {
 	mu       sync.Mutex
 	switches map[string]*swState
 	calls    []Call
+	noCalls  bool // Record(false): a long-running daemon keeps no call log
 	failNext map[string]int   // switch -> number of failing calls ("" = any)
 	failAt   map[string][]int // switch -> countdowns to single failing calls
 	stats    map[string]map[uint64]southbound.TunnelStats
@@ -94,7 +95,7 @@ func (d *Driver) Apply(ctx context.Context, sw string, b southbound.Batch) error
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.calls = append(d.calls, Call{Op: "apply", Switch: sw, Batch: cloneBatch(b)})
+	d.record(Call{Op: "apply", Switch: sw}, &b)
 	s, err := d.sw(sw)
 	if err != nil {
 		return &southbound.SwitchError{Switch: sw, Op: "apply", Err: err}
@@ -123,7 +124,7 @@ func (d *Driver) Stats(ctx context.Context, sw string) ([]southbound.TunnelStats
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.calls = append(d.calls, Call{Op: "stats", Switch: sw})
+	d.record(Call{Op: "stats", Switch: sw}, nil)
 	if _, err := d.sw(sw); err != nil {
 		return nil, &southbound.SwitchError{Switch: sw, Op: "stats", Err: err}
 	}
@@ -142,7 +143,7 @@ func (d *Driver) Reconcile(ctx context.Context, sw string, want southbound.Switc
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.calls = append(d.calls, Call{Op: "reconcile", Switch: sw})
+	d.record(Call{Op: "reconcile", Switch: sw}, nil)
 	s, err := d.sw(sw)
 	if err != nil {
 		return &southbound.SwitchError{Switch: sw, Op: "reconcile", Err: err}
@@ -206,6 +207,27 @@ func (d *Driver) Routes(sw string) []southbound.Route {
 		return slices.Clone(s.routes)
 	}
 	return nil
+}
+
+// Record turns the call log on (the default) or off. A daemon running on
+// this driver turns it off: the log would grow with every call.
+func (d *Driver) Record(on bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.noCalls = !on
+	if !on {
+		d.calls = nil
+	}
+}
+
+func (d *Driver) record(c Call, b *southbound.Batch) {
+	if d.noCalls {
+		return
+	}
+	if b != nil {
+		c.Batch = cloneBatch(*b)
+	}
+	d.calls = append(d.calls, c)
 }
 
 // Calls returns the recorded calls.

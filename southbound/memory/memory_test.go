@@ -59,3 +59,38 @@ func TestInjectedFailuresAndStats(t *testing.T) {
 		t.Fatalf("%d calls recorded, want 5 (2 applies, 2 stats, 1 reconcile)", n)
 	}
 }
+
+func TestRecordOff(t *testing.T) {
+	d := New("s1")
+	ctx := context.Background()
+	put := southbound.Batch{Put: []southbound.TunnelRule{{Tunnel: 1, Out: []southbound.Port{2}}}}
+	if err := d.Apply(ctx, "s1", put); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(d.Calls()); n != 1 {
+		t.Fatalf("%d calls recorded, want 1", n)
+	}
+	d.Record(false)
+	if n := len(d.Calls()); n != 0 {
+		t.Fatalf("%d calls kept after Record(false)", n)
+	}
+	if err := d.Apply(ctx, "s1", southbound.Batch{Delete: []uint64{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Stats(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(d.Calls()); n != 0 {
+		t.Fatalf("%d calls recorded while off", n)
+	}
+	if rs := d.Rules("s1"); len(rs) != 0 {
+		t.Fatalf("the unrecorded delete was not applied: %+v", rs)
+	}
+	d.Record(true)
+	if _, err := d.Stats(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(d.Calls()); n != 1 {
+		t.Fatalf("%d calls recorded after Record(true), want 1", n)
+	}
+}
