@@ -73,7 +73,7 @@ func ceilDiv(a, b Time) int64 {
 // analyze runs X-ADJ (Alg. 1) for one tunnel against the current link
 // state and writes the result to d (whose slices it reuses). Tunnels of
 // higher sub-lanes must already be up to date.
-func (e *Engine) analyze(t *tunnel, d *derived) error {
+func (e *Engine) analyze(t *tunnel, d *result) error {
 	n := len(t.hops)
 	if cap(d.at) >= n {
 		d.at = d.at[:n]
@@ -82,12 +82,12 @@ func (e *Engine) analyze(t *tunnel, d *derived) error {
 	}
 	at := d.at
 	first := true
-	known := len(t.at) == n // links not dirtied at this level keep their wait
+	known := t.timed // links not dirtied at this level keep their wait
 	for i := range t.hops {
 		h := &t.hops[i]
 		var w Time
 		if known && int(e.dirty[h.link]) > t.level {
-			w = t.at[i].wait
+			w = h.wait
 		} else {
 			var err error
 			if w, err = e.waitBound(h.link, t.level, h.tx); err != nil {
@@ -141,6 +141,7 @@ func (e *Engine) analyze(t *tunnel, d *derived) error {
 		return fmt.Errorf("%w: tunnel %d would need a period of %d ns, above the 10 s limit", ErrInfeasible, t.id, period.CeilNs())
 	}
 	d.period = period
+	d.timed = true
 	return nil
 }
 

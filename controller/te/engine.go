@@ -31,11 +31,12 @@ type Engine struct {
 	pass     uint64
 	op       uint64
 	stats    Stats
-	next     derived // scratch result of analyze
+	next     result // scratch result of analyze
 
 	// scratch for one adjustment pass
 	dirtyList []LinkID
 	touched   []touchedTunnel
+	undoAt    []hopTime // the touched tunnels' hop times before the operation
 	scratch   optScratch
 
 	// fullSearch makes X-OPT's searches cover the whole graph instead of
@@ -61,6 +62,7 @@ func (e *Engine) Stats() Stats { return e.stats }
 type touchedTunnel struct {
 	t   *tunnel
 	old derived
+	at  int // its old hop times are undoAt[at:at+len(t.hops)]
 }
 
 // NewEngine returns an engine with no tunnels.
@@ -150,13 +152,11 @@ func (e *Engine) attach(t *tunnel) {
 
 // syncUses copies t's timing into its entries in the links' use lists.
 func (e *Engine) syncUses(t *tunnel) {
-	known := len(t.at) == len(t.hops)
 	for i := range t.hops {
 		h := &t.hops[i]
 		u := h.use
-		if known {
-			a := &t.at[i]
-			u.wait, u.jit, u.period = a.wait, a.inMax-a.inMin, t.period
+		if t.timed {
+			u.wait, u.jit, u.period = h.wait, h.inMax-h.inMin, t.period
 		} else {
 			u.wait, u.jit, u.period = -1, 0, 1
 		}
@@ -302,26 +302,31 @@ func (e *Engine) readjustMode(force bool) error {
 					e.restoreTouched(start)
 					return err
 				}
-				if len(t.at) == len(e.next.at) && t.derived.equal(&e.next) {
+				if e.next.same(t) {
 					continue // nothing moved: nothing below can move either
 				}
 				e.stats.Changed++
-				old := t.derived
-				t.derived = copyInto(t.spare, &e.next)
-				t.spare = derived{}
+				old, at := t.derived, len(e.undoAt)
+				for i := range t.hops {
+					h := &t.hops[i]
+					e.undoAt = append(e.undoAt, h.hopTime)
+					h.hopTime = e.next.at[i]
+				}
+				t.derived = e.next.derived
 				e.syncUses(t)
-				e.touched = append(e.touched, touchedTunnel{t: t, old: old})
+				e.touched = append(e.touched, touchedTunnel{t: t, old: old, at: at})
 				if level+1 < e.topo.Sublanes {
 					// Lower sub-lanes see this tunnel through its period and
 					// its arrival window at each queue: dirty only what moved.
-					known := len(old.at) == len(t.at)
+					oldAt := e.undoAt[at:]
 					for i := range t.hops {
-						l2 := t.hops[i].link
-						if !known {
+						h := &t.hops[i]
+						l2 := h.link
+						if !old.timed {
 							e.markDirty(l2, level+1) // attach already cleared the caches
 							continue
 						}
-						oldJ, newJ := old.at[i].inMax-old.at[i].inMin, t.at[i].inMax-t.at[i].inMin
+						oldJ, newJ := oldAt[i].inMax-oldAt[i].inMin, h.inMax-h.inMin
 						if oldJ == newJ && old.period == t.period {
 							continue // lower levels see only jitter and period
 						}
@@ -335,27 +340,29 @@ func (e *Engine) readjustMode(force bool) error {
 	return nil
 }
 
-// resetTouched starts a new operation. The previous operation's saved
-// results are no longer needed for undo: their buffers become the
-// tunnels' spares, so steady-state adjustment does not allocate.
+// resetTouched starts a new operation: the previous one can no longer be
+// undone.
 func (e *Engine) resetTouched() {
-	for _, tt := range e.touched {
-		if len(tt.old.at) > 0 && !tt.t.released {
-			tt.t.spare = tt.old
-		}
-	}
 	clear(e.touched)
 	e.touched = e.touched[:0]
+	e.undoAt = e.undoAt[:0]
 }
 
 func (e *Engine) restoreTouched(start int) {
 	for i := len(e.touched) - 1; i >= start; i-- {
-		t := e.touched[i].t
-		t.derived = e.touched[i].old
-		e.syncUses(t)
-		for i := range t.hops {
-			e.invalidate(t.hops[i].link, t.level+1)
+		tt := &e.touched[i]
+		t := tt.t
+		t.derived = tt.old
+		for j := range t.hops {
+			t.hops[j].hopTime = e.undoAt[tt.at+j]
 		}
+		e.syncUses(t)
+		for j := range t.hops {
+			e.invalidate(t.hops[j].link, t.level+1)
+		}
+	}
+	if start < len(e.touched) {
+		e.undoAt = e.undoAt[:e.touched[start].at]
 	}
 	e.touched = e.touched[:start]
 }
@@ -367,17 +374,18 @@ func (e *Engine) changes(skip uint64) []Change {
 	e.op++
 	for _, tt := range e.touched {
 		t := tt.t
-		if t.id == skip || len(tt.old.at) == 0 || t.report == e.op {
+		if t.id == skip || !tt.old.timed || t.report == e.op {
 			continue
 		}
 		t.report = e.op
 		if t.released {
 			continue
 		}
-		oldT := *t
-		oldT.derived = tt.old
-		o, n := oldT.resources(), t.resources()
+		o, n := resourcesOf(t.load, &tt.old), t.resources()
 		if o != n {
+			if out == nil {
+				out = make([]Change, 0, len(e.touched))
+			}
 			out = append(out, Change{ID: t.id, Old: o, New: n})
 		}
 	}

@@ -1,7 +1,5 @@
 package te
 
-import "slices"
-
 // tunnel is the engine's internal form of a tunnel tree.
 type tunnel struct {
 	id        uint64
@@ -18,7 +16,6 @@ type tunnel struct {
 	hops []hop
 
 	derived
-	spare  derived // buffers of an earlier result, reused by the next change
 	stamp  uint64  // adjustment pass that last visited this tunnel
 	report uint64  // operation that last listed this tunnel as changed
 	// released is set once the tunnel left the engine, so a change report
@@ -26,25 +23,19 @@ type tunnel struct {
 	released bool
 }
 
-// hop is one link of a tunnel's tree with everything X-ADJ reads of it
-// next to each other: re-adjusting a tunnel then reads its hops and its
-// timing as two arrays instead of a cache miss per field and link.
+// hop is one link of a tunnel's tree with everything X-ADJ reads and
+// writes of it next to each other (one cache line): re-adjusting a tunnel
+// then walks one array instead of a cache miss per field and link.
 type hop struct {
 	link   LinkID
 	parent int32 // index of the hop entering link.From; -1 at the sender
 	useIdx int32 // position in the link's use list of the tunnel's sub-lane
-	use    *use  // that entry (attach and detach keep it current)
 	recv   bool  // link.To is a receiver
 	tx     Time  // transmission time on the link
 	minLat Time  // the link's MinLatency
 	maxJit Time  // the link's MaxJitter
-}
-
-// derived is what X-ADJ computes for a tunnel.
-type derived struct {
-	period         Time
-	minLat, maxLat Time
-	at             []hopTime // per hop
+	use    *use  // the use entry at useIdx (attach and detach keep it current)
+	hopTime      // X-ADJ's result here (valid once derived.timed)
 }
 
 // hopTime bounds when a packet reaches the queue of a hop's link
@@ -54,21 +45,30 @@ type hopTime struct {
 	inMin, inMax, wait Time
 }
 
-// equal reports whether two results are the same.
-func (d *derived) equal(o *derived) bool {
-	return d.period == o.period && d.minLat == o.minLat && d.maxLat == o.maxLat && slices.Equal(d.at, o.at)
+// derived is what X-ADJ computes for a tunnel besides its hops' times.
+type derived struct {
+	period         Time
+	minLat, maxLat Time
+	timed          bool // X-ADJ has run: the hops' times are valid
 }
 
-// copyInto copies d into spare's buffer when it is large enough, or into
-// a fresh one.
-func copyInto(spare derived, d *derived) derived {
-	c := *d
-	if cap(spare.at) >= len(d.at) {
-		c.at = append(spare.at[:0], d.at...)
-	} else {
-		c.at = slices.Clone(d.at)
+// result is one X-ADJ run's output: derived plus the hops' times.
+type result struct {
+	derived
+	at []hopTime
+}
+
+// same reports whether r is what t holds now.
+func (r *result) same(t *tunnel) bool {
+	if !t.timed || r.derived != t.derived {
+		return false
 	}
-	return c
+	for i := range r.at {
+		if r.at[i] != t.hops[i].hopTime {
+			return false
+		}
+	}
+	return true
 }
 
 // use is one tunnel crossing one link. It mirrors the tunnel's timing on
@@ -78,8 +78,8 @@ type use struct {
 	t      *tunnel
 	idx    int32 // index into t.hops
 	tx     Time  // t.hops[idx].tx
-	wait   Time  // t.at[idx].wait, or -1 before the first analysis
-	jit    Time  // t.at[idx].inMax - t.at[idx].inMin
+	wait   Time  // t.hops[idx].wait, or -1 before the first analysis
+	jit    Time  // t.hops[idx].inMax - inMin
 	period Time  // t.period
 }
 
@@ -97,12 +97,14 @@ type cachedWait struct {
 	selfTx, w Time
 }
 
-func (t *tunnel) resources() Resources {
+func (t *tunnel) resources() Resources { return resourcesOf(t.load, &t.derived) }
+
+func resourcesOf(load int64, d *derived) Resources {
 	return Resources{
-		LoadsizeBytes: t.load,
-		PeriodNs:      t.period.CeilNs(),
-		MinLatencyNs:  t.minLat.FloorNs(),
-		MaxJitterNs:   t.maxLat.CeilNs() - t.minLat.FloorNs(),
+		LoadsizeBytes: load,
+		PeriodNs:      d.period.CeilNs(),
+		MinLatencyNs:  d.minLat.FloorNs(),
+		MaxJitterNs:   d.maxLat.CeilNs() - d.minLat.FloorNs(),
 	}
 }
 
