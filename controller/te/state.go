@@ -16,8 +16,8 @@ type tunnel struct {
 	hops []hop
 
 	derived
-	stamp  uint64  // adjustment pass that last visited this tunnel
-	report uint64  // operation that last listed this tunnel as changed
+	stamp  uint64 // adjustment pass that last visited this tunnel
+	report uint64 // operation that last listed this tunnel as changed
 	// released is set once the tunnel left the engine, so a change report
 	// of the same operation skips it.
 	released bool
@@ -27,15 +27,15 @@ type tunnel struct {
 // writes of it next to each other (one cache line): re-adjusting a tunnel
 // then walks one array instead of a cache miss per field and link.
 type hop struct {
-	link   LinkID
-	parent int32 // index of the hop entering link.From; -1 at the sender
-	useIdx int32 // position in the link's use list of the tunnel's sub-lane
-	recv   bool  // link.To is a receiver
-	tx     Time  // transmission time on the link
-	minLat Time  // the link's MinLatency
-	maxJit Time  // the link's MaxJitter
-	use    *use  // the use entry at useIdx (attach and detach keep it current)
-	hopTime      // X-ADJ's result here (valid once derived.timed)
+	link    LinkID
+	parent  int32 // index of the hop entering link.From; -1 at the sender
+	useIdx  int32 // position in the link's use list of the tunnel's sub-lane
+	recv    bool  // link.To is a receiver
+	tx      Time  // transmission time on the link
+	minLat  Time  // the link's MinLatency
+	maxJit  Time  // the link's MaxJitter
+	use     *use  // the use entry at useIdx (attach and detach keep it current)
+	hopTime       // X-ADJ's result here (valid once derived.timed)
 }
 
 // hopTime bounds when a packet reaches the queue of a hop's link
