@@ -353,6 +353,7 @@ type pending struct {
 	rec   *record
 	tun   te.Tunnel
 	rules map[string]southbound.TunnelRule
+	raise bool // rules holds a higher meter rate than installed
 	lower bool // the meter must drop to the new rate when the grace ends
 }
 
@@ -375,7 +376,7 @@ func (c *Controller) planChanges(p *plan, changes []te.Change) ([]pending, error
 				return nil, err
 			}
 			p.diff(ch.ID, rec.rules, want)
-			pc.rules = want
+			pc.rules, pc.raise = want, true
 		case rate < installed:
 			pc.lower = true
 		}
@@ -390,7 +391,9 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 	until := now.Add(c.grace)
 	for _, pc := range ps {
 		pc.rec.tun = pc.tun
-		pc.rec.setRules(pc.rules)
+		if pc.raise {
+			pc.rec.setRules(pc.rules)
+		}
 		c.notify(pc.rec.owner, Upcall{
 			Kind: BandwidthChanged, TunnelID: pc.tun.ID, Resources: c.resources(pc.tun, now),
 			Reason: ReasonTE, GraceUntil: until,
