@@ -370,8 +370,23 @@ func (e *Engine) restoreTouched(start int) {
 // changes lists the tunnels (other than skip) that the current operation
 // touched and whose service-visible resources differ from before it.
 func (e *Engine) changes(skip uint64) []Change {
-	var out []Change
 	e.op++
+	n := 0 // tunnels to report: one allocation of the exact size
+	for _, tt := range e.touched { // the same walk as below
+		t := tt.t
+		if t.id == skip || !tt.old.timed || t.report == e.op {
+			continue
+		}
+		t.report = e.op // a tunnel's first entry holds its old bounds
+		if !t.released && resourcesOf(t.load, &tt.old) != t.resources() {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	e.op++
+	out := make([]Change, 0, n)
 	for _, tt := range e.touched {
 		t := tt.t
 		if t.id == skip || !tt.old.timed || t.report == e.op {
@@ -383,9 +398,6 @@ func (e *Engine) changes(skip uint64) []Change {
 		}
 		o, n := resourcesOf(t.load, &tt.old), t.resources()
 		if o != n {
-			if out == nil {
-				out = make([]Change, 0, len(e.touched))
-			}
 			out = append(out, Change{ID: t.id, Old: o, New: n})
 		}
 	}

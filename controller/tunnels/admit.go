@@ -148,8 +148,6 @@ func (c *Controller) admitOne(a *admission) (te.Tunnel, []te.Change, error) {
 // each other (while a store write was under way) leave no stale bound.
 func (c *Controller) install(batch []*admission) {
 	p := newPlan()
-	seen := map[uint64]bool{}
-	var changes []te.Change
 	var firstErr error
 	for _, a := range batch {
 		cur, _ := c.engine.Tunnel(a.id)
@@ -159,15 +157,23 @@ func (c *Controller) install(batch []*admission) {
 		}
 		a.rec.tun, a.want = cur, want
 		p.diff(a.id, nil, want)
-		seen[a.id] = true
 	}
 	// Every tunnel the engine changed since each admission, once. The
-	// batch's own tunnels are not committed yet and tell nobody.
-	for _, a := range batch {
-		for _, ch := range a.changes {
-			if !seen[ch.ID] {
-				seen[ch.ID] = true
-				changes = append(changes, ch)
+	// batch's own tunnels are not committed yet and tell nobody. One
+	// admission's changes are distinct and exclude itself already.
+	changes := batch[0].changes
+	if len(batch) > 1 {
+		seen := make(map[uint64]bool, len(batch)*(1+len(changes)))
+		for _, a := range batch {
+			seen[a.id] = true
+		}
+		changes = nil
+		for _, a := range batch {
+			for _, ch := range a.changes {
+				if !seen[ch.ID] {
+					seen[ch.ID] = true
+					changes = append(changes, ch)
+				}
 			}
 		}
 	}
