@@ -371,8 +371,9 @@ func (e *Engine) restoreTouched(start int) {
 // touched and whose service-visible resources differ from before it.
 func (e *Engine) changes(skip uint64) []Change {
 	e.op++
-	n := 0                         // tunnels to report: one allocation of the exact size
-	for _, tt := range e.touched { // the same walk as below
+	// Count what the walk below reports: one allocation of the exact size.
+	n := 0
+	for _, tt := range e.touched {
 		t := tt.t
 		if t.id == skip || !tt.old.timed || t.report == e.op {
 			continue
