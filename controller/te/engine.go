@@ -307,13 +307,18 @@ func (e *Engine) readjustMode(force bool) error {
 				}
 				e.stats.Changed++
 				old, at := t.derived, len(e.undoAt)
+				all := !old.timed || old.period != e.next.period
 				for i := range t.hops {
 					h := &t.hops[i]
 					e.undoAt = append(e.undoAt, h.hopTime)
-					h.hopTime = e.next.at[i]
+					if n := e.next.at[i]; all || n != h.hopTime {
+						h.hopTime = n
+						// Mirror only what moved: the use entries of the
+						// other hops live elsewhere in memory.
+						h.use.wait, h.use.jit, h.use.period = n.wait, n.inMax-n.inMin, e.next.period
+					}
 				}
 				t.derived = e.next.derived
-				e.syncUses(t)
 				e.touched = append(e.touched, touchedTunnel{t: t, old: old, at: at})
 				if level+1 < e.topo.Sublanes {
 					// Lower sub-lanes see this tunnel through its period and
