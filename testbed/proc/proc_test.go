@@ -38,20 +38,24 @@ func TestAliveAndKill(t *testing.T) {
 // TestCPUTime compares the /proc reading of this process with getrusage
 // after it has burnt some CPU.
 func TestCPUTime(t *testing.T) {
-	deadline := time.Now().Add(300 * time.Millisecond)
-	x := 0
-	for time.Now().Before(deadline) {
+	used := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	// Spin until this process has used 300 ms more CPU (on a loaded
+	// machine that takes longer than 300 ms).
+	x, until := 0, used()+300*time.Millisecond
+	for used() < until {
 		x++
 	}
 	got, err := CPUTime(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatal(err)
-	}
-	want := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	want := used()
 	if got < 250*time.Millisecond || got > want+20*time.Millisecond || got < want-50*time.Millisecond {
 		t.Fatalf("CPUTime %v, getrusage %v (after %d spins)", got, want, x)
 	}
