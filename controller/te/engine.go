@@ -180,6 +180,7 @@ func (e *Engine) detach(t *tunnel) {
 			mh := &moved.t.hops[moved.idx]
 			mh.useIdx, mh.use = pos, &us[pos]
 		}
+		us[last] = use{} // the released tunnel is not kept reachable from here
 		*p = us[:last]
 		h.use = nil
 		e.links[lid].sameTx[t.level] -= h.tx
