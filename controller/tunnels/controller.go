@@ -66,7 +66,7 @@ type Controller struct {
 	wg       sync.WaitGroup // grace callbacks scheduled or running
 
 	needsReconcile map[string]bool
-	routes         map[string][]southbound.Route // best-effort forwarding per switch
+	routes         map[string]southbound.PackedRoutes // best-effort forwarding per switch
 
 	// Admissions in flight: in the engine, their store write queued, not
 	// yet on the switches. Operations that take tunnels out of the engine

@@ -140,7 +140,7 @@ func (c *Controller) restore(ctx context.Context) error {
 
 // desired is the full state one switch should hold.
 func (c *Controller) desired(sw string) southbound.SwitchState {
-	st := southbound.SwitchState{Routes: c.routes[sw]}
+	st := southbound.SwitchState{Routes: c.routes[sw].Unpack()}
 	for _, rec := range c.recs {
 		if r, ok := rec.rules[sw]; ok {
 			st.Rules = append(st.Rules, r)

@@ -12,8 +12,10 @@ import (
 // neighbour on a shortest path (fewest hops, hosts never forwarding; ties
 // go to the lower port). Static, not learned: MAC learning or ECMP would
 // move traffic under the bounds the TE engine computed.
-func bestEffortRoutes(topo *te.Topology) map[string][]southbound.Route {
-	out := map[string][]southbound.Route{}
+// They are kept packed: without pointers, the garbage collector does not
+// scan them.
+func bestEffortRoutes(topo *te.Topology) map[string]southbound.PackedRoutes {
+	all := map[string][]southbound.Route{}
 	n := len(topo.Nodes)
 	dist := make([]int, n)
 	for _, h := range topo.Nodes {
@@ -54,9 +56,13 @@ func bestEffortRoutes(topo *te.Topology) map[string][]southbound.Route {
 				}
 			}
 			if best != 0 {
-				out[s.Name] = append(out[s.Name], southbound.Route{Dst: dst, Out: southbound.Port(best)})
+				all[s.Name] = append(all[s.Name], southbound.Route{Dst: dst, Out: southbound.Port(best)})
 			}
 		}
+	}
+	out := make(map[string]southbound.PackedRoutes, len(all))
+	for sw, rs := range all {
+		out[sw] = southbound.PackRoutes(rs)
 	}
 	return out
 }

@@ -30,7 +30,7 @@ type Driver struct {
 	mu       sync.Mutex
 	switches map[string]*swState
 	calls    []Call
-	noCalls  bool // Record(false): a long-running daemon keeps no call log
+	noCalls  bool             // Record(false): a long-running daemon keeps no call log
 	failNext map[string]int   // switch -> number of failing calls ("" = any)
 	failAt   map[string][]int // switch -> countdowns to single failing calls
 	stats    map[string]map[uint64]southbound.TunnelStats
@@ -38,7 +38,7 @@ type Driver struct {
 
 type swState struct {
 	rules  map[uint64]southbound.TunnelRule
-	routes []southbound.Route
+	routes southbound.PackedRoutes // packed: not scanned by the collector
 }
 
 // New returns a driver that knows the given switches.
@@ -155,7 +155,7 @@ func (d *Driver) Reconcile(ctx context.Context, sw string, want southbound.Switc
 	for _, r := range want.Rules {
 		s.rules[r.Tunnel] = cloneRule(r)
 	}
-	s.routes = slices.Clone(want.Routes)
+	s.routes = southbound.PackRoutes(want.Routes)
 	return nil
 }
 
@@ -204,7 +204,7 @@ func (d *Driver) Routes(sw string) []southbound.Route {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if s, ok := d.switches[sw]; ok {
-		return slices.Clone(s.routes)
+		return s.routes.Unpack()
 	}
 	return nil
 }
