@@ -3,6 +3,7 @@ package loadgen_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -45,11 +46,24 @@ func controller(t *testing.T, spec te.TopologySpec) (*tunnels.Controller, string
 func TestRunMeasuresAndCleansUp(t *testing.T) {
 	ctl, addr := fatTree(t, 4)
 	var progress bytes.Buffer
+	var started, ended bool
+	reads := 0 // the fake controller CPU clock: one second per reading
 	res, err := loadgen.Run(context.Background(), loadgen.Config{
 		Target: addr, Preload: 150, Requests: 200, Clients: 8, Services: 5, Progress: &progress,
+		Timing: func() func() {
+			started = true
+			return func() { ended = true }
+		},
+		ControllerCPU: func() (time.Duration, error) { reads++; return time.Duration(reads) * time.Second, nil },
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !started || !ended || reads != 2 {
+		t.Fatalf("timing hooks: started %v, ended %v, controller CPU read %d times", started, ended, reads)
+	}
+	if res.ControllerCPU != time.Second/200 || res.ClientCPU <= 0 {
+		t.Fatalf("CPU per admission: controller %v (want 5ms), load generator %v", res.ControllerCPU, res.ClientCPU)
 	}
 	if res.Preloaded != 150 || res.Admitted+res.Rejected != 200 || res.Admitted == 0 {
 		t.Fatalf("preloaded %d, admitted %d + rejected %d of 200", res.Preloaded, res.Admitted, res.Rejected)
@@ -72,7 +86,7 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 	}
 	var table bytes.Buffer
 	res.Table(&table)
-	if !strings.Contains(table.String(), "admissions/s") {
+	if !strings.Contains(table.String(), "admissions/s") || !strings.Contains(table.String(), "CPU per admission   controller 5ms") {
 		t.Errorf("table:\n%s", table.String())
 	}
 }
@@ -128,5 +142,16 @@ func TestRunOpenLoop(t *testing.T) {
 	}
 	if _, err := loadgen.Run(context.Background(), loadgen.Config{Target: addr, Rate: -1}); err == nil || !strings.Contains(err.Error(), "rate -1") {
 		t.Fatalf("negative rate: %v", err)
+	}
+}
+
+func TestRunControllerCPUError(t *testing.T) {
+	_, addr := fatTree(t, 4)
+	_, err := loadgen.Run(context.Background(), loadgen.Config{
+		Target: addr, Preload: 10, Requests: 10, Clients: 2, Services: 2,
+		ControllerCPU: func() (time.Duration, error) { return 0, errors.New("no such process") },
+	})
+	if err == nil || !strings.Contains(err.Error(), "the controller's CPU time: no such process") {
+		t.Fatalf("err = %v", err)
 	}
 }
