@@ -1,0 +1,54 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xlane/xlane/controller/loadgen"
+)
+
+// TestBenchAdmissionsDaemon runs `xlane bench admissions` against the
+// xlane-controller it starts (a real process on a Unix socket), with both
+// CPU profiles, and checks what it writes.
+func TestBenchAdmissionsDaemon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts xlane-controller")
+	}
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "../xlane-controller").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out := t.TempDir()
+	prof, clientProf := filepath.Join(out, "controller.prof"), filepath.Join(out, "client.prof")
+	stdout, stderr, err := run(t, "bench", "admissions", "--bin", bin, "--out", out, "--k", "4",
+		"--preload", "100", "--requests", "300", "--clients", "4", "--services", "3",
+		"--cpuprofile", prof, "--cpuprofile-for", "1s", "--client-cpuprofile", clientProf)
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	for _, want := range []string{"admissions/s", "CPU per admission   controller", "controller memory   peak RSS"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	var res loadgen.Result
+	data, err := os.ReadFile(filepath.Join(out, "admissions.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &res)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Admitted+res.Rejected != 300 || res.ControllerCPU <= 0 || res.ClientCPU <= 0 || res.ControllerPeakRSS < 1<<20 {
+		t.Fatalf("result: %+v", res)
+	}
+	for _, p := range []string{prof, clientProf, filepath.Join(out, "controller-admissions.log")} {
+		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v (empty or missing)", p, err)
+		}
+	}
+}
