@@ -24,7 +24,7 @@ type tunnel struct {
 }
 
 // hop is one link of a tunnel's tree with everything X-ADJ reads and
-// writes of it next to each other (one cache line): re-adjusting a tunnel
+// writes of it next to each other (72 bytes): re-adjusting a tunnel
 // then walks one array instead of a cache miss per field and link.
 type hop struct {
 	link    LinkID
