@@ -27,6 +27,7 @@ func handOff(b *testing.B, size int) {
 	const sample = 256
 	lat := make([]time.Duration, 0, b.N/sample+1)
 	done := make(chan struct{})
+	var empty, full int // polls that found the ring empty, pushes that found it full
 	b.ResetTimer()
 	start := time.Now()
 	go func() {
@@ -37,6 +38,7 @@ func handOff(b *testing.B, size int) {
 		for i := 0; i < b.N; {
 			_, m, ok := cons.Pop(buf)
 			if !ok {
+				empty++
 				SpinWait()
 				continue
 			}
@@ -58,12 +60,16 @@ func handOff(b *testing.B, size int) {
 		if prod.Push(msg, m) {
 			i++
 		} else {
+			full++
 			SpinWait()
 		}
 	}
 	<-done
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds()/1e6, "M-msgs/s")
+	// Which end waited: the other one is the bottleneck.
+	b.ReportMetric(float64(empty)/float64(b.N), "empty-polls/msg")
+	b.ReportMetric(float64(full)/float64(b.N), "full-pushes/msg")
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-handoff-ns")

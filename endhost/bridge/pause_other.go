@@ -2,6 +2,14 @@
 
 package bridge
 
+import "unsafe"
+
 // SpinWait tells the CPU that the caller is busy-waiting on a ring; on
 // this architecture it does nothing.
 func SpinWait() {}
+
+// prefetch does nothing on this architecture.
+func prefetch(unsafe.Pointer) {}
+
+// prefetchWrite does nothing on this architecture.
+func prefetchWrite(unsafe.Pointer) {}

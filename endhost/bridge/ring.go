@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Layout of the shared file (little endian, as both ends run on the same
+// Layout of the shared file (the host's byte order, as both ends run on the same
 // host):
 //
 //	0    magic "XLRING04"
@@ -34,18 +34,20 @@ import (
 // producer's head, so in steady state only the slots' cache lines move
 // between the two cores.
 const (
-	magic      = "XLRING04"
-	offHead    = 64
-	offTail    = 128
-	offSlots   = 192
-	metaLen    = 48
-	cacheLine  = 64
-	maxSlots   = 1 << 20
-	maxSlotLen = 1 << 16
-	tailBatch  = 16
-	lenBits    = 17 // holds maxSlotLen
-	lenMask    = 1<<lenBits - 1
-	lapMask    = 1<<(32-lenBits) - 1
+	magic         = "XLRING04"
+	offHead       = 64
+	offTail       = 128
+	offSlots      = 192
+	metaLen       = 48
+	cacheLine     = 64
+	maxSlots      = 1 << 20
+	maxSlotLen    = 1 << 16
+	tailBatch     = 16
+	probeAhead    = 128
+	prefetchAhead = 16
+	lenBits       = 17 // holds maxSlotLen
+	lenMask       = 1<<lenBits - 1
+	lapMask       = 1<<(32-lenBits) - 1
 )
 
 // Meta travels with a message.
@@ -75,10 +77,13 @@ type Ring struct {
 	head       *atomic.Uint64
 	tail       *atomic.Uint64
 	path       string
-	lapShift   uint   // log2(slots)
-	cachedTail uint64 // producer: the consumer's tail, last read
-	local      uint64 // consumer: messages popped
-	freed      uint64 // consumer: the tail last stored (lags local by < tailBatch)
+	slots0     unsafe.Pointer // the first slot, in mem
+	lapShift   uint           // log2(slots)
+	cachedTail uint64         // producer: the consumer's tail, last read
+	local      uint64         // consumer: messages popped
+	freed      uint64         // consumer: the tail last stored (lags local by < tailBatch)
+	avail      uint64         // consumer: messages known published (a probe saw them)
+	probeMax   uint64         // consumer: how far ahead a probe looks first
 	// Skipped counts malformed slots the consumer dropped.
 	Skipped uint64
 }
@@ -173,8 +178,10 @@ func (r *Ring) init() error {
 	r.head = (*atomic.Uint64)(unsafe.Pointer(&r.mem[offHead]))
 	r.tail = (*atomic.Uint64)(unsafe.Pointer(&r.mem[offTail]))
 	r.lapShift = uint(bits.TrailingZeros64(r.slots))
+	r.slots0 = unsafe.Pointer(&r.mem[offSlots])
 	r.local = r.tail.Load()
-	r.freed = r.local
+	r.freed, r.avail = r.local, r.local
+	r.probeMax = min(probeAhead, r.slots)
 	return nil
 }
 
@@ -189,6 +196,14 @@ func (r *Ring) Slots() int { return int(r.slots) }
 // ring empty).
 func (r *Ring) Len() int { return int(r.head.Load() - r.tail.Load()) }
 
+// slotMeta is the first 48 bytes of a slot (the layout above).
+type slotMeta struct {
+	stamp            uint32
+	channel, flags   uint16
+	t0, t1, t2, mono int64
+	seq              uint64
+}
+
 // Push queues msg with its meta (producer side); false when the ring is
 // full, or when msg is longer than DataLen (callers check the length).
 func (r *Ring) Push(msg []byte, m Meta) bool {
@@ -202,17 +217,19 @@ func (r *Ring) Push(msg []byte, m Meta) bool {
 			return false
 		}
 	}
-	s := r.slot(h)
-	binary.LittleEndian.PutUint16(s[4:], m.Channel)
-	binary.LittleEndian.PutUint16(s[6:], m.Flags)
-	binary.LittleEndian.PutUint64(s[8:], uint64(m.T0))
-	binary.LittleEndian.PutUint64(s[16:], uint64(m.T1))
-	binary.LittleEndian.PutUint64(s[24:], uint64(m.T2))
-	binary.LittleEndian.PutUint64(s[32:], uint64(m.Mono))
-	binary.LittleEndian.PutUint64(s[40:], m.Seq)
-	copy(s[metaLen:], msg)
-	stamp(s).Store(uint32(len(msg)) | r.lap(h)<<lenBits) // publishes the slot
-	r.head.Store(h + 1)                                  // for Len and a reopening producer
+	if i := h + prefetchAhead; i-r.cachedTail < r.slots {
+		p := r.slot(i)
+		for off := 0; off < r.slotLen; off += cacheLine {
+			prefetchWrite(unsafe.Add(p, off))
+		}
+	}
+	p := r.slot(h)
+	sm := (*slotMeta)(p)
+	sm.channel, sm.flags = m.Channel, m.Flags
+	sm.t0, sm.t1, sm.t2, sm.mono, sm.seq = m.T0, m.T1, m.T2, m.Mono, m.Seq
+	copy(unsafe.Slice((*byte)(unsafe.Add(p, metaLen)), len(msg)), msg)
+	storeRelease32(&sm.stamp, uint32(len(msg))|r.lap(h)<<lenBits) // publishes the slot
+	storeRelease64((*uint64)(unsafe.Pointer(r.head)), h+1)        // for Len and a reopening producer
 	return true
 }
 
@@ -220,22 +237,42 @@ func (r *Ring) Push(msg []byte, m Meta) bool {
 // of a fresh ring is empty.
 func (r *Ring) lap(i uint64) uint32 { return uint32(i>>r.lapShift+1) & lapMask }
 
-func stamp(slot []byte) *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&slot[0])) }
+// stamp loads the stamp of message i's slot.
+func (r *Ring) stamp(i uint64) uint32 { return atomic.LoadUint32((*uint32)(r.slot(i))) }
 
-// ready returns the stamp of the oldest message's slot, or false when the
+// ready returns the oldest message's slot and length, or false when the
 // ring is empty; an empty poll frees the slots popped so far, so that a
 // producer waiting on a full ring never waits for a batch to fill.
-func (r *Ring) ready() (s []byte, n int, ok bool) {
-	s = r.slot(r.local)
-	w := stamp(s).Load()
-	if w>>lenBits != r.lap(r.local) {
+func (r *Ring) ready() (p unsafe.Pointer, n int, ok bool) {
+	if r.local >= r.avail && !r.probe() {
 		if r.freed != r.local {
 			r.freed = r.local
 			r.tail.Store(r.local)
 		}
 		return nil, 0, false
 	}
-	return s, int(w & lenMask), true
+	w := r.stamp(r.local)
+	if w>>lenBits != r.lap(r.local) { // a producer that published out of order
+		r.avail = r.local
+		return nil, 0, false
+	}
+	return r.slot(r.local), int(w & lenMask), true
+}
+
+// probe looks for published messages from the oldest on, the farthest
+// first (as B-Queue does): the producer publishes in order, so a ready
+// slot probeMax ahead makes all before it ready, and the consumer then
+// reads only slots the producer is done with instead of racing it for
+// the cache line of each next slot. Nearer slots are tried when the far
+// one is empty, so that a lone message is seen at once.
+func (r *Ring) probe() bool {
+	for b := r.probeMax; b > 0; b >>= 1 {
+		if i := r.local + b - 1; r.stamp(i)>>lenBits == r.lap(i) {
+			r.avail = r.local + b
+			return true
+		}
+	}
+	return false
 }
 
 // Pop copies the oldest message into buf (consumer side) and returns its
@@ -244,7 +281,7 @@ func (r *Ring) ready() (s []byte, n int, ok bool) {
 // slot whose length the producer wrote beyond DataLen is skipped and
 // counted in Skipped.
 func (r *Ring) Pop(buf []byte) (n int, m Meta, ok bool) {
-	s, n, ok := r.ready()
+	p, n, ok := r.ready()
 	if !ok {
 		return 0, Meta{}, false
 	}
@@ -256,10 +293,15 @@ func (r *Ring) Pop(buf []byte) (n int, m Meta, ok bool) {
 	if n > len(buf) {
 		return n, Meta{}, false
 	}
-	m = Meta{Channel: binary.LittleEndian.Uint16(s[4:]), Flags: binary.LittleEndian.Uint16(s[6:]),
-		T0: int64(binary.LittleEndian.Uint64(s[8:])), T1: int64(binary.LittleEndian.Uint64(s[16:])),
-		T2: int64(binary.LittleEndian.Uint64(s[24:])), Mono: int64(binary.LittleEndian.Uint64(s[32:])), Seq: binary.LittleEndian.Uint64(s[40:])}
-	copy(buf, s[metaLen:metaLen+n])
+	sm := (*slotMeta)(p)
+	m = Meta{Channel: sm.channel, Flags: sm.flags, T0: sm.t0, T1: sm.t1, T2: sm.t2, Mono: sm.mono, Seq: sm.seq}
+	copy(buf, unsafe.Slice((*byte)(unsafe.Add(p, metaLen)), n))
+	if i := r.local + prefetchAhead; i < r.avail {
+		p := r.slot(i)
+		for off := 0; off < r.slotLen; off += cacheLine {
+			prefetch(unsafe.Add(p, off))
+		}
+	}
 	r.advance()
 	return n, m, true
 }
@@ -269,7 +311,7 @@ func (r *Ring) Pop(buf []byte) (n int, m Meta, ok bool) {
 // must fetch back), at once when the ring runs empty.
 func (r *Ring) advance() {
 	r.local++
-	if r.local-r.freed >= tailBatch || stamp(r.slot(r.local)).Load()>>lenBits != r.lap(r.local) {
+	if r.local-r.freed >= tailBatch || r.local >= r.avail && !r.probe() {
 		r.freed = r.local
 		r.tail.Store(r.local)
 	}
@@ -282,9 +324,10 @@ func (r *Ring) PeekLen() (n int, ok bool) {
 	return n, ok
 }
 
-func (r *Ring) slot(i uint64) []byte {
-	off := offSlots + int(i&(r.slots-1))*r.slotLen
-	return r.mem[off : off+r.slotLen : off+r.slotLen]
+// slot is the start of message i's slot (init checked that the mapping
+// holds every slot).
+func (r *Ring) slot(i uint64) unsafe.Pointer {
+	return unsafe.Add(r.slots0, int(i&(r.slots-1))*r.slotLen)
 }
 
 // Close unmaps the ring (the file stays; Remove deletes it).

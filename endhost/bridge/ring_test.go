@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 )
 
@@ -210,7 +211,7 @@ func TestAcrossProcesses(t *testing.T) {
 // broke the layout) is skipped and counted; the messages after it arrive.
 func TestMalformedSlotIsSkipped(t *testing.T) {
 	prod, cons := newPair(t, 4, 10)
-	stamp(prod.slot(0)).Store(uint32(11) | prod.lap(0)<<lenBits)
+	atomic.StoreUint32((*uint32)(prod.slot(0)), uint32(11)|prod.lap(0)<<lenBits)
 	prod.head.Store(1)
 	if !prod.Push([]byte("next"), Meta{Channel: 5}) {
 		t.Fatal("push after the bad slot refused")
@@ -223,7 +224,7 @@ func TestMalformedSlotIsSkipped(t *testing.T) {
 		t.Fatalf("after the bad slot: %q %+v %v", buf[:n], m, ok)
 	}
 	// A stale stamp of the previous lap is not a message.
-	stamp(prod.slot(2)).Store(uint32(1) | (prod.lap(2)-1)<<lenBits)
+	atomic.StoreUint32((*uint32)(prod.slot(2)), uint32(1)|(prod.lap(2)-1)<<lenBits)
 	if _, _, ok := cons.Pop(buf); ok {
 		t.Fatal("popped a slot stamped in an earlier lap")
 	}
