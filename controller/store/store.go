@@ -1,7 +1,9 @@
 // Package store keeps the controller's state in an embedded bbolt
 // database: the topology, every tunnel with its owner, request and tree,
-// the multicast group memberships, and the service registrations. The controller writes here before
-// it touches a switch, so after a crash it can put everything back.
+// the multicast group memberships, and the service registrations. The
+// controller writes here before it touches a switch, so after a crash it
+// can put everything back. Writes are made durable in a write-ahead log
+// and reach bbolt in batches (wal.go).
 package store
 
 import (
@@ -13,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -38,10 +41,24 @@ var (
 
 const schemaVersion = "1"
 
-// Store is a bbolt-backed tunnels.Store.
+// Store is a bbolt-backed tunnels.Store with a write-ahead log in front
+// (wal.go).
 type Store struct {
-	db *bolt.DB
+	mu      sync.Mutex
+	db      *bolt.DB
+	wal     *wal
+	pending []op   // logged, not yet in db
+	next    uint64 // the stored next_id, pending ops included
+	broken  error  // the log failed in a way that leaves it unusable
+	ckErr   error  // the last checkpoint's failure (retried)
 }
+
+// A checkpoint moves logged writes into bbolt after this many ops or log
+// bytes: one bbolt commit for many Saves, and a log that replays fast.
+const (
+	checkpointOps   = 1024
+	checkpointBytes = 8 << 20
+)
 
 var _ tunnels.Store = (*Store)(nil)
 
@@ -86,11 +103,48 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	w, records, err := openWAL(dir)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	st := &Store{db: db, wal: w}
+	for _, ops := range records {
+		st.pending = append(st.pending, ops...)
+	}
+	// Writes acknowledged before a crash go to the database now; replaying
+	// them over a database that has them already (a crash between a
+	// checkpoint's commit and the log's reset) changes nothing: every op
+	// puts or deletes a whole value, and next_id only grows.
+	if err := st.checkpoint(); err != nil {
+		st.close()
+		return nil, fmt.Errorf("store: replaying the write-ahead log: %w", err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketCounters).Get(keyNextID); len(v) == 8 {
+			st.next = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return st, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close moves what the log holds into the database and closes both.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	if s.broken == nil {
+		err = s.checkpoint()
+	}
+	return errors.Join(err, s.close())
+}
+
+func (s *Store) close() error { return errors.Join(s.wal.close(), s.db.Close()) }
 
 // Topology returns the stored topology, or nil if none is stored.
 func (s *Store) Topology() (*te.TopologySpec, error) {
@@ -140,71 +194,134 @@ func maxID(ts []tunnels.StoredTunnel) uint64 {
 	return m
 }
 
-// Save implements tunnels.Store: one bbolt transaction, synced to disk.
+// Save implements tunnels.Store: when it returns nil, w is on disk (in
+// the write-ahead log; in the database after the next checkpoint).
 func (s *Store) Save(w tunnels.Writes) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		tb := tx.Bucket(bucketTunnels)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken != nil {
+		return fmt.Errorf("store: %w", s.broken)
+	}
+	ops, next, err := s.encode(w)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if fatal, err := s.wal.append(ops); err != nil {
+		if fatal {
+			s.broken = err
+		}
+		return fmt.Errorf("store: %w", err)
+	}
+	s.next = next
+	s.pending = append(s.pending, ops...)
+	if len(s.pending)%checkpointOps < len(ops) || s.wal.size >= checkpointBytes {
+		// w is durable already: a failed checkpoint is kept for Close and
+		// retried with the next batch, not reported as a failed Save.
+		s.ckErr = s.checkpoint()
+	}
+	return nil
+}
+
+// encode turns w into ops (deletes first, as they were applied before),
+// and returns the next_id they leave.
+func (s *Store) encode(w tunnels.Writes) ([]op, uint64, error) {
+	ops := make([]op, 0, len(w.Delete)+len(w.Put)+len(w.Services)+len(w.Groups)+1)
+	next := s.next
+	if grown := maxID(w.Put) + 1; len(w.Put) > 0 && grown > next {
+		next = grown
+		ops = append(ops, op{kind: opNextID, val: idKey(grown)})
+	}
+	for _, id := range w.Delete {
+		ops = append(ops, op{kind: opDeleteTunnel, key: idKey(id)})
+	}
+	for _, t := range w.Put {
+		data, err := json.Marshal(t)
+		if err != nil {
+			return nil, 0, fmt.Errorf("tunnel %d: %w", t.Tunnel.ID, err)
+		}
+		ops = append(ops, op{kind: opPutTunnel, key: idKey(t.Tunnel.ID), val: data})
+	}
+	for _, sv := range w.Services {
+		if sv.Name == "" {
+			return nil, 0, errors.New("a service registration without a name")
+		}
+		data, err := json.Marshal(sv)
+		if err != nil {
+			return nil, 0, fmt.Errorf("service %s: %w", sv.Name, err)
+		}
+		ops = append(ops, op{kind: opPutService, key: []byte(sv.Name), val: data})
+	}
+	for g, ms := range w.Groups {
+		key := []byte(g.String())
+		if len(ms) == 0 {
+			ops = append(ops, op{kind: opDeleteGroup, key: key})
+			continue
+		}
+		data, err := json.Marshal(ms)
+		if err != nil {
+			return nil, 0, fmt.Errorf("group %s: %w", g, err)
+		}
+		ops = append(ops, op{kind: opPutGroup, key: key, val: data})
+	}
+	return ops, next, nil
+}
+
+// checkpoint writes the pending ops into the database in one transaction
+// and empties the log.
+func (s *Store) checkpoint() error {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		tb, counters, sb, gb := tx.Bucket(bucketTunnels), tx.Bucket(bucketCounters), tx.Bucket(bucketServices), tx.Bucket(bucketGroups)
 		tb.FillPercent = 0.9 // ids only grow: keep pages full instead of half-split
-		counters := tx.Bucket(bucketCounters)
-		next := uint64(0)
-		if v := counters.Get(keyNextID); len(v) == 8 {
-			next = binary.BigEndian.Uint64(v)
-		}
-		if grown := maxID(w.Put) + 1; len(w.Put) > 0 && grown > next {
-			if err := counters.Put(keyNextID, idKey(grown)); err != nil {
-				return err
-			}
-		}
-		for _, id := range w.Delete {
-			if err := tb.Delete(idKey(id)); err != nil {
-				return err
-			}
-		}
-		for _, t := range w.Put {
-			data, err := json.Marshal(t)
-			if err != nil {
-				return fmt.Errorf("tunnel %d: %w", t.Tunnel.ID, err)
-			}
-			if err := tb.Put(idKey(t.Tunnel.ID), data); err != nil {
-				return err
-			}
-		}
-		sb := tx.Bucket(bucketServices)
-		for _, sv := range w.Services {
-			if sv.Name == "" {
-				return errors.New("a service registration without a name")
-			}
-			data, err := json.Marshal(sv)
-			if err != nil {
-				return fmt.Errorf("service %s: %w", sv.Name, err)
-			}
-			if err := sb.Put([]byte(sv.Name), data); err != nil {
-				return err
-			}
-		}
-		gb := tx.Bucket(bucketGroups)
-		for g, ms := range w.Groups {
-			key := []byte(g.String())
-			if len(ms) == 0 {
-				if err := gb.Delete(key); err != nil {
-					return err
+		for _, o := range s.pending {
+			var err error
+			switch o.kind {
+			case opPutTunnel:
+				err = tb.Put(o.key, o.val)
+			case opDeleteTunnel:
+				err = tb.Delete(o.key)
+			case opPutService:
+				err = sb.Put(o.key, o.val)
+			case opPutGroup:
+				err = gb.Put(o.key, o.val)
+			case opDeleteGroup:
+				err = gb.Delete(o.key)
+			case opNextID:
+				if v := counters.Get(keyNextID); len(v) != 8 || binary.BigEndian.Uint64(v) < binary.BigEndian.Uint64(o.val) {
+					err = counters.Put(keyNextID, o.val)
 				}
-				continue
 			}
-			data, err := json.Marshal(ms)
 			if err != nil {
-				return err
-			}
-			if err := gb.Put(key, data); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	s.pending = s.pending[:0]
+	if err := s.wal.reset(); err != nil {
+		s.broken = err // the log may still hold what the database has: safe to replay, but not to append to blindly
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
 }
 
 // Load implements tunnels.Store.
 func (s *Store) Load() (tunnels.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken == nil {
+		if err := s.checkpoint(); err != nil {
+			return tunnels.Snapshot{}, fmt.Errorf("store: load: %w", err)
+		}
+	}
 	snap := tunnels.Snapshot{Groups: map[netip.AddrPort][]netip.Addr{}}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketCounters).Get(keyNextID); len(v) == 8 {

@@ -165,6 +165,9 @@ func TestOwnersOfOlderStoresAreRegistered(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+	if _, err := st.Load(); err != nil { // the logged writes into the database
+		t.Fatal(err)
+	}
 	// What an older controller left: no registrations.
 	if err := st.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(bucketServices); err != nil {
