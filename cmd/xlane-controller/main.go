@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -57,8 +58,8 @@ func newCmd() *cobra.Command {
 services request, change and release latency-bounded periodic tunnels, join multicast
 groups and watch upcalls. The controller plans tunnel trees with X-OPT, computes their
 bounds with X-ADJ, programs the switches all-or-nothing, and keeps topology, tunnels and
-groups in a bbolt database in the data directory, written before any switch is touched;
-after a restart it reloads them and reconciles every switch.
+groups in the data directory (a write-ahead log, then a bbolt database), written before any
+switch is touched; after a restart it reloads them and reconciles every switch.
 
 Every few seconds it reads the switches' meter and counter statistics: a tunnel whose
 meter dropped packets is demoted to best effort (BW_EXCEEDED), one that uses little of its
@@ -67,7 +68,7 @@ terminated.
 
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
 grace, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, openflow_burst_slack, p4runtime, insecure, tls_cert, tls_key,
-client_ca, quotas, metrics_addr, pprof, log_level, monitor_interval, unused_fraction, unused_intervals,
+client_ca, quotas, metrics_addr, pprof, log_level, gc_percent, monitor_interval, unused_fraction, unused_intervals,
 idle_intervals, violation_intervals) and from flags, which win over the file.
 
 With --driver openflow, switches (Open vSwitch bridges with protocols=OpenFlow13) connect
@@ -121,6 +122,7 @@ switch runs it already, and reconciles the switch whenever it becomes primary.`,
 	f.StringVar(&flagCfg.TLSKey, "tls-key", "", "server key (PEM)")
 	f.StringVar(&flagCfg.ClientCA, "client-ca", "", "CA (PEM) of client certificates: turns on mutual TLS; the certificate subject is the service identity")
 	f.StringVar(&flagCfg.LogLevel, "log-level", flagCfg.LogLevel, "debug, info, warn or error")
+	f.IntVar(&flagCfg.GCPercent, "gc-percent", flagCfg.GCPercent, "the garbage collector's heap growth target (GOGC; -1: off); a GOGC environment variable wins")
 	f.StringVar(&flagCfg.MetricsAddr, "metrics-addr", flagCfg.MetricsAddr, `Prometheus metrics address, served at /metrics ("" turns it off)`)
 	f.BoolVar(&flagCfg.Pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the metrics address (keep it private)")
 	f.DurationVar((*time.Duration)(&flagCfg.MonitorInterval), "monitor-interval", time.Duration(flagCfg.MonitorInterval), "how often switch statistics are read")
@@ -154,6 +156,7 @@ func override(cmd *cobra.Command, cfg *config.Config, fl config.Config) {
 	set("tls-key", func() { cfg.TLSKey = fl.TLSKey })
 	set("client-ca", func() { cfg.ClientCA = fl.ClientCA })
 	set("log-level", func() { cfg.LogLevel = fl.LogLevel })
+	set("gc-percent", func() { cfg.GCPercent = fl.GCPercent })
 	set("metrics-addr", func() { cfg.MetricsAddr = fl.MetricsAddr })
 	set("pprof", func() { cfg.Pprof = fl.Pprof })
 	set("monitor-interval", func() { cfg.MonitorInterval = fl.MonitorInterval })
@@ -169,6 +172,11 @@ func run(ctx context.Context, cfg config.Config) error {
 		return fmt.Errorf("log level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if env := os.Getenv("GOGC"); env != "" {
+		log.Info("garbage collector: GOGC from the environment", "GOGC", env)
+	} else {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 
 	st, err := store.Open(cfg.DataDir)
 	if err != nil {

@@ -61,6 +61,12 @@ type Config struct {
 	ClientCA string `yaml:"client_ca"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// GCPercent is the garbage collector's target heap growth (GOGC; -1
+	// turns it off). The default 400 trades memory (about 350 instead of
+	// 200 MiB at 10,000 tunnels) for fewer collections: each one marks the
+	// whole live heap on one of the cores, which is most of the upcall
+	// delay's tail. A GOGC environment variable wins over it.
+	GCPercent int `yaml:"gc_percent"`
 	// MetricsAddr serves Prometheus metrics at /metrics ("" turns it off).
 	MetricsAddr string `yaml:"metrics_addr"`
 	// Pprof also serves Go's profiler at /debug/pprof/ on MetricsAddr
@@ -217,7 +223,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Defaults returns the configuration used for fields the file leaves out.
 func Defaults() Config {
-	return Config{Listen: "127.0.0.1:7700", DataDir: "/var/lib/xlane", Grace: Duration(100 * time.Millisecond), Driver: "memory", OpenFlowListen: ":6653", LogLevel: "info",
+	return Config{Listen: "127.0.0.1:7700", DataDir: "/var/lib/xlane", Grace: Duration(100 * time.Millisecond), Driver: "memory", OpenFlowListen: ":6653", LogLevel: "info", GCPercent: 400,
 		MetricsAddr: "127.0.0.1:7701", OpenFlowBurstSlack: Duration(openflow.DefaultBurstSlack), MonitorInterval: Duration(time.Second), UnusedFraction: 0.1, UnusedIntervals: 10, IdleIntervals: 30, ViolationIntervals: 5}
 }
 
@@ -243,7 +249,7 @@ func Parse(r io.Reader) (Config, error) {
 	}
 	if err := strictDecode(doc, map[string]any{
 		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace, "bound_headroom": &c.BoundHeadroom,
-		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel,
+		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel, "gc_percent": &c.GCPercent,
 		"p4runtime": &c.P4Runtime, "openflow_listen": &c.OpenFlowListen, "openflow_tls_cert": &c.OpenFlowTLSCert, "openflow_tls_key": &c.OpenFlowTLSKey, "openflow_ca": &c.OpenFlowCA, "openflow_burst_slack": &c.OpenFlowBurstSlack,
 		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA, "quotas": &c.Quotas, "metrics_addr": &c.MetricsAddr, "pprof": &c.Pprof,
 		"monitor_interval": &c.MonitorInterval, "unused_fraction": &c.UnusedFraction, "unused_intervals": &c.UnusedIntervals,
@@ -345,6 +351,9 @@ func (c Config) Validate() error {
 	}
 	if c.Quotas.Default.MaxTunnels < 0 {
 		return fmt.Errorf("config: quotas.default.max_tunnels: %d must not be negative", c.Quotas.Default.MaxTunnels)
+	}
+	if c.GCPercent != -1 && (c.GCPercent < 25 || c.GCPercent > 10000) {
+		return fmt.Errorf("config: gc_percent: %d must be between 25 and 10000, or -1 (off)", c.GCPercent)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -29,6 +29,8 @@ func TestParse(t *testing.T) {
 		"driver: p4":                                  "driver",
 		"driver: openflow\nopenflow_listen: x":        "openflow_listen",
 		"log_level: loud":                             "log_level",
+		"gc_percent: 10":                              "gc_percent",
+		"gc_percent: off":                             "gc_percent",
 		"data_dir: ''":                                "data_dir",
 		"listen: [1, 2]":                              "listen",
 		"listen: 0.0.0.0:7700\ninsecure: 3":           "insecure",
