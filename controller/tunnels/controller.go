@@ -61,7 +61,8 @@ type Controller struct {
 	groups   map[netip.AddrPort]map[netip.Addr]bool // multicast group -> member hosts
 	subs     map[string]map[*Subscription]struct{}  // service -> watchers
 	services map[string]Service                     // registrations
-	timers   map[uint64]Timer                       // grace-end callbacks per tunnel
+	graceOf  map[uint64]*graceGroup                 // the pending grace end of a tunnel
+	graces   map[*graceGroup]struct{}               // grace ends whose timer runs
 	closed   bool
 	wg       sync.WaitGroup // grace callbacks scheduled or running
 
@@ -111,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
 		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota, obs: cfg.Observer, buffer: cfg.WatchBuffer,
 		recs: map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
-		subs: map[string]map[*Subscription]struct{}{}, timers: map[uint64]Timer{}, services: map[string]Service{},
+		subs: map[string]map[*Subscription]struct{}{}, graceOf: map[uint64]*graceGroup{}, graces: map[*graceGroup]struct{}{}, services: map[string]Service{},
 		needsReconcile: map[string]bool{}, routes: bestEffortRoutes(cfg.Topology),
 		inflight: map[uint64]*record{}, headroom: cfg.BoundHeadroom,
 	}
@@ -176,12 +177,13 @@ func (c *Controller) Close() {
 	for len(c.inflight) > 0 {
 		c.cond.Wait()
 	}
-	for id, t := range c.timers {
-		if t.Stop() {
+	for g := range c.graces {
+		if g.timer.Stop() {
 			c.wg.Done()
 		}
-		delete(c.timers, id)
 	}
+	clear(c.graces)
+	clear(c.graceOf)
 	for _, set := range c.subs {
 		for s := range set {
 			s.end()
@@ -389,6 +391,7 @@ func (c *Controller) planChanges(p *plan, changes []te.Change) ([]pending, error
 // end of their grace periods.
 func (c *Controller) commit(ps []pending, now time.Time) {
 	until := now.Add(c.grace)
+	var lower []uint64
 	for _, pc := range ps {
 		pc.rec.tun = pc.tun
 		if pc.raise {
@@ -399,9 +402,10 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 			Reason: ReasonTE, GraceUntil: until,
 		})
 		if pc.lower {
-			c.armGrace(pc.tun.ID)
+			lower = append(lower, pc.tun.ID)
 		}
 	}
+	c.armGrace(lower...)
 }
 
 // current turns an operation's change list into the changes between what
@@ -656,53 +660,101 @@ func (c *Controller) recResources(rec *record, notBefore time.Time) Resources {
 	return r
 }
 
-// armGrace schedules the end of tunnel id's grace period: its meter then
-// drops to the rate of its current resources.
-func (c *Controller) armGrace(id uint64) {
-	if c.closed {
+// graceGroup is the grace ends of the tunnels one commit lowered: one
+// timer, one lock and one switch batch for all of them (an admission in
+// exact mode lowers dozens of meters).
+type graceGroup struct {
+	timer Timer
+	ids   []uint64
+	live  int // ids whose grace end this still is
+}
+
+// armGrace schedules the end of the grace period of tunnels ids: their
+// meters then come down to their rates. A tunnel's earlier pending end is
+// replaced.
+func (c *Controller) armGrace(ids ...uint64) {
+	if c.closed || len(ids) == 0 {
 		return
 	}
-	c.stopGrace(id)
+	g := &graceGroup{ids: ids, live: len(ids)}
+	for _, id := range ids {
+		c.stopGrace(id)
+		c.graceOf[id] = g
+	}
+	c.graces[g] = struct{}{}
 	c.wg.Add(1)
-	c.timers[id] = c.clock.AfterFunc(c.grace, func() {
+	// The callback takes c.mu, which the caller holds: it cannot run
+	// before g.timer is set.
+	g.timer = c.clock.AfterFunc(c.grace, func() {
 		defer c.wg.Done()
-		c.endGrace(id)
+		c.endGrace(g)
 	})
 }
 
+// stopGrace cancels tunnel id's pending grace end; a group left without
+// tunnels stops its timer.
 func (c *Controller) stopGrace(id uint64) {
-	if t, ok := c.timers[id]; ok {
-		if t.Stop() {
+	g, ok := c.graceOf[id]
+	if !ok {
+		return
+	}
+	delete(c.graceOf, id)
+	if g.live--; g.live == 0 {
+		if g.timer.Stop() {
 			c.wg.Done()
 		}
-		delete(c.timers, id)
+		delete(c.graces, g)
 	}
 }
 
-func (c *Controller) endGrace(id uint64) {
+func (c *Controller) endGrace(g *graceGroup) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.timers, id)
-	rec, ok := c.recs[id]
-	if !ok || c.closed {
+	delete(c.graces, g)
+	if c.closed {
 		return
 	}
-	want, err := c.rulesFor(rec, rec.tun, c.meterRate(rec.tun))
-	if err != nil {
-		c.log.Error("grace end", "tunnel", id, "err", err)
-		return
+	type end struct {
+		rec  *record
+		want map[string]southbound.TunnelRule
 	}
+	var ends []end
 	p := newPlan()
-	p.diff(id, rec.rules, want)
+	for _, id := range g.ids {
+		if c.graceOf[id] != g {
+			continue // re-armed or stopped since
+		}
+		delete(c.graceOf, id)
+		rec, ok := c.recs[id]
+		if !ok {
+			continue
+		}
+		want, err := c.rulesFor(rec, rec.tun, c.meterRate(rec.tun))
+		if err != nil {
+			c.log.Error("grace end", "tunnel", id, "err", err)
+			continue
+		}
+		p.diff(id, rec.rules, want)
+		ends = append(ends, end{rec, want})
+	}
+	if len(ends) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.apply(ctx, p); err != nil {
-		// The switch keeps the generous meter; try again a grace later.
-		c.log.Warn("grace end: lowering the meter failed; retrying", "tunnel", id, "err", err)
-		c.armGrace(id)
+		// The switches keep the generous meters; try again a grace later.
+		ids := make([]uint64, len(ends))
+		for i, e := range ends {
+			ids[i] = e.rec.tun.ID
+		}
+		c.log.Warn("grace end: lowering meters failed; retrying", "tunnels", len(ids), "err", err)
+		c.armGrace(ids...)
 		return
 	}
-	rec.setRules(want)
+	for _, e := range ends {
+		e.rec.setRules(e.want)
+	}
 }
 
 // Quota limits one service; zero fields are unlimited.

@@ -177,6 +177,83 @@ func TestUpcallAndGracePeriod(t *testing.T) {
 	}
 }
 
+// The meters one commit lowered come down together at its grace end; a
+// tunnel released meanwhile is skipped, and one that a later commit
+// lowered again waits for that commit's grace end.
+func TestGraceEndsOfOneCommit(t *testing.T) {
+	c, drv, clk := setup(t)
+	ctx := context.Background()
+	meter := func(id uint64) uint64 {
+		for _, sw := range []string{"s1", "s2"} {
+			for _, r := range drv.Rules(sw) {
+				if r.Tunnel == id && r.Meter != nil {
+					return r.Meter.RateBps
+				}
+			}
+		}
+		return 0
+	}
+	period := func(id uint64) int64 {
+		for _, tun := range c.Tunnels("fd") {
+			if tun.TunnelID == id {
+				return tun.PeriodUs
+			}
+		}
+		t.Fatalf("tunnel %d gone", id)
+		return 0
+	}
+	var fds []uint64
+	for i, to := range []netip.Addr{h3, h2, h2} { // periods just above their bounds
+		res, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(to, uint16(7000+i)), LoadsizeBytes: 100, PeriodUs: 26})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, res.TunnelID)
+	}
+	clk.Advance(time.Second) // their own admissions' grace ends
+	before := []uint64{meter(fds[0]), meter(fds[1]), meter(fds[2])}
+	// A large tunnel from the same sender raises all three periods.
+	if _, err := c.Request(ctx, "raft", Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7100), LoadsizeBytes: 1000, PeriodUs: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	first := c.graceOf[fds[0]]
+	if len(c.graces) != 1 || len(c.graceOf) != 3 || first == nil {
+		t.Fatalf("grace ends after one commit: %d groups for %d tunnels, want 1 for 3", len(c.graces), len(c.graceOf))
+	}
+	clk.Advance(50 * time.Millisecond)
+	// Into h2 only: the tunnel to h3 is not on its links.
+	if _, err := c.Request(ctx, "raft", Request{Sender: h3, Receiver: netip.AddrPortFrom(h2, 7101), LoadsizeBytes: 1000, PeriodUs: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	second := c.graceOf[fds[1]]
+	if c.graceOf[fds[0]] != first || second == first || second == nil || c.graceOf[fds[2]] != second || first.live != 1 {
+		t.Fatalf("after the second commit: grace ends %p, %p, %p; the first commit's %p (%d live)", c.graceOf[fds[0]], second, c.graceOf[fds[2]], first, first.live)
+	}
+	clk.Advance(50 * time.Millisecond) // the first commit's grace ends
+	if got, want := meter(fds[0]), rateBps(100, period(fds[0])*1000); got != want || want >= before[0] {
+		t.Fatalf("tunnel to h3 at the first grace end: meter %d, want %d (below %d)", got, want, before[0])
+	}
+	if got := meter(fds[1]); got != before[1] {
+		t.Fatalf("tunnel to h2 at the first grace end: meter %d, want %d until its second", got, before[1])
+	}
+	// A released tunnel's pending end goes with it.
+	if err := c.Release(ctx, "fd", fds[2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.graceOf[fds[2]]; ok {
+		t.Fatal("the released tunnel's grace end is still pending")
+	}
+	clk.Advance(time.Second)
+	for _, id := range fds[:2] {
+		if got, want := meter(id), rateBps(100, period(id)*1000); got != want {
+			t.Fatalf("tunnel %d after every grace end: meter %d, want %d", id, got, want)
+		}
+	}
+	if len(c.graces) != 0 || len(c.graceOf) != 0 {
+		t.Fatalf("grace ends left: %d groups, %d tunnels", len(c.graces), len(c.graceOf))
+	}
+}
+
 func TestErrorsAndOwnership(t *testing.T) {
 	c, _, _ := setup(t)
 	ctx := context.Background()
