@@ -340,6 +340,22 @@ func (r *record) setRules(rules map[string]southbound.TunnelRule) {
 	r.rules, r.meter = rules, installedRate(rules)
 }
 
+// withRate is rules with the meter's rate set to rate: what a change of
+// period needs, as TE never moves another tunnel's tree (compiling the
+// rules again walked the tree through maps of node names).
+func withRate(rules map[string]southbound.TunnelRule, rate uint64) map[string]southbound.TunnelRule {
+	out := make(map[string]southbound.TunnelRule, len(rules))
+	for sw, r := range rules {
+		if r.Meter != nil {
+			m := *r.Meter
+			m.RateBps = rate
+			r.Meter = &m
+		}
+		out[sw] = r
+	}
+	return out
+}
+
 func installedRate(rules map[string]southbound.TunnelRule) uint64 {
 	for _, r := range rules {
 		if r.Meter != nil {
@@ -373,10 +389,7 @@ func (c *Controller) planChanges(p *plan, changes []te.Change) ([]pending, error
 		rate, installed := c.meterRate(t), rec.meter
 		switch {
 		case rate > installed:
-			want, err := c.rulesFor(rec, t, rate)
-			if err != nil {
-				return nil, err
-			}
+			want := withRate(rec.rules, rate)
 			p.diff(ch.ID, rec.rules, want)
 			pc.rules, pc.raise = want, true
 		case rate < installed:
@@ -729,11 +742,7 @@ func (c *Controller) endGrace(g *graceGroup) {
 		if !ok {
 			continue
 		}
-		want, err := c.rulesFor(rec, rec.tun, c.meterRate(rec.tun))
-		if err != nil {
-			c.log.Error("grace end", "tunnel", id, "err", err)
-			continue
-		}
+		want := withRate(rec.rules, c.meterRate(rec.tun))
 		p.diff(id, rec.rules, want)
 		ends = append(ends, end{rec, want})
 	}

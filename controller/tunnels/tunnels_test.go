@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -251,6 +252,17 @@ func TestGraceEndsOfOneCommit(t *testing.T) {
 	}
 	if len(c.graces) != 0 || len(c.graceOf) != 0 {
 		t.Fatalf("grace ends left: %d groups, %d tunnels", len(c.graces), len(c.graceOf))
+	}
+	// Meters were raised and lowered on the installed rules: they must be
+	// what compiling each tunnel afresh gives.
+	for id, rec := range c.recs {
+		want, err := c.rulesFor(rec, rec.tun, c.meterRate(rec.tun))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.EqualFunc(rec.rules, want, southbound.TunnelRule.Equal) {
+			t.Fatalf("tunnel %d: rules %+v, compiled %+v", id, rec.rules, want)
+		}
 	}
 }
 
