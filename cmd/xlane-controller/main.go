@@ -291,7 +291,7 @@ func run(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	var opts []grpc.ServerOption
+	opts := server.Options()
 	if cfg.TLSCert != "" {
 		tc, err := tlsconf.Server(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA)
 		if err != nil {

@@ -39,6 +39,20 @@ func New(ctl *tunnels.Controller) *Server { return &Server{ctl: ctl} }
 // Register adds the service to a gRPC server.
 func (s *Server) Register(g *grpc.Server) { pb.RegisterControllerServer(g, s) }
 
+// WindowSize is the HTTP/2 flow-control window the API's server and the
+// Go client set. Setting it turns off gRPC's window sizing by bandwidth-
+// delay estimate, which sends a ping whenever data arrives and none is
+// out — on loopback, with small messages, a ping and its ack for every
+// few requests or upcalls: with it set the daemon benchmark ran 8–13 %
+// faster (the load generator spent a fifth less CPU). 1 MiB is what the
+// estimate grows a window to at most; it is a credit, not a buffer.
+const WindowSize = 1 << 20
+
+// Options are the gRPC server options of the API (add credentials).
+func Options() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InitialWindowSize(WindowSize), grpc.InitialConnWindowSize(WindowSize)}
+}
+
 // service returns the calling service's identity: the verified client
 // certificate's subject when the connection has one (metadata cannot
 // override it), else the metadata key.

@@ -33,7 +33,7 @@ func Serve(t testing.TB, ctl *tunnels.Controller, addr string, opts ...grpc.Serv
 	if dialAddr == "" {
 		dialAddr = lis.Addr().String()
 	}
-	g := grpc.NewServer(opts...)
+	g := grpc.NewServer(append(server.Options(), opts...)...)
 	server.New(ctl).Register(g)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = g.Serve(lis) }()
