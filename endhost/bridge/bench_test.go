@@ -18,11 +18,19 @@ import (
 // fill one cache line; a 64-byte one takes two.
 func BenchmarkHandOff(b *testing.B) {
 	for _, size := range []int{16, 64} {
-		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) { handOff(b, size) })
+		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) { handOff(b, size, false) })
 	}
 }
 
-func handOff(b *testing.B, size int) {
+// BenchmarkHandOffPeek is BenchmarkHandOff with the consumer reading each
+// message in place (Peek, Advance), as the lane packs R-X messages.
+func BenchmarkHandOffPeek(b *testing.B) {
+	for _, size := range []int{16, 64} {
+		b.Run(strconv.Itoa(size)+"B", func(b *testing.B) { handOff(b, size, true) })
+	}
+}
+
+func handOff(b *testing.B, size int, peek bool) {
 	prod, cons := newPair(b, 1024, size)
 	const sample = 256
 	lat := make([]time.Duration, 0, b.N/sample+1)
@@ -35,7 +43,23 @@ func handOff(b *testing.B, size int) {
 		runtime.LockOSThread() // never unlocked: the pinned thread ends with the goroutine
 		pinned(1)
 		buf := make([]byte, size)
+		sum := 0
 		for i := 0; i < b.N; {
+			if peek {
+				d, ok := cons.Peek()
+				if !ok {
+					empty++
+					SpinWait()
+					continue
+				}
+				sum += int(d[len(d)-1]) // the lane reads every byte; this reads one
+				if i%sample == 0 {
+					lat = append(lat, time.Duration(time.Now().UnixNano()-cons.PeekMeta().T1))
+				}
+				cons.Advance()
+				i++
+				continue
+			}
 			_, m, ok := cons.Pop(buf)
 			if !ok {
 				empty++
@@ -46,6 +70,9 @@ func handOff(b *testing.B, size int) {
 				lat = append(lat, time.Duration(time.Now().UnixNano()-m.T1))
 			}
 			i++
+		}
+		if sum < 0 {
+			b.Log(sum)
 		}
 	}()
 	runtime.LockOSThread()

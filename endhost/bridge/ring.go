@@ -317,6 +317,47 @@ func (r *Ring) advance() {
 	}
 }
 
+// Peek returns the oldest message in place, without copying or taking it
+// (consumer side): data stays valid and unchanged by the producer until
+// Advance. ok is false when the ring is empty. A slot whose length the
+// producer wrote beyond DataLen is skipped and counted, as in Pop. The
+// lane packs R-X messages straight from here into the packet.
+func (r *Ring) Peek() (data []byte, ok bool) {
+	for {
+		p, n, ok := r.ready()
+		if !ok {
+			return nil, false
+		}
+		if n > r.dataLen { // a producer that broke the layout
+			r.Skipped++
+			r.advance()
+			continue
+		}
+		return unsafe.Slice((*byte)(unsafe.Add(p, metaLen)), n), true
+	}
+}
+
+// PeekMeta returns the meta of the message Peek returned.
+func (r *Ring) PeekMeta() Meta {
+	sm := (*slotMeta)(r.slot(r.local))
+	return Meta{Channel: sm.channel, Flags: sm.flags, T0: sm.t0, T1: sm.t1, T2: sm.t2, Mono: sm.mono, Seq: sm.seq}
+}
+
+// Advance takes the message Peek returned; its data must not be used
+// after. Without one (an empty ring) it does nothing.
+func (r *Ring) Advance() {
+	if r.local >= r.avail {
+		return
+	}
+	if i := r.local + prefetchAhead; i < r.avail {
+		p := r.slot(i)
+		for off := 0; off < r.slotLen; off += cacheLine {
+			prefetch(unsafe.Add(p, off))
+		}
+	}
+	r.advance()
+}
+
 // PeekLen returns the length of the oldest message without taking it
 // (consumer side); ok is false when the ring is empty.
 func (r *Ring) PeekLen() (n int, ok bool) {

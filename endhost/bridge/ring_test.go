@@ -159,6 +159,60 @@ func TestPushPopAllocateNothing(t *testing.T) {
 	}
 }
 
+// Peek shows the oldest message in place until Advance takes it; the
+// producer cannot reuse its slot meanwhile, even with the ring full.
+func TestPeekAndAdvance(t *testing.T) {
+	prod, cons := newPair(t, 4, 16)
+	cons.Advance() // nothing to take: a no-op
+	if _, ok := cons.Peek(); ok {
+		t.Fatal("peeked into an empty ring")
+	}
+	for i := range 4 {
+		if !prod.Push([]byte{byte('a' + i), 'x'}, Meta{Seq: uint64(i), T1: int64(100 + i)}) {
+			t.Fatalf("push %d refused", i)
+		}
+	}
+	for i := range 4 {
+		d1, ok1 := cons.Peek()
+		d2, ok2 := cons.Peek()
+		if !ok1 || !ok2 || string(d1) != string([]byte{byte('a' + i), 'x'}) || &d1[0] != &d2[0] {
+			t.Fatalf("message %d: peeked %q then %q", i, d1, d2)
+		}
+		if m := cons.PeekMeta(); m.Seq != uint64(i) || m.T1 != int64(100+i) {
+			t.Fatalf("message %d: meta %+v", i, m)
+		}
+		if prod.Push([]byte("y"), Meta{}) {
+			t.Fatalf("message %d: the producer reused a slot being peeked", i)
+		}
+		cons.Advance()
+	}
+	if _, ok := cons.Peek(); ok {
+		t.Fatal("a fifth message")
+	}
+	cons.Advance()
+	if !prod.Push([]byte("z"), Meta{}) {
+		t.Fatal("push after everything was taken refused")
+	}
+	if d, ok := cons.Peek(); !ok || string(d) != "z" {
+		t.Fatalf("after a no-op Advance: %q %v", d, ok)
+	}
+	// A slot claiming more than a slot holds is skipped by Peek too.
+	cons.Advance()
+	atomic.StoreUint32((*uint32)(prod.slot(5)), uint32(17)|prod.lap(5)<<lenBits)
+	prod.head.Store(6)
+	if !prod.Push([]byte("after"), Meta{}) {
+		t.Fatal("push after the bad slot refused")
+	}
+	if d, ok := cons.Peek(); !ok || string(d) != "after" || cons.Skipped != 1 {
+		t.Fatalf("after the bad slot: %q %v, skipped %d", d, ok, cons.Skipped)
+	}
+	msg := make([]byte, 16)
+	cons.Advance()
+	if a := testing.AllocsPerRun(1000, func() { prod.Push(msg, Meta{Seq: 1}); cons.Peek(); cons.Advance() }); a != 0 {
+		t.Errorf("push, peek and advance allocate %.1f times", a)
+	}
+}
+
 // TestAcrossProcesses: a child process (this test binary again) produces
 // into the ring; this process consumes. The ring is what applications
 // and the lane share.

@@ -25,7 +25,6 @@ type FillStats struct {
 type Filler struct {
 	Stats FillStats
 	turn  int
-	buf   []byte
 }
 
 // Fill adds messages from srcs to p until the next message of every ring
@@ -34,6 +33,8 @@ type Filler struct {
 // dropped and counted (it would block its ring forever).
 func (f *Filler) Fill(p *wire.Packer, srcs []Source) int {
 	s, maxChunks := p.Schema(), p.Max()
+	// Peek skips slots longer than the ring's data length (a broken
+	// producer), counted in the ring's Skipped.
 	if len(srcs) == 0 {
 		return 0
 	}
@@ -41,25 +42,20 @@ func (f *Filler) Fill(p *wire.Packer, srcs []Source) int {
 	blocked := 0 // consecutive rings that had nothing that fits
 	for blocked < len(srcs) {
 		src := srcs[f.turn%len(srcs)]
-		n, ok := src.Ring.PeekLen()
+		data, ok := src.Ring.Peek() // packed from the ring's slot: no copy on the way
 		switch {
 		case !ok:
 			blocked++
-		case s.MessageChunks(n) > maxChunks || n > src.Ring.DataLen():
-			f.drop(src.Ring)
+		case s.MessageChunks(len(data)) > maxChunks:
+			src.Ring.Advance() // it would block its ring forever
+			f.Stats.TooLarge++
 			continue // look at the same ring's next message
-		case !p.Fits(n):
+		case !p.Fits(len(data)):
 			blocked++
 		default:
-			if cap(f.buf) < src.Ring.DataLen() {
-				f.buf = make([]byte, src.Ring.DataLen())
-			}
-			n, _, ok := src.Ring.Pop(f.buf[:cap(f.buf)])
-			if !ok {
-				blocked++
-				break
-			}
-			if err := p.Add(src.Channel, f.buf[:n]); err != nil {
+			err := p.Add(src.Channel, data)
+			src.Ring.Advance()
+			if err != nil {
 				// Fits said yes: only a bug gets here; count it as dropped.
 				if errors.Is(err, wire.ErrFull) || errors.Is(err, wire.ErrTooLarge) {
 					f.Stats.TooLarge++
@@ -74,12 +70,4 @@ func (f *Filler) Fill(p *wire.Packer, srcs []Source) int {
 		f.turn++
 	}
 	return added
-}
-
-func (f *Filler) drop(r *bridge.Ring) {
-	if cap(f.buf) < r.DataLen() {
-		f.buf = make([]byte, r.DataLen())
-	}
-	r.Pop(f.buf[:cap(f.buf)])
-	f.Stats.TooLarge++
 }
