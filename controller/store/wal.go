@@ -203,11 +203,11 @@ func (w *wal) append(ops []op) (fatal bool, err error) {
 	binary.LittleEndian.PutUint32(b, uint32(len(b)-8))
 	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(b[8:], castagnoli))
 	w.buf = b
-	if _, err := w.f.Write(b); err != nil {
+	if _, err := w.f.Write(b); err != nil { // err names the file
 		if terr := w.f.Truncate(w.size); terr != nil {
-			return true, fmt.Errorf("write %s: %w; cutting it back: %w", w.path, err, terr)
+			return true, fmt.Errorf("appending to the log: %w; cutting it back: %w", err, terr)
 		}
-		return false, fmt.Errorf("write %s: %w", w.path, err)
+		return false, fmt.Errorf("appending to the log: %w", err)
 	}
 	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
 		return true, fmt.Errorf("sync %s: %w", w.path, err)

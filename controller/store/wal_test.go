@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/controller/tunnels"
@@ -275,5 +278,65 @@ func appendFile(t *testing.T, path string, b []byte) {
 	defer f.Close()
 	if _, err := f.Write(b); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A full disk fails a Save with an error and leaves the log as it was:
+// once there is room again, writes go on, and after a crash every Save
+// that succeeded is back and none that failed. Needs root (a small tmpfs).
+func TestFullDiskLosesNothing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=512k"); err != nil {
+		t.Skipf("mounting a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, 0) })
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the rest of the file system.
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	f.Close()
+	// Records of about 1 KB: the one that fails is cut off mid-page.
+	big := tunnels.StoredTunnel{Owner: strings.Repeat("x", 1000), Tunnel: te.Tunnel{LoadsizeBytes: 100}}
+	var saved []uint64
+	var saveErr error
+	for id := uint64(1); id < 1000 && saveErr == nil; id++ {
+		big.Tunnel.ID = id
+		if saveErr = s.Save(tunnels.Writes{Put: []tunnels.StoredTunnel{big}}); saveErr == nil {
+			saved = append(saved, id)
+		}
+	}
+	if !errors.Is(saveErr, unix.ENOSPC) {
+		t.Fatalf("saving on a full disk: %v", saveErr)
+	}
+	t.Logf("%d saves fitted, then: %v", len(saved), saveErr)
+	if st, err := os.Stat(filepath.Join(dir, "xlane.wal")); err != nil || st.Size() != s.wal.size {
+		t.Fatalf("the log after the failed append: %v bytes, %v; want it cut back to %d", st.Size(), err, s.wal.size)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	next := saved[len(saved)-1] + 2 // the one that failed is not retried
+	big.Tunnel.ID = next
+	if err := s.Save(tunnels.Writes{Put: []tunnels.StoredTunnel{big}}); err != nil {
+		t.Fatalf("saving with room again: %v", err)
+	}
+	saved = append(saved, next)
+	crash(t, s)
+	if got := ids(t, reopen(t, dir)); !slices.Equal(got, saved) {
+		t.Fatalf("after the crash: %d tunnels %v…, want %d", len(got), got[:min(len(got), 5)], len(saved))
 	}
 }
