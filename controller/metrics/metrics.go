@@ -20,6 +20,10 @@ type Metrics struct {
 	reg     *prometheus.Registry
 	ops     *prometheus.CounterVec
 	upcalls *prometheus.CounterVec
+	// upcallC holds the counters of the known kinds and reasons, looked up
+	// once: an admission in exact mode counts dozens of upcalls, and
+	// WithLabelValues hashes its labels every time.
+	upcallC [2][3]prometheus.Counter
 	monitor prometheus.Histogram
 }
 
@@ -40,6 +44,11 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}),
 	}
+	for k := range m.upcallC {
+		for r := range m.upcallC[k] {
+			m.upcallC[k][r] = m.upcalls.WithLabelValues(kindLabel(tunnels.UpcallKind(k)), tunnels.Reason(r).String())
+		}
+	}
 	m.reg.MustRegister(m.ops, m.upcalls, m.monitor, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -49,11 +58,18 @@ func (m *Metrics) Operation(op, result string) { m.ops.WithLabelValues(op, resul
 
 // Upcall implements tunnels.Observer.
 func (m *Metrics) Upcall(kind tunnels.UpcallKind, reason tunnels.Reason) {
-	k := "bandwidth_changed"
-	if kind == tunnels.BandwidthTerminated {
-		k = "bandwidth_terminated"
+	if int(kind) < len(m.upcallC) && kind >= 0 && int(reason) < len(m.upcallC[0]) && reason >= 0 {
+		m.upcallC[kind][reason].Inc()
+		return
 	}
-	m.upcalls.WithLabelValues(k, reason.String()).Inc()
+	m.upcalls.WithLabelValues(kindLabel(kind), reason.String()).Inc()
+}
+
+func kindLabel(kind tunnels.UpcallKind) string {
+	if kind == tunnels.BandwidthTerminated {
+		return "bandwidth_terminated"
+	}
+	return "bandwidth_changed"
 }
 
 // MonitorRound implements tunnels.Observer.
