@@ -689,10 +689,14 @@ func (c *Controller) armGrace(ids ...uint64) {
 	if c.closed || len(ids) == 0 {
 		return
 	}
-	g := &graceGroup{ids: ids, live: len(ids)}
+	g := &graceGroup{ids: ids}
 	for _, id := range ids {
+		if c.graceOf[id] == g {
+			continue // listed twice
+		}
 		c.stopGrace(id)
 		c.graceOf[id] = g
+		g.live++
 	}
 	c.graces[g] = struct{}{}
 	c.wg.Add(1)

@@ -253,6 +253,18 @@ func TestGraceEndsOfOneCommit(t *testing.T) {
 	if len(c.graces) != 0 || len(c.graceOf) != 0 {
 		t.Fatalf("grace ends left: %d groups, %d tunnels", len(c.graces), len(c.graceOf))
 	}
+	// A tunnel listed twice in one commit's grace ends counts once.
+	c.mu.Lock()
+	c.armGrace(fds[0], fds[0])
+	g := c.graceOf[fds[0]]
+	c.mu.Unlock()
+	if g == nil || g.live != 1 || len(c.graces) != 1 {
+		t.Fatalf("a tunnel armed twice: %+v, %d groups", g, len(c.graces))
+	}
+	clk.Advance(time.Second)
+	if len(c.graces) != 0 || len(c.graceOf) != 0 {
+		t.Fatalf("grace ends left after the double arm: %d groups, %d tunnels", len(c.graces), len(c.graceOf))
+	}
 	// Meters were raised and lowered on the installed rules: they must be
 	// what compiling each tunnel afresh gives.
 	for id, rec := range c.recs {
