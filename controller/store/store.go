@@ -50,7 +50,6 @@ type Store struct {
 	pending []op   // logged, not yet in db
 	next    uint64 // the stored next_id, pending ops included
 	broken  error  // the log failed in a way that leaves it unusable
-	ckErr   error  // the last checkpoint's failure (retried)
 }
 
 // A checkpoint moves logged writes into bbolt after this many ops or log
@@ -218,9 +217,10 @@ func (s *Store) Save(w tunnels.Writes) error {
 	s.next = next
 	s.pending = append(s.pending, ops...)
 	if len(s.pending)%checkpointOps < len(ops) || s.wal.size >= checkpointBytes {
-		// w is durable already: a failed checkpoint is kept for Close and
-		// retried with the next batch, not reported as a failed Save.
-		s.ckErr = s.checkpoint()
+		// w is durable already: a failed checkpoint is not a failed Save.
+		// Its ops stay pending (and logged); the next threshold, Load and
+		// Close try again, and Close reports the error.
+		_ = s.checkpoint()
 	}
 	return nil
 }
@@ -305,6 +305,7 @@ func (s *Store) checkpoint() error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+	clear(s.pending) // let the collector have the values
 	s.pending = s.pending[:0]
 	if err := s.wal.reset(); err != nil {
 		s.broken = err // the log may still hold what the database has: safe to replay, but not to append to blindly

@@ -340,6 +340,16 @@ func (r *record) setRules(rules map[string]southbound.TunnelRule) {
 	r.rules, r.meter = rules, installedRate(rules)
 }
 
+// rerate is the rules of rec's tunnel t with its meter at rate: the
+// installed rules with the rate swapped, or compiled when none are
+// recorded.
+func (c *Controller) rerate(rec *record, t te.Tunnel, rate uint64) (map[string]southbound.TunnelRule, error) {
+	if rec.rules == nil {
+		return c.rulesFor(rec, t, rate)
+	}
+	return withRate(rec.rules, rate), nil
+}
+
 // withRate is rules with the meter's rate set to rate: what a change of
 // period needs, as TE never moves another tunnel's tree (compiling the
 // rules again walked the tree through maps of node names).
@@ -389,7 +399,10 @@ func (c *Controller) planChanges(p *plan, changes []te.Change) ([]pending, error
 		rate, installed := c.meterRate(t), rec.meter
 		switch {
 		case rate > installed:
-			want := withRate(rec.rules, rate)
+			want, err := c.rerate(rec, t, rate)
+			if err != nil {
+				return nil, err
+			}
 			p.diff(ch.ID, rec.rules, want)
 			pc.rules, pc.raise = want, true
 		case rate < installed:
@@ -746,7 +759,11 @@ func (c *Controller) endGrace(g *graceGroup) {
 		if !ok {
 			continue
 		}
-		want := withRate(rec.rules, c.meterRate(rec.tun))
+		want, err := c.rerate(rec, rec.tun, c.meterRate(rec.tun))
+		if err != nil {
+			c.log.Error("grace end", "tunnel", id, "err", err)
+			continue
+		}
 		p.diff(id, rec.rules, want)
 		ends = append(ends, end{rec, want})
 	}
