@@ -194,7 +194,12 @@ func (r *Ring) Slots() int { return int(r.slots) }
 // Len is how many messages wait (as the producer sees it: up to 15 popped
 // messages may still count until the consumer frees them or finds the
 // ring empty).
-func (r *Ring) Len() int { return int(r.head.Load() - r.tail.Load()) }
+func (r *Ring) Len() int {
+	if r.mem == nil {
+		return 0
+	}
+	return int(r.head.Load() - r.tail.Load())
+}
 
 // slotMeta is the first 48 bytes of a slot (the layout above).
 type slotMeta struct {
@@ -244,6 +249,9 @@ func (r *Ring) stamp(i uint64) uint32 { return atomic.LoadUint32((*uint32)(r.slo
 // ring is empty; an empty poll frees the slots popped so far, so that a
 // producer waiting on a full ring never waits for a batch to fill.
 func (r *Ring) ready() (p unsafe.Pointer, n int, ok bool) {
+	if r.mem == nil { // closed
+		return nil, 0, false
+	}
 	if r.local >= r.avail && !r.probe() {
 		if r.freed != r.local {
 			r.freed = r.local
@@ -339,6 +347,9 @@ func (r *Ring) Peek() (data []byte, ok bool) {
 
 // PeekMeta returns the meta of the message Peek returned.
 func (r *Ring) PeekMeta() Meta {
+	if r.mem == nil {
+		return Meta{}
+	}
 	sm := (*slotMeta)(r.slot(r.local))
 	return Meta{Channel: sm.channel, Flags: sm.flags, T0: sm.t0, T1: sm.t1, T2: sm.t2, Mono: sm.mono, Seq: sm.seq}
 }
@@ -346,7 +357,7 @@ func (r *Ring) PeekMeta() Meta {
 // Advance takes the message Peek returned; its data must not be used
 // after. Without one (an empty ring) it does nothing.
 func (r *Ring) Advance() {
-	if r.local >= r.avail {
+	if r.mem == nil || r.local >= r.avail {
 		return
 	}
 	if i := r.local + prefetchAhead; i < r.avail {
@@ -371,13 +382,16 @@ func (r *Ring) slot(i uint64) unsafe.Pointer {
 	return unsafe.Add(r.slots0, int(i&(r.slots-1))*r.slotLen)
 }
 
-// Close unmaps the ring (the file stays; Remove deletes it).
+// Close unmaps the ring (the file stays; Remove deletes it). After it,
+// Push refuses every message, Pop and Peek find the ring empty, and Len
+// is 0.
 func (r *Ring) Close() error {
 	if r.mem == nil {
 		return nil
 	}
 	err := unix.Munmap(r.mem)
 	r.mem = nil
+	r.dataLen = -1 // Push refuses every message: its pointers are unmapped
 	if err != nil {
 		return fmt.Errorf("bridge: unmap %s: %w", r.path, err)
 	}

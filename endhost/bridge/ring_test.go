@@ -213,6 +213,29 @@ func TestPeekAndAdvance(t *testing.T) {
 	}
 }
 
+// A closed ring refuses and reports nothing instead of touching the
+// unmapped file.
+func TestClosedRing(t *testing.T) {
+	prod, cons := newPair(t, 4, 16)
+	prod.Push([]byte("a"), Meta{})
+	cons.Peek()
+	prod.Close()
+	cons.Close()
+	if prod.Push([]byte("b"), Meta{}) || prod.Len() != 0 {
+		t.Fatal("push into a closed ring")
+	}
+	if _, _, ok := cons.Pop(make([]byte, 16)); ok {
+		t.Fatal("pop from a closed ring")
+	}
+	if _, ok := cons.Peek(); ok {
+		t.Fatal("peek into a closed ring")
+	}
+	cons.Advance()
+	if m := cons.PeekMeta(); m != (Meta{}) {
+		t.Fatalf("meta of a closed ring: %+v", m)
+	}
+}
+
 // TestAcrossProcesses: a child process (this test binary again) produces
 // into the ring; this process consumes. The ring is what applications
 // and the lane share.
