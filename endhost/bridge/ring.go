@@ -301,17 +301,27 @@ func (r *Ring) Pop(buf []byte) (n int, m Meta, ok bool) {
 	if n > len(buf) {
 		return n, Meta{}, false
 	}
-	sm := (*slotMeta)(p)
-	m = Meta{Channel: sm.channel, Flags: sm.flags, T0: sm.t0, T1: sm.t1, T2: sm.t2, Mono: sm.mono, Seq: sm.seq}
+	m = (*slotMeta)(p).meta()
 	copy(buf, unsafe.Slice((*byte)(unsafe.Add(p, metaLen)), n))
+	r.fetchAhead()
+	r.advance()
+	return n, m, true
+}
+
+func (sm *slotMeta) meta() Meta {
+	return Meta{Channel: sm.channel, Flags: sm.flags, T0: sm.t0, T1: sm.t1, T2: sm.t2, Mono: sm.mono, Seq: sm.seq}
+}
+
+// fetchAhead asks for the lines of the slot prefetchAhead after the
+// oldest when a probe found it published: while messages stream, the
+// misses on lines the other core wrote then overlap.
+func (r *Ring) fetchAhead() {
 	if i := r.local + prefetchAhead; i < r.avail {
 		p := r.slot(i)
 		for off := 0; off < r.slotLen; off += cacheLine {
 			prefetch(unsafe.Add(p, off))
 		}
 	}
-	r.advance()
-	return n, m, true
 }
 
 // advance consumes the oldest slot. Slots are freed in batches while
@@ -350,8 +360,7 @@ func (r *Ring) PeekMeta() Meta {
 	if r.mem == nil {
 		return Meta{}
 	}
-	sm := (*slotMeta)(r.slot(r.local))
-	return Meta{Channel: sm.channel, Flags: sm.flags, T0: sm.t0, T1: sm.t1, T2: sm.t2, Mono: sm.mono, Seq: sm.seq}
+	return (*slotMeta)(r.slot(r.local)).meta()
 }
 
 // Advance takes the message Peek returned; its data must not be used
@@ -360,12 +369,7 @@ func (r *Ring) Advance() {
 	if r.mem == nil || r.local >= r.avail {
 		return
 	}
-	if i := r.local + prefetchAhead; i < r.avail {
-		p := r.slot(i)
-		for off := 0; off < r.slotLen; off += cacheLine {
-			prefetch(unsafe.Add(p, off))
-		}
-	}
+	r.fetchAhead()
 	r.advance()
 }
 
