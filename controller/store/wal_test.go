@@ -223,7 +223,7 @@ func TestCheckpointEmptiesTheLog(t *testing.T) {
 // returned lies within the file.
 func FuzzParseWAL(f *testing.F) {
 	rec := func(ops []op) []byte {
-		d := t0Dir(f)
+		d := f.TempDir()
 		lw, _, err := openWAL(d)
 		if err != nil {
 			f.Fatal(err)
@@ -258,15 +258,6 @@ func FuzzParseWAL(f *testing.F) {
 			}
 		}
 	})
-}
-
-func t0Dir(f *testing.F) string {
-	d, err := os.MkdirTemp("", "wal")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { os.RemoveAll(d) })
-	return d
 }
 
 func appendFile(t *testing.T, path string, b []byte) {
