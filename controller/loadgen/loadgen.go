@@ -126,9 +126,19 @@ func (r Result) Table(w io.Writer) {
 	}
 }
 
+// upcall is one BandwidthChanged a service saw; pointer-free, so a
+// long log costs the collector nothing to scan.
 type upcall struct {
-	at    time.Time // committed
+	at    int64 // committed, Unix ns
 	delay time.Duration
+}
+
+// upcallLog is one service's upcalls while admissions are timed: each
+// watcher appends to its own, so the load generator's watchers do not
+// contend on a lock while the controller is measured.
+type upcallLog struct {
+	mu   sync.Mutex
+	recs []upcall
 }
 
 // Run runs the load; it releases every tunnel it made before it returns,
@@ -176,14 +186,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			LoadsizeBytes: r.LoadsizeBytes, PeriodUs: r.PeriodNs / 1000, Sublane: r.Sublane}
 	}
 
-	// Every service watches its upcalls from the start.
-	var mu sync.Mutex
-	var upcalls []upcall
+	// Every service watches its upcalls from the start; they are kept
+	// only while admissions are timed.
+	logs := make([]upcallLog, len(clients))
+	var recording atomic.Bool
 	wctx, stopWatch := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stopWatch(); wg.Wait() }()
 	watchErr := make(chan error, len(clients))
-	for _, c := range clients {
+	for i, c := range clients {
+		ul := &logs[i]
 		ready := make(chan struct{})
 		wg.Add(1)
 		go func() {
@@ -191,14 +203,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			var once sync.Once
 			err := c.Watch(wctx, func(u *pb.Upcall) {
 				ch := u.GetChanged()
-				if ch == nil || ch.GetResources().GetNotBefore() == nil {
+				if !recording.Load() || ch == nil || ch.GetResources().GetNotBefore() == nil {
 					return
 				}
 				at := ch.Resources.NotBefore.AsTime()
 				d := time.Since(at)
-				mu.Lock()
-				upcalls = append(upcalls, upcall{at, d})
-				mu.Unlock()
+				ul.mu.Lock()
+				ul.recs = append(ul.recs, upcall{at.UnixNano(), d})
+				ul.mu.Unlock()
 			}, func(bool) { once.Do(func() { close(ready) }) })
 			if err != nil && wctx.Err() == nil {
 				watchErr <- fmt.Errorf("loadgen: watch: %w", err)
@@ -302,6 +314,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	recording.Store(true)
 	start := time.Now()
 	stopTicker := ticker(func() {
 		progress("  %d/%d answered", admitted.Load()+rejected.Load(), cfg.Requests)
@@ -366,14 +379,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	default:
 	}
-	mu.Lock()
+	recording.Store(false)
 	var delays []time.Duration
-	for _, u := range upcalls {
-		if !u.at.Before(start) && !u.at.After(end) {
-			delays = append(delays, u.delay)
+	for i := range logs {
+		l := &logs[i]
+		l.mu.Lock()
+		for _, u := range l.recs {
+			if u.at >= start.UnixNano() && u.at <= end.UnixNano() {
+				delays = append(delays, u.delay)
+			}
 		}
+		l.mu.Unlock()
 	}
-	mu.Unlock()
 	slices.Sort(delays)
 	res.Upcalls = len(delays)
 	if len(delays) > 0 {
