@@ -69,12 +69,14 @@ vet:
 clean:
 	rm -rf $(BIN) $(OUT)
 
-# Regenerate the gRPC code from the protos (needs protoc, protoc-gen-go and
-# protoc-gen-go-grpc on PATH; the generated code is committed).
+# Regenerate the gRPC code from the protos (needs protoc, protoc-gen-go,
+# protoc-gen-go-grpc and protoc-gen-go-vtproto v0.6.0 on PATH; the
+# generated code is committed).
 proto:
 	protoc -I . -I /usr/include \
 		--go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
+		--go-vtproto_out=. --go-vtproto_opt=paths=source_relative,features=marshal+unmarshal+size \
 		controller/api/v1/controller.proto
 
 # Regenerates the committed P4 artifacts (BMv2 JSON and P4Info) of the

@@ -39,7 +39,9 @@ func Dial(target, service string, opts ...grpc.DialOption) (*Client, error) {
 		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
 	// A fixed window: no bandwidth-delay pings (server.WindowSize says why).
-	opts = append(opts[:len(opts):len(opts)], grpc.WithInitialWindowSize(server.WindowSize), grpc.WithInitialConnWindowSize(server.WindowSize))
+	// The generated marshalling code (server.Codec says why).
+	opts = append(opts[:len(opts):len(opts)], grpc.WithInitialWindowSize(server.WindowSize), grpc.WithInitialConnWindowSize(server.WindowSize),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(server.Codec())))
 	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", target, err)

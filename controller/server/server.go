@@ -50,7 +50,8 @@ const WindowSize = 1 << 20
 
 // Options are the gRPC server options of the API (add credentials).
 func Options() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.InitialWindowSize(WindowSize), grpc.InitialConnWindowSize(WindowSize)}
+	return []grpc.ServerOption{grpc.InitialWindowSize(WindowSize), grpc.InitialConnWindowSize(WindowSize),
+		grpc.ForceServerCodecV2(Codec())}
 }
 
 // service returns the calling service's identity: the verified client
