@@ -68,21 +68,43 @@ func (p *Packer) Fits(n int) bool { return p.s.MessageChunks(n) <= p.Free() }
 // Add appends a message of channel ch. ErrFull: not enough chunks left in
 // this packet (nothing was written); ErrTooLarge: not in any packet.
 func (p *Packer) Add(ch uint16, msg []byte) error {
-	d, cl := p.s.dataLen, p.s.ChunkLen
-	if n := len(msg) + channelLen; n <= d {
-		// One chunk (most coordination messages): descriptor, channel,
-		// message, zeros, without the general path's bookkeeping.
-		if p.chunks >= p.max {
-			return ErrFull
-		}
-		off := HeaderLen + p.chunks*cl
-		c := p.buf[off : off+1+d]
-		c[0] = byte(n) | descFirst | descLast
-		fillChunk(c[1:], msg)
-		binary.BigEndian.PutUint16(c[1:], ch)
-		p.chunks++
-		return nil
+	d, n := p.s.dataLen, len(msg)
+	if n+channelLen > d || p.chunks >= p.max || d < 16 || d > 32 {
+		return p.addSpan(ch, msg)
 	}
+	// One chunk (most coordination messages): descriptor, channel,
+	// message, zeros, in stores of fixed sizes and without a call, so the
+	// path needs no stack frame.
+	off := HeaderLen + p.chunks*p.s.ChunkLen
+	c := p.buf[off : off+1+d]
+	*(*[16]byte)(c[1:]) = [16]byte{}
+	*(*[16]byte)(c[1+d-16:]) = [16]byte{}
+	data := c[1+channelLen:]
+	switch {
+	case n >= 16:
+		*(*[16]byte)(data) = *(*[16]byte)(msg)
+		*(*[16]byte)(data[n-16:]) = *(*[16]byte)(msg[n-16:])
+	case n >= 8:
+		*(*[8]byte)(data) = *(*[8]byte)(msg)
+		*(*[8]byte)(data[n-8:]) = *(*[8]byte)(msg[n-8:])
+	case n >= 4:
+		*(*[4]byte)(data) = *(*[4]byte)(msg)
+		*(*[4]byte)(data[n-4:]) = *(*[4]byte)(msg[n-4:])
+	default:
+		for i := range n {
+			data[i] = msg[i]
+		}
+	}
+	c[1], c[2] = byte(ch>>8), byte(ch)
+	c[0] = byte(n+channelLen) | descFirst | descLast
+	p.chunks++
+	return nil
+}
+
+// addSpan is Add for a message that spans chunks, a full packet, and
+// schemata whose data areas are outside 16–32 bytes.
+func (p *Packer) addSpan(ch uint16, msg []byte) error {
+	d, cl := p.s.dataLen, p.s.ChunkLen
 	need := p.s.MessageChunks(len(msg))
 	if need > p.max {
 		return fmt.Errorf("%w: %d bytes take %d %s chunks, a packet holds %d", ErrTooLarge, len(msg), need, p.s.Name, p.max)

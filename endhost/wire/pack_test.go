@@ -242,3 +242,45 @@ func TestJumboPacketAcrossCRCGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestOneChunkAddMatchesGeneralPath packs every one-chunk length into a
+// buffer full of stale bytes, through Add's short path and through the
+// general one: the chunks are the same, and nothing stale is left.
+func TestOneChunkAddMatchesGeneralPath(t *testing.T) {
+	for _, s := range []*Schema{HD6, HD8} {
+		for n := 0; n+channelLen <= s.DataLen(); n++ {
+			msg := make([]byte, n)
+			for i := range msg {
+				msg[i] = byte(0xa0 + i)
+			}
+			var pkts [2][]byte
+			for k, add := range []func(*Packer, uint16, []byte) error{(*Packer).Add, (*Packer).addSpan} {
+				buf := bytes.Repeat([]byte{0xee}, HeaderLen+3*s.ChunkLen)
+				p, err := NewPacker(s, buf, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.Reset(Header{Tunnel: 1})
+				for range 3 {
+					if err := add(p, 0x1234, msg); err != nil {
+						t.Fatalf("%s, %d bytes: %v", s.Name, n, err)
+					}
+				}
+				if err := add(p, 1, msg); !errors.Is(err, ErrFull) {
+					t.Fatalf("%s, %d bytes: a fourth message in three chunks: %v", s.Name, n, err)
+				}
+				pkts[k] = p.Packet()
+			}
+			if !bytes.Equal(pkts[0], pkts[1]) {
+				t.Fatalf("%s, %d bytes: short path\n%x\ngeneral path\n%x", s.Name, n, pkts[0], pkts[1])
+			}
+			c := pkts[0][HeaderLen : HeaderLen+s.ChunkLen]
+			if want := byte(n+channelLen) | descFirst | descLast; c[0] != want || c[1] != 0x12 || c[2] != 0x34 || !bytes.Equal(c[3:3+n], msg) {
+				t.Fatalf("%s, %d bytes: chunk %x", s.Name, n, c)
+			}
+			if pad := c[3+n : 1+s.DataLen()]; !bytes.Equal(pad, make([]byte, len(pad))) {
+				t.Fatalf("%s, %d bytes: stale bytes after the message: %x", s.Name, n, pad)
+			}
+		}
+	}
+}
