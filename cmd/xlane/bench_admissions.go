@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"time"
@@ -23,7 +24,7 @@ import (
 
 func newBenchAdmissionsCmd() *cobra.Command {
 	var cfg loadgen.Config
-	var k int
+	var k, gcPercent int
 	var headroom float64
 	var bin, out, cpuprofile, clientProfile string
 	var profileFor time.Duration
@@ -43,6 +44,9 @@ upcalls took from the controller's commit to the watching service; the table and
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			cfg.Progress = cmd.ErrOrStderr()
+			if cmd.Flags().Changed("gc-percent") || os.Getenv("GOGC") == "" {
+				defer debug.SetGCPercent(debug.SetGCPercent(gcPercent))
+			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
@@ -141,6 +145,7 @@ upcalls took from the controller's commit to the watching service; the table and
 	f.IntVar(&cfg.Preload, "preload", 10_000, "tunnels installed before timing")
 	f.IntVar(&cfg.Requests, "requests", 3_000, "timed admissions")
 	f.IntVar(&cfg.Clients, "clients", 32, "concurrent requests in flight")
+	f.IntVar(&gcPercent, "gc-percent", 400, "this process's garbage-collector target (as GOGC; a GOGC variable wins unless this is given): the load generator shares the CPUs with the controller it measures, so it collects less often, as the controller does by default")
 	f.IntVar(&cfg.Services, "services", 50, "service identities holding the tunnels, each watching its upcalls")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "request mix seed")
 	f.Float64Var(&cfg.Rate, "rate", 0, "offer the timed admissions at this many per second (open loop; 0: as fast as answered)")
