@@ -33,7 +33,7 @@ func codecSamples() []proto.Message {
 		}},
 		&pb.Service{Name: "raft", Registered: at, Tunnels: 3, RateBps: 1e9, Watching: 2, MaxTunnels: 10, MaxRateBps: 2e9},
 		&pb.Topology{Nodes: []*pb.Node{{Name: "h1", Kind: "host", Ipv4: "10.0.0.1"}},
-			Links: []*pb.Link{{From: "h1", To: "s1", BandwidthBps: 1e10, QueueBytes: 1 << 20, MinLatencyNs: 100, MaxJitterNs: 50}},
+			Links:    []*pb.Link{{From: "h1", To: "s1", BandwidthBps: 1e10, QueueBytes: 1 << 20, MinLatencyNs: 100, MaxJitterNs: 50}},
 			Sublanes: 2, MaxExpressShare: 0.5},
 		&pb.WatchRequest{},
 		at, // no generated code of ours: the fallback path
