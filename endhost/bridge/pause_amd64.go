@@ -8,10 +8,11 @@ import "unsafe"
 // ring — gets the core's execution units meanwhile.
 func SpinWait()
 
-// prefetch asks the CPU to bring the cache line at p (PREFETCHT0).
+// prefetchLines asks the CPU to bring lines cache lines from p
+// (PREFETCHT0), in one call.
 //
 //go:noescape
-func prefetch(p unsafe.Pointer)
+func prefetchLines(p unsafe.Pointer, lines int)
 
 // prefetchWrite asks the CPU to bring the cache line at p for writing
 // (PREFETCHW), taking it from the other core ahead of the store.

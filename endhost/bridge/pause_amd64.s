@@ -5,10 +5,18 @@ TEXT ·SpinWait(SB), NOSPLIT, $0-0
 	PAUSE
 	RET
 
-// func prefetch(p unsafe.Pointer)
-TEXT ·prefetch(SB), NOSPLIT, $0-8
+// func prefetchLines(p unsafe.Pointer, lines int)
+TEXT ·prefetchLines(SB), NOSPLIT, $0-16
 	MOVQ p+0(FP), AX
+	MOVQ lines+8(FP), CX
+	TESTQ CX, CX
+	JZ done
+loop:
 	PREFETCHT0 (AX)
+	ADDQ $64, AX
+	DECQ CX
+	JNZ loop
+done:
 	RET
 
 // func prefetchWrite(p unsafe.Pointer)

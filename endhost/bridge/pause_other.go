@@ -8,8 +8,8 @@ import "unsafe"
 // this architecture it does nothing.
 func SpinWait() {}
 
-// prefetch does nothing on this architecture.
-func prefetch(unsafe.Pointer) {}
+// prefetchLines does nothing on this architecture.
+func prefetchLines(unsafe.Pointer, int) {}
 
 // prefetchWrite does nothing on this architecture.
 func prefetchWrite(unsafe.Pointer) {}

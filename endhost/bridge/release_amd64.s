@@ -2,16 +2,22 @@
 
 #include "textflag.h"
 
-// func storeRelease32(p *uint32, v uint32)
-TEXT ·storeRelease32(SB), NOSPLIT, $0-12
-	MOVQ p+0(FP), AX
-	MOVL v+8(FP), BX
+// func publish(stamp *uint32, sv uint32, head *uint64, hv uint64, next unsafe.Pointer, lines int)
+TEXT ·publish(SB), NOSPLIT, $0-48
+	MOVQ stamp+0(FP), AX
+	MOVL sv+8(FP), BX
+	MOVQ head+16(FP), CX
+	MOVQ hv+24(FP), DX
 	MOVL BX, (AX)
-	RET
-
-// func storeRelease64(p *uint64, v uint64)
-TEXT ·storeRelease64(SB), NOSPLIT, $0-16
-	MOVQ p+0(FP), AX
-	MOVQ v+8(FP), BX
-	MOVQ BX, (AX)
+	MOVQ DX, (CX)
+	MOVQ next+32(FP), AX
+	MOVQ lines+40(FP), CX
+	TESTQ CX, CX
+	JZ done
+loop:
+	BYTE $0x0f; BYTE $0x0d; BYTE $0x08 // PREFETCHW (AX)
+	ADDQ $64, AX
+	DECQ CX
+	JNZ loop
+done:
 	RET

@@ -2,11 +2,18 @@
 
 package bridge
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
-// storeRelease32 publishes v at p (an atomic store: release order on
-// every architecture, and visible to the race detector).
-func storeRelease32(p *uint32, v uint32) { atomic.StoreUint32(p, v) }
-
-// storeRelease64 is storeRelease32 for a 64-bit word.
-func storeRelease64(p *uint64, v uint64) { atomic.StoreUint64(p, v) }
+// publish stores a slot's stamp and then the head (atomic stores: release
+// order on every architecture, and visible to the race detector), then
+// prefetches the lines of next for writing.
+func publish(stamp *uint32, sv uint32, head *uint64, hv uint64, next unsafe.Pointer, lines int) {
+	atomic.StoreUint32(stamp, sv)
+	atomic.StoreUint64(head, hv)
+	for i := range lines {
+		prefetchWrite(unsafe.Add(next, i*cacheLine))
+	}
+}

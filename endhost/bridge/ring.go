@@ -222,19 +222,19 @@ func (r *Ring) Push(msg []byte, m Meta) bool {
 			return false
 		}
 	}
+	var next unsafe.Pointer // the slot to fetch for writing, when it is free
+	lines := 0
 	if i := h + prefetchAhead; i-r.cachedTail < r.slots {
-		p := r.slot(i)
-		for off := 0; off < r.slotLen; off += cacheLine {
-			prefetchWrite(unsafe.Add(p, off))
-		}
+		next, lines = r.slot(i), r.slotLen/cacheLine
 	}
 	p := r.slot(h)
 	sm := (*slotMeta)(p)
 	sm.channel, sm.flags = m.Channel, m.Flags
 	sm.t0, sm.t1, sm.t2, sm.mono, sm.seq = m.T0, m.T1, m.T2, m.Mono, m.Seq
 	copy(unsafe.Slice((*byte)(unsafe.Add(p, metaLen)), len(msg)), msg)
-	storeRelease32(&sm.stamp, uint32(len(msg))|r.lap(h)<<lenBits) // publishes the slot
-	storeRelease64((*uint64)(unsafe.Pointer(r.head)), h+1)        // for Len and a reopening producer
+	// The stamp publishes the slot; the head is for Len and a reopening
+	// producer.
+	publish(&sm.stamp, uint32(len(msg))|r.lap(h)<<lenBits, (*uint64)(unsafe.Pointer(r.head)), h+1, next, lines)
 	return true
 }
 
@@ -317,10 +317,7 @@ func (sm *slotMeta) meta() Meta {
 // misses on lines the other core wrote then overlap.
 func (r *Ring) fetchAhead() {
 	if i := r.local + prefetchAhead; i < r.avail {
-		p := r.slot(i)
-		for off := 0; off < r.slotLen; off += cacheLine {
-			prefetch(unsafe.Add(p, off))
-		}
+		prefetchLines(r.slot(i), r.slotLen/cacheLine)
 	}
 }
 
