@@ -4,6 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+
 	"github.com/xlane/xlane/controller/tunnels"
 )
 
@@ -18,7 +22,11 @@ func TestBatchCoalescesTEChanges(t *testing.T) {
 	b.add(te(1, 11)) // supersedes the first
 	b.add(tunnels.Upcall{Kind: tunnels.BandwidthChanged, Reason: tunnels.ReasonBWExceeded, TunnelID: 2})
 	b.add(te(2, 21)) // after another upcall of tunnel 2: kept apart
-	got := b.resp.GetUpcalls()
+	var resp pb.WatchResponse
+	if err := proto.Unmarshal(b.encode(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	got := resp.GetUpcalls()
 	if len(got) != 4 {
 		t.Fatalf("%d upcalls, want 4: %v", len(got), got)
 	}

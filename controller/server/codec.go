@@ -30,6 +30,9 @@ func Codec() encoding.CodecV2 { return codec{} }
 func (codec) Name() string { return "proto" }
 
 func (codec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(encoded); ok {
+		return mem.BufferSlice{mem.SliceBuffer(e)}, nil
+	}
 	vt, ok := v.(vtMessage)
 	if !ok {
 		m, ok := v.(proto.Message)

@@ -318,7 +318,7 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 			b := newBatch()
 			b.add(u)
 		drain:
-			for len(b.resp.Upcalls) < watchBatch {
+			for len(b.ups) < watchBatch {
 				select {
 				case u, ok := <-sub.C:
 					if !ok {
@@ -329,8 +329,7 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 					break drain
 				}
 			}
-			resp := b.resp
-			if err := stream.Send(resp); err != nil {
+			if err := stream.SendMsg(b.encode()); err != nil {
 				return err
 			}
 		}
@@ -341,31 +340,27 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 // tunnel's bounds that TE changed again before the first change went out
 // are sent once, as they are now (the later grace covers the earlier).
 type batch struct {
-	resp *pb.WatchResponse
+	ups  []tunnels.Upcall
 	teAt map[uint64]int // tunnel → index of its pending TE change
 }
 
-func newBatch() *batch { return &batch{resp: &pb.WatchResponse{}, teAt: map[uint64]int{}} }
+func newBatch() *batch { return &batch{teAt: map[uint64]int{}} }
 
 func (b *batch) add(u tunnels.Upcall) {
 	if u.Kind == tunnels.BandwidthChanged && u.Reason == tunnels.ReasonTE {
 		if i, ok := b.teAt[u.TunnelID]; ok {
-			b.resp.Upcalls[i] = upcallPB(u)
+			b.ups[i] = u
 			return
 		}
-		b.teAt[u.TunnelID] = len(b.resp.Upcalls)
+		b.teAt[u.TunnelID] = len(b.ups)
 	} else {
 		delete(b.teAt, u.TunnelID) // never move a change across another upcall
 	}
-	b.resp.Upcalls = append(b.resp.Upcalls, upcallPB(u))
+	b.ups = append(b.ups, u)
 }
 
-func upcallPB(u tunnels.Upcall) *pb.Upcall {
-	reason := pb.Reason(u.Reason)
-	if u.Kind == tunnels.BandwidthTerminated {
-		return &pb.Upcall{Kind: &pb.Upcall_Terminated{Terminated: &pb.BandwidthTerminated{TunnelId: u.TunnelID, Reason: reason}}}
-	}
-	return &pb.Upcall{Kind: &pb.Upcall_Changed{Changed: &pb.BandwidthChanged{
-		Resources: toPB(u.Resources), Reason: reason, GraceUntil: timestamppb.New(u.GraceUntil),
-	}}}
+// encode is the batch as a WatchResponse on the wire (upcallwire.go).
+func (b *batch) encode() encoded {
+	const perUpcall = 64 // a BandwidthChanged is 50–60 bytes
+	return appendWatchResponse(make([]byte, 0, perUpcall*len(b.ups)), b.ups)
 }
