@@ -21,7 +21,8 @@ type vtMessage interface {
 // a watch response goes out and is read back on every upcall, and
 // protobuf-go's reflection-driven code was a quarter of the load
 // generator's CPU and a tenth of the controller's. The wire format is
-// the same ("proto"): other clients and servers are unaffected.
+// the same ("proto"): other clients and servers are unaffected. Watch
+// responses arrive already encoded (upcallwire.go) and go out as they are.
 type codec struct{}
 
 // Codec is the API's codec; the server and the Go client force it.
