@@ -13,31 +13,70 @@ var haveVPCLMUL = haveCLMUL && cpu.X86.HasAVX2 && func() bool {
 }()
 
 //go:noescape
-func clmulChunks(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, out *uint32)
+func clmulSums(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool, out *uint32)
 
 //go:noescape
-func clmulChunks2(k *clmulKeys, p *byte, stride, n, pairs int, crc, xorout uint32, out *uint32)
+func clmulSeal24(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool)
+
+//go:noescape
+func clmulSeal32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool)
+
+//go:noescape
+func clmulVerify24(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool) (bad uint64)
+
+//go:noescape
+func clmulVerify32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool) (bad uint64)
 
 func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+
+// clmulFits: the carry-less path takes count chunks of n protected bytes
+// (and crcLen CRC bytes behind them, if it seals or verifies) at stride.
+func (c *CRC) clmulFits(p []byte, stride, n, crcLen, count int) bool {
+	if c.clmul == nil || n < clmulMin || n > clmulMax || stride < n+crcLen || count <= 0 {
+		return false
+	}
+	if need := (count-1)*stride + n + crcLen; len(p) < need {
+		panic("wire: chunk CRCs beyond the buffer") // callers size p from count
+	}
+	return true
+}
 
 // chunkSumsCLMUL is chunkSums by carry-less multiplication; false when this
 // CPU or this length takes the table.
 func (c *CRC) chunkSumsCLMUL(p []byte, stride, n int, out []uint32) bool {
-	if c.clmul == nil || n < clmulMin || n > clmulMax || stride < n || len(out) == 0 {
+	if !c.clmulFits(p, stride, n, 0, len(out)) {
 		return false
 	}
-	if need := (len(out)-1)*stride + n; len(p) < need {
-		panic("wire: chunkSums beyond the buffer") // callers size p from out
-	}
-	done := 0
-	if quads := len(out) / 4; quads > 0 && c.wide {
-		// Four chunks per iteration; the rest (at most three) take the
-		// 128-bit loop.
-		clmulChunks2(c.clmul, &p[0], stride, n, 2*quads, c.init, c.xorout, &out[0])
-		done = 4 * quads
-	}
-	if done < len(out) {
-		clmulChunks(c.clmul, &p[done*stride], stride, n, len(out)-done, c.init, c.xorout, &out[done])
+	clmulSums(c.clmul, &p[0], stride, n, len(out), c.init, c.xorout, c.wide, &out[0])
+	return true
+}
+
+// sealCLMUL is seal by carry-less multiplication; false when this CPU or
+// this length takes the table.
+func (c *CRC) sealCLMUL(p []byte, stride, n, count int) bool {
+	switch k := int(c.width / 8); {
+	case !c.clmulFits(p, stride, n, k, count):
+		return false
+	case k == 3:
+		clmulSeal24(c.clmul, &p[0], stride, n, count, c.init, c.xorout, c.wide)
+	case k == 4:
+		clmulSeal32(c.clmul, &p[0], stride, n, count, c.init, c.xorout, c.wide)
+	default:
+		return false
 	}
 	return true
+}
+
+// verifyCLMUL is verify by carry-less multiplication; false when this CPU
+// or this length takes the table.
+func (c *CRC) verifyCLMUL(p []byte, stride, n, count int) (uint64, bool) {
+	switch k := int(c.width / 8); {
+	case count > 64 || !c.clmulFits(p, stride, n, k, count):
+		return 0, false
+	case k == 3:
+		return clmulVerify24(c.clmul, &p[0], stride, n, count, c.init, c.xorout, c.wide), true
+	case k == 4:
+		return clmulVerify32(c.clmul, &p[0], stride, n, count, c.init, c.xorout, c.wide), true
+	}
+	return 0, false
 }

@@ -1,188 +1,236 @@
 #include "textflag.h"
 
-// func clmulChunks(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, out *uint32)
+// Chunk CRCs by carry-less multiplication. Each chunk (20 ≤ n ≤ 32
+// protected bytes) is two 16-byte blocks: its first n-16 bytes, moved up
+// so that zeros lead (with the register already in the message they change
+// nothing), and its last 16. One fold, then the reduction to 32 bits of Go's
+// hash/crc32 ieeeCLMUL with this polynomial's keys. Chunks do not depend on
+// each other, so the CPU overlaps them; where it has VPCLMULQDQ, four go
+// through the two 128-bit lanes of two YMM registers at a time.
 //
-// out[i] = the CRC of the n bytes (20 ≤ n ≤ 32) at p + i·stride, for
-// i < count. Each chunk is two 16-byte blocks: its first n-16 bytes,
-// moved up so that zeros lead (with the register already in the message
-// they change nothing), and its last 16. One fold, then the reduction to
-// 32 bits of Go's hash/crc32 ieeeCLMUL with this polynomial's keys. The
-// chunks do not depend on each other, so the CPU overlaps them.
-TEXT ·clmulChunks(SB), NOSPLIT, $0-56
-	MOVQ k+0(FP), DI
-	MOVQ p+8(FP), SI
-	MOVQ stride+16(FP), R8
-	MOVQ n+24(FP), CX
-	MOVQ count+32(FP), R9
-	MOVL crc+40(FP), X11
+// Every function has the arguments (k *clmulKeys, p *byte, stride, n,
+// count int, crc, xorout uint32, wide bool, ...) and the registers
+// DI keys, SI chunk, R8 stride, CX n, R9 chunks left, X11 the initial
+// register, R10 xorout; what differs is what each CRC (in AX) becomes:
+// OUT stores it to an array, SEAL behind the chunk's bytes, VERIFY compares
+// it with what is stored there and rotates "differs" into R11 from the top.
+
+#define ARGS \
+	MOVQ k+0(FP), DI; \
+	MOVQ p+8(FP), SI; \
+	MOVQ stride+16(FP), R8; \
+	MOVQ n+24(FP), CX; \
+	MOVQ count+32(FP), R9; \
+	MOVL crc+40(FP), X11; \
 	MOVL xorout+44(FP), R10
-	MOVQ out+48(FP), R11
 
-	MOVOU 0(DI), X6          // fold keys
-	MOVQ  16(DI), X7         // r5
-	MOVOU 32(DI), X8         // P, u
-	PCMPEQB X9, X9
-	PSRLQ $32, X9            // low 32 bits of each half
-	MOVQ  $32, AX
-	SUBQ  CX, AX
-	SHLQ  $4, AX
-	MOVOU 48(DI)(AX*1), X10  // shift[32-n]
+// KEYS128: fold keys X6, r5 X7, P and u X8, low-32-bit mask X9, PSHUFB
+// mask shift[32-n] X10.
+#define KEYS128 \
+	MOVOU   0(DI), X6; \
+	MOVQ    16(DI), X7; \
+	MOVOU   32(DI), X8; \
+	PCMPEQB X9, X9; \
+	PSRLQ   $32, X9; \
+	MOVQ    $32, AX; \
+	SUBQ    CX, AX; \
+	SHLQ    $4, AX; \
+	MOVOU   48(DI)(AX*1), X10
 
-	TESTQ R9, R9
-	JLE   done
+// CRC1(B): AX = the CRC of the chunk at B.
+#define CRC1(B) \
+	MOVOU     (B), X1; \
+	MOVOU     -16(B)(CX*1), X2; \
+	PXOR      X11, X1; \
+	PSHUFB    X10, X1; \
+	MOVOA     X1, X5; \
+	PCLMULQDQ $0, X6, X1; \
+	PCLMULQDQ $0x11, X6, X5; \
+	PXOR      X5, X1; \
+	PXOR      X2, X1; \
+	MOVOA     X6, X0; \
+	PCLMULQDQ $1, X1, X0; \
+	PSRLDQ    $8, X1; \
+	PXOR      X0, X1; \
+	MOVOA     X1, X2; \
+	PSRLDQ    $4, X2; \
+	PAND      X9, X1; \
+	PCLMULQDQ $0, X7, X1; \
+	PXOR      X2, X1; \
+	MOVOA     X1, X2; \
+	PAND      X9, X1; \
+	PCLMULQDQ $0x10, X8, X1; \
+	PAND      X9, X1; \
+	PCLMULQDQ $0, X8, X1; \
+	PXOR      X2, X1; \
+	PEXTRD    $1, X1, AX; \
+	XORL      R10, AX
 
-loop:
-	MOVOU (SI), X1
-	MOVOU -16(SI)(CX*1), X2
-	PXOR  X11, X1            // the register meets the first bytes
-	PSHUFB X10, X1
+// KEYS256: KEYS128 in both lanes of Y6–Y11; R13 two strides.
+#define KEYS256 \
+	VINSERTI128    $1, X11, Y11, Y11; \
+	VBROADCASTI128 0(DI), Y6; \
+	VBROADCASTI128 16(DI), Y7; \
+	VBROADCASTI128 32(DI), Y8; \
+	VPCMPEQB       Y9, Y9, Y9; \
+	VPSRLQ         $32, Y9, Y9; \
+	MOVQ           $32, AX; \
+	SUBQ           CX, AX; \
+	SHLQ           $4, AX; \
+	VBROADCASTI128 48(DI)(AX*1), Y10; \
+	LEAQ           (R8)(R8*1), R13
 
-	MOVOA     X1, X5
-	PCLMULQDQ $0, X6, X1
-	PCLMULQDQ $0x11, X6, X5
-	PXOR      X5, X1
-	PXOR      X2, X1
+// CRC4: the CRCs of the chunks at SI, SI+R8 (lanes of Y1), R14 = SI+2·R8
+// and R12 = R14+R8 (lanes of Y12), each in the lane's second doubleword,
+// before xorout. The two pairs' multiplications overlap.
+#define CRC4 \
+	LEAQ        (SI)(R8*1), R12; \
+	VMOVDQU     (SI), X1; \
+	VINSERTI128 $1, (R12), Y1, Y1; \
+	VMOVDQU     -16(SI)(CX*1), X2; \
+	VINSERTI128 $1, -16(R12)(CX*1), Y2, Y2; \
+	LEAQ        (SI)(R13*1), R14; \
+	LEAQ        (R14)(R8*1), R12; \
+	VMOVDQU     (R14), X12; \
+	VINSERTI128 $1, (R12), Y12, Y12; \
+	VMOVDQU     -16(R14)(CX*1), X13; \
+	VINSERTI128 $1, -16(R12)(CX*1), Y13, Y13; \
+	VPXOR       Y11, Y1, Y1; \
+	VPXOR       Y11, Y12, Y12; \
+	VPSHUFB     Y10, Y1, Y1; \
+	VPSHUFB     Y10, Y12, Y12; \
+	VPCLMULQDQ  $0x00, Y6, Y1, Y3; \
+	VPCLMULQDQ  $0x00, Y6, Y12, Y14; \
+	VPCLMULQDQ  $0x11, Y6, Y1, Y5; \
+	VPCLMULQDQ  $0x11, Y6, Y12, Y15; \
+	VPXOR       Y5, Y3, Y1; \
+	VPXOR       Y15, Y14, Y12; \
+	VPXOR       Y2, Y1, Y1; \
+	VPXOR       Y13, Y12, Y12; \
+	VPCLMULQDQ  $0x01, Y1, Y6, Y0; \
+	VPCLMULQDQ  $0x01, Y12, Y6, Y4; \
+	VPSRLDQ     $8, Y1, Y1; \
+	VPSRLDQ     $8, Y12, Y12; \
+	VPXOR       Y0, Y1, Y1; \
+	VPXOR       Y4, Y12, Y12; \
+	VPSRLDQ     $4, Y1, Y2; \
+	VPSRLDQ     $4, Y12, Y13; \
+	VPAND       Y9, Y1, Y1; \
+	VPAND       Y9, Y12, Y12; \
+	VPCLMULQDQ  $0x00, Y7, Y1, Y1; \
+	VPCLMULQDQ  $0x00, Y7, Y12, Y12; \
+	VPXOR       Y2, Y1, Y1; \
+	VPXOR       Y13, Y12, Y12; \
+	VMOVDQU     Y1, Y2; \
+	VMOVDQU     Y12, Y13; \
+	VPAND       Y9, Y1, Y1; \
+	VPAND       Y9, Y12, Y12; \
+	VPCLMULQDQ  $0x10, Y8, Y1, Y1; \
+	VPCLMULQDQ  $0x10, Y8, Y12, Y12; \
+	VPAND       Y9, Y1, Y1; \
+	VPAND       Y9, Y12, Y12; \
+	VPCLMULQDQ  $0x00, Y8, Y1, Y1; \
+	VPCLMULQDQ  $0x00, Y8, Y12, Y12; \
+	VPXOR       Y2, Y1, Y1; \
+	VPXOR       Y13, Y12, Y12
 
-	// 128 bits to 64.
-	MOVOA     X6, X0
-	PCLMULQDQ $1, X1, X0
-	PSRLDQ    $8, X1
-	PXOR      X0, X1
+// LOW(X) and HIGH(Y): AX = the CRC in a register's low or high lane.
+#define LOW(X) VPEXTRD $1, X, AX; XORL R10, AX
+#define HIGH(Y) VEXTRACTI128 $1, Y, X3; VPEXTRD $1, X3, AX; XORL R10, AX
 
-	MOVOA     X1, X2
-	PSRLDQ    $4, X2
-	PAND      X9, X1
-	PCLMULQDQ $0, X7, X1
-	PXOR      X2, X1
+// What becomes of the CRC in AX of the chunk at B.
+#define OUT(B) MOVL AX, (R11); ADDQ $4, R11
+#define SEAL24(B) MOVW AX, (B)(CX*1); SHRL $16, AX; MOVB AX, 2(B)(CX*1)
+#define SEAL32(B) MOVL AX, (B)(CX*1)
+#define VERIFY24(B) MOVL -1(B)(CX*1), DX; SHRL $8, DX; XORL AX, DX; NEGL DX; RCRQ $1, R11
+#define VERIFY32(B) MOVL (B)(CX*1), DX; XORL AX, DX; NEGL DX; RCRQ $1, R11
 
-	// Barrett reduction to 32 bits.
-	MOVOA     X1, X2
-	PAND      X9, X1
-	PCLMULQDQ $0x10, X8, X1
-	PAND      X9, X1
-	PCLMULQDQ $0, X8, X1
-	PXOR      X2, X1
-
-	PEXTRD $1, X1, AX
-	XORL   R10, AX
-	MOVL   AX, (R11)
-
-	ADDQ R8, SI
-	ADDQ $4, R11
-	DECQ R9
-	JNZ  loop
+// CHUNKS(OP): OP for every chunk, four at a time while wide and four are
+// left, then one at a time (the 128-bit registers keep the keys).
+#define CHUNKS(OP) \
+	MOVBLZX wide+48(FP), AX; \
+	TESTL   AX, AX; \
+	JZ      one; \
+	KEYS256; \
+	CMPQ    R9, $4; \
+	JLT     wided; \
+four: \
+	CRC4; \
+	LOW(X1); \
+	OP(SI); \
+	LEAQ    (SI)(R8*1), BX; \
+	HIGH(Y1); \
+	OP(BX); \
+	LOW(X12); \
+	OP(R14); \
+	HIGH(Y12); \
+	OP(R12); \
+	LEAQ    (SI)(R13*2), SI; \
+	SUBQ    $4, R9; \
+	CMPQ    R9, $4; \
+	JGE     four; \
+wided: \
+	VZEROUPPER; \
+one: \
+	KEYS128; \
+	TESTQ   R9, R9; \
+	JLE     done; \
+loop: \
+	CRC1(SI); \
+	OP(SI); \
+	ADDQ    R8, SI; \
+	DECQ    R9; \
+	JNZ     loop; \
 done:
+
+// func clmulSums(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool, out *uint32)
+//
+// out[i] = the CRC of the n bytes at p + i·stride, for i < count.
+TEXT ·clmulSums(SB), NOSPLIT, $0-64
+	ARGS
+	MOVQ out+56(FP), R11
+	CHUNKS(OUT)
 	RET
 
-// func clmulChunks2(k *clmulKeys, p *byte, stride, n, pairs int, crc, xorout uint32, out *uint32)
+// func clmulSeal24(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool)
 //
-// clmulChunks for 2·pairs chunks (pairs even), four at a time: the same
-// steps on the two 128-bit lanes of YMM registers (VPCLMULQDQ, AVX2), one
-// chunk each, for two pairs in separate registers, so that their
-// multiplications overlap.
-TEXT ·clmulChunks2(SB), NOSPLIT, $0-56
-	MOVQ k+0(FP), DI
-	MOVQ p+8(FP), SI
-	MOVQ stride+16(FP), R8
-	MOVQ n+24(FP), CX
-	MOVQ pairs+32(FP), R9
-	MOVL crc+40(FP), X11
-	MOVL xorout+44(FP), R10
-	MOVQ out+48(FP), R11
+// Writes each chunk's CRC (three bytes, little endian) behind its n bytes.
+TEXT ·clmulSeal24(SB), NOSPLIT, $0-49
+	ARGS
+	CHUNKS(SEAL24)
+	RET
 
-	VINSERTI128    $1, X11, Y11, Y11 // the register in both lanes
-	VBROADCASTI128 0(DI), Y6         // fold keys
-	VBROADCASTI128 16(DI), Y7        // r5
-	VBROADCASTI128 32(DI), Y8        // P, u
-	VPCMPEQB       Y9, Y9, Y9
-	VPSRLQ         $32, Y9, Y9       // low 32 bits of each quadword
-	MOVQ           $32, AX
-	SUBQ           CX, AX
-	SHLQ           $4, AX
-	VBROADCASTI128 48(DI)(AX*1), Y10 // shift[32-n]
-	LEAQ           (R8)(R8*1), R13   // two chunks
+// func clmulSeal32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool)
+TEXT ·clmulSeal32(SB), NOSPLIT, $0-49
+	ARGS
+	CHUNKS(SEAL32)
+	RET
 
-	CMPQ R9, $2
-	JLT  done2
+// func clmulVerify24(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool) (bad uint64)
+//
+// Bit i of bad: chunk i's stored CRC (three bytes behind its n) is not
+// its CRC (count ≤ 64).
+TEXT ·clmulVerify24(SB), NOSPLIT, $0-64
+	ARGS
+	XORL R11, R11
+	CHUNKS(VERIFY24)
+	MOVQ count+32(FP), CX // the bits came in from the top
+	NEGQ CX
+	ADDQ $64, CX
+	SHRQ CX, R11
+	MOVQ R11, bad+56(FP)
+	RET
 
-loop4: // pairs A (Y0–Y5) and B (Y4, Y12–Y15), chunks i..i+3
-	LEAQ        (SI)(R8*1), R12
-	VMOVDQU     (SI), X1
-	VINSERTI128 $1, (R12), Y1, Y1
-	VMOVDQU     -16(SI)(CX*1), X2
-	VINSERTI128 $1, -16(R12)(CX*1), Y2, Y2
-	LEAQ        (SI)(R13*1), R14
-	LEAQ        (R14)(R8*1), R12
-	VMOVDQU     (R14), X12
-	VINSERTI128 $1, (R12), Y12, Y12
-	VMOVDQU     -16(R14)(CX*1), X13
-	VINSERTI128 $1, -16(R12)(CX*1), Y13, Y13
-	VPXOR       Y11, Y1, Y1
-	VPXOR       Y11, Y12, Y12
-	VPSHUFB     Y10, Y1, Y1
-	VPSHUFB     Y10, Y12, Y12
-
-	VPCLMULQDQ $0x00, Y6, Y1, Y3
-	VPCLMULQDQ $0x00, Y6, Y12, Y14
-	VPCLMULQDQ $0x11, Y6, Y1, Y5
-	VPCLMULQDQ $0x11, Y6, Y12, Y15
-	VPXOR      Y5, Y3, Y1
-	VPXOR      Y15, Y14, Y12
-	VPXOR      Y2, Y1, Y1
-	VPXOR      Y13, Y12, Y12
-
-	VPCLMULQDQ $0x01, Y1, Y6, Y0
-	VPCLMULQDQ $0x01, Y12, Y6, Y4
-	VPSRLDQ    $8, Y1, Y1
-	VPSRLDQ    $8, Y12, Y12
-	VPXOR      Y0, Y1, Y1
-	VPXOR      Y4, Y12, Y12
-
-	VPSRLDQ    $4, Y1, Y2
-	VPSRLDQ    $4, Y12, Y13
-	VPAND      Y9, Y1, Y1
-	VPAND      Y9, Y12, Y12
-	VPCLMULQDQ $0x00, Y7, Y1, Y1
-	VPCLMULQDQ $0x00, Y7, Y12, Y12
-	VPXOR      Y2, Y1, Y1
-	VPXOR      Y13, Y12, Y12
-
-	VMOVDQU    Y1, Y2
-	VMOVDQU    Y12, Y13
-	VPAND      Y9, Y1, Y1
-	VPAND      Y9, Y12, Y12
-	VPCLMULQDQ $0x10, Y8, Y1, Y1
-	VPCLMULQDQ $0x10, Y8, Y12, Y12
-	VPAND      Y9, Y1, Y1
-	VPAND      Y9, Y12, Y12
-	VPCLMULQDQ $0x00, Y8, Y1, Y1
-	VPCLMULQDQ $0x00, Y8, Y12, Y12
-	VPXOR      Y2, Y1, Y1
-	VPXOR      Y13, Y12, Y12
-
-	VPEXTRD      $1, X1, AX
-	XORL         R10, AX
-	MOVL         AX, (R11)
-	VEXTRACTI128 $1, Y1, X3
-	VPEXTRD      $1, X3, AX
-	XORL         R10, AX
-	MOVL         AX, 4(R11)
-	VPEXTRD      $1, X12, AX
-	XORL         R10, AX
-	MOVL         AX, 8(R11)
-	VEXTRACTI128 $1, Y12, X3
-	VPEXTRD      $1, X3, AX
-	XORL         R10, AX
-	MOVL         AX, 12(R11)
-
-	LEAQ (SI)(R13*2), SI
-	ADDQ $16, R11
-	SUBQ $2, R9
-	CMPQ R9, $2
-	JGE  loop4
-
-done2:
-	VZEROUPPER
+// func clmulVerify32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool) (bad uint64)
+TEXT ·clmulVerify32(SB), NOSPLIT, $0-64
+	ARGS
+	XORL R11, R11
+	CHUNKS(VERIFY32)
+	MOVQ count+32(FP), CX
+	NEGQ CX
+	ADDQ $64, CX
+	SHRQ CX, R11
+	MOVQ R11, bad+56(FP)
 	RET
 
 // func cpuid(leaf, sub uint32) (a, b, c, d uint32)

@@ -92,3 +92,69 @@ func TestChunkSumsAgreeWithTable(t *testing.T) {
 	}
 	t.Logf("256-bit path on this CPU: %v", haveVPCLMUL)
 }
+
+// seal and verify on the 256-bit, 128-bit and table paths: seal writes
+// what the table computes and touches nothing else, verify flags exactly
+// the chunks with a flipped bit (in their bytes or their CRC), for every
+// count up to 64.
+func TestSealVerify(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, s := range []*Schema{HD6, HD8} {
+		n, k := s.ChunkLen-s.CRCLen(), s.CRCLen()
+		paths := map[string]*CRC{}
+		table := *s.CRC
+		table.clmul = nil
+		paths["table"] = &table
+		if haveCLMUL {
+			narrow := *s.CRC
+			narrow.wide = false
+			paths["128-bit"] = &narrow
+			if haveVPCLMUL {
+				paths["256-bit"] = s.CRC
+			}
+		}
+		for name, c := range paths {
+			for _, stride := range []int{s.ChunkLen, s.ChunkLen + 4} {
+				for count := 1; count <= 64; count++ {
+					buf := make([]byte, 1+count*stride)
+					for i := range buf {
+						buf[i] = byte(r.Uint32())
+					}
+					orig := append([]byte(nil), buf...)
+					p := buf[1:]
+					c.seal(p, stride, n, count)
+					for i := range count {
+						ch := p[i*stride:]
+						crc := table.table16(ch[:n])
+						for b := range k {
+							if ch[n+b] != byte(crc>>(8*b)) {
+								t.Fatalf("%s %s stride %d count %d: chunk %d CRC byte %d %#x, want %#x", s.Name, name, stride, count, i, b, ch[n+b], byte(crc>>(8*b)))
+							}
+						}
+						for j := range stride {
+							if (j < n || j >= n+k) && ch[j] != orig[1+i*stride+j] {
+								t.Fatalf("%s %s stride %d: seal changed byte %d of chunk %d", s.Name, name, stride, j, i)
+							}
+						}
+					}
+					if bad := c.verify(p, stride, n, count); bad != 0 {
+						t.Fatalf("%s %s stride %d count %d: sealed chunks verify as bad %#x", s.Name, name, stride, count, bad)
+					}
+					var want uint64
+					for i := range count {
+						if r.IntN(3) == 0 {
+							want |= 1 << i
+							p[i*stride+r.IntN(n+k)] ^= 1 << r.IntN(8)
+						}
+					}
+					if bad := c.verify(p, stride, n, count); bad != want {
+						t.Fatalf("%s %s stride %d count %d: verify %#x, want %#x", s.Name, name, stride, count, bad, want)
+					}
+				}
+			}
+		}
+		if len(paths) < 3 {
+			t.Logf("%s: checked only %d of the three paths on this CPU", s.Name, len(paths))
+		}
+	}
+}

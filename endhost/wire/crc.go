@@ -85,6 +85,48 @@ func (c *CRC) chunkSums(p []byte, stride, n int, out []uint32) {
 	}
 }
 
+// seal writes the CRC of each of count chunks at p[i·stride:] behind
+// its n protected bytes, little endian (a reflected CRC's natural order),
+// in the CRC's whole bytes.
+func (c *CRC) seal(p []byte, stride, n, count int) {
+	if c.sealCLMUL(p, stride, n, count) {
+		return
+	}
+	var sums [sumBatch]uint32
+	for g := 0; g < count; g += sumBatch {
+		m := min(sumBatch, count-g)
+		c.chunkSums(p[g*stride:], stride, n, sums[:m])
+		for i, crc := range sums[:m] {
+			at := p[(g+i)*stride+n:]
+			for b := range int(c.width / 8) {
+				at[b] = byte(crc >> (8 * b))
+			}
+		}
+	}
+}
+
+// verify returns which of count ≤ 64 chunks at p[i·stride:] do not carry
+// the CRC of their n protected bytes behind them (bit i: chunk i).
+func (c *CRC) verify(p []byte, stride, n, count int) uint64 {
+	if bad, ok := c.verifyCLMUL(p, stride, n, count); ok {
+		return bad
+	}
+	var sums [sumBatch]uint32
+	c.chunkSums(p, stride, n, sums[:count])
+	var bad uint64
+	for i, crc := range sums[:count] {
+		at := p[i*stride+n:]
+		var got uint32
+		for b := range int(c.width / 8) {
+			got |= uint32(at[b]) << (8 * b)
+		}
+		if got != crc {
+			bad |= 1 << i
+		}
+	}
+	return bad
+}
+
 // table16 is the CRC of b by table lookups.
 func (c *CRC) table16(b []byte) uint32 {
 	crc := c.init

@@ -147,26 +147,13 @@ func (p *Packer) Chunks() int { return p.chunks }
 // Packet writes the chunks' CRCs, finishes the header and returns the
 // packet (a slice of the packer's buffer, valid until the next Reset).
 func (p *Packer) Packet() []byte {
-	cl, k := p.s.ChunkLen, p.s.CRCLen()
-	var sums [sumBatch]uint32
-	for g := 0; g < p.chunks; g += sumBatch {
-		m := min(sumBatch, p.chunks-g)
-		first := HeaderLen + g*cl
-		p.s.CRC.chunkSums(p.buf[first:], cl, cl-k, sums[:m])
-		for i, crc := range sums[:m] {
-			// Little endian, a reflected CRC's natural order.
-			c := p.buf[first+i*cl : first+(i+1)*cl]
-			if k == 4 {
-				binary.LittleEndian.PutUint32(c[cl-4:], crc)
-			} else {
-				binary.LittleEndian.PutUint16(c[cl-3:], uint16(crc))
-				c[cl-1] = byte(crc >> 16)
-			}
-		}
+	cl := p.s.ChunkLen
+	if p.chunks > 0 {
+		p.s.CRC.seal(p.buf[HeaderLen:], cl, cl-p.s.CRCLen(), p.chunks)
 	}
 	p.h.Chunks = uint16(p.chunks)
 	p.h.put(p.buf)
-	return p.buf[:HeaderLen+p.chunks*p.s.ChunkLen]
+	return p.buf[:HeaderLen+p.chunks*cl]
 }
 
 // fillChunk zeroes a chunk's data area and copies a first chunk's message

@@ -35,7 +35,6 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 	}
 	u.Stats.Packets++
 	cl, k, d := s.ChunkLen, s.CRCLen(), s.DataLen()
-	crcShift := uint(8 * (4 - k)) // the CRC is the top k bytes of the chunk's last four
 	// What the chunk being read belongs to.
 	const (
 		idle       = iota // no message
@@ -52,20 +51,13 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 		return broken
 	}
 	u.buf = u.buf[:0]
-	var sums [sumBatch]uint32
 	n := int(h.Chunks)
 	chunks := p[HeaderLen : HeaderLen+n*cl] // ParseHeader checked the length
 	for g := 0; g < n; g += sumBatch {
-		// The CRCs of up to 64 chunks in one pass, then which failed.
+		// The CRCs of up to 64 chunks in one pass: which failed.
 		m := min(sumBatch, n-g)
 		grp := chunks[g*cl : (g+m)*cl]
-		s.CRC.chunkSums(grp, cl, cl-k, sums[:m])
-		var bad uint64
-		for i, off := 0, 0; i < m; i, off = i+1, off+cl {
-			if sums[i] != binary.LittleEndian.Uint32(grp[off+cl-4:])>>crcShift {
-				bad |= 1 << i
-			}
-		}
+		bad := s.CRC.verify(grp, cl, cl-k, m)
 		for i, off := 0, 0; i < m; i, off = i+1, off+cl {
 			c := grp[off : off+cl]
 			if bad>>i&1 != 0 {
