@@ -42,7 +42,7 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 		broken            // a message that lost a chunk: skipped to its end
 	)
 	st := idle
-	var dropped uint64 // messages lost
+	var dropped, msgs uint64 // messages lost, delivered
 	// lose marks the message the current chunk belongs to as lost (once).
 	lose := func(st int) int {
 		if st != broken {
@@ -60,6 +60,15 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 		bad := s.CRC.verify(grp, cl, cl-k, m)
 		for i, off := 0, 0; i < m; i, off = i+1, off+cl {
 			c := grp[off : off+cl]
+			if desc := c[0]; desc&(descFirst|descLast) == descFirst|descLast && st == idle && bad>>i&1 == 0 {
+				// A whole message in one intact chunk between messages (most
+				// coordination messages): deliver it, or it breaks the layout.
+				if used := int(desc & descUsed); used >= channelLen && used <= d {
+					msgs++
+					fn(uint16(c[1])<<8|uint16(c[2]), c[1+channelLen:1+used])
+					continue
+				}
+			}
 			if bad>>i&1 != 0 {
 				// Its message is lost; the chunks after it that are not marked
 				// first belong to it and are skipped.
@@ -85,7 +94,7 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 				st = collecting
 				u.buf = u.buf[:0]
 				if last {
-					u.Stats.Messages++
+					msgs++
 					fn(binary.BigEndian.Uint16(data), data[channelLen:])
 					st = idle
 					continue
@@ -113,7 +122,7 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 			}
 			u.buf = appendChunk(u.buf, data)
 			if last {
-				u.Stats.Messages++
+				msgs++
 				fn(binary.BigEndian.Uint16(u.buf), u.buf[channelLen:])
 				st = idle
 			}
@@ -123,6 +132,7 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 		dropped++ // no last chunk
 	}
 	u.Stats.DroppedMessages += dropped
+	u.Stats.Messages += msgs
 	return h, nil
 }
 
