@@ -19,10 +19,14 @@ const (
 // the buffer it was given and allocates nothing.
 type Packer struct {
 	s      *Schema
-	buf    []byte
+	buf    []byte // at least HeaderLen + max·cl bytes (the one-chunk path relies on it)
 	chunks int
 	max    int
 	h      Header
+	// one is the longest message the one-chunk path takes (-1: none, the
+	// schema's data area is outside 16–32 bytes), cl the chunk length;
+	// that path (assembly on amd64) reads them here.
+	one, cl int
 }
 
 // NewPacker packs with schema s into buf, at most maxChunks chunks per
@@ -32,7 +36,11 @@ func NewPacker(s *Schema, buf []byte, maxChunks int) (*Packer, error) {
 	if need := HeaderLen + maxChunks*s.ChunkLen; maxChunks <= 0 || len(buf) < need {
 		return nil, fmt.Errorf("wire: a packer of %d %s chunks needs a buffer of %d bytes, got %d", maxChunks, s.Name, need, len(buf))
 	}
-	return &Packer{s: s, buf: buf, max: maxChunks}, nil
+	one := s.dataLen - channelLen
+	if s.dataLen < 16 || s.dataLen > 32 {
+		one = -1
+	}
+	return &Packer{s: s, buf: buf, max: maxChunks, one: one, cl: s.ChunkLen}, nil
 }
 
 // Reset starts a new packet with header h (its schema and chunk count
@@ -67,15 +75,20 @@ func (p *Packer) Fits(n int) bool { return p.s.MessageChunks(n) <= p.Free() }
 
 // Add appends a message of channel ch. ErrFull: not enough chunks left in
 // this packet (nothing was written); ErrTooLarge: not in any packet.
-func (p *Packer) Add(ch uint16, msg []byte) error {
-	d, n := p.s.dataLen, len(msg)
-	if n+channelLen > d || p.chunks >= p.max || d < 16 || d > 32 {
-		return p.addSpan(ch, msg)
+// (Inlined into the caller: one call per message, to addOne.)
+func (p *Packer) Add(ch uint16, msg []byte) error { return addOne(p, ch, msg) }
+
+// addOneGo is addOne in Go (the assembly's model, and its stand-in off
+// amd64): a message in one chunk (most coordination messages) as
+// descriptor, channel, message and zeros, in stores of fixed sizes;
+// everything else goes to addSpan.
+func addOneGo(p *Packer, ch uint16, msg []byte) error {
+	n := len(msg)
+	if n > p.one || p.chunks >= p.max {
+		return addSpan(p, ch, msg)
 	}
-	// One chunk (most coordination messages): descriptor, channel,
-	// message, zeros, in stores of fixed sizes and without a call, so the
-	// path needs no stack frame.
-	off := HeaderLen + p.chunks*p.s.ChunkLen
+	d := p.one + channelLen
+	off := HeaderLen + p.chunks*p.cl
 	c := p.buf[off : off+1+d]
 	*(*[16]byte)(c[1:]) = [16]byte{}
 	*(*[16]byte)(c[1+d-16:]) = [16]byte{}
@@ -102,8 +115,9 @@ func (p *Packer) Add(ch uint16, msg []byte) error {
 }
 
 // addSpan is Add for a message that spans chunks, a full packet, and
-// schemata whose data areas are outside 16–32 bytes.
-func (p *Packer) addSpan(ch uint16, msg []byte) error {
+// schemata whose data areas are outside 16–32 bytes. (A function, not a
+// method: the assembly jumps to it.)
+func addSpan(p *Packer, ch uint16, msg []byte) error {
 	d, cl := p.s.dataLen, p.s.ChunkLen
 	need := p.s.MessageChunks(len(msg))
 	if need > p.max {

@@ -244,8 +244,9 @@ func TestJumboPacketAcrossCRCGroups(t *testing.T) {
 }
 
 // TestOneChunkAddMatchesGeneralPath packs every one-chunk length into a
-// buffer full of stale bytes, through Add's short path and through the
-// general one: the chunks are the same, and nothing stale is left.
+// buffer full of stale bytes, through Add (the assembly on amd64), its Go
+// model and the general path: the chunks are the same, and nothing stale
+// is left.
 func TestOneChunkAddMatchesGeneralPath(t *testing.T) {
 	for _, s := range []*Schema{HD6, HD8} {
 		for n := 0; n+channelLen <= s.DataLen(); n++ {
@@ -253,8 +254,8 @@ func TestOneChunkAddMatchesGeneralPath(t *testing.T) {
 			for i := range msg {
 				msg[i] = byte(0xa0 + i)
 			}
-			var pkts [2][]byte
-			for k, add := range []func(*Packer, uint16, []byte) error{(*Packer).Add, (*Packer).addSpan} {
+			var pkts [3][]byte
+			for k, add := range []func(*Packer, uint16, []byte) error{(*Packer).Add, addOneGo, addSpan} {
 				buf := bytes.Repeat([]byte{0xee}, HeaderLen+3*s.ChunkLen)
 				p, err := NewPacker(s, buf, 3)
 				if err != nil {
@@ -271,8 +272,8 @@ func TestOneChunkAddMatchesGeneralPath(t *testing.T) {
 				}
 				pkts[k] = p.Packet()
 			}
-			if !bytes.Equal(pkts[0], pkts[1]) {
-				t.Fatalf("%s, %d bytes: short path\n%x\ngeneral path\n%x", s.Name, n, pkts[0], pkts[1])
+			if !bytes.Equal(pkts[0], pkts[2]) || !bytes.Equal(pkts[1], pkts[2]) {
+				t.Fatalf("%s, %d bytes: Add\n%x\nGo model\n%x\ngeneral path\n%x", s.Name, n, pkts[0], pkts[1], pkts[2])
 			}
 			c := pkts[0][HeaderLen : HeaderLen+s.ChunkLen]
 			if want := byte(n+channelLen) | descFirst | descLast; c[0] != want || c[1] != 0x12 || c[2] != 0x34 || !bytes.Equal(c[3:3+n], msg) {
