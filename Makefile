@@ -59,7 +59,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseWAL -fuzztime 30s ./controller/store
 	$(GO) test -run '^$$' -fuzz FuzzDecoders -fuzztime 30s ./southbound/openflow
 	$(GO) test -run '^$$' -fuzz FuzzWrite -fuzztime 30s ./southbound/p4rt/p4rttest
-	$(GO) test -run '^$$' -fuzz FuzzUnpack -fuzztime 30s ./endhost/wire
+	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime 30s ./endhost/wire
+	$(GO) test -run '^$$' -fuzz FuzzUnpackMatchesModel -fuzztime 30s ./endhost/wire
 	$(GO) test -run '^$$' -fuzz FuzzCorruption -fuzztime 30s ./endhost/wire
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./endhost/agent
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s ./endhost/app

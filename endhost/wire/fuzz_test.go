@@ -72,3 +72,114 @@ func FuzzCorruption(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUnpackMatchesModel packs messages into a jumbo packet (groups of 64
+// chunks and messages across them), rewrites descriptors the input picks
+// and seals the chunks again (valid CRCs over a broken layout: a sender's
+// bug), breaks some CRCs, and checks that Unpack, with its fast paths,
+// delivers and counts exactly what a plain chunk-by-chunk model does.
+func FuzzUnpackMatchesModel(f *testing.F) {
+	f.Add(uint64(1), uint8(40), []byte{3, 0x81, 9, 0x41}, []byte{5}, false)
+	f.Add(uint64(2), uint8(200), []byte{70, 0x16, 64, 0xc0}, []byte{}, true)
+	f.Fuzz(func(t *testing.T, seed uint64, maxLen uint8, descs, flips []byte, hd8 bool) {
+		s := HD6
+		if hd8 {
+			s = HD8
+		}
+		const maxChunks = 150
+		p, err := NewPacker(s, make([]byte, HeaderLen+maxChunks*s.ChunkLen), maxChunks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Reset(Header{Tunnel: 1})
+		for _, m := range randomMessages(rand.New(rand.NewPCG(seed, 9)), 200, int(maxLen)) {
+			if p.Add(m.ch, m.data) != nil {
+				break
+			}
+		}
+		pkt := bytes.Clone(p.Packet())
+		n, cl := p.Chunks(), s.ChunkLen
+		if n == 0 {
+			return
+		}
+		for i := 0; i+1 < len(descs); i += 2 { // (chunk, descriptor) pairs
+			pkt[HeaderLen+int(descs[i])%n*cl] = descs[i+1]
+		}
+		s.CRC.seal(pkt[HeaderLen:], cl, cl-s.CRCLen(), n)
+		for _, b := range flips {
+			pkt[HeaderLen+int(b)%n*cl+1] ^= 0x5a // that chunk's CRC fails
+		}
+		var u Unpacker
+		got, _, err := unpackAll(t, &u, pkt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, stats := unpackModel(s, pkt[HeaderLen:], n)
+		if len(got) != len(want) {
+			t.Fatalf("delivered %d messages, the model %d", len(got), len(want))
+		}
+		for i := range got {
+			if got[i].ch != want[i].ch || !bytes.Equal(got[i].data, want[i].data) {
+				t.Fatalf("message %d: %d %x, the model %d %x", i, got[i].ch, got[i].data, want[i].ch, want[i].data)
+			}
+		}
+		if u.Stats != stats {
+			t.Fatalf("stats %+v, the model %+v", u.Stats, stats)
+		}
+	})
+}
+
+// unpackModel is Unpack's contract, one chunk at a time: a chunk whose CRC
+// fails or whose descriptor breaks the layout loses the message it belongs
+// to (once); chunks that continue a lost message are skipped up to its
+// last one; a first chunk ends any message still open (lost).
+func unpackModel(s *Schema, body []byte, n int) ([]msg, Stats) {
+	st := Stats{Packets: 1}
+	cl, k, d := s.ChunkLen, s.CRCLen(), s.DataLen()
+	var out []msg
+	var buf []byte
+	const idle, collecting, broken = 0, 1, 2
+	state := idle
+	lose := func() {
+		st.CorruptChunks++
+		if state != broken {
+			st.DroppedMessages++
+		}
+		state = broken
+	}
+	for i := range n {
+		c := body[i*cl : (i+1)*cl]
+		crc := s.CRC.table16(c[:cl-k])
+		var stored uint32
+		for b := range k {
+			stored |= uint32(c[cl-k+b]) << (8 * b)
+		}
+		used, first, last := int(c[0]&descUsed), c[0]&descFirst != 0, c[0]&descLast != 0
+		switch {
+		case crc != stored, used > d, first && used < channelLen, !first && state == idle:
+			lose()
+			continue
+		case first:
+			if state == collecting {
+				st.DroppedMessages++
+			}
+			state, buf = collecting, append([]byte(nil), c[1:1+used]...)
+		case state == broken:
+			if last {
+				state = idle
+			}
+			continue
+		default:
+			buf = append(buf, c[1:1+used]...)
+		}
+		if last {
+			st.Messages++
+			out = append(out, msg{uint16(buf[0])<<8 | uint16(buf[1]), buf[channelLen:]})
+			state = idle
+		}
+	}
+	if state == collecting {
+		st.DroppedMessages++
+	}
+	return out, st
+}

@@ -60,13 +60,29 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 		bad := s.CRC.verify(grp, cl, cl-k, m)
 		for i, off := 0, 0; i < m; i, off = i+1, off+cl {
 			c := grp[off : off+cl]
-			if desc := c[0]; desc&(descFirst|descLast) == descFirst|descLast && st == idle && bad>>i&1 == 0 {
-				// A whole message in one intact chunk between messages (most
-				// coordination messages): deliver it, or it breaks the layout.
-				if used := int(desc & descUsed); used >= channelLen && used <= d {
-					msgs++
-					fn(uint16(c[1])<<8|uint16(c[2]), c[1+channelLen:1+used])
-					continue
+			if desc := c[0]; st == idle && bad>>i&1 == 0 {
+				if desc&(descFirst|descLast) == descFirst|descLast {
+					// A whole message in one intact chunk between messages (most
+					// coordination messages): deliver it, or it breaks the layout.
+					if used := int(desc & descUsed); used >= channelLen && used <= d {
+						msgs++
+						fn(uint16(c[1])<<8|uint16(c[2]), c[1+channelLen:1+used])
+						continue
+					}
+				} else if desc == descFirst|byte(d) {
+					// A message over intact chunks of this group: full first and
+					// middle chunks, then its last. Gathered in one pass.
+					if j, ok := spanEnd(grp, bad, i, m, cl, d); ok {
+						full, used := j-i, int(grp[j*cl]&descUsed)
+						buf := slices.Grow(u.buf[:0], full*d+used)[:full*d+used]
+						gather(buf, grp[i*cl:j*cl], full, cl, d)
+						copyShort(buf[full*d:], grp[j*cl+1:j*cl+1+used])
+						u.buf = buf
+						msgs++
+						fn(binary.BigEndian.Uint16(buf), buf[channelLen:])
+						i, off = j, j*cl
+						continue
+					}
 				}
 			}
 			if bad>>i&1 != 0 {
@@ -148,4 +164,21 @@ func appendChunk(buf, data []byte) []byte {
 	*(*[16]byte)(buf[w:]) = *(*[16]byte)(data)
 	*(*[16]byte)(buf[w+n-16:]) = *(*[16]byte)(data[n-16:])
 	return buf
+}
+
+// spanEnd finds the last chunk of the message whose full first chunk is
+// chunk i of a group of m: the chunks after it are intact and full middle
+// ones (descriptor d: neither first nor last, every byte used) up to an
+// intact last one. false: the message breaks off, or ends in a later
+// group (the general path takes it).
+func spanEnd(grp []byte, bad uint64, i, m, cl, d int) (int, bool) {
+	j := i + 1
+	for j < m && bad>>j&1 == 0 && grp[j*cl] == byte(d) {
+		j++
+	}
+	if j == m || bad>>j&1 != 0 {
+		return 0, false
+	}
+	last := grp[j*cl]
+	return j, last&(descFirst|descLast) == descLast && int(last&descUsed) <= d
 }
