@@ -78,10 +78,10 @@ func (p *Packer) Fits(n int) bool { return p.s.MessageChunks(n) <= p.Free() }
 // (Inlined into the caller: one call per message, to addOne.)
 func (p *Packer) Add(ch uint16, msg []byte) error { return addOne(p, ch, msg) }
 
-// addOneGo is addOne in Go (the assembly's model, and its stand-in off
-// amd64): a message in one chunk (most coordination messages) as
-// descriptor, channel, message and zeros, in stores of fixed sizes;
-// everything else goes to addSpan.
+// addOneGo is addOne in Go for a message in one chunk (most coordination
+// messages): descriptor, channel, message and zeros, in stores of fixed
+// sizes; everything else goes to addSpan. It stands in for the assembly
+// off amd64, which also writes multi-chunk messages itself.
 func addOneGo(p *Packer, ch uint16, msg []byte) error {
 	n := len(msg)
 	if n > p.one || p.chunks >= p.max {

@@ -243,37 +243,44 @@ func TestJumboPacketAcrossCRCGroups(t *testing.T) {
 	}
 }
 
-// TestOneChunkAddMatchesGeneralPath packs every one-chunk length into a
-// buffer full of stale bytes, through Add (the assembly on amd64), its Go
-// model and the general path: the chunks are the same, and nothing stale
-// is left.
-func TestOneChunkAddMatchesGeneralPath(t *testing.T) {
+// TestAddMatchesGeneralPath packs every length up to six chunks' worth
+// into a seven-chunk packet over stale bytes, until it is full, through
+// Add (the assembly on amd64), the Go model of its one-chunk path and the
+// general path: the packets are the same, the packet fills up at the same
+// message, and nothing stale is left in a one-chunk message's chunk.
+func TestAddMatchesGeneralPath(t *testing.T) {
 	for _, s := range []*Schema{HD6, HD8} {
-		for n := 0; n+channelLen <= s.DataLen(); n++ {
+		for n := 0; n+channelLen <= 6*s.DataLen(); n++ {
 			msg := make([]byte, n)
 			for i := range msg {
 				msg[i] = byte(0xa0 + i)
 			}
 			var pkts [3][]byte
+			var added [3]int
 			for k, add := range []func(*Packer, uint16, []byte) error{(*Packer).Add, addOneGo, addSpan} {
-				buf := bytes.Repeat([]byte{0xee}, HeaderLen+3*s.ChunkLen)
-				p, err := NewPacker(s, buf, 3)
+				buf := bytes.Repeat([]byte{0xee}, HeaderLen+7*s.ChunkLen)
+				p, err := NewPacker(s, buf, 7)
 				if err != nil {
 					t.Fatal(err)
 				}
 				p.Reset(Header{Tunnel: 1})
-				for range 3 {
-					if err := add(p, 0x1234, msg); err != nil {
+				for {
+					err := add(p, 0x1234, msg)
+					if errors.Is(err, ErrFull) {
+						break
+					}
+					if err != nil {
 						t.Fatalf("%s, %d bytes: %v", s.Name, n, err)
 					}
-				}
-				if err := add(p, 1, msg); !errors.Is(err, ErrFull) {
-					t.Fatalf("%s, %d bytes: a fourth message in three chunks: %v", s.Name, n, err)
+					added[k]++
 				}
 				pkts[k] = p.Packet()
 			}
-			if !bytes.Equal(pkts[0], pkts[2]) || !bytes.Equal(pkts[1], pkts[2]) {
-				t.Fatalf("%s, %d bytes: Add\n%x\nGo model\n%x\ngeneral path\n%x", s.Name, n, pkts[0], pkts[1], pkts[2])
+			if !bytes.Equal(pkts[0], pkts[2]) || !bytes.Equal(pkts[1], pkts[2]) || added[0] != added[2] || added[1] != added[2] {
+				t.Fatalf("%s, %d bytes: Add (%d messages)\n%x\nGo model (%d)\n%x\ngeneral path (%d)\n%x", s.Name, n, added[0], pkts[0], added[1], pkts[1], added[2], pkts[2])
+			}
+			if n+channelLen > s.DataLen() {
+				continue
 			}
 			c := pkts[0][HeaderLen : HeaderLen+s.ChunkLen]
 			if want := byte(n+channelLen) | descFirst | descLast; c[0] != want || c[1] != 0x12 || c[2] != 0x34 || !bytes.Equal(c[3:3+n], msg) {
@@ -282,6 +289,14 @@ func TestOneChunkAddMatchesGeneralPath(t *testing.T) {
 			if pad := c[3+n : 1+s.DataLen()]; !bytes.Equal(pad, make([]byte, len(pad))) {
 				t.Fatalf("%s, %d bytes: stale bytes after the message: %x", s.Name, n, pad)
 			}
+		}
+		p, err := NewPacker(s, make([]byte, HeaderLen+7*s.ChunkLen), 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Reset(Header{})
+		if err := p.Add(1, make([]byte, 7*s.DataLen())); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("%s: a message of eight chunks into seven: %v", s.Name, err)
 		}
 	}
 }
