@@ -62,11 +62,11 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 			c := grp[off : off+cl]
 			if desc := c[0]; st == idle && bad>>i&1 == 0 {
 				if desc&(descFirst|descLast) == descFirst|descLast {
-					// A whole message in one intact chunk between messages (most
-					// coordination messages): deliver it, or it breaks the layout.
-					if used := int(desc & descUsed); used >= channelLen && used <= d {
-						msgs++
-						fn(uint16(c[1])<<8|uint16(c[2]), c[1+channelLen:1+used])
+					// Whole messages in intact chunks between messages (most
+					// coordination messages): deliver the run of them.
+					if j := singles(grp[off:], bad>>i, d, cl, m-i, fn); j > 0 {
+						msgs += uint64(j)
+						i, off = i+j-1, off+(j-1)*cl
 						continue
 					}
 				} else if desc == descFirst|byte(d) {
@@ -181,4 +181,21 @@ func spanEnd(grp []byte, bad uint64, i, m, cl, d int) (int, bool) {
 	}
 	last := grp[j*cl]
 	return j, last&(descFirst|descLast) == descLast && int(last&descUsed) <= d
+}
+
+// singles delivers the messages in one intact chunk each at the start of
+// chunks (bit i of bad: chunk i failed its CRC), at most n of them, and
+// returns how many. Its loop keeps few values live across fn, so a call
+// costs few reloads.
+func singles(chunks []byte, bad uint64, d, cl, n int, fn func(ch uint16, msg []byte)) int {
+	k := 0
+	for ; k < n && bad&1 == 0; k, bad = k+1, bad>>1 {
+		c := chunks[k*cl : k*cl+1+d]
+		used := int(c[0] & descUsed)
+		if c[0]&(descFirst|descLast) != descFirst|descLast || used < channelLen || used > d {
+			break
+		}
+		fn(uint16(c[1])<<8|uint16(c[2]), c[1+channelLen:1+used])
+	}
+	return k
 }
