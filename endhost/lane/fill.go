@@ -32,42 +32,45 @@ type Filler struct {
 // many it added. A message that could not fit even in an empty packet is
 // dropped and counted (it would block its ring forever).
 func (f *Filler) Fill(p *wire.Packer, srcs []Source) int {
-	s, maxChunks := p.Schema(), p.Max()
 	// Peek skips slots longer than the ring's data length (a broken
 	// producer), counted in the ring's Skipped.
 	if len(srcs) == 0 {
 		return 0
 	}
+	if f.turn >= len(srcs) {
+		f.turn = 0 // fewer sources than last time
+	}
 	added := 0
 	blocked := 0 // consecutive rings that had nothing that fits
 	for blocked < len(srcs) {
-		src := srcs[f.turn%len(srcs)]
+		src := srcs[f.turn]
+		if f.turn++; f.turn == len(srcs) { // in turn, without a division per message
+			f.turn = 0
+		}
 		data, ok := src.Ring.Peek() // packed from the ring's slot: no copy on the way
-		switch {
-		case !ok:
+		if !ok {
 			blocked++
-		case s.MessageChunks(len(data)) > maxChunks:
-			src.Ring.Advance() // it would block its ring forever
-			f.Stats.TooLarge++
-			continue // look at the same ring's next message
-		case !p.Fits(len(data)):
-			blocked++
-		default:
-			err := p.Add(src.Channel, data)
+			continue
+		}
+		// Add finds out whether the message fits (no room is the rare case,
+		// once per ring and packet).
+		switch err := p.Add(src.Channel, data); {
+		case err == nil:
 			src.Ring.Advance()
-			if err != nil {
-				// Fits said yes: only a bug gets here; count it as dropped.
-				if errors.Is(err, wire.ErrFull) || errors.Is(err, wire.ErrTooLarge) {
-					f.Stats.TooLarge++
-				}
-				blocked++
-				break
-			}
 			f.Stats.Messages++
 			added++
 			blocked = 0
+		case err == wire.ErrFull: // it waits whole for the next packet
+			blocked++
+		case errors.Is(err, wire.ErrTooLarge):
+			src.Ring.Advance() // it would block its ring forever
+			f.Stats.TooLarge++
+			if f.turn--; f.turn < 0 { // look at the same ring's next message
+				f.turn = len(srcs) - 1
+			}
+		default: // Add returns no other error
+			blocked++
 		}
-		f.turn++
 	}
 	return added
 }

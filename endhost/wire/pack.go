@@ -73,8 +73,9 @@ func (p *Packer) Free() int { return p.max - p.chunks }
 // Fits reports whether a message of n bytes fits in what is left.
 func (p *Packer) Fits(n int) bool { return p.s.MessageChunks(n) <= p.Free() }
 
-// Add appends a message of channel ch. ErrFull: not enough chunks left in
-// this packet (nothing was written); ErrTooLarge: not in any packet.
+// Add appends a message of channel ch. ErrFull (as is, never wrapped: a
+// filler compares it): not enough chunks left in this packet (nothing was
+// written); ErrTooLarge (wrapped): not in any packet.
 // (Inlined into the caller: one call per message, to addOne.)
 func (p *Packer) Add(ch uint16, msg []byte) error { return addOne(p, ch, msg) }
 

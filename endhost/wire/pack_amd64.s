@@ -47,9 +47,9 @@ done:
 // Packer.Add for every message that fits, in the layout addSpan writes
 // (TestAddMatchesGeneralPath compares them byte for byte): one chunk
 // (descriptor, channel, message, zeros), or a full first chunk, full
-// middle ones and a zero-padded last one. Everything else — no room, a
-// message too large for any packet, a schema whose data area is outside
-// 18–32 bytes — jumps to addSpan, which returns the error.
+// middle ones and a zero-padded last one; ErrFull when it does not fit
+// what is left. Everything else — a message too large for any packet, a
+// schema whose data area is outside 18–32 bytes — jumps to addSpan.
 TEXT ·addOne(SB), NOSPLIT, $0-56
 	MOVQ  p+0(FP), DI
 	MOVQ  msg_len+24(FP), CX
@@ -58,7 +58,7 @@ TEXT ·addOne(SB), NOSPLIT, $0-56
 	CMPQ  CX, DX
 	JGT   multi
 	CMPQ  AX, Packer_max(DI)
-	JGE   span
+	JGE   full
 
 	// One chunk.
 	MOVQ  Packer_buf(DI), SI
@@ -86,7 +86,7 @@ multi:
 	IMULQ R10, R11   // what they hold
 	LEAQ  const_channelLen(CX), R12
 	CMPQ  R12, R11
-	JGT   span
+	JGT   noroom
 	MOVQ  Packer_cl(DI), R8
 	MOVQ  Packer_buf(DI), SI
 	IMULQ R8, AX
@@ -134,6 +134,18 @@ last: // 1–d bytes, zeros behind them
 ok:
 	MOVQ $0, ret_itable+40(FP)
 	MOVQ $0, ret_data+48(FP)
+	RET
+
+noroom: // ErrFull if an empty packet would hold it, else addSpan's ErrTooLarge
+	MOVQ  Packer_max(DI), R11
+	IMULQ R10, R11
+	CMPQ  R12, R11
+	JGT   span
+full: // a filler meets this once per source and packet: no call
+	MOVQ ·ErrFull(SB), AX
+	MOVQ ·ErrFull+8(SB), BX
+	MOVQ AX, ret_itable+40(FP)
+	MOVQ BX, ret_data+48(FP)
 	RET
 span:
 	JMP ·addSpan(SB)
