@@ -3,18 +3,14 @@ package wire
 // scatter writes the middle chunks of a message: chunk i of dst (cl
 // bytes apart) gets descriptor d (full, neither first nor last) and the
 // next d bytes of src. dst must hold chunks·cl bytes and src chunks·d.
+// (On amd64 Add writes middle chunks itself; this serves addSpan, Add's
+// model and its path elsewhere.)
 func scatter(dst, src []byte, chunks, cl, d int) {
-	if chunks <= 0 {
-		return
+	for i := range chunks {
+		c := dst[i*cl : (i+1)*cl]
+		c[0] = byte(d)
+		copy(c[1:1+d], src[i*d:])
 	}
-	if len(dst) < chunks*cl || len(src) < chunks*d || d >= cl {
-		panic("wire: scatter beyond its buffers") // callers size both
-	}
-	if d >= 16 {
-		scatterAsm(dst, src, chunks, cl, d)
-		return
-	}
-	scatterGo(dst, src, chunks, cl, d)
 }
 
 // gather is the reverse: the data bytes of chunks full chunks of src, in
@@ -31,14 +27,6 @@ func gather(dst, src []byte, chunks, cl, d int) {
 		return
 	}
 	gatherGo(dst, src, chunks, cl, d)
-}
-
-func scatterGo(dst, src []byte, chunks, cl, d int) {
-	for i := range chunks {
-		c := dst[i*cl : (i+1)*cl]
-		c[0] = byte(d)
-		copy(c[1:1+d], src[i*d:])
-	}
 }
 
 func gatherGo(dst, src []byte, chunks, cl, d int) {

@@ -183,6 +183,14 @@ loop: \
 	JNZ     loop; \
 done:
 
+// BADMASK returns the VERIFY bits, which came in from the top of R11.
+#define BADMASK \
+	MOVQ count+32(FP), CX; \
+	NEGQ CX; \
+	ADDQ $64, CX; \
+	SHRQ CX, R11; \
+	MOVQ R11, bad+56(FP)
+
 // func clmulSums(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool, out *uint32)
 //
 // out[i] = the CRC of the n bytes at p + i·stride, for i < count.
@@ -214,11 +222,7 @@ TEXT ·clmulVerify24(SB), NOSPLIT, $0-64
 	ARGS
 	XORL R11, R11
 	CHUNKS(VERIFY24)
-	MOVQ count+32(FP), CX // the bits came in from the top
-	NEGQ CX
-	ADDQ $64, CX
-	SHRQ CX, R11
-	MOVQ R11, bad+56(FP)
+	BADMASK
 	RET
 
 // func clmulVerify32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool) (bad uint64)
@@ -226,11 +230,7 @@ TEXT ·clmulVerify32(SB), NOSPLIT, $0-64
 	ARGS
 	XORL R11, R11
 	CHUNKS(VERIFY32)
-	MOVQ count+32(FP), CX
-	NEGQ CX
-	ADDQ $64, CX
-	SHRQ CX, R11
-	MOVQ R11, bad+56(FP)
+	BADMASK
 	RET
 
 // func cpuid(leaf, sub uint32) (a, b, c, d uint32)
