@@ -67,7 +67,7 @@ rate gets a longer period (BW_UNUSED), and idle tunnels or persistent violators 
 terminated.
 
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
-grace, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, openflow_burst_slack, p4runtime, insecure, tls_cert, tls_key,
+grace, bound_headroom, watch_coalesce, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, openflow_burst_slack, p4runtime, insecure, tls_cert, tls_key,
 client_ca, quotas, metrics_addr, pprof, log_level, gc_percent, monitor_interval, unused_fraction, unused_intervals,
 idle_intervals, violation_intervals) and from flags, which win over the file.
 
@@ -110,6 +110,7 @@ switch runs it already, and reconciles the switch whenever it becomes primary.`,
 	f.StringVar(&flagCfg.Topology, "topology", "", "topology file (te JSON format); optional once the data directory holds one")
 	f.StringVar(&flagCfg.DataDir, "data-dir", flagCfg.DataDir, "directory of the durable state")
 	f.DurationVar((*time.Duration)(&flagCfg.Grace), "grace", time.Duration(flagCfg.Grace), "grace period of bandwidthChanged upcalls")
+	f.DurationVar((*time.Duration)(&flagCfg.WatchCoalesce), "watch-coalesce", time.Duration(flagCfg.WatchCoalesce), "hold a watch response that would follow the stream's previous one sooner than this, collecting what comes meanwhile (0: send at once)")
 	f.Float64Var(&flagCfg.BoundHeadroom, "bound-headroom", flagCfg.BoundHeadroom, "widen the latency bounds (and raised periods) services are told by this fraction, so smaller changes need no upcall (0: exact)")
 	f.StringVar(&flagCfg.Driver, "driver", flagCfg.Driver, `southbound driver: "openflow" (OpenFlow 1.3 switches, e.g. Open vSwitch), "p4runtime" (P4 switches; configured in the file's p4runtime section) or "memory" (in-process switches)`)
 	f.StringVar(&flagCfg.OpenFlowListen, "openflow-listen", flagCfg.OpenFlowListen, "where OpenFlow switches connect (host:port)")
@@ -145,6 +146,7 @@ func override(cmd *cobra.Command, cfg *config.Config, fl config.Config) {
 	set("data-dir", func() { cfg.DataDir = fl.DataDir })
 	set("grace", func() { cfg.Grace = fl.Grace })
 	set("bound-headroom", func() { cfg.BoundHeadroom = fl.BoundHeadroom })
+	set("watch-coalesce", func() { cfg.WatchCoalesce = fl.WatchCoalesce })
 	set("driver", func() { cfg.Driver = fl.Driver })
 	set("openflow-listen", func() { cfg.OpenFlowListen = fl.OpenFlowListen })
 	set("openflow-tls-cert", func() { cfg.OpenFlowTLSCert = fl.OpenFlowTLSCert })
@@ -300,7 +302,7 @@ func run(ctx context.Context, cfg config.Config) error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	g := grpc.NewServer(opts...)
-	server.New(ctl).Register(g)
+	server.New(ctl, server.WatchCoalesce(time.Duration(cfg.WatchCoalesce))).Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
 	monCtx, stopMon := context.WithCancel(ctx)

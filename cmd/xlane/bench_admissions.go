@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +27,7 @@ func newBenchAdmissionsCmd() *cobra.Command {
 	var cfg loadgen.Config
 	var k, gcPercent int
 	var headroom float64
+	var extra []string
 	var bin, out, cpuprofile, clientProfile string
 	var profileFor time.Duration
 	cmd := &cobra.Command{
@@ -57,7 +59,7 @@ upcalls took from the controller's commit to the watching service; the table and
 			var timing []func() func()
 			var peakRSS func() (int64, error)
 			if cfg.Target == "" {
-				stop, target, metrics, pid, err := startBenchController(ctx, cmd, bin, out, k, headroom, cpuprofile != "")
+				stop, target, metrics, pid, err := startBenchController(ctx, cmd, bin, out, k, headroom, extra, cpuprofile != "")
 				if err != nil {
 					return err
 				}
@@ -142,6 +144,7 @@ upcalls took from the controller's commit to the watching service; the table and
 	f.StringVar(&cfg.Target, "controller", "", "the controller's API (host:port or unix:/path); empty: start xlane-controller here")
 	f.IntVar(&k, "k", 16, "fat-tree arity of the controller started here")
 	f.Float64Var(&headroom, "bound-headroom", 0, "the started controller's --bound-headroom")
+	f.StringArrayVar(&extra, "controller-arg", nil, "another flag for the started controller (repeat it for more), e.g. --controller-arg=--watch-coalesce=0")
 	f.IntVar(&cfg.Preload, "preload", 10_000, "tunnels installed before timing")
 	f.IntVar(&cfg.Requests, "requests", 3_000, "timed admissions")
 	f.IntVar(&cfg.Clients, "clients", 32, "concurrent requests in flight")
@@ -192,7 +195,7 @@ func fetchProfile(ctx context.Context, metrics string, d time.Duration, path str
 // startBenchController runs xlane-controller with the memory driver on a
 // fat-tree. Monitoring is slowed to once an hour: nobody sends on the
 // benchmark's tunnels, and the monitor would end them as idle.
-func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out string, k int, headroom float64, profile bool) (stop func(), target, metrics string, pid int, err error) {
+func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out string, k int, headroom float64, extra []string, profile bool) (stop func(), target, metrics string, pid int, err error) {
 	exe, err := proc.Find(bin, "xlane-controller")
 	if err != nil {
 		return nil, "", "", 0, err
@@ -219,6 +222,7 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 	if profile {
 		args = append(args, "--metrics-addr", "127.0.0.1:0", "--pprof")
 	}
+	args = append(args, extra...)
 	c := exec.Command(exe, args...)
 	logPath := filepath.Join(out, "controller-admissions.log")
 	d, err := proc.Start("xlane-controller", c, logPath)
@@ -245,6 +249,6 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 		stop()
 		return nil, "", "", 0, err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "xlane-controller (pid %d): k=%d fat-tree, memory driver, bound headroom %g, API %s; log %s\n", d.Pid(), k, headroom, m[1], logPath)
+	fmt.Fprintf(cmd.ErrOrStderr(), "xlane-controller (pid %d): k=%d fat-tree, memory driver, bound headroom %g%s, API %s; log %s\n", d.Pid(), k, headroom, strings.Join(append([]string{""}, extra...), " "), m[1], logPath)
 	return stop, m[1], metrics, d.Pid(), nil
 }

@@ -8,11 +8,11 @@ import (
 )
 
 func TestParse(t *testing.T) {
-	c, err := Parse(strings.NewReader("listen: 127.0.0.1:9000\ngrace: 250ms\ndata_dir: /tmp/x\nbound_headroom: 0.1\n"))
+	c, err := Parse(strings.NewReader("listen: 127.0.0.1:9000\ngrace: 250ms\ndata_dir: /tmp/x\nbound_headroom: 0.1\nwatch_coalesce: 0s\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:9000" || time.Duration(c.Grace) != 250*time.Millisecond || c.Driver != "memory" || c.BoundHeadroom != 0.1 {
+	if c.Listen != "127.0.0.1:9000" || time.Duration(c.Grace) != 250*time.Millisecond || c.Driver != "memory" || c.BoundHeadroom != 0.1 || c.WatchCoalesce != 0 {
 		t.Fatalf("config = %+v", c)
 	}
 	if c, err := Parse(strings.NewReader("")); err != nil || !reflect.DeepEqual(c, Defaults()) {
@@ -24,6 +24,8 @@ func TestParse(t *testing.T) {
 		"grace: -1s":                                  "grace",
 		"bound_headroom: 10":                          "bound_headroom",
 		"bound_headroom: -0.1":                        "bound_headroom",
+		"watch_coalesce: 1s":                          "watch_coalesce",
+		"watch_coalesce: -1ms":                        "watch_coalesce",
 		"listen: 0.0.0.0:7700":                        "loopback",
 		"listen: nonsense":                            "listen",
 		"driver: p4":                                  "driver",

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -28,13 +29,30 @@ const ServiceKey = "xlane-service"
 // Server implements pb.ControllerServer.
 type Server struct {
 	pb.UnimplementedControllerServer
-	ctl *tunnels.Controller
+	ctl      *tunnels.Controller
+	coalesce time.Duration
 }
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WatchCoalesce holds a watch response that would follow the stream's
+// previous one within d until d has passed, collecting what else comes
+// meanwhile (Nagle's rule; 0: send at once). Under load a service's upcalls
+// of consecutive commits then share a response, a system call on each side
+// and a wake-up of each goroutine on the way.
+func WatchCoalesce(d time.Duration) Option { return func(s *Server) { s.coalesce = d } }
 
 // New returns a server over ctl. Behind mutual TLS the service identity is
 // the client certificate's subject; without it, the xlane-service
 // metadata key.
-func New(ctl *tunnels.Controller) *Server { return &Server{ctl: ctl} }
+func New(ctl *tunnels.Controller, opts ...Option) *Server {
+	s := &Server{ctl: ctl}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Register adds the service to a gRPC server.
 func (s *Server) Register(g *grpc.Server) { pb.RegisterControllerServer(g, s) }
@@ -307,6 +325,10 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 		}
 		return status.Error(codes.Unavailable, "controller shutting down")
 	}
+	var (
+		lastSend time.Time
+		hold     *time.Timer // the coalescing window's, made at its first use
+	)
 	for {
 		select {
 		case <-stream.Context().Done():
@@ -317,6 +339,17 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 			}
 			b := newBatch()
 			b.add(u)
+			if wait := time.Until(lastSend.Add(s.coalesce)); wait > 0 {
+				if hold == nil {
+					hold = time.NewTimer(wait)
+					defer hold.Stop()
+				} else {
+					hold.Reset(wait)
+				}
+				if done := collect(stream.Context(), sub.C, hold.C, b); done {
+					return nil
+				}
+			}
 		drain:
 			for len(b.ups) < watchBatch {
 				select {
@@ -332,8 +365,29 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 			if err := stream.SendMsg(b.encode()); err != nil {
 				return err
 			}
+			lastSend = time.Now()
 		}
 	}
+}
+
+// collect adds upcalls to b until the window ends (or b is full, or the
+// subscription closed: the caller's drain and next receive see that);
+// true if the stream ended meanwhile.
+func collect(ctx context.Context, ups <-chan tunnels.Upcall, window <-chan time.Time, b *batch) bool {
+	for len(b.ups) < watchBatch {
+		select {
+		case u, ok := <-ups:
+			if !ok {
+				return false
+			}
+			b.add(u)
+		case <-window:
+			return false
+		case <-ctx.Done():
+			return true
+		}
+	}
+	return false
 }
 
 // batch is one watch response: everything ready goes in it, and a

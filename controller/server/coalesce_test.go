@@ -1,0 +1,93 @@
+package server_test
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/server"
+	"github.com/xlane/xlane/controller/server/servertest"
+	"github.com/xlane/xlane/controller/te/tetest"
+	"github.com/xlane/xlane/controller/tunnels"
+	"github.com/xlane/xlane/southbound/memory"
+)
+
+// With a coalescing window, a watch response that would follow the
+// previous one sooner waits out the window and carries what came
+// meanwhile; without one it goes at once. Over real gRPC: two admissions
+// of another service in a row each change FD's bounds.
+func TestWatchCoalesce(t *testing.T) {
+	const window = 400 * time.Millisecond
+	for _, c := range []struct {
+		window     time.Duration
+		held, sent bool // the second response waited out the window; it came before
+	}{{window, true, false}, {0, false, true}} {
+		t.Run(c.window.String(), func(t *testing.T) {
+			ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: tetest.TwoSwitch(t), Driver: memory.New("s1", "s2"), Grace: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := grpc.NewServer(server.Options()...)
+			server.New(ctl, server.WatchCoalesce(c.window)).Register(g)
+			done := make(chan struct{})
+			go func() { defer close(done); _ = g.Serve(lis) }()
+			defer func() { ctl.Close(); g.Stop(); <-done }()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			dialSvc := func(svc string) *client.Client {
+				cl, err := client.Dial(lis.Addr().String(), svc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { cl.Close() })
+				return cl
+			}
+			fd, raft := dialSvc("fd"), dialSvc("raft")
+			ups, _ := servertest.Watch(t, ctx, fd)
+			res, err := fd.RequestBandwidth(ctx, tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 500})
+			if err != nil {
+				t.Fatal(err)
+			}
+			next := func() (time.Time, *pb.BandwidthChanged) {
+				t.Helper()
+				select {
+				case u := <-ups:
+					return time.Now(), u.GetChanged()
+				case <-ctx.Done():
+					t.Fatal("no upcall")
+				}
+				return time.Time{}, nil
+			}
+			raftReq := func(port uint16) {
+				t.Helper()
+				if _, err := raft.RequestBandwidth(ctx, tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, port), LoadsizeBytes: 200, PeriodUs: 500}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			raftReq(7001)
+			t1, ch1 := next()
+			raftReq(7002)
+			t2, ch2 := next()
+			if ch1 == nil || ch2 == nil || ch1.Resources.TunnelId != res.TunnelID || ch2.Resources.TunnelId != res.TunnelID {
+				t.Fatalf("upcalls %v, %v; want two changes of FD's tunnel %d", ch1, ch2, res.TunnelID)
+			}
+			if ch2.Resources.MaxJitter <= ch1.Resources.MaxJitter {
+				t.Fatalf("second change's jitter bound %d, not above the first's %d", ch2.Resources.MaxJitter, ch1.Resources.MaxJitter)
+			}
+			gap := t2.Sub(t1)
+			if held := gap >= window-50*time.Millisecond; held != c.held || (gap < window) != c.sent {
+				t.Fatalf("second response %v after the first, with a %v window", gap, c.window)
+			}
+		})
+	}
+}
