@@ -70,17 +70,11 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 						continue
 					}
 				} else if desc == descFirst|byte(d) {
-					// A message over intact chunks of this group: full first and
-					// middle chunks, then its last. Gathered in one pass.
-					if j, ok := spanEnd(grp, bad, i, m, cl, d); ok {
-						full, used := j-i, int(grp[j*cl]&descUsed)
-						buf := slices.Grow(u.buf[:0], full*d+used)[:full*d+used]
-						gather(buf, grp[i*cl:j*cl], full, cl, d)
-						copyShort(buf[full*d:], grp[j*cl+1:j*cl+1+used])
-						u.buf = buf
-						msgs++
-						fn(binary.BigEndian.Uint16(buf), buf[channelLen:])
-						i, off = j, j*cl
+					// Messages over intact chunks of this group: full first and
+					// middle chunks, then a last one. Each gathered in one pass.
+					if j, k := u.spans(grp, bad, i, m, cl, d, fn); k > 0 {
+						msgs += uint64(k)
+						i, off = j-1, (j-1)*cl
 						continue
 					}
 				}
@@ -198,4 +192,26 @@ func singles(chunks []byte, bad uint64, d, cl, n int, fn func(ch uint16, msg []b
 		fn(uint16(c[1])<<8|uint16(c[2]), c[1+channelLen:1+used])
 	}
 	return k
+}
+
+// spans delivers the run of intact multi-chunk messages of a group from
+// chunk i on (see spanEnd), each gathered into u.buf, and returns the
+// chunk after the last it took and how many it delivered. Like singles, a
+// loop of its own keeps few values live across fn.
+func (u *Unpacker) spans(grp []byte, bad uint64, i, m, cl, d int, fn func(ch uint16, msg []byte)) (int, int) {
+	k := 0
+	for i < m && bad>>i&1 == 0 && grp[i*cl] == descFirst|byte(d) {
+		j, ok := spanEnd(grp, bad, i, m, cl, d)
+		if !ok {
+			break
+		}
+		full, used := j-i, int(grp[j*cl]&descUsed)
+		buf := slices.Grow(u.buf[:0], full*d+used)[:full*d+used]
+		gather(buf, grp[i*cl:j*cl], full, cl, d)
+		copyShort(buf[full*d:], grp[j*cl+1:j*cl+1+used])
+		u.buf = buf
+		fn(binary.BigEndian.Uint16(buf), buf[channelLen:])
+		i, k = j+1, k+1
+	}
+	return i, k
 }
