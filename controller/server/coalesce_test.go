@@ -2,20 +2,14 @@ package server_test
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-
 	pb "github.com/xlane/xlane/controller/api/v1"
-	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/server"
 	"github.com/xlane/xlane/controller/server/servertest"
-	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/tunnels"
-	"github.com/xlane/xlane/southbound/memory"
 )
 
 // With a coalescing window, a watch response that would follow the
@@ -29,30 +23,11 @@ func TestWatchCoalesce(t *testing.T) {
 		held, sent bool // the second response waited out the window; it came before
 	}{{window, true, false}, {0, false, true}} {
 		t.Run(c.window.String(), func(t *testing.T) {
-			ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: tetest.TwoSwitch(t), Driver: memory.New("s1", "s2"), Grace: 2 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			g := grpc.NewServer(server.Options()...)
-			server.New(ctl, server.WatchCoalesce(c.window)).Register(g)
-			done := make(chan struct{})
-			go func() { defer close(done); _ = g.Serve(lis) }()
-			defer func() { ctl.Close(); g.Stop(); <-done }()
+			d := start(t, "127.0.0.1:0", 2*time.Second, server.WatchCoalesce(c.window))
+			defer d.stop()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			dialSvc := func(svc string) *client.Client {
-				cl, err := client.Dial(lis.Addr().String(), svc)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { cl.Close() })
-				return cl
-			}
-			fd, raft := dialSvc("fd"), dialSvc("raft")
+			fd, raft := dial(t, d, "fd"), dial(t, d, "raft")
 			ups, _ := servertest.Watch(t, ctx, fd)
 			res, err := fd.RequestBandwidth(ctx, tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 500})
 			if err != nil {

@@ -32,14 +32,14 @@ type daemon struct {
 	stop func()
 }
 
-func start(t *testing.T, addr string, grace time.Duration) *daemon {
+func start(t *testing.T, addr string, grace time.Duration, opts ...server.Option) *daemon {
 	t.Helper()
 	drv := memory.New("s1", "s2")
 	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: tetest.TwoSwitch(t), Driver: drv, Grace: grace})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, stop := servertest.Serve(t, ctl, addr)
+	a, stop := servertest.ServeWith(t, ctl, addr, opts)
 	return &daemon{addr: a, drv: drv, ctl: ctl, stop: stop}
 }
 

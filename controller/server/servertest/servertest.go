@@ -22,6 +22,12 @@ import (
 // ends watch streams) and the server; stop also runs when the test ends.
 func Serve(t testing.TB, ctl *tunnels.Controller, addr string, opts ...grpc.ServerOption) (string, func()) {
 	t.Helper()
+	return ServeWith(t, ctl, addr, nil, opts...)
+}
+
+// ServeWith is Serve with options for the API server itself.
+func ServeWith(t testing.TB, ctl *tunnels.Controller, addr string, srv []server.Option, opts ...grpc.ServerOption) (string, func()) {
+	t.Helper()
 	network, dialAddr := "tcp", ""
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok { // a Unix socket
 		network, addr, dialAddr = "unix", path, "unix:"+path
@@ -34,7 +40,7 @@ func Serve(t testing.TB, ctl *tunnels.Controller, addr string, opts ...grpc.Serv
 		dialAddr = lis.Addr().String()
 	}
 	g := grpc.NewServer(append(server.Options(), opts...)...)
-	server.New(ctl).Register(g)
+	server.New(ctl, srv...).Register(g)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = g.Serve(lis) }()
 	var once sync.Once
