@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"testing"
 )
@@ -182,4 +183,46 @@ func unpackModel(s *Schema, body []byte, n int) ([]msg, Stats) {
 		st.DroppedMessages++
 	}
 	return out, st
+}
+
+// FuzzAddMatchesGeneralPath packs a sequence of messages whose lengths
+// the input picks (0 to past a whole packet) into packets of a size it
+// picks, through Add and through the general path: every call returns the
+// same error (or none) and the packets are the same byte for byte.
+func FuzzAddMatchesGeneralPath(f *testing.F) {
+	f.Add([]byte{16, 64, 200, 3, 0, 255}, uint8(7), false)
+	f.Add([]byte{21, 22, 23, 44, 45}, uint8(3), true)
+	f.Fuzz(func(t *testing.T, lens []byte, maxChunks uint8, hd8 bool) {
+		s := HD6
+		if hd8 {
+			s = HD8
+		}
+		max := 1 + int(maxChunks)%s.MaxChunks(MTU)
+		var ps [2]*Packer
+		for k := range ps {
+			p, err := NewPacker(s, bytes.Repeat([]byte{0xee}, HeaderLen+max*s.ChunkLen), max)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Reset(Header{Tunnel: 5})
+			ps[k] = p
+		}
+		for i, l := range lens {
+			n := int(l) * 5 // up to 1,275 bytes: past a whole packet
+			msg := make([]byte, n)
+			for j := range msg {
+				msg[j] = byte(i + j)
+			}
+			e0, e1 := ps[0].Add(uint16(i), msg), addSpan(ps[1], uint16(i), msg)
+			if errors.Is(e0, ErrFull) != errors.Is(e1, ErrFull) || errors.Is(e0, ErrTooLarge) != errors.Is(e1, ErrTooLarge) || (e0 == nil) != (e1 == nil) {
+				t.Fatalf("message %d of %d bytes: Add %v, general path %v", i, n, e0, e1)
+			}
+			if ps[0].Chunks() != ps[1].Chunks() {
+				t.Fatalf("message %d of %d bytes: Add at %d chunks, general path at %d", i, n, ps[0].Chunks(), ps[1].Chunks())
+			}
+		}
+		if a, b := ps[0].Packet(), ps[1].Packet(); !bytes.Equal(a, b) {
+			t.Fatalf("Add\n%x\ngeneral path\n%x", a, b)
+		}
+	})
 }
