@@ -29,6 +29,7 @@ func newBenchAdmissionsCmd() *cobra.Command {
 	var headroom float64
 	var extra []string
 	var bin, out, cpuprofile, clientProfile string
+	var runs int
 	var profileFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "admissions",
@@ -41,7 +42,9 @@ of small periodic messages) owned by --services services, each of which watches 
 then times --requests admissions from --clients concurrent callers (as fast as they are answered,
 or offered at --rate per second), and releases every tunnel
 it made. It prints admissions per second, the request round trip, and how long BandwidthChanged
-upcalls took from the controller's commit to the watching service; the table and JSON go to --out.`,
+upcalls took from the controller's commit to the watching service; the table and JSON go to --out.
+With --runs N it measures N times (a fresh controller each time) and adds the least, median and
+greatest of each figure: on a machine whose speed drifts, one run says little.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -49,76 +52,106 @@ upcalls took from the controller's commit to the watching service; the table and
 			if cmd.Flags().Changed("gc-percent") || os.Getenv("GOGC") == "" {
 				defer debug.SetGCPercent(debug.SetGCPercent(gcPercent))
 			}
+			if runs < 1 {
+				return fmt.Errorf("--runs: %d; at least one", runs)
+			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
 			if cpuprofile != "" && cfg.Target != "" {
 				return fmt.Errorf("--cpuprofile profiles the controller this command starts; without --controller")
 			}
-			var profiled chan error
-			var timing []func() func()
-			var peakRSS func() (int64, error)
-			if cfg.Target == "" {
-				stop, target, metrics, pid, err := startBenchController(ctx, cmd, bin, out, k, headroom, extra, cpuprofile != "")
-				if err != nil {
-					return err
-				}
-				defer stop()
+			if runs > 1 && (cpuprofile != "" || clientProfile != "") {
+				return fmt.Errorf("--cpuprofile and --client-cpuprofile profile one run; give --runs 1")
+			}
+			target := cfg.Target
+			once := func() (loadgen.Result, error) {
+				cfg := cfg
 				cfg.Target = target
-				cfg.ControllerCPU = func() (time.Duration, error) { return proc.CPUTime(pid) }
-				peakRSS = func() (int64, error) { return proc.PeakRSS(pid) }
-				if cpuprofile != "" {
-					profiled = make(chan error, 1)
+				var profiled chan error
+				var timing []func() func()
+				var peakRSS func() (int64, error)
+				if cfg.Target == "" {
+					stop, target, metrics, pid, err := startBenchController(ctx, cmd, bin, out, k, headroom, extra, cpuprofile != "")
+					if err != nil {
+						return loadgen.Result{}, err
+					}
+					defer stop()
+					cfg.Target = target
+					cfg.ControllerCPU = func() (time.Duration, error) { return proc.CPUTime(pid) }
+					peakRSS = func() (int64, error) { return proc.PeakRSS(pid) }
+					if cpuprofile != "" {
+						profiled = make(chan error, 1)
+						timing = append(timing, func() func() {
+							go func() { profiled <- fetchProfile(ctx, metrics, profileFor, cpuprofile) }()
+							return nil
+						})
+					}
+				}
+				if clientProfile != "" {
+					f, err := os.Create(clientProfile)
+					if err != nil {
+						return loadgen.Result{}, err
+					}
+					defer f.Close()
 					timing = append(timing, func() func() {
-						go func() { profiled <- fetchProfile(ctx, metrics, profileFor, cpuprofile) }()
-						return nil
+						if err := pprof.StartCPUProfile(f); err != nil {
+							fmt.Fprintf(cmd.ErrOrStderr(), "client profile: %v\n", err)
+							return nil
+						}
+						return pprof.StopCPUProfile
 					})
 				}
+				if len(timing) > 0 {
+					cfg.Timing = func() func() {
+						var ends []func()
+						for _, t := range timing {
+							if end := t(); end != nil {
+								ends = append(ends, end)
+							}
+						}
+						return func() {
+							for _, end := range ends {
+								end()
+							}
+						}
+					}
+				}
+				res, err := loadgen.Run(ctx, cfg)
+				if err != nil {
+					return loadgen.Result{}, err
+				}
+				if peakRSS != nil {
+					if res.ControllerPeakRSS, err = peakRSS(); err != nil {
+						return loadgen.Result{}, err
+					}
+				}
+				if profiled != nil {
+					if err := <-profiled; err != nil {
+						return loadgen.Result{}, err
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (the controller's CPU over the first %v of the timed admissions)\n", cpuprofile, profileFor)
+				}
+				return res, nil
 			}
-			if clientProfile != "" {
-				f, err := os.Create(clientProfile)
+			var all []loadgen.Result
+			for i := range runs {
+				if runs > 1 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "run %d of %d\n", i+1, runs)
+				}
+				res, err := once()
 				if err != nil {
 					return err
 				}
-				defer f.Close()
-				timing = append(timing, func() func() {
-					if err := pprof.StartCPUProfile(f); err != nil {
-						fmt.Fprintf(cmd.ErrOrStderr(), "client profile: %v\n", err)
-						return nil
-					}
-					return pprof.StopCPUProfile
-				})
-			}
-			if len(timing) > 0 {
-				cfg.Timing = func() func() {
-					var ends []func()
-					for _, t := range timing {
-						if end := t(); end != nil {
-							ends = append(ends, end)
-						}
-					}
-					return func() {
-						for _, end := range ends {
-							end()
-						}
-					}
+				all = append(all, res)
+				if runs > 1 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "run %d: %.0f admissions/s, upcall delay p99 %v\n", i+1, res.PerSecond, res.UpcallP99.Round(time.Microsecond))
 				}
 			}
-			res, err := loadgen.Run(ctx, cfg)
-			if err != nil {
-				return err
+			if runs > 1 {
+				return writeRuns(cmd.OutOrStdout(), out, all)
 			}
-			if peakRSS != nil {
-				if res.ControllerPeakRSS, err = peakRSS(); err != nil {
-					return err
-				}
-			}
-			if profiled != nil {
-				if err := <-profiled; err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (the controller's CPU over the first %v of the timed admissions)\n", cpuprofile, profileFor)
-			}
+			res := all[0]
 			w := cmd.OutOrStdout()
 			res.Table(w)
 			txt, err := os.Create(filepath.Join(out, "admissions.txt"))
@@ -152,6 +185,7 @@ upcalls took from the controller's commit to the watching service; the table and
 	f.IntVar(&cfg.Services, "services", 50, "service identities holding the tunnels, each watching its upcalls")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "request mix seed")
 	f.Float64Var(&cfg.Rate, "rate", 0, "offer the timed admissions at this many per second (open loop; 0: as fast as answered)")
+	f.IntVar(&runs, "runs", 1, "repeat the whole measurement (a fresh controller each time, when started here) and report the least, median and greatest of each figure")
 	f.StringVar(&bin, "bin", "", "folder holding xlane-controller (default: next to this program, else PATH)")
 	f.StringVar(&out, "out", "out", "directory for admissions.txt, admissions.json and the controller's log")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the started controller during the timed admissions to this file (go tool pprof)")
@@ -251,4 +285,37 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "xlane-controller (pid %d): k=%d fat-tree, memory driver, bound headroom %g%s, API %s; log %s\n", d.Pid(), k, headroom, strings.Join(append([]string{""}, extra...), " "), m[1], logPath)
 	return stop, m[1], metrics, d.Pid(), nil
+}
+
+// writeRuns prints and writes (admissions.txt, admissions.json) several
+// runs and their summary.
+func writeRuns(w io.Writer, out string, all []loadgen.Result) error {
+	sum := loadgen.Summarize(all)
+	txt, err := os.Create(filepath.Join(out, "admissions.txt"))
+	if err != nil {
+		return err
+	}
+	for _, to := range []io.Writer{w, txt} {
+		for i, r := range all {
+			fmt.Fprintf(to, "run %d\n", i+1)
+			r.Table(to)
+			fmt.Fprintln(to)
+		}
+		sum.Table(to)
+	}
+	if err := txt.Close(); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(struct {
+		Summary loadgen.Summary  `json:"summary"`
+		Runs    []loadgen.Result `json:"runs"`
+	}{sum, all}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "admissions.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "wrote %s, %s\n", filepath.Join(out, "admissions.txt"), filepath.Join(out, "admissions.json"))
+	return nil
 }

@@ -52,3 +52,41 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 		}
 	}
 }
+
+// --runs repeats the measurement with a fresh controller each time and
+// writes every run and their summary.
+func TestBenchAdmissionsRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts xlane-controller")
+	}
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "../xlane-controller").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out := t.TempDir()
+	stdout, stderr, err := run(t, "bench", "admissions", "--bin", bin, "--out", out, "--k", "4",
+		"--preload", "50", "--requests", "100", "--clients", "4", "--services", "2", "--runs", "2")
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "2 runs") || !strings.Contains(stdout, "run 2") || strings.Count(stderr, "xlane-controller (pid") != 2 {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	var got struct {
+		Summary loadgen.Summary  `json:"summary"`
+		Runs    []loadgen.Result `json:"runs"`
+	}
+	data, err := os.ReadFile(filepath.Join(out, "admissions.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &got)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Summary.Runs != 2 || len(got.Runs) != 2 || got.Summary.PerSecond.Min <= 0 || got.Summary.PerSecond.Min > got.Summary.PerSecond.Max {
+		t.Fatalf("admissions.json: %+v", got)
+	}
+	if _, _, err := run(t, "bench", "admissions", "--out", t.TempDir(), "--runs", "0"); err == nil || !strings.Contains(err.Error(), "--runs") {
+		t.Fatalf("--runs 0: %v", err)
+	}
+}

@@ -155,3 +155,25 @@ func TestRunControllerCPUError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// Summarize takes the least, median (upper middle) and greatest of each
+// figure, whatever the runs' order.
+func TestSummarize(t *testing.T) {
+	rs := []loadgen.Result{
+		{PerSecond: 1800, UpcallP99: 9 * time.Millisecond, ControllerCPU: 700 * time.Microsecond},
+		{PerSecond: 2100, UpcallP99: 7 * time.Millisecond, ControllerCPU: 600 * time.Microsecond},
+		{PerSecond: 1500, UpcallP99: 12 * time.Millisecond, ControllerCPU: 800 * time.Microsecond},
+		{PerSecond: 1900, UpcallP99: 8 * time.Millisecond, ControllerCPU: 650 * time.Microsecond},
+	}
+	s := loadgen.Summarize(rs)
+	if s.Runs != 4 || s.PerSecond != (loadgen.Spread{Min: 1500, Median: 1900, Max: 2100}) || s.UpcallP99 != (loadgen.Spread{Min: 7e6, Median: 9e6, Max: 12e6}) || s.ControllerCPU != (loadgen.Spread{Min: 600e3, Median: 700e3, Max: 800e3}) {
+		t.Fatalf("summary %+v", s)
+	}
+	var b strings.Builder
+	s.Table(&b)
+	for _, want := range []string{"4 runs", "1900/s", "9ms", "controller CPU/admission"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}

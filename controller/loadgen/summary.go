@@ -1,0 +1,75 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// Summary is several runs of one benchmark: the least, median and
+// greatest of each figure over the runs (on a machine whose speed drifts,
+// one run says little).
+type Summary struct {
+	Runs          int    `json:"runs"`
+	PerSecond     Spread `json:"admissions_per_second"`
+	LatencyP99    Spread `json:"latency_p99_ns"`
+	UpcallP50     Spread `json:"upcall_p50_ns"`
+	UpcallP99     Spread `json:"upcall_p99_ns"`
+	ControllerCPU Spread `json:"controller_cpu_per_admission_ns"`
+	ClientCPU     Spread `json:"client_cpu_per_admission_ns"`
+}
+
+// Spread is the least, median and greatest of a figure over runs (the
+// median of an even count is the upper middle one).
+type Spread struct {
+	Min    float64 `json:"min"`
+	Median float64 `json:"median"`
+	Max    float64 `json:"max"`
+}
+
+func spread(rs []Result, f func(Result) float64) Spread {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	return Spread{Min: v[0], Median: v[len(v)/2], Max: v[len(v)-1]}
+}
+
+// Summarize the runs rs (at least one).
+func Summarize(rs []Result) Summary {
+	if len(rs) == 0 {
+		return Summary{}
+	}
+	d := func(f func(Result) time.Duration) func(Result) float64 {
+		return func(r Result) float64 { return float64(f(r)) }
+	}
+	return Summary{
+		Runs:          len(rs),
+		PerSecond:     spread(rs, func(r Result) float64 { return r.PerSecond }),
+		LatencyP99:    spread(rs, d(func(r Result) time.Duration { return r.LatencyP99 })),
+		UpcallP50:     spread(rs, d(func(r Result) time.Duration { return r.UpcallP50 })),
+		UpcallP99:     spread(rs, d(func(r Result) time.Duration { return r.UpcallP99 })),
+		ControllerCPU: spread(rs, d(func(r Result) time.Duration { return r.ControllerCPU })),
+		ClientCPU:     spread(rs, d(func(r Result) time.Duration { return r.ClientCPU })),
+	}
+}
+
+// Table writes s for people: one row per figure, min / median / max.
+func (s Summary) Table(w io.Writer) {
+	fmt.Fprintf(w, "%d runs                    %12s %12s %12s\n", s.Runs, "min", "median", "max")
+	row := func(name string, sp Spread, f func(float64) string) {
+		fmt.Fprintf(w, "%-27s %12s %12s %12s\n", name, f(sp.Min), f(sp.Median), f(sp.Max))
+	}
+	rate := func(v float64) string { return fmt.Sprintf("%.0f/s", v) }
+	dur := func(v float64) string { return time.Duration(v).Round(time.Microsecond).String() }
+	row("throughput", s.PerSecond, rate)
+	row("request round trip p99", s.LatencyP99, dur)
+	row("upcall delay p50", s.UpcallP50, dur)
+	row("upcall delay p99", s.UpcallP99, dur)
+	if s.ControllerCPU.Max > 0 {
+		row("controller CPU/admission", s.ControllerCPU, dur)
+	}
+	row("load generator CPU/admission", s.ClientCPU, dur)
+}
