@@ -148,29 +148,7 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 					fmt.Fprintf(cmd.ErrOrStderr(), "run %d: %.0f admissions/s, upcall delay p99 %v\n", i+1, res.PerSecond, res.UpcallP99.Round(time.Microsecond))
 				}
 			}
-			if runs > 1 {
-				return writeRuns(cmd.OutOrStdout(), out, all)
-			}
-			res := all[0]
-			w := cmd.OutOrStdout()
-			res.Table(w)
-			txt, err := os.Create(filepath.Join(out, "admissions.txt"))
-			if err != nil {
-				return err
-			}
-			res.Table(txt)
-			if err := txt.Close(); err != nil {
-				return err
-			}
-			js, err := json.MarshalIndent(res, "", "  ")
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(out, "admissions.json"), append(js, '\n'), 0o644); err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "wrote %s, %s\n", filepath.Join(out, "admissions.txt"), filepath.Join(out, "admissions.json"))
-			return nil
+			return writeAdmissions(cmd.OutOrStdout(), out, all)
 		},
 	}
 	f := cmd.Flags()
@@ -287,29 +265,37 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 	return stop, m[1], metrics, d.Pid(), nil
 }
 
-// writeRuns prints and writes (admissions.txt, admissions.json) several
-// runs and their summary.
-func writeRuns(w io.Writer, out string, all []loadgen.Result) error {
-	sum := loadgen.Summarize(all)
+// writeAdmissions prints the runs (and, for several, their summary) and
+// writes the same to admissions.txt and as JSON to admissions.json: one
+// run's result, or {summary, runs}.
+func writeAdmissions(w io.Writer, out string, all []loadgen.Result) error {
+	table := func(to io.Writer) { all[0].Table(to) }
+	var v any = all[0]
+	if len(all) > 1 {
+		sum := loadgen.Summarize(all)
+		table = func(to io.Writer) {
+			for i, r := range all {
+				fmt.Fprintf(to, "run %d\n", i+1)
+				r.Table(to)
+				fmt.Fprintln(to)
+			}
+			sum.Table(to)
+		}
+		v = struct {
+			Summary loadgen.Summary  `json:"summary"`
+			Runs    []loadgen.Result `json:"runs"`
+		}{sum, all}
+	}
+	table(w)
 	txt, err := os.Create(filepath.Join(out, "admissions.txt"))
 	if err != nil {
 		return err
 	}
-	for _, to := range []io.Writer{w, txt} {
-		for i, r := range all {
-			fmt.Fprintf(to, "run %d\n", i+1)
-			r.Table(to)
-			fmt.Fprintln(to)
-		}
-		sum.Table(to)
-	}
+	table(txt)
 	if err := txt.Close(); err != nil {
 		return err
 	}
-	js, err := json.MarshalIndent(struct {
-		Summary loadgen.Summary  `json:"summary"`
-		Runs    []loadgen.Result `json:"runs"`
-	}{sum, all}, "", "  ")
+	js, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -18,10 +18,7 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts xlane-controller")
 	}
-	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bin+"/", "../xlane-controller").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildController(t)
 	out := t.TempDir()
 	prof, clientProf := filepath.Join(out, "controller.prof"), filepath.Join(out, "client.prof")
 	stdout, stderr, err := run(t, "bench", "admissions", "--bin", bin, "--out", out, "--k", "4",
@@ -59,10 +56,7 @@ func TestBenchAdmissionsRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts xlane-controller")
 	}
-	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", bin+"/", "../xlane-controller").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildController(t)
 	out := t.TempDir()
 	stdout, stderr, err := run(t, "bench", "admissions", "--bin", bin, "--out", out, "--k", "4",
 		"--preload", "50", "--requests", "100", "--clients", "4", "--services", "2", "--runs", "2")
@@ -89,4 +83,14 @@ func TestBenchAdmissionsRuns(t *testing.T) {
 	if _, _, err := run(t, "bench", "admissions", "--out", t.TempDir(), "--runs", "0"); err == nil || !strings.Contains(err.Error(), "--runs") {
 		t.Fatalf("--runs 0: %v", err)
 	}
+}
+
+// buildController builds xlane-controller into a temporary folder.
+func buildController(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", bin+"/", "../xlane-controller").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
