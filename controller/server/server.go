@@ -307,7 +307,10 @@ func (s *Server) GetTopology(ctx context.Context, _ *pb.GetTopologyRequest) (*pb
 const watchBatch = 256
 
 // Watch implements pb.ControllerServer. Upcalls that queued up while the
-// previous response was being sent go out together in the next one.
+// previous response was being sent go out together in the next one, and
+// with WatchCoalesce a response that would follow the previous one too
+// soon waits out the window, reading what comes meanwhile (the
+// subscription's buffer does not fill while it waits).
 func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
 	svc, err := service(stream.Context())
 	if err != nil {
