@@ -62,6 +62,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime 30s ./endhost/wire
 	$(GO) test -run '^$$' -fuzz FuzzUnpackMatchesModel -fuzztime 30s ./endhost/wire
 	$(GO) test -run '^$$' -fuzz FuzzAddMatchesGeneralPath -fuzztime 30s ./endhost/wire
+	$(GO) test -run '^$$' -fuzz FuzzAddAllMatchesAdd -fuzztime 30s ./endhost/wire
 	$(GO) test -run '^$$' -fuzz FuzzCorruption -fuzztime 30s ./endhost/wire
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./endhost/agent
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEvent -fuzztime 30s ./endhost/app

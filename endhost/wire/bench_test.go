@@ -50,7 +50,24 @@ func pack(p *Packer, msg []byte, per int) []byte {
 	return p.Packet()
 }
 
-// BenchmarkPack is the sending side.
+// batchOf is per references to msg.
+func batchOf(msg []byte, per int) [][]byte {
+	msgs := make([][]byte, per)
+	for i := range msgs {
+		msgs[i] = msg
+	}
+	return msgs
+}
+
+func packBatch(b *testing.B, p *Packer, msgs [][]byte) []byte {
+	p.Reset(Header{Tunnel: 1})
+	if n, err := p.AddAll(1, msgs); n != len(msgs) {
+		b.Fatalf("AddAll packed %d of %d: %v", n, len(msgs), err)
+	}
+	return p.Packet()
+}
+
+// BenchmarkPack is the sending side, a call per message.
 func BenchmarkPack(b *testing.B) {
 	eachCase(b, func(b *testing.B, s *Schema, size int) {
 		p, msg, per := packFixture(b, s, size)
@@ -58,6 +75,21 @@ func BenchmarkPack(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			pack(p, msg, per)
+		}
+		reportWire(b, p)
+	})
+}
+
+// BenchmarkPackAll is the sending side as the lane packs: a packet's
+// messages in one AddAll.
+func BenchmarkPackAll(b *testing.B) {
+	eachCase(b, func(b *testing.B, s *Schema, size int) {
+		p, msg, per := packFixture(b, s, size)
+		msgs := batchOf(msg, per)
+		b.SetBytes(int64(per * size))
+		b.ReportAllocs()
+		for b.Loop() {
+			packBatch(b, p, msgs)
 		}
 		reportWire(b, p)
 	})
@@ -82,7 +114,7 @@ func BenchmarkUnpack(b *testing.B) {
 	})
 }
 
-// BenchmarkPackUnpack is both on one core.
+// BenchmarkPackUnpack is both on one core, a call per message packed.
 func BenchmarkPackUnpack(b *testing.B) {
 	eachCase(b, func(b *testing.B, s *Schema, size int) {
 		p, msg, per := packFixture(b, s, size)
@@ -92,6 +124,25 @@ func BenchmarkPackUnpack(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			_, _ = u.Unpack(pack(p, msg, per), func(_ uint16, d []byte) { got += len(d) })
+		}
+		if got != b.N*per*size {
+			b.Fatalf("delivered %d bytes, want %d", got, b.N*per*size)
+		}
+		reportWire(b, p)
+	})
+}
+
+// BenchmarkPackAllUnpack is both on one core, packing as the lane does.
+func BenchmarkPackAllUnpack(b *testing.B) {
+	eachCase(b, func(b *testing.B, s *Schema, size int) {
+		p, msg, per := packFixture(b, s, size)
+		msgs := batchOf(msg, per)
+		var u Unpacker
+		got := 0
+		b.SetBytes(int64(per * size))
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = u.Unpack(packBatch(b, p, msgs), func(_ uint16, d []byte) { got += len(d) })
 		}
 		if got != b.N*per*size {
 			b.Fatalf("delivered %d bytes, want %d", got, b.N*per*size)

@@ -226,3 +226,102 @@ func FuzzAddMatchesGeneralPath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAddAllMatchesAdd holds AddAll (the assembly run and its Go model)
+// to Add called per message: the same count and error at each stop, the
+// same packet. A stop is skipped over, as a filler drops a message too
+// large for any packet.
+func FuzzAddAllMatchesAdd(f *testing.F) {
+	f.Add([]byte{3, 3, 3, 13, 3, 255, 3}, uint8(9), false)
+	f.Add([]byte{0, 4, 5, 6, 7, 8}, uint8(2), true)
+	f.Fuzz(func(t *testing.T, lens []byte, maxChunks uint8, hd8 bool) {
+		s := HD6
+		if hd8 {
+			s = HD8
+		}
+		checkAddAll(t, s, 1+int(maxChunks)%s.MaxChunks(MTU), lens)
+	})
+}
+
+// checkAddAll packs messages of the given lengths (×5 bytes: up to 1,275,
+// past a whole packet) into packets of max chunks through Add, AddAll and
+// AddAll's loop with addRunGo, and fails where they differ.
+func checkAddAll(t *testing.T, s *Schema, max int, lens []byte) {
+	t.Helper()
+	msgs := make([][]byte, len(lens))
+	for i, l := range lens {
+		msgs[i] = make([]byte, int(l)*5)
+		for j := range msgs[i] {
+			msgs[i][j] = byte(i + j)
+		}
+	}
+	type stop struct {
+		at  int
+		err error
+	}
+	var ps [3]*Packer
+	var stops [3][]stop
+	for k := range ps {
+		p, err := NewPacker(s, bytes.Repeat([]byte{0xee}, HeaderLen+max*s.ChunkLen), max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Reset(Header{Tunnel: 5})
+		ps[k] = p
+	}
+	for i, m := range msgs { // Add, one by one
+		if err := ps[0].Add(7, m); err != nil {
+			stops[0] = append(stops[0], stop{i, err})
+		}
+	}
+	for k, addAll := range []func(*Packer, uint16, [][]byte) (int, error){(*Packer).AddAll, addAllGo} {
+		for from := 0; from < len(msgs); {
+			n, err := addAll(ps[k+1], 7, msgs[from:])
+			if from += n; err != nil {
+				stops[k+1] = append(stops[k+1], stop{from, err})
+				from++
+			} else if from != len(msgs) {
+				t.Fatalf("AddAll stopped at message %d of %d without an error", from, len(msgs))
+			}
+		}
+	}
+	for k := 1; k < 3; k++ {
+		if len(stops[k]) != len(stops[0]) {
+			t.Fatalf("path %d stopped %v, Add %v", k, stops[k], stops[0])
+		}
+		for j, st := range stops[k] {
+			want := stops[0][j]
+			if st.at != want.at || errors.Is(st.err, ErrFull) != errors.Is(want.err, ErrFull) || (st.err == ErrFull) != (want.err == ErrFull) ||
+				errors.Is(st.err, ErrTooLarge) != errors.Is(want.err, ErrTooLarge) {
+				t.Fatalf("path %d stop %d: message %d (%v), Add: message %d (%v)", k, j, st.at, st.err, want.at, want.err)
+			}
+		}
+		if ps[k].Chunks() != ps[0].Chunks() {
+			t.Fatalf("path %d at %d chunks, Add at %d", k, ps[k].Chunks(), ps[0].Chunks())
+		}
+	}
+	a := ps[0].Packet()
+	for k := 1; k < 3; k++ {
+		if b := ps[k].Packet(); !bytes.Equal(a, b) {
+			t.Fatalf("Add\n%x\npath %d\n%x", a, k, b)
+		}
+	}
+}
+
+// addAllGo is AddAll with addRunGo for its run (the loop off amd64).
+func addAllGo(p *Packer, ch uint16, msgs [][]byte) (int, error) {
+	n := 0
+	for {
+		k, full := addRunGo(p, ch, msgs[n:])
+		if n += k; n == len(msgs) {
+			return n, nil
+		}
+		if full {
+			return n, ErrFull
+		}
+		if err := p.Add(ch, msgs[n]); err != nil {
+			return n, err
+		}
+		n++
+	}
+}

@@ -202,3 +202,43 @@ func copyShort(dst, src []byte) {
 		copy(dst, src)
 	}
 }
+
+// AddAll adds msgs, all of channel ch, in order until one does not fit,
+// and returns how many it added; when not all, the error is Add's for the
+// next one (ErrFull unwrapped, or ErrTooLarge). One call for a batch: the
+// messages go through one loop (assembly on amd64) instead of a call
+// each, which was a third of packing a small message.
+func (p *Packer) AddAll(ch uint16, msgs [][]byte) (int, error) {
+	n := 0
+	for {
+		// addRun stops at a message that does not fit, or is not its to
+		// write: Add returns the error (too large), or writes it (another
+		// schema).
+		k, full := addRun(p, ch, msgs[n:])
+		if n += k; n == len(msgs) {
+			return n, nil
+		}
+		if full {
+			return n, ErrFull
+		}
+		if err := p.Add(ch, msgs[n]); err != nil {
+			return n, err
+		}
+		n++
+	}
+}
+
+// addRunGo is addRun off amd64: addOneGo's one-chunk path while it
+// applies (AddAll has Add take the rest).
+func addRunGo(p *Packer, ch uint16, msgs [][]byte) (int, bool) {
+	for i, m := range msgs {
+		if len(m) > p.one {
+			return i, false
+		}
+		if p.chunks >= p.max {
+			return i, true
+		}
+		_ = addOneGo(p, ch, m) // one chunk and room: it cannot fail
+	}
+	return len(msgs), false
+}

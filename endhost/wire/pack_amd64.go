@@ -6,3 +6,10 @@ package wire
 //
 //go:noescape
 func addOne(p *Packer, ch uint16, msg []byte) error
+
+// addRun adds messages from the start of msgs as addOne would, in one
+// loop, until one does not fit what is left (full) or is not addOne's to
+// write, and returns how many it added.
+//
+//go:noescape
+func addRun(p *Packer, ch uint16, msgs [][]byte) (n int, full bool)

@@ -42,94 +42,99 @@ l2: \
 	MOVB  R12, off(SI); \
 done:
 
+// ONECHUNK(...labels): the CX (≤ DX = d − 2) bytes at BX as one chunk,
+// the packet's AX-th: descriptor, channel, message, zeros.
+#define ONECHUNK(l16, l8, l4, l2, copied) \
+	MOVQ    Packer_buf(DI), SI; \
+	IMULQ   Packer_cl(DI), AX; \
+	LEAQ    const_HeaderLen(SI)(AX*1), SI; \
+	PXOR    X0, X0; \
+	MOVOU   X0, 1(SI); \
+	MOVOU   X0, -13(SI)(DX*1); \
+	COPYSHORT(3, l16, l8, l4, l2, copied); \
+	MOVWLZX ch+8(FP), R8; \
+	ROLW    $8, R8; \
+	MOVW    R8, 1(SI); \
+	LEAQ    const_descFirst+const_descLast+const_channelLen(CX), R8; \
+	MOVB    R8, (SI); \
+	INCQ    Packer_chunks(DI)
+
+// MULTICHUNK(noroom, span, ...labels): the CX (> DX) bytes at BX from the
+// packet's AX-th chunk on: a full first chunk (descriptor, channel, d − 2
+// message bytes), full middle ones, a zero-padded last one. It goes to
+// span for a data area under 18 bytes, to noroom (R10 d, R12 the bytes
+// with the channel) when the free chunks do not hold it.
+#define MULTICHUNK(noroom, span, mid, last, l16, l8, l4, l2, copied) \
+	CMPQ  DX, $16; \
+	JLT   span; \
+	MOVQ  Packer_max(DI), R11; \
+	SUBQ  AX, R11; \
+	LEAQ  2(DX), R10; \
+	IMULQ R10, R11; \
+	LEAQ  const_channelLen(CX), R12; \
+	CMPQ  R12, R11; \
+	JGT   noroom; \
+	MOVQ  Packer_cl(DI), R8; \
+	MOVQ  Packer_buf(DI), SI; \
+	IMULQ R8, AX; \
+	LEAQ  const_HeaderLen(SI)(AX*1), SI; \
+	PXOR  X0, X0; \
+	MOVOU   (BX), X1; \
+	MOVOU   -16(BX)(DX*1), X2; \
+	MOVOU   X1, 3(SI); \
+	MOVOU   X2, -13(SI)(DX*1); \
+	MOVWLZX ch+8(FP), AX; \
+	ROLW    $8, AX; \
+	MOVW    AX, 1(SI); \
+	LEAQ    const_descFirst(R10), AX; \
+	MOVB    AX, (SI); \
+	ADDQ    DX, BX; \
+	SUBQ    DX, CX; \
+	ADDQ    R8, SI; \
+	MOVQ    $2, R9; \
+mid: \
+	CMPQ  CX, R10; \
+	JLE   last; \
+	MOVOU (BX), X1; \
+	MOVOU -16(BX)(R10*1), X2; \
+	MOVB  R10, (SI); \
+	MOVOU X1, 1(SI); \
+	MOVOU X2, -15(SI)(R10*1); \
+	ADDQ  R10, BX; \
+	SUBQ  R10, CX; \
+	ADDQ  R8, SI; \
+	INCQ  R9; \
+	JMP   mid; \
+last: \
+	MOVOU X0, 1(SI); \
+	MOVOU X0, -15(SI)(R10*1); \
+	COPYSHORT(1, l16, l8, l4, l2, copied); \
+	LEAQ  const_descLast(CX), AX; \
+	MOVB  AX, (SI); \
+	ADDQ  R9, Packer_chunks(DI)
+
 // func addOne(p *Packer, ch uint16, msg []byte) error
 //
 // Packer.Add for every message that fits, in the layout addSpan writes
-// (TestAddMatchesGeneralPath compares them byte for byte): one chunk
-// (descriptor, channel, message, zeros), or a full first chunk, full
-// middle ones and a zero-padded last one; ErrFull when it does not fit
-// what is left. Everything else — a message too large for any packet, a
-// schema whose data area is outside 18–32 bytes — jumps to addSpan.
+// (TestAddMatchesGeneralPath compares them byte for byte): ONECHUNK or
+// MULTICHUNK; ErrFull when it does not fit what is left. Everything else
+// — a message too large for any packet, a schema whose data area is
+// outside 18–32 bytes — jumps to addSpan.
 TEXT ·addOne(SB), NOSPLIT, $0-56
-	MOVQ  p+0(FP), DI
-	MOVQ  msg_len+24(FP), CX
-	MOVQ  Packer_one(DI), DX // d - channel, or -1
-	MOVQ  Packer_chunks(DI), AX
-	CMPQ  CX, DX
-	JGT   multi
-	CMPQ  AX, Packer_max(DI)
-	JGE   full
-
-	// One chunk.
-	MOVQ  Packer_buf(DI), SI
-	IMULQ Packer_cl(DI), AX
-	LEAQ  const_HeaderLen(SI)(AX*1), SI // the chunk
-	MOVQ  msg_base+16(FP), BX
-	PXOR  X0, X0
-	MOVOU X0, 1(SI)
-	MOVOU X0, -13(SI)(DX*1) // to the data area's end, 1 + d
-	COPYSHORT(3, o16, o8, o4, o2, ocopied)
-	MOVWLZX ch+8(FP), R8
-	ROLW    $8, R8 // big endian
-	MOVW    R8, 1(SI)
-	LEAQ    const_descFirst+const_descLast+const_channelLen(CX), R8 // (n + 2 < 64: the adds are ors)
-	MOVB    R8, (SI)
-	INCQ    Packer_chunks(DI)
-	JMP     ok
+	MOVQ p+0(FP), DI
+	MOVQ msg_len+24(FP), CX
+	MOVQ msg_base+16(FP), BX
+	MOVQ Packer_one(DI), DX // d - channel, or -1
+	MOVQ Packer_chunks(DI), AX
+	CMPQ CX, DX
+	JGT  multi
+	CMPQ AX, Packer_max(DI)
+	JGE  full
+	ONECHUNK(o16, o8, o4, o2, ocopied)
+	JMP  ok
 
 multi:
-	CMPQ  DX, $16 // the first chunk's part takes two 16-byte moves (and one ≥ 0)
-	JLT   span
-	MOVQ  Packer_max(DI), R11
-	SUBQ  AX, R11    // chunks free
-	LEAQ  2(DX), R10 // d
-	IMULQ R10, R11   // what they hold
-	LEAQ  const_channelLen(CX), R12
-	CMPQ  R12, R11
-	JGT   noroom
-	MOVQ  Packer_cl(DI), R8
-	MOVQ  Packer_buf(DI), SI
-	IMULQ R8, AX
-	LEAQ  const_HeaderLen(SI)(AX*1), SI
-	MOVQ  msg_base+16(FP), BX
-	PXOR  X0, X0
-
-	// The first chunk is full: descriptor, channel, d - 2 message bytes.
-	MOVOU   (BX), X1
-	MOVOU   -16(BX)(DX*1), X2
-	MOVOU   X1, 3(SI)
-	MOVOU   X2, -13(SI)(DX*1)
-	MOVWLZX ch+8(FP), AX
-	ROLW    $8, AX
-	MOVW    AX, 1(SI)
-	LEAQ    const_descFirst(R10), AX
-	MOVB    AX, (SI)
-	ADDQ    DX, BX
-	SUBQ    DX, CX // left: at least one byte
-	ADDQ    R8, SI
-	MOVQ    $2, R9 // chunks: the first and the last, so far
-
-mid: // full middle chunks while more than one chunk's worth is left
-	CMPQ  CX, R10
-	JLE   last
-	MOVOU (BX), X1
-	MOVOU -16(BX)(R10*1), X2
-	MOVB  R10, (SI)
-	MOVOU X1, 1(SI)
-	MOVOU X2, -15(SI)(R10*1)
-	ADDQ  R10, BX
-	SUBQ  R10, CX
-	ADDQ  R8, SI
-	INCQ  R9
-	JMP   mid
-
-last: // 1–d bytes, zeros behind them
-	MOVOU X0, 1(SI)
-	MOVOU X0, -15(SI)(R10*1)
-	COPYSHORT(1, m16, m8, m4, m2, mcopied)
-	LEAQ  const_descLast(CX), AX
-	MOVB  AX, (SI)
-	ADDQ  R9, Packer_chunks(DI)
+	MULTICHUNK(noroom, span, mid, last, m16, m8, m4, m2, mcopied)
 
 ok:
 	MOVQ $0, ret_itable+40(FP)
@@ -149,3 +154,80 @@ full: // a filler meets this once per source and packet: no call
 	RET
 span:
 	JMP ·addSpan(SB)
+
+// func addRun(p *Packer, ch uint16, msgs [][]byte) (n int, full bool)
+//
+// addOne for each message of msgs in turn (R14 its slice header, R15 how
+// many are left) until one does not fit what is left (full) or is not
+// addOne's to write (too large for any packet, another schema: AddAll has
+// Add take that one). A run of one-chunk messages stays in the loop at ones,
+// its chunk (SI), index (AX) and limits in registers.
+TEXT ·addRun(SB), NOSPLIT, $0-49
+	MOVQ p+0(FP), DI
+	MOVQ msgs_base+16(FP), R14
+	MOVQ msgs_len+24(FP), R15
+	MOVQ Packer_one(DI), DX
+
+next:
+	TESTQ R15, R15
+	JZ    stop
+	MOVQ  8(R14), CX
+	MOVQ  Packer_chunks(DI), AX
+	CMPQ  CX, DX
+	JGT   multi
+	CMPQ  AX, Packer_max(DI)
+	JGE   full
+
+	MOVQ    Packer_max(DI), R11
+	MOVQ    Packer_cl(DI), R10
+	MOVQ    Packer_buf(DI), SI
+	MOVQ    AX, R9
+	IMULQ   R10, R9
+	LEAQ    const_HeaderLen(SI)(R9*1), SI
+	MOVWLZX ch+8(FP), R8
+	ROLW    $8, R8
+	PXOR    X0, X0
+ones: // as ONECHUNK
+	MOVQ  (R14), BX
+	MOVOU X0, 1(SI)
+	MOVOU X0, -13(SI)(DX*1)
+	COPYSHORT(3, r16, r8, r4, r2, rcopied)
+	MOVW  R8, 1(SI)
+	LEAQ  const_descFirst+const_descLast+const_channelLen(CX), R9
+	MOVB  R9, (SI)
+	INCQ  AX
+	ADDQ  R10, SI
+	ADDQ  $24, R14
+	DECQ  R15
+	JZ    onesdone
+	CMPQ  AX, R11
+	JGE   onesdone
+	MOVQ  8(R14), CX
+	CMPQ  CX, DX
+	JLE   ones
+onesdone:
+	MOVQ AX, Packer_chunks(DI)
+	JMP  next
+
+multi:
+	MOVQ (R14), BX
+	MULTICHUNK(rnoroom, stop, rmid, rlast, s16, s8, s4, s2, scopied)
+	ADDQ $24, R14
+	DECQ R15
+	JMP  next
+
+rnoroom: // full if an empty packet would hold it, else too large
+	MOVQ  Packer_max(DI), R11
+	IMULQ R10, R11
+	CMPQ  R12, R11
+	JGT   stop
+full:
+	MOVB $1, full+48(FP)
+	JMP  count
+stop:
+	MOVB $0, full+48(FP)
+count:
+	MOVQ msgs_len+24(FP), AX
+	SUBQ R15, AX
+	MOVQ AX, n+40(FP)
+	RET

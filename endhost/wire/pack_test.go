@@ -300,3 +300,28 @@ func TestAddMatchesGeneralPath(t *testing.T) {
 		}
 	}
 }
+
+// AddAll against Add on runs that mix one-chunk messages (every length a
+// chunk holds) with longer ones, messages too large for a packet, and
+// packets that fill up mid-run.
+func TestAddAllMatchesAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, s := range []*Schema{HD6, HD8} {
+		for _, max := range []int{1, 2, 7, s.MaxChunks(MTU), s.MaxChunks(9000)} {
+			for range 200 {
+				lens := make([]byte, rng.IntN(80))
+				for i := range lens {
+					switch rng.IntN(8) {
+					case 0:
+						lens[i] = byte(rng.IntN(256)) // any, up to past a packet
+					case 1:
+						lens[i] = byte(rng.IntN(4*s.DataLen()/5 + 1)) // a few chunks
+					default:
+						lens[i] = byte(rng.IntN((s.DataLen()-channelLen)/5 + 1)) // one chunk
+					}
+				}
+				checkAddAll(t, s, max, lens)
+			}
+		}
+	}
+}
