@@ -276,7 +276,7 @@ func (r *Ring) ready() (p unsafe.Pointer, n int, ok bool) {
 func (r *Ring) probe() bool {
 	for b := r.probeMax; b > 0; b >>= 1 {
 		if i := r.local + b - 1; r.stamp(i)>>lenBits == r.lap(i) {
-			r.avail = r.local + b
+			r.avail = max(r.avail, r.local+b) // PeekMore probes with avail ahead
 			return true
 		}
 	}
@@ -368,6 +368,53 @@ func (r *Ring) Advance() {
 	}
 	r.fetchAhead()
 	r.advance()
+}
+
+// PeekMore extends a Peek to a batch: it sets out[:n] in place to the
+// messages after the one Peek returned, oldest first, up to len(out) of
+// them and together at most budget bytes, without taking them, and
+// returns n. It stops before a slot not yet known to be published and
+// before a malformed one (a later Peek skips and counts that). The lane
+// packs a batch with one call instead of one per message.
+func (r *Ring) PeekMore(out [][]byte, budget int) int {
+	if r.mem == nil || r.local >= r.avail { // no Peek before
+		return 0
+	}
+	k := 0
+	for i := r.local + 1; k < len(out) && budget > 0; i, k = i+1, k+1 {
+		if i >= r.avail && (!r.probe() || i >= r.avail) { // look further once
+			break
+		}
+		w := r.stamp(i) // a slot's first line: read only when it may be taken
+		n := int(w & lenMask)
+		if w>>lenBits != r.lap(i) || n > r.dataLen || n > budget {
+			break
+		}
+		budget -= n
+		out[k] = unsafe.Slice((*byte)(unsafe.Add(r.slot(i), metaLen)), n)
+	}
+	return k
+}
+
+// AdvanceBy takes the message Peek returned and the n-1 PeekMore
+// returned after it (n at most as many); their data must not be used
+// after. One step for the batch: the slots prefetchAhead on are fetched
+// in one call (up to the ring's end), the tail freed as Advance would.
+func (r *Ring) AdvanceBy(n int) {
+	if r.mem == nil || n <= 0 {
+		return
+	}
+	k := min(uint64(n), r.avail-r.local)
+	if from := r.local + prefetchAhead; from < r.avail {
+		// Slots are contiguous up to the ring's end.
+		m := min(r.avail-from, k, r.slots-from&(r.slots-1))
+		prefetchLines(r.slot(from), int(m)*r.slotLen/cacheLine)
+	}
+	r.local += k
+	if r.local-r.freed >= tailBatch || r.local >= r.avail && !r.probe() {
+		r.freed = r.local
+		r.tail.Store(r.local)
+	}
 }
 
 // PeekLen returns the length of the oldest message without taking it

@@ -306,3 +306,112 @@ func TestMalformedSlotIsSkipped(t *testing.T) {
 		t.Fatal("popped a slot stamped in an earlier lap")
 	}
 }
+
+// peekBatch is Peek and PeekMore: up to len(out) messages, budget bytes.
+func peekBatch(r *Ring, out [][]byte, budget int) int {
+	d, ok := r.Peek()
+	if !ok {
+		return 0
+	}
+	out[0] = d
+	return 1 + r.PeekMore(out[1:], budget-len(d))
+}
+
+// TestPeekMoreAcrossMappings: a consumer taking batches (Peek, PeekMore) of varying size
+// (and only part of some) through a second mapping while a producer keeps
+// pushing gets every message once, in order, intact.
+func TestPeekMoreAcrossMappings(t *testing.T) {
+	prod, cons := newPair(t, 64, 100)
+	const n = 500_000
+	done := make(chan error, 1)
+	go func() {
+		out := make([][]byte, 40)
+		want := make([]byte, 100)
+		for i, round := uint64(0), 0; i < n; round++ {
+			k := peekBatch(cons, out[:1+round%len(out)], 1<<30)
+			if k == 0 {
+				runtime.Gosched()
+				continue
+			}
+			take := k - round%2 // every other batch, leave the last for the next
+			if take == 0 {
+				take = 1
+			}
+			for j := range take {
+				if exp := payload(i+uint64(j), want); !bytes.Equal(out[j], exp) {
+					done <- fmt.Errorf("message %d (batch of %d): got %x", i+uint64(j), k, out[j][:min(len(out[j]), 16)])
+					return
+				}
+			}
+			cons.AdvanceBy(take)
+			i += uint64(take)
+		}
+		done <- nil
+	}()
+	buf := make([]byte, 100)
+	for i := uint64(0); i < n; {
+		if prod.Push(payload(i, buf), Meta{}) {
+			i++
+			continue
+		}
+		select {
+		case err := <-done: // the consumer failed (or ended early)
+			t.Fatalf("at message %d pushed: %v", i, err)
+		default:
+		}
+		SpinWait()
+		runtime.Gosched()
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if prod.Len() != 0 {
+		t.Errorf("%d messages left", prod.Len())
+	}
+}
+
+// A batch stops before a malformed slot (the next one skips and counts
+// it) and at its byte budget; slots stay the consumer's until AdvanceBy.
+func TestPeekMoreStopsAtMalformedSlot(t *testing.T) {
+	prod, cons := newPair(t, 8, 10)
+	out := make([][]byte, 8)
+	if k := peekBatch(cons, out, 100); k != 0 || cons.PeekMore(out, 100) != 0 {
+		t.Fatalf("an empty ring gave %d", k)
+	}
+	cons.AdvanceBy(3) // nothing peeked: a no-op
+	for _, m := range []string{"a", "b"} {
+		prod.Push([]byte(m), Meta{})
+	}
+	atomic.StoreUint32((*uint32)(prod.slot(2)), uint32(11)|prod.lap(2)<<lenBits)
+	prod.head.Store(3)
+	for _, m := range []string{"c", "d", "e", "f", "g"} {
+		prod.Push([]byte(m), Meta{})
+	}
+	if prod.Push([]byte("h"), Meta{}) {
+		t.Fatal("a ninth message in eight slots")
+	}
+	if k := peekBatch(cons, out, 0); k != 1 || string(out[0]) != "a" {
+		t.Fatalf("a batch over budget: %d %q", k, out[:k])
+	}
+	if k := peekBatch(cons, out, 100); k != 2 || string(out[0]) != "a" || string(out[1]) != "b" {
+		t.Fatalf("first batch: %d %q", k, out[:k])
+	}
+	cons.AdvanceBy(2)
+	if k := peekBatch(cons, out[:3], 100); k != 3 || cons.Skipped != 1 || string(out[0]) != "c" || string(out[2]) != "e" {
+		t.Fatalf("second batch: %d %q, skipped %d", k, out[:k], cons.Skipped)
+	}
+	cons.AdvanceBy(1)
+	if k := peekBatch(cons, out, 2); k != 2 || string(out[0]) != "d" || string(out[1]) != "e" {
+		t.Fatalf("a batch of two bytes: %d %q", k, out[:k])
+	}
+	if k := peekBatch(cons, out, 100); k != 4 || string(out[0]) != "d" || string(out[3]) != "g" {
+		t.Fatalf("third batch: %d %q", k, out[:k])
+	}
+	cons.AdvanceBy(10) // more than peeked: only what was there
+	if k := peekBatch(cons, out, 100); k != 0 {
+		t.Fatalf("%d left", k)
+	}
+	if a := testing.AllocsPerRun(1000, func() { prod.Push([]byte("x"), Meta{}); peekBatch(cons, out, 100); cons.AdvanceBy(1) }); a != 0 {
+		t.Errorf("push, peek batch and advance allocate %.1f times", a)
+	}
+}
