@@ -71,3 +71,45 @@ func TestFillSharesPacketsFairly(t *testing.T) {
 		t.Fatal("messages left behind")
 	}
 }
+
+// TestFillSharesFullPackets: backlogged applications, with messages of
+// one or of three chunks, get about the same room in every full packet:
+// their chunks differ by at most one message's.
+func TestFillSharesFullPackets(t *testing.T) {
+	srcs := rings(t, 4)
+	sizes := []int{16, 64, 16, 5} // 1, 3, 1 and 1 HD6 chunks
+	for i, s := range srcs {
+		for range 60 {
+			if !s.Ring.Push(bytes.Repeat([]byte{byte(i)}, sizes[i]), bridge.Meta{}) {
+				t.Fatal("ring full")
+			}
+		}
+	}
+	max := wire.HD6.MaxChunks(wire.MTU)
+	p, err := wire.NewPacker(wire.HD6, make([]byte, 2048), max)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f Filler
+	var u wire.Unpacker
+	for pkt := range 3 {
+		p.Reset(wire.Header{})
+		f.Fill(p, srcs)
+		if p.Chunks() < max-2 {
+			t.Fatalf("packet %d: %d of %d chunks filled", pkt, p.Chunks(), max)
+		}
+		chunks := map[uint16]int{}
+		if _, err := u.Unpack(p.Packet(), func(ch uint16, m []byte) { chunks[ch] += wire.HD6.MessageChunks(len(m)) }); err != nil {
+			t.Fatal(err)
+		}
+		lo, hi := max, 0
+		for _, s := range srcs {
+			lo, hi = min(lo, chunks[s.Channel]), maxInt(hi, chunks[s.Channel])
+		}
+		if hi-lo > 3 {
+			t.Fatalf("packet %d: chunks per application %v", pkt, chunks)
+		}
+	}
+}
+
+func maxInt(a, b int) int { return max(a, b) }
