@@ -45,15 +45,19 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (Reso
 }
 
 // admitQueued serves the queued requests as one batch; c.mu is held (and
-// released while the store writes).
+// released while the store writes). Batches whose writes are done are
+// installed first, by whoever holds the lock: their requesters have
+// waited longest, and a batch's own combiner would otherwise wait for
+// the lock while the next batch runs the engine.
 func (c *Controller) admitQueued() {
+	c.installWritten()
 	for c.draining > 0 && !c.closed {
 		c.cond.Wait()
 	}
 	batch := takeQueued(&c.qmu, &c.queued)
 	finish, open := claim(c, batch)
-	defer finish()
 	if !open {
+		finish()
 		return
 	}
 	// The engine admits each request in turn.
@@ -73,36 +77,66 @@ func (c *Controller) admitQueued() {
 			w.Put = append(w.Put, c.stored(a.rec, t))
 		}
 	}
+	if len(admitted) == 0 || c.commits == nil {
+		c.installBatch(admitted, nil)
+		finish()
+		return
+	}
+	for _, a := range admitted {
+		if a.isNew { // registered in the same transaction
+			w.Services = append(w.Services, c.services[a.owner])
+		}
+	}
+	pw := &pendingWrite{batch: admitted, res: c.commits.submit(w), finish: finish}
+	c.writing = append(c.writing, pw)
+	c.mu.Unlock()
+	<-pw.res.done
+	c.mu.Lock()
+	c.installWritten() // this batch, unless a later combiner took it
+}
+
+// pendingWrite is a batch of admissions whose store write is under way.
+type pendingWrite struct {
+	batch  []*admission
+	res    *written
+	finish func() // ends the batch's requests
+}
+
+// installWritten installs the batches whose store writes are done, in the
+// order they were written; c.mu is held.
+func (c *Controller) installWritten() {
+	for len(c.writing) > 0 {
+		pw := c.writing[0]
+		select {
+		case <-pw.res.done:
+		default:
+			return // written in order: the later ones are not done either
+		}
+		c.writing[0] = nil
+		c.writing = c.writing[1:]
+		c.installBatch(pw.batch, pw.res.err)
+		pw.finish()
+	}
+}
+
+// installBatch ends admissions the engine took and, unless serr says
+// their store write failed, programs the switches for them; c.mu is held.
+func (c *Controller) installBatch(admitted []*admission, serr error) {
+	for _, a := range admitted {
+		delete(c.inflight, a.id)
+	}
+	c.cond.Broadcast()
 	if len(admitted) == 0 {
 		return
 	}
-	if c.commits == nil {
+	if serr != nil {
 		for _, a := range admitted {
-			delete(c.inflight, a.id)
-		}
-	} else {
-		for _, a := range admitted {
-			if a.isNew { // registered in the same transaction
-				w.Services = append(w.Services, c.services[a.owner])
+			if a.isNew { // its registration was not written either
+				delete(c.services, a.owner)
 			}
 		}
-		durable := c.commits.submit(w)
-		c.mu.Unlock()
-		serr := <-durable
-		c.mu.Lock()
-		for _, a := range admitted {
-			delete(c.inflight, a.id)
-		}
-		c.cond.Broadcast()
-		if serr != nil {
-			for _, a := range admitted {
-				if a.isNew { // its registration was not written either
-					delete(c.services, a.owner)
-				}
-			}
-			c.undoBatch(admitted, fmt.Errorf("%w: saving state: %w", ErrUnavailable, serr), false)
-			return
-		}
+		c.undoBatch(admitted, fmt.Errorf("%w: saving state: %w", ErrUnavailable, serr), false)
+		return
 	}
 	// A requester that gave up meanwhile gets nothing installed.
 	live := admitted[:0:0]
@@ -116,7 +150,7 @@ func (c *Controller) admitQueued() {
 		}
 	}
 	if len(gone) > 0 {
-		c.forget(gone, true)
+		c.forget(gone, c.commits != nil)
 	}
 	if len(live) == 0 {
 		return

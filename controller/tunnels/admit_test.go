@@ -218,6 +218,41 @@ func TestAdmissionOfAGoneRequesterIsUndone(t *testing.T) {
 	}
 }
 
+// A batch whose store write is done is installed by whoever holds the
+// lock next (a later combiner does that first); its own combiner then
+// finds it done and its requester gets the result.
+func TestWrittenBatchIsInstalledByTheNextLockHolder(t *testing.T) {
+	st := &gateStore{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	c, drv := batchController(t, st)
+	done := make(chan result, 1)
+	go func() {
+		res, err := c.Request(context.Background(), "a", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100})
+		done <- result{res, err}
+	}()
+	<-st.entered // the write is under way, the lock free
+	c.mu.Lock()  // taken before the batch's combiner gets it back
+	if len(c.writing) != 1 || len(c.inflight) != 1 {
+		c.mu.Unlock()
+		t.Fatalf("%d batches writing, %d admissions in flight; want 1 and 1", len(c.writing), len(c.inflight))
+	}
+	pw := c.writing[0]
+	close(st.gate)
+	<-pw.res.done
+	c.installWritten()
+	n, left, inflight := len(c.recs), len(c.writing), len(c.inflight)
+	c.mu.Unlock()
+	if n != 1 || left != 0 || inflight != 0 {
+		t.Fatalf("after the next lock holder: %d tunnels, %d batches writing, %d in flight; want 1, 0, 0", n, left, inflight)
+	}
+	r := waitFor(t, done)
+	if r.err != nil || r.res.TunnelID == 0 {
+		t.Fatalf("the requester got %+v, %v", r.res, r.err)
+	}
+	if len(drv.Rules("s1")) == 0 {
+		t.Fatal("no rules on the switch")
+	}
+}
+
 // queueReleases starts the releases (service, tunnel) as one batch.
 func queueReleases(t *testing.T, c *Controller, rel [][2]any) []chan error {
 	t.Helper()

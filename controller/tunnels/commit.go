@@ -20,7 +20,14 @@ type committer struct {
 
 type submission struct {
 	w   Writes
-	res chan error
+	res *written
+}
+
+// written is the outcome of a submission: done closes once err is set, so
+// any number of goroutines may wait for it.
+type written struct {
+	done chan struct{}
+	err  error
 }
 
 func newCommitter(s Store) *committer {
@@ -29,9 +36,9 @@ func newCommitter(s Store) *committer {
 	return c
 }
 
-// submit queues w; the channel gets the outcome once w is written.
-func (c *committer) submit(w Writes) <-chan error {
-	res := make(chan error, 1)
+// submit queues w; its outcome is set once w is written.
+func (c *committer) submit(w Writes) *written {
+	res := &written{done: make(chan struct{})}
 	c.mu.Lock()
 	c.queue = append(c.queue, submission{w: w, res: res})
 	c.mu.Unlock()
@@ -72,7 +79,8 @@ func (c *committer) flush() {
 		}
 		err := c.store.Save(all)
 		for _, s := range batch {
-			s.res <- err
+			s.res.err = err
+			close(s.res.done)
 		}
 	}
 }

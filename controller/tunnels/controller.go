@@ -76,7 +76,8 @@ type Controller struct {
 	inflight map[uint64]*record
 	draining int
 	commits  *committer
-	headroom float64 // see Config.BoundHeadroom
+	writing  []*pendingWrite // batches whose store writes are under way, in order
+	headroom float64         // see Config.BoundHeadroom
 
 	// Requests waiting for a combiner (see admit.go).
 	qmu      sync.Mutex
