@@ -64,21 +64,7 @@ func TestOrderAndContentAcrossMappings(t *testing.T) {
 		}
 		done <- nil
 	}()
-	buf := make([]byte, 100)
-	for i := uint64(0); i < n; {
-		if prod.Push(payload(i, buf), Meta{Channel: uint16(i), T1: int64(i) * 3, Seq: i}) {
-			i++
-		} else {
-			SpinWait()
-			runtime.Gosched()
-		}
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if prod.Len() != 0 {
-		t.Errorf("%d messages left", prod.Len())
-	}
+	produce(t, prod, n, func(i uint64) Meta { return Meta{Channel: uint16(i), T1: int64(i) * 3, Seq: i} }, done)
 }
 
 func TestFullEmptyAndLimits(t *testing.T) {
@@ -348,9 +334,16 @@ func TestPeekMoreAcrossMappings(t *testing.T) {
 		}
 		done <- nil
 	}()
+	produce(t, prod, n, func(uint64) Meta { return Meta{} }, done)
+}
+
+// produce pushes messages 0..n-1 (payload, with meta from i) while a
+// consumer takes them and reports on done; the test fails if it does.
+func produce(t *testing.T, prod *Ring, n uint64, meta func(uint64) Meta, done chan error) {
+	t.Helper()
 	buf := make([]byte, 100)
 	for i := uint64(0); i < n; {
-		if prod.Push(payload(i, buf), Meta{}) {
+		if prod.Push(payload(i, buf), meta(i)) {
 			i++
 			continue
 		}
@@ -359,6 +352,8 @@ func TestPeekMoreAcrossMappings(t *testing.T) {
 			t.Fatalf("at message %d pushed: %v", i, err)
 		default:
 		}
+		// Yield: on a loaded machine two spinning goroutines would
+		// otherwise wait out each other's time slices.
 		SpinWait()
 		runtime.Gosched()
 	}

@@ -42,14 +42,6 @@ func reportWire(b *testing.B, p *Packer) {
 	b.ReportMetric(wire/b.Elapsed().Seconds()/1e6, "wire-MB/s")
 }
 
-func pack(p *Packer, msg []byte, per int) []byte {
-	p.Reset(Header{Tunnel: 1})
-	for range per {
-		_ = p.Add(1, msg)
-	}
-	return p.Packet()
-}
-
 // batchOf is per references to msg.
 func batchOf(msg []byte, per int) [][]byte {
 	msgs := make([][]byte, per)
@@ -59,8 +51,16 @@ func batchOf(msg []byte, per int) [][]byte {
 	return msgs
 }
 
-func packBatch(b *testing.B, p *Packer, msgs [][]byte) []byte {
+// packWith packs msgs into a packet through AddAll (all) or Add per
+// message, as the benchmarks compare them.
+func packWith(b *testing.B, p *Packer, msgs [][]byte, all bool) []byte {
 	p.Reset(Header{Tunnel: 1})
+	if !all {
+		for _, m := range msgs {
+			_ = p.Add(1, m)
+		}
+		return p.Packet()
+	}
 	if n, err := p.AddAll(1, msgs); n != len(msgs) {
 		b.Fatalf("AddAll packed %d of %d: %v", n, len(msgs), err)
 	}
@@ -68,28 +68,20 @@ func packBatch(b *testing.B, p *Packer, msgs [][]byte) []byte {
 }
 
 // BenchmarkPack is the sending side, a call per message.
-func BenchmarkPack(b *testing.B) {
-	eachCase(b, func(b *testing.B, s *Schema, size int) {
-		p, msg, per := packFixture(b, s, size)
-		b.SetBytes(int64(per * size))
-		b.ReportAllocs()
-		for b.Loop() {
-			pack(p, msg, per)
-		}
-		reportWire(b, p)
-	})
-}
+func BenchmarkPack(b *testing.B) { benchPack(b, false) }
 
 // BenchmarkPackAll is the sending side as the lane packs: a packet's
 // messages in one AddAll.
-func BenchmarkPackAll(b *testing.B) {
+func BenchmarkPackAll(b *testing.B) { benchPack(b, true) }
+
+func benchPack(b *testing.B, all bool) {
 	eachCase(b, func(b *testing.B, s *Schema, size int) {
 		p, msg, per := packFixture(b, s, size)
 		msgs := batchOf(msg, per)
 		b.SetBytes(int64(per * size))
 		b.ReportAllocs()
 		for b.Loop() {
-			packBatch(b, p, msgs)
+			packWith(b, p, msgs, all)
 		}
 		reportWire(b, p)
 	})
@@ -99,7 +91,7 @@ func BenchmarkPackAll(b *testing.B) {
 func BenchmarkUnpack(b *testing.B) {
 	eachCase(b, func(b *testing.B, s *Schema, size int) {
 		p, msg, per := packFixture(b, s, size)
-		pkt := pack(p, msg, per)
+		pkt := packWith(b, p, batchOf(msg, per), false)
 		var u Unpacker
 		got := 0
 		b.SetBytes(int64(per * size))
@@ -115,25 +107,12 @@ func BenchmarkUnpack(b *testing.B) {
 }
 
 // BenchmarkPackUnpack is both on one core, a call per message packed.
-func BenchmarkPackUnpack(b *testing.B) {
-	eachCase(b, func(b *testing.B, s *Schema, size int) {
-		p, msg, per := packFixture(b, s, size)
-		var u Unpacker
-		got := 0
-		b.SetBytes(int64(per * size))
-		b.ReportAllocs()
-		for b.Loop() {
-			_, _ = u.Unpack(pack(p, msg, per), func(_ uint16, d []byte) { got += len(d) })
-		}
-		if got != b.N*per*size {
-			b.Fatalf("delivered %d bytes, want %d", got, b.N*per*size)
-		}
-		reportWire(b, p)
-	})
-}
+func BenchmarkPackUnpack(b *testing.B) { benchPackUnpack(b, false) }
 
 // BenchmarkPackAllUnpack is both on one core, packing as the lane does.
-func BenchmarkPackAllUnpack(b *testing.B) {
+func BenchmarkPackAllUnpack(b *testing.B) { benchPackUnpack(b, true) }
+
+func benchPackUnpack(b *testing.B, all bool) {
 	eachCase(b, func(b *testing.B, s *Schema, size int) {
 		p, msg, per := packFixture(b, s, size)
 		msgs := batchOf(msg, per)
@@ -142,7 +121,7 @@ func BenchmarkPackAllUnpack(b *testing.B) {
 		b.SetBytes(int64(per * size))
 		b.ReportAllocs()
 		for b.Loop() {
-			_, _ = u.Unpack(packBatch(b, p, msgs), func(_ uint16, d []byte) { got += len(d) })
+			_, _ = u.Unpack(packWith(b, p, msgs, all), func(_ uint16, d []byte) { got += len(d) })
 		}
 		if got != b.N*per*size {
 			b.Fatalf("delivered %d bytes, want %d", got, b.N*per*size)

@@ -198,15 +198,7 @@ func FuzzAddMatchesGeneralPath(f *testing.F) {
 			s = HD8
 		}
 		max := 1 + int(maxChunks)%s.MaxChunks(MTU)
-		var ps [2]*Packer
-		for k := range ps {
-			p, err := NewPacker(s, bytes.Repeat([]byte{0xee}, HeaderLen+max*s.ChunkLen), max)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.Reset(Header{Tunnel: 5})
-			ps[k] = p
-		}
+		ps := [2]*Packer{stalePacker(t, s, max), stalePacker(t, s, max)}
 		for i, l := range lens {
 			n := int(l) * 5 // up to 1,275 bytes: past a whole packet
 			msg := make([]byte, n)
@@ -245,7 +237,7 @@ func FuzzAddAllMatchesAdd(f *testing.F) {
 
 // checkAddAll packs messages of the given lengths (×5 bytes: up to 1,275,
 // past a whole packet) into packets of max chunks through Add, AddAll and
-// AddAll's loop with addRunGo, and fails where they differ.
+// AddAll with addRunGo, and fails where they differ.
 func checkAddAll(t *testing.T, s *Schema, max int, lens []byte) {
 	t.Helper()
 	msgs := make([][]byte, len(lens))
@@ -259,24 +251,16 @@ func checkAddAll(t *testing.T, s *Schema, max int, lens []byte) {
 		at  int
 		err error
 	}
-	var ps [3]*Packer
+	ps := [3]*Packer{stalePacker(t, s, max), stalePacker(t, s, max), stalePacker(t, s, max)}
 	var stops [3][]stop
-	for k := range ps {
-		p, err := NewPacker(s, bytes.Repeat([]byte{0xee}, HeaderLen+max*s.ChunkLen), max)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Reset(Header{Tunnel: 5})
-		ps[k] = p
-	}
 	for i, m := range msgs { // Add, one by one
 		if err := ps[0].Add(7, m); err != nil {
 			stops[0] = append(stops[0], stop{i, err})
 		}
 	}
-	for k, addAll := range []func(*Packer, uint16, [][]byte) (int, error){(*Packer).AddAll, addAllGo} {
+	for k, goRun := range []bool{false, true} {
 		for from := 0; from < len(msgs); {
-			n, err := addAll(ps[k+1], 7, msgs[from:])
+			n, err := addAll(ps[k+1], 7, msgs[from:], goRun)
 			if from += n; err != nil {
 				stops[k+1] = append(stops[k+1], stop{from, err})
 				from++
@@ -308,20 +292,14 @@ func checkAddAll(t *testing.T, s *Schema, max int, lens []byte) {
 	}
 }
 
-// addAllGo is AddAll with addRunGo for its run (the loop off amd64).
-func addAllGo(p *Packer, ch uint16, msgs [][]byte) (int, error) {
-	n := 0
-	for {
-		k, full := addRunGo(p, ch, msgs[n:])
-		if n += k; n == len(msgs) {
-			return n, nil
-		}
-		if full {
-			return n, ErrFull
-		}
-		if err := p.Add(ch, msgs[n]); err != nil {
-			return n, err
-		}
-		n++
+// stalePacker is a packer of max chunks over a buffer of stale bytes (a
+// path that leaves some unwritten differs from one that does not).
+func stalePacker(t *testing.T, s *Schema, max int) *Packer {
+	t.Helper()
+	p, err := NewPacker(s, bytes.Repeat([]byte{0xee}, HeaderLen+max*s.ChunkLen), max)
+	if err != nil {
+		t.Fatal(err)
 	}
+	p.Reset(Header{Tunnel: 5})
+	return p
 }

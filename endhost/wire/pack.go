@@ -208,13 +208,23 @@ func copyShort(dst, src []byte) {
 // next one (ErrFull unwrapped, or ErrTooLarge). One call for a batch: the
 // messages go through one loop (assembly on amd64) instead of a call
 // each, which was a third of packing a small message.
-func (p *Packer) AddAll(ch uint16, msgs [][]byte) (int, error) {
+func (p *Packer) AddAll(ch uint16, msgs [][]byte) (int, error) { return addAll(p, ch, msgs, false) }
+
+// addAll is AddAll; with goRun its runs go through addRunGo (the tests
+// hold the assembly to it).
+func addAll(p *Packer, ch uint16, msgs [][]byte, goRun bool) (int, error) {
 	n := 0
 	for {
-		// addRun stops at a message that does not fit, or is not its to
+		// A run stops at a message that does not fit, or is not its to
 		// write: Add returns the error (too large), or writes it (another
 		// schema).
-		k, full := addRun(p, ch, msgs[n:])
+		var k int
+		var full bool
+		if goRun {
+			k, full = addRunGo(p, ch, msgs[n:])
+		} else {
+			k, full = addRun(p, ch, msgs[n:])
+		}
 		if n += k; n == len(msgs) {
 			return n, nil
 		}
