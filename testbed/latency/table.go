@@ -29,8 +29,9 @@ func (r *Result) Table(w io.Writer) {
 	}
 	tw.Flush()
 	for _, v := range r.Variants {
-		if n := v.Summary.Packets; n < r.Packets {
-			fmt.Fprintf(w, "%s: %d of %d packets arrived before its time ran out (3 × packets × period + 5 s): its figures are over those\n", v.Name, n, r.Packets)
+		if pushed := v.Summary.Packets + v.Lost; pushed < r.Packets { // lost ones were sent
+			fmt.Fprintf(w, "%s: %d of %d packets sent before its time ran out (3 × packets × period + 5 s): its figures are over the %d that arrived\n",
+				v.Name, pushed, r.Packets, v.Summary.Packets)
 		}
 		if v.Demoted {
 			fmt.Fprintf(w, "%s: the controller demoted the tunnel during the run (its meter dropped packets); the packets after that went best effort\n", v.Name)
