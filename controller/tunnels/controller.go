@@ -439,7 +439,7 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 // the services were last told and the engine's bounds now, for the
 // tunnels that are committed (in-flight admissions commit their own).
 func (c *Controller) current(changes []te.Change) []te.Change {
-	out := changes[:0:0]
+	out := make([]te.Change, 0, len(changes)) // most are told: no growing
 	for _, ch := range changes {
 		rec, ok := c.recs[ch.ID]
 		if !ok || rec.demoted {
