@@ -3,17 +3,24 @@ package wire
 import "math/bits"
 
 // clmulKeys are the constants of a carry-less-multiply CRC for one
-// polynomial (Intel, "Fast CRC Computation for Generic Polynomials Using
-// PCLMULQDQ", the bit-reflected variant that Go's hash/crc32 uses for
-// IEEE). A CRC narrower than 32 bits runs as the 32-bit CRC of P·x^(32-w):
-// its remainder is the narrow one times x^(32-w), which in the reflected
+// polynomial, bit-reflected as Go's hash/crc32 does for IEEE (Intel, "Fast
+// CRC Computation for Generic Polynomials Using PCLMULQDQ"). A CRC
+// narrower than 32 bits runs as the 32-bit CRC of P·x^(32-w): its
+// remainder is the narrow one times x^(32-w), which in the reflected
 // register is the same value in the same low bits.
+//
+// A chunk of at most 32 bytes is four 64-bit words, the last one ending
+// with the chunk. Word i stands for its bits times x^(224-64i) (the CRC
+// is the message times x^32, mod P): the first three are multiplied by
+// those powers mod P (up to 96 bits each), the last is already below
+// x^96, and their sum U (96 bits) is reduced with one Barrett step that
+// takes off 64 bits at once: four or five multiplications a chunk.
 // The assembly reads the fields by offset: keep the layout.
 type clmulKeys struct {
-	fold   [2]uint64    // x^(128+32), x^(128-32) mod P: one 16-byte block onto the next
-	r5     [2]uint64    // x^64 mod P
-	rupoly [2]uint64    // P and ⌊x^64 / P⌋, both reflected in 33 bits
-	shift  [17][16]byte // PSHUFB masks: move a block up by s bytes, zeros below
+	fold  [2]uint64    // x^224, x^160 mod P: words 0 and 1
+	tail  [2]uint64    // x^96 mod P: word 2; μ, ⌊x^96 / P⌋ without its x^64
+	poly  [2]uint64    // P, reflected in 33 bits; 0
+	shift [17][16]byte // PSHUFB masks: move a block up by s bytes, zeros below
 }
 
 func newCLMULKeys(width uint, poly uint32) *clmulKeys {
@@ -31,31 +38,10 @@ func newCLMULKeys(width uint, poly uint32) *clmulKeys {
 	// key is x^k mod P as the paper writes it: reflected, shifted left
 	// one bit (a reflected carry-less product comes out one bit low).
 	key := func(k int) uint64 { return uint64(bits.Reverse32(uint32(xmod(k)))) << 1 }
-	var q uint64                    // ⌊x^64 / P⌋
-	for num := [2]uint64{0, 1}; ; { // x^64 as 128 bits: low, high
-		hi := 64 + bits.Len64(num[1])
-		if num[1] == 0 {
-			hi = bits.Len64(num[0])
-		}
-		if hi < 33 {
-			break
-		}
-		s := uint(hi - 33)
-		q |= 1 << s
-		if s >= 64 {
-			num[1] ^= p << (s - 64)
-		} else {
-			num[0] ^= p << s
-			if s > 31 { // p<<s spills into the high word
-				num[1] ^= p >> (64 - s)
-			}
-		}
-	}
-	rev33 := func(v uint64) uint64 { return bits.Reverse64(v) >> 31 }
 	k := &clmulKeys{
-		fold:   [2]uint64{key(128 + 32), key(128 - 32)},
-		r5:     [2]uint64{key(64), 0},
-		rupoly: [2]uint64{rev33(p), rev33(q)},
+		fold: [2]uint64{key(224), key(160)},
+		tail: [2]uint64{key(96), bits.Reverse64(xdiv96(p))},
+		poly: [2]uint64{bits.Reverse64(p) >> 31, 0},
 	}
 	for s := range k.shift {
 		for i := range 16 {
@@ -67,4 +53,31 @@ func newCLMULKeys(width uint, poly uint32) *clmulKeys {
 		}
 	}
 	return k
+}
+
+// xdiv96 is ⌊x^96 / p⌋ for a p of degree 32, without its x^64 term (the
+// Barrett step adds that part as the dividend itself).
+func xdiv96(p uint64) uint64 {
+	hi, lo := uint64(1)<<32, uint64(0) // x^96 as two words
+	var q uint64
+	for s := 64; s >= 0; s-- {
+		// Bit 32+s of the remainder decides quotient bit s.
+		var bit uint64
+		if b := 32 + s; b >= 64 {
+			bit = hi >> (b - 64) & 1
+		} else {
+			bit = lo >> b & 1
+		}
+		if bit == 0 {
+			continue
+		}
+		if s < 64 {
+			q |= 1 << s
+		}
+		lo ^= p << s
+		if s > 31 { // p<<s spills into the high word
+			hi ^= p >> (64 - s)
+		}
+	}
+	return q
 }

@@ -1,12 +1,14 @@
 #include "textflag.h"
 
-// Chunk CRCs by carry-less multiplication. Each chunk (20 ≤ n ≤ 32
-// protected bytes) is two 16-byte blocks: its first n-16 bytes, moved up
-// so that zeros lead (with the register already in the message they change
-// nothing), and its last 16. One fold, then the reduction to 32 bits of Go's
-// hash/crc32 ieeeCLMUL with this polynomial's keys. Chunks do not depend on
-// each other, so the CPU overlaps them; where it has VPCLMULQDQ, four go
-// through the two 128-bit lanes of two YMM registers at a time.
+// Chunk CRCs by carry-less multiplication (the method is in clmul.go).
+// Each chunk (20 ≤ n ≤ 32 protected bytes) is two 16-byte blocks: its
+// first n-16 bytes, moved up so that zeros lead (with the register already
+// in the message they change nothing), and its last 16. Their four words
+// are multiplied by x^224, x^160, x^96 and 1 (mod P), summed, and reduced
+// by one Barrett step; when n ≤ 24 the first word is zero and skipped.
+// Chunks do not depend on each other, so the CPU overlaps them; where it
+// has VPCLMULQDQ, four go through the two 128-bit lanes of two YMM
+// registers at a time.
 //
 // Every function has the arguments (k *clmulKeys, p *byte, stride, n,
 // count int, crc, xorout uint32, wide bool, ...) and the registers
@@ -24,56 +26,51 @@
 	MOVL crc+40(FP), X11; \
 	MOVL xorout+44(FP), R10
 
-// KEYS128: fold keys X6, r5 X7, P and u X8, low-32-bit mask X9, PSHUFB
-// mask shift[32-n] X10.
+// KEYS128: x^224 and x^160 X6, x^96 and μ X7, P X8, PSHUFB mask
+// shift[32-n] X10.
 #define KEYS128 \
-	MOVOU   0(DI), X6; \
-	MOVQ    16(DI), X7; \
-	MOVOU   32(DI), X8; \
-	PCMPEQB X9, X9; \
-	PSRLQ   $32, X9; \
-	MOVQ    $32, AX; \
-	SUBQ    CX, AX; \
-	SHLQ    $4, AX; \
-	MOVOU   48(DI)(AX*1), X10
+	MOVOU 0(DI), X6; \
+	MOVOU 16(DI), X7; \
+	MOVOU 32(DI), X8; \
+	MOVQ  $32, AX; \
+	SUBQ  CX, AX; \
+	SHLQ  $4, AX; \
+	MOVOU 48(DI)(AX*1), X10
 
-// CRC1(B): AX = the CRC of the chunk at B.
+// CRC1(B): AX = the CRC of the chunk at B. U, the sum of the words'
+// products, ends in X1; the Barrett quotient q in X2.
 #define CRC1(B) \
 	MOVOU     (B), X1; \
 	MOVOU     -16(B)(CX*1), X2; \
 	PXOR      X11, X1; \
 	PSHUFB    X10, X1; \
-	MOVOA     X1, X5; \
-	PCLMULQDQ $0, X6, X1; \
-	PCLMULQDQ $0x11, X6, X5; \
-	PXOR      X5, X1; \
-	PXOR      X2, X1; \
-	MOVOA     X6, X0; \
-	PCLMULQDQ $1, X1, X0; \
-	PSRLDQ    $8, X1; \
-	PXOR      X0, X1; \
-	MOVOA     X1, X2; \
-	PSRLDQ    $4, X2; \
-	PAND      X9, X1; \
-	PCLMULQDQ $0, X7, X1; \
-	PXOR      X2, X1; \
-	MOVOA     X1, X2; \
-	PAND      X9, X1; \
-	PCLMULQDQ $0x10, X8, X1; \
-	PAND      X9, X1; \
-	PCLMULQDQ $0, X8, X1; \
-	PXOR      X2, X1; \
-	PEXTRD    $1, X1, AX; \
+	MOVOA     X1, X3; \
+	PCLMULQDQ $0x11, X6, X3; \
+	CMPQ      CX, $24; \
+	JLE       short1; \
+	PCLMULQDQ $0x00, X6, X1; \
+	PXOR      X1, X3; \
+short1: \
+	MOVOA     X2, X4; \
+	PCLMULQDQ $0x00, X7, X4; \
+	PSRLDQ    $8, X2; \
+	PXOR      X4, X3; \
+	PXOR      X2, X3; \
+	MOVOA     X3, X1; \
+	PCLMULQDQ $0x10, X7, X3; \
+	PSLLQ     $1, X3; \
+	PXOR      X1, X3; \
+	PCLMULQDQ $0x00, X8, X3; \
+	PXOR      X1, X3; \
+	PEXTRD    $2, X3, AX; \
 	XORL      R10, AX
 
-// KEYS256: KEYS128 in both lanes of Y6–Y11; R13 two strides.
+// KEYS256: KEYS128 in both lanes of Y6–Y8, Y10, Y11; R13 two strides.
 #define KEYS256 \
 	VINSERTI128    $1, X11, Y11, Y11; \
 	VBROADCASTI128 0(DI), Y6; \
 	VBROADCASTI128 16(DI), Y7; \
 	VBROADCASTI128 32(DI), Y8; \
-	VPCMPEQB       Y9, Y9, Y9; \
-	VPSRLQ         $32, Y9, Y9; \
 	MOVQ           $32, AX; \
 	SUBQ           CX, AX; \
 	SHLQ           $4, AX; \
@@ -81,7 +78,7 @@
 	LEAQ           (R8)(R8*1), R13
 
 // CRC4: the CRCs of the chunks at SI, SI+R8 (lanes of Y1), R14 = SI+2·R8
-// and R12 = R14+R8 (lanes of Y12), each in the lane's second doubleword,
+// and R12 = R14+R8 (lanes of Y12), each in the lane's third doubleword,
 // before xorout. The two pairs' multiplications overlap.
 #define CRC4 \
 	LEAQ        (SI)(R8*1), R12; \
@@ -99,44 +96,37 @@
 	VPXOR       Y11, Y12, Y12; \
 	VPSHUFB     Y10, Y1, Y1; \
 	VPSHUFB     Y10, Y12, Y12; \
-	VPCLMULQDQ  $0x00, Y6, Y1, Y3; \
-	VPCLMULQDQ  $0x00, Y6, Y12, Y14; \
-	VPCLMULQDQ  $0x11, Y6, Y1, Y5; \
-	VPCLMULQDQ  $0x11, Y6, Y12, Y15; \
-	VPXOR       Y5, Y3, Y1; \
-	VPXOR       Y15, Y14, Y12; \
-	VPXOR       Y2, Y1, Y1; \
-	VPXOR       Y13, Y12, Y12; \
-	VPCLMULQDQ  $0x01, Y1, Y6, Y0; \
-	VPCLMULQDQ  $0x01, Y12, Y6, Y4; \
-	VPSRLDQ     $8, Y1, Y1; \
-	VPSRLDQ     $8, Y12, Y12; \
-	VPXOR       Y0, Y1, Y1; \
-	VPXOR       Y4, Y12, Y12; \
-	VPSRLDQ     $4, Y1, Y2; \
-	VPSRLDQ     $4, Y12, Y13; \
-	VPAND       Y9, Y1, Y1; \
-	VPAND       Y9, Y12, Y12; \
-	VPCLMULQDQ  $0x00, Y7, Y1, Y1; \
-	VPCLMULQDQ  $0x00, Y7, Y12, Y12; \
-	VPXOR       Y2, Y1, Y1; \
-	VPXOR       Y13, Y12, Y12; \
-	VMOVDQU     Y1, Y2; \
-	VMOVDQU     Y12, Y13; \
-	VPAND       Y9, Y1, Y1; \
-	VPAND       Y9, Y12, Y12; \
-	VPCLMULQDQ  $0x10, Y8, Y1, Y1; \
-	VPCLMULQDQ  $0x10, Y8, Y12, Y12; \
-	VPAND       Y9, Y1, Y1; \
-	VPAND       Y9, Y12, Y12; \
-	VPCLMULQDQ  $0x00, Y8, Y1, Y1; \
-	VPCLMULQDQ  $0x00, Y8, Y12, Y12; \
+	VPCLMULQDQ  $0x11, Y6, Y1, Y3; \
+	VPCLMULQDQ  $0x11, Y6, Y12, Y14; \
+	CMPQ        CX, $24; \
+	JLE         short4; \
+	VPCLMULQDQ  $0x00, Y6, Y1, Y1; \
+	VPCLMULQDQ  $0x00, Y6, Y12, Y12; \
+	VPXOR       Y1, Y3, Y3; \
+	VPXOR       Y12, Y14, Y14; \
+short4: \
+	VPCLMULQDQ  $0x00, Y7, Y2, Y4; \
+	VPCLMULQDQ  $0x00, Y7, Y13, Y15; \
+	VPSRLDQ     $8, Y2, Y2; \
+	VPSRLDQ     $8, Y13, Y13; \
+	VPXOR       Y4, Y3, Y3; \
+	VPXOR       Y15, Y14, Y14; \
+	VPXOR       Y2, Y3, Y1; \
+	VPXOR       Y13, Y14, Y12; \
+	VPCLMULQDQ  $0x10, Y7, Y1, Y2; \
+	VPCLMULQDQ  $0x10, Y7, Y12, Y13; \
+	VPSLLQ      $1, Y2, Y2; \
+	VPSLLQ      $1, Y13, Y13; \
+	VPXOR       Y1, Y2, Y2; \
+	VPXOR       Y12, Y13, Y13; \
+	VPCLMULQDQ  $0x00, Y8, Y2, Y2; \
+	VPCLMULQDQ  $0x00, Y8, Y13, Y13; \
 	VPXOR       Y2, Y1, Y1; \
 	VPXOR       Y13, Y12, Y12
 
 // LOW(X) and HIGH(Y): AX = the CRC in a register's low or high lane.
-#define LOW(X) VPEXTRD $1, X, AX; XORL R10, AX
-#define HIGH(Y) VEXTRACTI128 $1, Y, X3; VPEXTRD $1, X3, AX; XORL R10, AX
+#define LOW(X) VPEXTRD $2, X, AX; XORL R10, AX
+#define HIGH(Y) VEXTRACTI128 $1, Y, X3; VPEXTRD $2, X3, AX; XORL R10, AX
 
 // What becomes of the CRC in AX of the chunk at B.
 #define OUT(B) MOVL AX, (R11); ADDQ $4, R11

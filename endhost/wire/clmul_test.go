@@ -1,23 +1,84 @@
 package wire
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"hash/crc32"
 	"math/rand/v2"
 	"testing"
 )
 
 // The keys derived for the IEEE polynomial are the ones Go's hash/crc32
-// and Linux's crc32-pclmul carry as literals.
+// and Linux's crc32-pclmul carry as literals (x^160, x^96, P); the others
+// are checked by what they must satisfy.
 func TestCLMULKeysMatchPublishedIEEEKeys(t *testing.T) {
 	k := newCLMULKeys(32, 0x04c11db7)
-	want := clmulKeys{
-		fold:   [2]uint64{0x1751997d0, 0x0ccaa009e},
-		r5:     [2]uint64{0x163cd6124, 0},
-		rupoly: [2]uint64{0x1db710641, 0x1f7011641},
+	if k.fold[1] != 0x1751997d0 || k.tail[0] != 0x0ccaa009e || k.poly[0] != 0x1db710641 {
+		t.Fatalf("IEEE keys: x^160 %#x x^96 %#x P %#x; want 0x1751997d0 0xccaa009e 0x1db710641",
+			k.fold[1], k.tail[0], k.poly[0])
 	}
-	if k.fold != want.fold || k.r5 != want.r5 || k.rupoly != want.rupoly {
-		t.Fatalf("IEEE keys: fold %#x r5 %#x rupoly %#x; want %#x %#x %#x",
-			k.fold, k.r5, k.rupoly, want.fold, want.r5, want.rupoly)
+}
+
+// μ is ⌊x^96/P⌋: x^96 minus μ·P (with μ's x^64) leaves less than x^32.
+func TestCLMULBarrettQuotient(t *testing.T) {
+	for _, c := range crcCases() {
+		p := (uint64(c.poly) | 1<<c.crc.width) << (32 - c.crc.width)
+		mu := bits.Reverse64(c.crc.clmul.tail[1])
+		lo, hi := clmulSoft(mu, p)
+		hi ^= p // the x^64 term of μ
+		hi ^= 1 << 32
+		if hi != 0 || lo>>32 != 0 {
+			t.Fatalf("%s: x^96 - μ·P = %#x:%016x, want below x^32", c.name, hi, lo)
+		}
+	}
+}
+
+// clmulSoft is the carry-less product of a and b: low and high words.
+func clmulSoft(a, b uint64) (lo, hi uint64) {
+	for i := range 64 {
+		if b>>i&1 != 0 {
+			lo ^= a << i
+			if i > 0 {
+				hi ^= a >> (64 - i)
+			}
+		}
+	}
+	return lo, hi
+}
+
+// clmulModel is what the assembly computes for one chunk of n bytes,
+// with the instruction done in software: the keys' meaning, checked
+// apart from the registers.
+func clmulModel(k *clmulKeys, m []byte, init, xorout uint32) uint32 {
+	var blk [32]byte
+	n := len(m)
+	copy(blk[32-n:], m)
+	binary.LittleEndian.PutUint32(blk[32-n:], binary.LittleEndian.Uint32(blk[32-n:])^init)
+	w := func(i int) uint64 { return binary.LittleEndian.Uint64(blk[8*i:]) }
+	l0, h0 := clmulSoft(w(0), k.fold[0])
+	l1, h1 := clmulSoft(w(1), k.fold[1])
+	l2, h2 := clmulSoft(w(2), k.tail[0])
+	ulo, uhi := l0^l1^l2^w(3), h0^h1^h2
+	ql, _ := clmulSoft(ulo, k.tail[1])
+	_, rh := clmulSoft(ulo^ql<<1, k.poly[0])
+	return uint32(uhi^rh) ^ xorout
+}
+
+func TestCLMULModelAgreesWithTable(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	buf := make([]byte, clmulMax)
+	for _, c := range crcCases() {
+		k := newCLMULKeys(c.crc.width, c.poly)
+		for n := clmulMin; n <= clmulMax; n++ {
+			for range 50 {
+				for i := range buf {
+					buf[i] = byte(r.Uint32())
+				}
+				if got, want := clmulModel(k, buf[:n], c.crc.init, c.crc.xorout), c.crc.table16(buf[:n]); got != want {
+					t.Fatalf("%s over %d bytes: model %#x, table %#x", c.name, n, got, want)
+				}
+			}
+		}
 	}
 }
 
@@ -59,8 +120,8 @@ func TestCLMULAgreesWithTable(t *testing.T) {
 }
 
 // chunkSums over whole packets (odd and even counts, strides beyond the
-// protected bytes), on the 256-bit path where the CPU has it and on the
-// 128-bit one, against the table.
+// protected bytes, every length the carry-less path takes), on the 256-bit
+// path where the CPU has it and on the 128-bit one, against the table.
 func TestChunkSumsAgreeWithTable(t *testing.T) {
 	if !haveCLMUL {
 		t.Skip("no PCLMULQDQ/SSSE3/SSE4.1 on this CPU: the table path is the only one")
@@ -70,20 +131,20 @@ func TestChunkSumsAgreeWithTable(t *testing.T) {
 	for i := range buf {
 		buf[i] = byte(r.Uint32())
 	}
-	for _, s := range []*Schema{HD6, HD8} {
-		wide := s.CRC.wide
-		t.Cleanup(func() { s.CRC.wide = wide })
-		for _, w := range []bool{false, wide} {
-			s.CRC.wide = w
-			n := s.ChunkLen - s.CRCLen()
-			for _, stride := range []int{s.ChunkLen, s.ChunkLen + 4} {
-				for count := 1; count <= 9; count++ {
-					out := make([]uint32, count)
-					s.CRC.chunkSums(buf[1:], stride, n, out)
-					for i, got := range out {
-						b := buf[1+i*stride : 1+i*stride+n]
-						if want := s.CRC.table16(b); got != want {
-							t.Fatalf("%s wide=%v stride %d count %d chunk %d: %#x, table %#x", s.Name, w, stride, count, i, got, want)
+	for _, c := range crcCases() {
+		for _, w := range []bool{false, c.crc.wide} {
+			crc := *c.crc
+			crc.wide = w
+			for n := clmulMin; n <= clmulMax; n++ {
+				for _, stride := range []int{n, n + 4} {
+					for count := 1; count <= 9; count++ {
+						out := make([]uint32, count)
+						crc.chunkSums(buf[1:], stride, n, out)
+						for i, got := range out {
+							b := buf[1+i*stride : 1+i*stride+n]
+							if want := crc.table16(b); got != want {
+								t.Fatalf("%s wide=%v n %d stride %d count %d chunk %d: %#x, table %#x", c.name, w, n, stride, count, i, got, want)
+							}
 						}
 					}
 				}
