@@ -2,8 +2,8 @@ package wire
 
 import (
 	"encoding/binary"
-	"math/bits"
 	"hash/crc32"
+	"math/bits"
 	"math/rand/v2"
 	"testing"
 )
