@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"slices"
+	"unsafe"
 )
 
 // Stats counts what an Unpacker saw.
@@ -179,17 +180,28 @@ func spanEnd(grp []byte, bad uint64, i, m, cl, d int) (int, bool) {
 
 // singles delivers the messages in one intact chunk each at the start of
 // chunks (bit i of bad: chunk i failed its CRC), at most n of them, and
-// returns how many. Its loop keeps few values live across fn, so a call
-// costs few reloads.
+// returns how many. It checks the run first, so that the loop around fn
+// is the least a call needs: calls cost most here, and every value live
+// across one is reloaded after it.
 func singles(chunks []byte, bad uint64, d, cl, n int, fn func(ch uint16, msg []byte)) int {
+	n = min(n, len(chunks)/cl)
 	k := 0
-	for ; k < n && bad&1 == 0; k, bad = k+1, bad>>1 {
-		c := chunks[k*cl : k*cl+1+d]
-		used := int(c[0] & descUsed)
-		if c[0]&(descFirst|descLast) != descFirst|descLast || used < channelLen || used > d {
+	for off := 0; k < n && bad&1 == 0; k, off, bad = k+1, off+cl, bad>>1 {
+		desc := chunks[off]
+		used := int(desc & descUsed)
+		if desc&(descFirst|descLast) != descFirst|descLast || used < channelLen || used > d {
 			break
 		}
-		fn(uint16(c[1])<<8|uint16(c[2]), c[1+channelLen:1+used])
+	}
+	if k == 0 {
+		return 0
+	}
+	// Every chunk up to end is whole in chunks and its used bytes within
+	// its data (1+d ≤ cl): what the indexing would check.
+	p := unsafe.Pointer(unsafe.SliceData(chunks))
+	for end := unsafe.Add(p, k*cl); p != end; p = unsafe.Add(p, cl) {
+		c := (*[1 + channelLen]byte)(p)
+		fn(uint16(c[1])<<8|uint16(c[2]), unsafe.Slice((*byte)(unsafe.Add(p, 1+channelLen)), int(c[0]&descUsed)-channelLen))
 	}
 	return k
 }
