@@ -155,13 +155,25 @@ full: // a filler meets this once per source and packet: no call
 span:
 	JMP ·addSpan(SB)
 
+// tailmask from byte s on is a PSHUFB mask that moves a block down by s
+// bytes, zeros above.
+DATA  tailmask<>+0(SB)/8, $0x0706050403020100
+DATA  tailmask<>+8(SB)/8, $0x0f0e0d0c0b0a0908
+DATA  tailmask<>+16(SB)/8, $0x8080808080808080
+DATA  tailmask<>+24(SB)/8, $0x8080808080808080
+GLOBL tailmask<>(SB), RODATA|NOPTR, $32
+
 // func addRun(p *Packer, ch uint16, msgs [][]byte) (n int, full bool)
 //
 // addOne for each message of msgs in turn (R14 its slice header, R15 how
 // many are left) until one does not fit what is left (full) or is not
 // addOne's to write (too large for any packet, another schema: AddAll has
 // Add take that one). A run of one-chunk messages stays in the loop at ones,
-// its chunk (SI), index (AX) and limits in registers.
+// its chunk (SI), index (AX) and limits in registers; one of 16 bytes or
+// more is built in two registers and stored in two moves (the data area,
+// d + 1 ≤ 32 bytes, as its first and its last 16: descriptor, channel and
+// the message's start; the message's end moved down to its place, zeros
+// behind it).
 TEXT ·addRun(SB), NOSPLIT, $0-49
 	MOVQ p+0(FP), DI
 	MOVQ msgs_base+16(FP), R14
@@ -187,14 +199,34 @@ next:
 	MOVWLZX ch+8(FP), R8
 	ROLW    $8, R8
 	PXOR    X0, X0
-ones: // as ONECHUNK
-	MOVQ  (R14), BX
+ones: // as ONECHUNK; a message of 16 bytes or more in registers
+	MOVQ   (R14), BX
+	CMPQ   CX, $16
+	JLT    oshort
+	MOVOU  (BX), X1
+	MOVOU  -16(BX)(CX*1), X2
+	MOVQ   DX, R9
+	SUBQ   CX, R9
+	LEAQ   tailmask<>(SB), R12
+	MOVOU  (R12)(R9*1), X3
+	PSHUFB X3, X2
+	PSLLDQ $3, X1
+	MOVL   R8, R9
+	SHLL   $8, R9
+	LEAQ   const_descFirst+const_descLast+const_channelLen(R9)(CX*1), R9
+	MOVQ   R9, X3
+	POR    X3, X1
+	MOVOU  X1, (SI)
+	MOVOU  X2, -13(SI)(DX*1)
+	JMP    obuilt
+oshort:
 	MOVOU X0, 1(SI)
 	MOVOU X0, -13(SI)(DX*1)
 	COPYSHORT(3, r16, r8, r4, r2, rcopied)
 	MOVW  R8, 1(SI)
 	LEAQ  const_descFirst+const_descLast+const_channelLen(CX), R9
 	MOVB  R9, (SI)
+obuilt:
 	INCQ  AX
 	ADDQ  R10, SI
 	ADDQ  $24, R14
