@@ -208,31 +208,40 @@ func singles(chunks []byte, bad uint64, d, cl, n int, fn func(ch uint16, msg []b
 
 // spans delivers the run of intact multi-chunk messages of a group from
 // chunk i on (see spanEnd), each gathered into u.buf, and returns the
-// chunk after the last it took and how many it delivered. A message's
-// chunks are copied whole, the last one too (the buffer has room for its
-// data area), in one assembly loop: two calls a message (calls cost most
-// here), where gather and the copy of the last chunk's bytes took four.
+// chunk after the last it took and how many it delivered. Like singles it
+// finds the run first (each message's last chunk) and then only copies
+// and calls: a message's chunks, its last one whole (the buffer has room
+// for its data area), in one assembly call, and fn.
 func (u *Unpacker) spans(grp []byte, bad uint64, i, m, cl, d int, fn func(ch uint16, msg []byte)) (int, int) {
-	k := 0
+	var ends [sumBatch / 2]uint8 // a message here takes two chunks or more
+	from, k, longest := i, 0, 0
 	for i < m && bad>>i&1 == 0 && grp[i*cl] == descFirst|byte(d) {
 		j, ok := spanEnd(grp, bad, i, m, cl, d)
 		if !ok {
 			break
 		}
-		n := (j - i + 1) * d // the chunks' data areas
-		if cap(u.buf) < n {
-			u.buf = make([]byte, 0, max(n, 2*cap(u.buf)))
-		}
-		buf := u.buf[:n]
-		src := grp[i*cl : (j+1)*cl]
-		if d >= 16 {
-			gatherAsm(buf, src, j-i+1, cl, d)
-		} else {
-			gatherGo(buf, src, j-i+1, cl, d)
-		}
-		u.buf = buf
-		fn(binary.BigEndian.Uint16(buf), buf[channelLen:(j-i)*d+int(grp[j*cl]&descUsed)])
+		longest = max(longest, j-i+1)
+		ends[k] = uint8(j)
 		i, k = j+1, k+1
+	}
+	if k == 0 {
+		return i, 0
+	}
+	if cap(u.buf) < longest*d {
+		u.buf = make([]byte, 0, max(longest*d, 2*cap(u.buf)))
+	}
+	buf := u.buf[:longest*d]
+	for _, e := range ends[:k] {
+		last := int(e)
+		n := last - from + 1
+		src := grp[from*cl : (last+1)*cl]
+		if d >= 16 {
+			gatherAsm(buf, src, n, cl, d)
+		} else {
+			gatherGo(buf, src, n, cl, d)
+		}
+		fn(uint16(buf[0])<<8|uint16(buf[1]), buf[channelLen:(n-1)*d+int(src[(n-1)*cl]&descUsed)])
+		from = last + 1
 	}
 	return i, k
 }
