@@ -161,23 +161,6 @@ func appendChunk(buf, data []byte) []byte {
 	return buf
 }
 
-// spanEnd finds the last chunk of the message whose full first chunk is
-// chunk i of a group of m: the chunks after it are intact and full middle
-// ones (descriptor d: neither first nor last, every byte used) up to an
-// intact last one. false: the message breaks off, or ends in a later
-// group (the general path takes it).
-func spanEnd(grp []byte, bad uint64, i, m, cl, d int) (int, bool) {
-	j := i + 1
-	for j < m && bad>>j&1 == 0 && grp[j*cl] == byte(d) {
-		j++
-	}
-	if j == m || bad>>j&1 != 0 {
-		return 0, false
-	}
-	last := grp[j*cl]
-	return j, last&(descFirst|descLast) == descLast && int(last&descUsed) <= d
-}
-
 // singles delivers the messages in one intact chunk each at the start of
 // chunks (bit i of bad: chunk i failed its CRC), at most n of them, and
 // returns how many. It checks the run first, so that the loop around fn
@@ -207,22 +190,31 @@ func singles(chunks []byte, bad uint64, d, cl, n int, fn func(ch uint16, msg []b
 }
 
 // spans delivers the run of intact multi-chunk messages of a group from
-// chunk i on (see spanEnd), each gathered into u.buf, and returns the
-// chunk after the last it took and how many it delivered. Like singles it
-// finds the run first (each message's last chunk) and then only copies
-// and calls: a message's chunks, its last one whole (the buffer has room
-// for its data area), in one assembly call, and fn.
+// chunk i on and returns the chunk after the last it took and how many
+// it delivered. A message here is a full first chunk, full middle ones
+// and a last one, all intact and in this group (what else the general
+// path takes). Like singles it finds the run first (each message's last
+// chunk; the CRC bits and chunks walked, not indexed) and then only
+// copies and calls: a message's chunks, its last one whole (the buffer
+// has room for its data area), and fn.
 func (u *Unpacker) spans(grp []byte, bad uint64, i, m, cl, d int, fn func(ch uint16, msg []byte)) (int, int) {
 	var ends [sumBatch / 2]uint8 // a message here takes two chunks or more
 	from, k, longest := i, 0, 0
-	for i < m && bad>>i&1 == 0 && grp[i*cl] == descFirst|byte(d) {
-		j, ok := spanEnd(grp, bad, i, m, cl, d)
-		if !ok {
+	off, r := i*cl, bad>>i // chunk i, and its CRC bit at the bottom of r
+	for i < m && r&1 == 0 && grp[off] == descFirst|byte(d) {
+		j, o, rj := i+1, off+cl, r>>1
+		for j < m && rj&1 == 0 && grp[o] == byte(d) {
+			j, o, rj = j+1, o+cl, rj>>1
+		}
+		if j == m || rj&1 != 0 {
+			break
+		}
+		if last := grp[o]; last&(descFirst|descLast) != descLast || int(last&descUsed) > d {
 			break
 		}
 		longest = max(longest, j-i+1)
 		ends[k] = uint8(j)
-		i, k = j+1, k+1
+		i, off, r, k = j+1, o+cl, rj>>1, k+1
 	}
 	if k == 0 {
 		return i, 0
