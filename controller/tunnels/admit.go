@@ -3,6 +3,7 @@ package tunnels
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/xlane/xlane/controller/te"
@@ -197,19 +198,26 @@ func (c *Controller) install(batch []*admission) {
 	// admission's changes are distinct and exclude itself already.
 	changes := batch[0].changes
 	if len(batch) > 1 {
-		seen := make(map[uint64]bool, len(batch)*(1+len(changes)))
-		for _, a := range batch {
-			seen[a.id] = true
+		sc := &c.scratch
+		if sc.seen == nil {
+			sc.seen = make(map[uint64]bool)
 		}
-		changes = nil
+		clear(sc.seen)
+		n := 0
+		for _, a := range batch {
+			sc.seen[a.id] = true
+			n += len(a.changes)
+		}
+		changes = slices.Grow(sc.merged[:0], n)
 		for _, a := range batch {
 			for _, ch := range a.changes {
-				if !seen[ch.ID] {
-					seen[ch.ID] = true
+				if !sc.seen[ch.ID] {
+					sc.seen[ch.ID] = true
 					changes = append(changes, ch)
 				}
 			}
 		}
+		sc.merged = changes
 	}
 	var ps []pending
 	err := firstErr

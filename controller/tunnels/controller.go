@@ -78,11 +78,24 @@ type Controller struct {
 	commits  *committer
 	writing  []*pendingWrite // batches whose store writes are under way, in order
 	headroom float64         // see Config.BoundHeadroom
+	scratch  scratch         // under mu: buffers an operation's install reuses
 
 	// Requests waiting for a combiner (see admit.go).
 	qmu      sync.Mutex
 	queued   []*admission
 	releases []*releaseReq
+}
+
+// scratch holds what installing an operation computes and drops again
+// (under c.mu, one operation at a time): the engine's changes of a batch,
+// those the services are told, their pending switch state. Reusing them
+// was a third of the controller's allocations at saturation, and the
+// collector's cycles make the upcalls' delay tail.
+type scratch struct {
+	merged  []te.Change
+	seen    map[uint64]bool
+	told    []te.Change
+	pending []pending
 }
 
 // record is one tunnel and what is installed for it.
@@ -391,7 +404,9 @@ type pending struct {
 // tree, so only the meter can change: a higher rate (shorter period) is
 // installed now, a lower one when the grace period ends.
 func (c *Controller) planChanges(p *plan, changes []te.Change) ([]pending, error) {
-	out := make([]pending, 0, len(changes))
+	clear(c.scratch.pending) // the previous operation's: not kept alive
+	out := c.scratch.pending[:0]
+	defer func() { c.scratch.pending = out }()
 	for _, ch := range changes {
 		rec := c.recs[ch.ID]
 		t := rec.tun
@@ -439,7 +454,8 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 // the services were last told and the engine's bounds now, for the
 // tunnels that are committed (in-flight admissions commit their own).
 func (c *Controller) current(changes []te.Change) []te.Change {
-	out := make([]te.Change, 0, len(changes)) // most are told: no growing
+	out := slices.Grow(c.scratch.told[:0], len(changes)) // most are told: no growing
+	defer func() { c.scratch.told = out }()
 	for _, ch := range changes {
 		rec, ok := c.recs[ch.ID]
 		if !ok || rec.demoted {
