@@ -26,16 +26,21 @@
 	MOVL crc+40(FP), X11; \
 	MOVL xorout+44(FP), R10
 
+// SHIFTAT: AX = the offset of PSHUFB mask shift[32-n] from the keys'.
+#define SHIFTAT \
+	MOVQ $32, AX; \
+	SUBQ CX, AX; \
+	SHLQ $4, AX; \
+	ADDQ $48, AX
+
 // KEYS128: x^224 and x^160 X6, x^96 and μ X7, P X8, PSHUFB mask
 // shift[32-n] X10.
 #define KEYS128 \
 	MOVOU 0(DI), X6; \
 	MOVOU 16(DI), X7; \
 	MOVOU 32(DI), X8; \
-	MOVQ  $32, AX; \
-	SUBQ  CX, AX; \
-	SHLQ  $4, AX; \
-	MOVOU 48(DI)(AX*1), X10
+	SHIFTAT; \
+	MOVOU (DI)(AX*1), X10
 
 // CRC1(B): AX = the CRC of the chunk at B. U, the sum of the words'
 // products, ends in X1; the Barrett quotient q in X2.
@@ -71,10 +76,8 @@ short1: \
 	VBROADCASTI128 0(DI), Y6; \
 	VBROADCASTI128 16(DI), Y7; \
 	VBROADCASTI128 32(DI), Y8; \
-	MOVQ           $32, AX; \
-	SUBQ           CX, AX; \
-	SHLQ           $4, AX; \
-	VBROADCASTI128 48(DI)(AX*1), Y10; \
+	SHIFTAT; \
+	VBROADCASTI128 (DI)(AX*1), Y10; \
 	LEAQ           (R8)(R8*1), R13
 
 // CRC4: the CRCs of the chunks at SI, SI+R8 (lanes of Y1), R14 = SI+2·R8
