@@ -283,8 +283,8 @@ func measure(ctx context.Context, cfg Config, tb *testbed.Testbed, d *daemons, v
 
 // laneVariant measures a lane between two xlane-endhost daemons: the one
 // in h4 sends the tunnel, the one in h3 receives it; an application
-// pushes one message per period into h4's R-X ring and takes them off
-// h3's X-R ring; latency is from the packet's sender stamp to the
+// keeps messages waiting in h4's R-X ring (one goes in each packet) and
+// takes them off h3's X-R ring; latency is from the packet's sender stamp to the
 // receiving lane's stamp. Tuned (X-Lane), h3's endhost runs its lane core
 // pinned to the last CPU, busy-polling, on the fastest receive path (AF_XDP
 // on its interface); otherwise (X-Lane0) on goroutines reading a socket.
