@@ -59,6 +59,14 @@ func TestWatchCoalesce(t *testing.T) {
 			if ch2.Resources.MaxJitter <= ch1.Resources.MaxJitter {
 				t.Fatalf("second change's jitter bound %d, not above the first's %d", ch2.Resources.MaxJitter, ch1.Resources.MaxJitter)
 			}
+			// The stream reported what it sent: requests no longer yield to it.
+			// (Within a deadline while the watch stream is open: its end
+			// would clear the count too.)
+			for deadline := time.Now().Add(5 * time.Second); d.ctl.Unsent() != 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d upcalls still unsent after both arrived", d.ctl.Unsent())
+				}
+			}
 			gap := t2.Sub(t1)
 			if held := gap >= window-50*time.Millisecond; held != c.held || (gap < window) != c.sent {
 				t.Fatalf("second response %v after the first, with a %v window", gap, c.window)

@@ -288,6 +288,7 @@ func combine[T interface{ op() *queuedOp }](c *Controller, q *[]T, op T, serve f
 	c.qmu.Lock()
 	*q = append(*q, op)
 	c.qmu.Unlock()
+	c.deliverFirst()
 	c.mu.Lock()
 	if !op.op().taken {
 		serve()
