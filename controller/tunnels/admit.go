@@ -52,6 +52,9 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (Reso
 // the lock while the next batch runs the engine.
 func (c *Controller) admitQueued() {
 	c.installWritten()
+	// The watchers of what that committed go before this batch's engine
+	// work (holding the lock: they do not need it).
+	c.deliverFirst()
 	for c.draining > 0 && !c.closed {
 		c.cond.Wait()
 	}
