@@ -19,9 +19,9 @@ import (
 func TestWatchCoalesce(t *testing.T) {
 	const window = 400 * time.Millisecond
 	for _, c := range []struct {
-		window     time.Duration
-		held, sent bool // the second response waited out the window; it came before
-	}{{window, true, false}, {0, false, true}} {
+		window time.Duration
+		held   bool // the second response waited out the window, else it came at once
+	}{{window, true}, {0, false}} {
 		t.Run(c.window.String(), func(t *testing.T) {
 			d := start(t, "127.0.0.1:0", 2*time.Second, server.WatchCoalesce(c.window))
 			defer d.stop()
@@ -68,7 +68,9 @@ func TestWatchCoalesce(t *testing.T) {
 				}
 			}
 			gap := t2.Sub(t1)
-			if held := gap >= window-50*time.Millisecond; held != c.held || (gap < window) != c.sent {
+			// (The first response's own way to the client may take longer than
+			// the second's: the gap can fall a little short of the window.)
+			if held := gap >= window-50*time.Millisecond; held != c.held {
 				t.Fatalf("second response %v after the first, with a %v window", gap, c.window)
 			}
 		})
