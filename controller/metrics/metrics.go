@@ -88,7 +88,6 @@ var (
 	descRes     = prometheus.NewDesc("xlane_link_express_reserved_bps", "Express rate reserved on a link (at requested periods), bit/s.", []string{"link"}, nil)
 	descUtil    = prometheus.NewDesc("xlane_link_express_utilization", "Reserved express rate over the express share of the link (0 to 1).", []string{"link"}, nil)
 	descQueue   = prometheus.NewDesc("xlane_link_express_queue_reserved_bytes", "Egress buffer reserved on a link by express tunnels (≈-validity), bytes.", []string{"link"}, nil)
-	descUnsent  = prometheus.NewDesc("xlane_upcalls_unsent", "Upcalls queued to watching services and not yet sent.", nil, nil)
 	descBound   = prometheus.NewDesc("xlane_tunnel_latency_bound_seconds", "Distribution of the latency bounds (min latency + max jitter) of express tunnels.", nil, nil)
 )
 
@@ -96,7 +95,7 @@ var (
 type stateCollector struct{ ctl *tunnels.Controller }
 
 func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTunnels, descRes, descUtil, descQueue, descUnsent, descBound} {
+	for _, d := range []*prometheus.Desc{descTunnels, descRes, descUtil, descQueue, descBound} {
 		ch <- d
 	}
 }
@@ -105,7 +104,6 @@ func (s stateCollector) Collect(ch chan<- prometheus.Metric) {
 	st := s.ctl.Snapshot()
 	ch <- prometheus.MustNewConstMetric(descTunnels, prometheus.GaugeValue, float64(st.Express), "express")
 	ch <- prometheus.MustNewConstMetric(descTunnels, prometheus.GaugeValue, float64(st.Demoted), "demoted")
-	ch <- prometheus.MustNewConstMetric(descUnsent, prometheus.GaugeValue, float64(s.ctl.Unsent()))
 	for _, l := range st.Links {
 		ch <- prometheus.MustNewConstMetric(descRes, prometheus.GaugeValue, l.ReservedBps, l.Link)
 		util := 0.0

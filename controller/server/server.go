@@ -366,9 +366,7 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 					break drain
 				}
 			}
-			err := stream.SendMsg(b.encode())
-			sub.Sent(b.taken)
-			if err != nil {
+			if err := stream.SendMsg(b.encode()); err != nil {
 				return err
 			}
 			lastSend = time.Now()
@@ -400,9 +398,8 @@ func collect(ctx context.Context, ups <-chan tunnels.Upcall, window <-chan time.
 // tunnel's bounds that TE changed again before the first change went out
 // are sent once, as they are now (the later grace covers the earlier).
 type batch struct {
-	taken int // upcalls added, also those merged into a later one
-	ups   []tunnels.Upcall
-	teAt  map[uint64]int // tunnel → index of its pending TE change
+	ups  []tunnels.Upcall
+	teAt map[uint64]int // tunnel → index of its pending TE change
 }
 
 func newBatch() *batch { return &batch{teAt: map[uint64]int{}} }
@@ -411,14 +408,12 @@ func newBatch() *batch { return &batch{teAt: map[uint64]int{}} }
 // new batch per response was a quarter of the controller's allocations
 // at saturation). The encoded response is a copy: nothing sent refers to b.
 func (b *batch) reset() {
-	b.taken = 0
 	clear(b.ups)
 	b.ups = b.ups[:0]
 	clear(b.teAt)
 }
 
 func (b *batch) add(u tunnels.Upcall) {
-	b.taken++
 	if u.Kind == tunnels.BandwidthChanged && u.Reason == tunnels.ReasonTE {
 		if i, ok := b.teAt[u.TunnelID]; ok {
 			b.ups[i] = u

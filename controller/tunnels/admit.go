@@ -52,9 +52,6 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (Reso
 // the lock while the next batch runs the engine.
 func (c *Controller) admitQueued() {
 	c.installWritten()
-	// The watchers of what that committed go before this batch's engine
-	// work (holding the lock: they do not need it).
-	c.deliverFirst()
 	for c.draining > 0 && !c.closed {
 		c.cond.Wait()
 	}
@@ -291,7 +288,6 @@ func combine[T interface{ op() *queuedOp }](c *Controller, q *[]T, op T, serve f
 	c.qmu.Lock()
 	*q = append(*q, op)
 	c.qmu.Unlock()
-	c.deliverFirst()
 	c.mu.Lock()
 	if !op.op().taken {
 		serve()

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/xlane/xlane/controller/te"
@@ -85,10 +84,6 @@ type Controller struct {
 	qmu      sync.Mutex
 	queued   []*admission
 	releases []*releaseReq
-
-	// unsent counts the upcalls queued to watchers and not yet sent (see
-	// Subscription.Sent): requests let the watchers run first.
-	unsent atomic.Int64
 }
 
 // scratch holds what installing an operation computes and drops again

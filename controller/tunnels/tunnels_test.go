@@ -557,37 +557,3 @@ func TestSlowWatcherIsDropped(t *testing.T) {
 		t.Fatalf("new watcher got %d upcalls", len(w2.C))
 	}
 }
-
-// Upcalls count as unsent from the moment they are queued to a watcher
-// until it reports them sent or closes, whichever comes first: requests
-// yield to the watchers while any are.
-func TestUnsentUpcallsAreCounted(t *testing.T) {
-	c, _, _ := setup(t)
-	ctx := context.Background()
-	w1, w2 := c.Watch("fd"), c.Watch("fd")
-	if _, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 26}); err != nil {
-		t.Fatal(err)
-	}
-	if n := c.unsent.Load(); n != 0 {
-		t.Fatalf("unsent = %d before any upcall", n)
-	}
-	if _, err := c.Request(ctx, "raft", Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 900, PeriodUs: 1000}); err != nil {
-		t.Fatal(err)
-	}
-	if n := c.unsent.Load(); n != 2 || len(w1.C) != 1 || len(w2.C) != 1 {
-		t.Fatalf("unsent = %d, queued %d and %d: want one upcall to each watcher", n, len(w1.C), len(w2.C))
-	}
-	<-w1.C
-	w1.Sent(1)
-	if n := c.unsent.Load(); n != 1 {
-		t.Fatalf("unsent = %d after one watcher sent its upcall, want 1", n)
-	}
-	w2.Close() // its upcall is never sent
-	if n := c.unsent.Load(); n != 0 {
-		t.Fatalf("unsent = %d after the other watcher closed, want 0", n)
-	}
-	w1.Close()
-	if n := c.unsent.Load(); n != 0 {
-		t.Fatalf("unsent = %d after closing a watcher that sent all, want 0", n)
-	}
-}

@@ -1,10 +1,6 @@
 package tunnels
 
-import (
-	"runtime"
-	"sync"
-	"sync/atomic"
-)
+import "sync"
 
 // Subscription delivers one service's upcalls in order.
 type Subscription struct {
@@ -14,7 +10,6 @@ type Subscription struct {
 	dropped bool
 	owner   string
 	ctl     *Controller
-	unsent  atomic.Int64 // queued to c, not yet reported sent
 }
 
 // Watch subscribes to the upcalls of service owner.
@@ -41,14 +36,6 @@ func (s *Subscription) Close() {
 	defer s.ctl.mu.Unlock()
 	delete(s.ctl.subs[s.owner], s)
 	s.end()
-	s.ctl.unsent.Add(-s.unsent.Swap(0)) // what it left is never sent
-}
-
-// Sent reports that n upcalls taken from C have gone to the service.
-// Until then admissions wait for the watchers (see deliverFirst).
-func (s *Subscription) Sent(n int) {
-	s.unsent.Add(-int64(n))
-	s.ctl.unsent.Add(-int64(n))
 }
 
 // Dropped reports whether the subscription ended because it fell behind.
@@ -66,27 +53,11 @@ func (c *Controller) notify(owner string, u Upcall) {
 	for s := range c.subs[owner] {
 		select {
 		case s.c <- u:
-			s.unsent.Add(1)
-			c.unsent.Add(1)
 		default:
 			s.dropped = true
 			delete(c.subs[owner], s)
 			s.end()
 			c.log.Warn("watcher fell behind; dropped", "service", owner)
 		}
-	}
-}
-
-// Unsent is how many upcalls are queued to watchers and not yet sent.
-func (c *Controller) Unsent() int64 { return c.unsent.Load() }
-
-// deliverFirst lets the goroutines sending upcalls run before a request
-// takes the lock to start more work: a commit wakes its watchers on the
-// committing goroutine's processor, where they would otherwise wait for
-// the next batch of admissions to finish. Bounded: a watcher that is
-// blocked on its stream does not hold requests up for long.
-func (c *Controller) deliverFirst() {
-	for i := 0; i < 8 && c.unsent.Load() > 0; i++ {
-		runtime.Gosched()
 	}
 }
