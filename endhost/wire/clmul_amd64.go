@@ -25,7 +25,13 @@ func clmulSeal32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32
 func clmulVerify24(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool) (bad uint64)
 
 //go:noescape
+func clmulVerifySingles24(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool, most uint32) (bad, odd uint64)
+
+//go:noescape
 func clmulVerify32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool) (bad uint64)
+
+//go:noescape
+func clmulVerifySingles32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool, most uint32) (bad, odd uint64)
 
 func cpuid(leaf, sub uint32) (a, b, c, d uint32)
 
@@ -79,4 +85,21 @@ func (c *CRC) verifyCLMUL(p []byte, stride, n, count int) (uint64, bool) {
 		return clmulVerify32(c.clmul, &p[0], stride, n, count, c.init, c.xorout, c.wide), true
 	}
 	return 0, false
+}
+
+// verifySinglesCLMUL is verifySingles by carry-less multiplication; false
+// when this CPU or this length takes the table.
+func (c *CRC) verifySinglesCLMUL(p []byte, stride, n, count int) (bad, odd uint64, ok bool) {
+	most := uint32(n - 1 - channelLen) // a single's used bytes beyond its channel, at most
+	switch k := int(c.width / 8); {
+	case count > 64 || n < 1+channelLen || !c.clmulFits(p, stride, n, k, count):
+		return 0, 0, false
+	case k == 3:
+		bad, odd = clmulVerifySingles24(c.clmul, &p[0], stride, n, count, c.init, c.xorout, c.wide, most)
+		return bad, odd, true
+	case k == 4:
+		bad, odd = clmulVerifySingles32(c.clmul, &p[0], stride, n, count, c.init, c.xorout, c.wide, most)
+		return bad, odd, true
+	}
+	return 0, 0, false
 }

@@ -137,6 +137,14 @@ short4: \
 #define SEAL32(B) MOVL AX, (B)(CX*1)
 #define VERIFY24(B) MOVL -1(B)(CX*1), DX; SHRL $8, DX; XORL AX, DX; NEGL DX; RCRQ $1, R11
 #define VERIFY32(B) MOVL (B)(CX*1), DX; XORL AX, DX; NEGL DX; RCRQ $1, R11
+#define VERIFYS24(B) VERIFY24(B); SINGLE(B)
+#define VERIFYS32(B) VERIFY32(B); SINGLE(B)
+
+// SINGLE(B) counts in R15 whether the chunk at B is not a message of its
+// own: its descriptor is not first|last with 2 ≤ used ≤ n-1 bytes, i.e.
+// descriptor−0xc2 > most (unsigned). The unpacker's check, on the
+// integer ports the carry-less loop leaves idle.
+#define SINGLE(B) MOVBLZX (B), AX; SUBL $0xc2, AX; CMPL most+52(FP), AX; ADCQ $0, R15
 
 // CHUNKS(OP): OP for every chunk, four at a time while wide and four are
 // left, then one at a time (the 128-bit registers keep the keys).
@@ -176,13 +184,14 @@ loop: \
 	JNZ     loop; \
 done:
 
-// BADMASK returns the VERIFY bits, which came in from the top of R11.
-#define BADMASK \
+// BADMASK(AT) returns the VERIFY bits, which came in from the top of
+// R11, as the result at AT.
+#define BADMASK(AT) \
 	MOVQ count+32(FP), CX; \
 	NEGQ CX; \
 	ADDQ $64, CX; \
 	SHRQ CX, R11; \
-	MOVQ R11, bad+56(FP)
+	MOVQ R11, AT(FP)
 
 // func clmulSums(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool, out *uint32)
 //
@@ -215,7 +224,7 @@ TEXT ·clmulVerify24(SB), NOSPLIT, $0-64
 	ARGS
 	XORL R11, R11
 	CHUNKS(VERIFY24)
-	BADMASK
+	BADMASK(bad+56)
 	RET
 
 // func clmulVerify32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool) (bad uint64)
@@ -223,7 +232,30 @@ TEXT ·clmulVerify32(SB), NOSPLIT, $0-64
 	ARGS
 	XORL R11, R11
 	CHUNKS(VERIFY32)
-	BADMASK
+	BADMASK(bad+56)
+	RET
+
+// func clmulVerifySingles24(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool, most uint32) (bad, odd uint64)
+//
+// clmulVerify24, and odd: how many chunks are not a message of their own
+// with at most most bytes (see SINGLE).
+TEXT ·clmulVerifySingles24(SB), NOSPLIT, $0-72
+	ARGS
+	XORL R11, R11
+	XORL R15, R15
+	CHUNKS(VERIFYS24)
+	BADMASK(bad+56)
+	MOVQ R15, odd+64(FP)
+	RET
+
+// func clmulVerifySingles32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool, most uint32) (bad, odd uint64)
+TEXT ·clmulVerifySingles32(SB), NOSPLIT, $0-72
+	ARGS
+	XORL R11, R11
+	XORL R15, R15
+	CHUNKS(VERIFYS32)
+	BADMASK(bad+56)
+	MOVQ R15, odd+64(FP)
 	RET
 
 // func cpuid(leaf, sub uint32) (a, b, c, d uint32)

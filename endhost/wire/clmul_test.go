@@ -181,8 +181,16 @@ func TestSealVerify(t *testing.T) {
 					for i := range buf {
 						buf[i] = byte(r.Uint32())
 					}
-					orig := append([]byte(nil), buf...)
 					p := buf[1:]
+					// Descriptors at and around what a message of its own may
+					// say, for verifySingles.
+					descs := []byte{0xc2, 0xc0 | byte(n-1), 0xc1, 0xc0 | byte(n), 0x80 | byte(n-1), 0x42, 0xc0, 0xff}
+					for i := range count {
+						if r.IntN(4) != 0 {
+							p[i*stride] = descs[r.IntN(len(descs))]
+						}
+					}
+					orig := append([]byte(nil), buf...)
 					c.seal(p, stride, n, count)
 					for i := range count {
 						ch := p[i*stride:]
@@ -201,6 +209,7 @@ func TestSealVerify(t *testing.T) {
 					if bad := c.verify(p, stride, n, count); bad != 0 {
 						t.Fatalf("%s %s stride %d count %d: sealed chunks verify as bad %#x", s.Name, name, stride, count, bad)
 					}
+					checkSingles(t, c, p, stride, n, count, 0)
 					var want uint64
 					for i := range count {
 						if r.IntN(3) == 0 {
@@ -211,11 +220,26 @@ func TestSealVerify(t *testing.T) {
 					if bad := c.verify(p, stride, n, count); bad != want {
 						t.Fatalf("%s %s stride %d count %d: verify %#x, want %#x", s.Name, name, stride, count, bad, want)
 					}
+					checkSingles(t, c, p, stride, n, count, want)
 				}
 			}
 		}
 		if len(paths) < 3 {
 			t.Logf("%s: checked only %d of the three paths on this CPU", s.Name, len(paths))
 		}
+	}
+}
+
+// checkSingles holds verifySingles to verify (bad) and to single (odd).
+func checkSingles(t *testing.T, c *CRC, p []byte, stride, n, count int, wantBad uint64) {
+	t.Helper()
+	var wantOdd uint64
+	for i := range count {
+		if !single(p[i*stride], n-1) {
+			wantOdd++
+		}
+	}
+	if bad, odd := c.verifySingles(p, stride, n, count); bad != wantBad || odd != wantOdd {
+		t.Fatalf("stride %d count %d: verifySingles bad %#x odd %d, want %#x and %d", stride, count, bad, odd, wantBad, wantOdd)
 	}
 }

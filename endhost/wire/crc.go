@@ -127,6 +127,29 @@ func (c *CRC) verify(p []byte, stride, n, count int) uint64 {
 	return bad
 }
 
+// verifySingles is verify, and also counts in odd the chunks that are not
+// a message of their own (descriptor first|last, its channel and at most
+// n-1-channelLen bytes more): the unpacker's test, in the same pass where
+// the carry-less path runs (its integer ports are idle there).
+func (c *CRC) verifySingles(p []byte, stride, n, count int) (bad, odd uint64) {
+	if bad, odd, ok := c.verifySinglesCLMUL(p, stride, n, count); ok {
+		return bad, odd
+	}
+	for i := range count {
+		if !single(p[i*stride], n-1) {
+			odd++
+		}
+	}
+	return c.verify(p, stride, n, count), odd
+}
+
+// single reports whether a chunk with descriptor desc and d data bytes
+// holds a message of its own.
+func single(desc byte, d int) bool {
+	used := int(desc & descUsed)
+	return desc&(descFirst|descLast) == descFirst|descLast && used >= channelLen && used <= d
+}
+
 // table16 is the CRC of b by table lookups.
 func (c *CRC) table16(b []byte) uint32 {
 	crc := c.init

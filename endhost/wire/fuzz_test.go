@@ -82,6 +82,13 @@ func FuzzCorruption(f *testing.F) {
 func FuzzUnpackMatchesModel(f *testing.F) {
 	f.Add(uint64(1), uint8(40), []byte{3, 0x81, 9, 0x41}, []byte{5}, false)
 	f.Add(uint64(2), uint8(200), []byte{70, 0x16, 64, 0xc0}, []byte{}, true)
+	// Packets of messages in one chunk each, one descriptor just outside
+	// what a message of its own may say (the fused check of verifySingles).
+	f.Add(uint64(3), uint8(16), []byte{5, 0xc0 | 23}, []byte{}, false) // HD6: used = d+1
+	f.Add(uint64(4), uint8(16), []byte{7, 0xc1}, []byte{}, false)      // used < channelLen
+	f.Add(uint64(5), uint8(16), []byte{9, 0x80 | 12}, []byte{}, false) // first, not last
+	f.Add(uint64(6), uint8(16), []byte{4, 0xc0 | 32}, []byte{}, true)  // HD8: used = d+1
+	f.Add(uint64(7), uint8(16), []byte{0, 0xc0 | 31}, []byte{}, true)  // used = d: fine
 	f.Fuzz(func(t *testing.T, seed uint64, maxLen uint8, descs, flips []byte, hd8 bool) {
 		s := HD6
 		if hd8 {

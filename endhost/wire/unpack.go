@@ -58,7 +58,22 @@ func (u *Unpacker) Unpack(p []byte, fn func(ch uint16, msg []byte)) (Header, err
 		// The CRCs of up to 64 chunks in one pass: which failed.
 		m := min(sumBatch, n-g)
 		grp := chunks[g*cl : (g+m)*cl]
-		bad := s.CRC.verify(grp, cl, cl-k, m)
+		var bad uint64
+		if st == idle && single(grp[0], d) {
+			// Starts with a message of its own: check the rest are too in the
+			// same pass (a run of longer ones does not pay for that).
+			var odd uint64
+			bad, odd = s.CRC.verifySingles(grp, cl, cl-k, m)
+			if bad|odd == 0 {
+				// Every chunk intact and a message of its own (most
+				// coordination traffic): deliver them all.
+				deliver(grp, m, cl, fn)
+				msgs += uint64(m)
+				continue
+			}
+		} else {
+			bad = s.CRC.verify(grp, cl, cl-k, m)
+		}
 		for i, off := 0, 0; i < m; i, off = i+1, off+cl {
 			c := grp[off : off+cl]
 			if desc := c[0]; st == idle && bad>>i&1 == 0 {
@@ -169,24 +184,24 @@ func appendChunk(buf, data []byte) []byte {
 func singles(chunks []byte, bad uint64, d, cl, n int, fn func(ch uint16, msg []byte)) int {
 	n = min(n, len(chunks)/cl)
 	k := 0
-	for off := 0; k < n && bad&1 == 0; k, off, bad = k+1, off+cl, bad>>1 {
-		desc := chunks[off]
-		used := int(desc & descUsed)
-		if desc&(descFirst|descLast) != descFirst|descLast || used < channelLen || used > d {
-			break
-		}
+	for off := 0; k < n && bad&1 == 0 && single(chunks[off], d); k, off, bad = k+1, off+cl, bad>>1 {
 	}
-	if k == 0 {
-		return 0
+	if k > 0 {
+		deliver(chunks, k, cl, fn)
 	}
-	// Every chunk up to end is whole in chunks and its used bytes within
-	// its data (1+d ≤ cl): what the indexing would check.
+	return k
+}
+
+// deliver calls fn with the messages of the first k chunks, each of which
+// the caller found to hold one of its own (single): the loop relies on
+// that for the bounds it does not check.
+func deliver(chunks []byte, k, cl int, fn func(ch uint16, msg []byte)) {
+	_ = chunks[k*cl-1] // every chunk whole, its used bytes within its data (1+d ≤ cl)
 	p := unsafe.Pointer(unsafe.SliceData(chunks))
 	for end := unsafe.Add(p, k*cl); p != end; p = unsafe.Add(p, cl) {
 		c := (*[1 + channelLen]byte)(p)
 		fn(uint16(c[1])<<8|uint16(c[2]), unsafe.Slice((*byte)(unsafe.Add(p, 1+channelLen)), int(c[0]&descUsed)-channelLen))
 	}
-	return k
 }
 
 // spans delivers the run of intact multi-chunk messages of a group from
