@@ -70,12 +70,15 @@ short1: \
 	PEXTRD    $2, X3, AX; \
 	XORL      R10, AX
 
-// KEYS256: KEYS128 in both lanes of Y6–Y8, Y10, Y11; R13 two strides.
+// KEYS256: KEYS128 in both lanes of Y6–Y8, Y10, Y11; xorout in every
+// doubleword of Y9; R13 two strides.
 #define KEYS256 \
 	VINSERTI128    $1, X11, Y11, Y11; \
 	VBROADCASTI128 0(DI), Y6; \
 	VBROADCASTI128 16(DI), Y7; \
 	VBROADCASTI128 32(DI), Y8; \
+	VMOVD          R10, X9; \
+	VPBROADCASTD   X9, Y9; \
 	SHIFTAT; \
 	VBROADCASTI128 (DI)(AX*1), Y10; \
 	LEAQ           (R8)(R8*1), R13
@@ -146,17 +149,8 @@ short4: \
 // integer ports the carry-less loop leaves idle.
 #define SINGLE(B) MOVBLZX (B), AX; SUBL $0xc2, AX; CMPL most+52(FP), AX; ADCQ $0, R15
 
-// CHUNKS(OP): OP for every chunk, four at a time while wide and four are
-// left, then one at a time (the 128-bit registers keep the keys).
-#define CHUNKS(OP) \
-	MOVBLZX wide+48(FP), AX; \
-	TESTL   AX, AX; \
-	JZ      one; \
-	KEYS256; \
-	CMPQ    R9, $4; \
-	JLT     wided; \
-four: \
-	CRC4; \
+// EACH4(OP): OP for CRC4's chunks one by one.
+#define EACH4(OP) \
 	LOW(X1); \
 	OP(SI); \
 	LEAQ    (SI)(R8*1), BX; \
@@ -165,7 +159,49 @@ four: \
 	LOW(X12); \
 	OP(R14); \
 	HIGH(Y12); \
-	OP(R12); \
+	OP(R12)
+
+// SEAL4_24: SEAL24 for CRC4's chunks, stored from the vector registers
+// (no CRC taken out into AX and shifted).
+#define SEAL4_24 \
+	VPXOR        Y9, Y1, Y1; \
+	VPXOR        Y9, Y12, Y12; \
+	LEAQ         (SI)(R8*1), BX; \
+	VPEXTRW      $4, X1, (SI)(CX*1); \
+	VPEXTRB      $10, X1, 2(SI)(CX*1); \
+	VPEXTRW      $4, X12, (R14)(CX*1); \
+	VPEXTRB      $10, X12, 2(R14)(CX*1); \
+	VEXTRACTI128 $1, Y1, X1; \
+	VEXTRACTI128 $1, Y12, X12; \
+	VPEXTRW      $4, X1, (BX)(CX*1); \
+	VPEXTRB      $10, X1, 2(BX)(CX*1); \
+	VPEXTRW      $4, X12, (R12)(CX*1); \
+	VPEXTRB      $10, X12, 2(R12)(CX*1)
+
+// SEAL4_32: SEAL32 for CRC4's chunks, from the vector registers.
+#define SEAL4_32 \
+	VPXOR        Y9, Y1, Y1; \
+	VPXOR        Y9, Y12, Y12; \
+	LEAQ         (SI)(R8*1), BX; \
+	VPEXTRD      $2, X1, (SI)(CX*1); \
+	VPEXTRD      $2, X12, (R14)(CX*1); \
+	VEXTRACTI128 $1, Y1, X1; \
+	VEXTRACTI128 $1, Y12, X12; \
+	VPEXTRD      $2, X1, (BX)(CX*1); \
+	VPEXTRD      $2, X12, (R12)(CX*1)
+
+// CHUNKS(OP, OP4): OP for every chunk, four at a time (OP4) while wide and
+// four are left, then one at a time (the 128-bit registers keep the keys).
+#define CHUNKS(OP, OP4) \
+	MOVBLZX wide+48(FP), AX; \
+	TESTL   AX, AX; \
+	JZ      one; \
+	KEYS256; \
+	CMPQ    R9, $4; \
+	JLT     wided; \
+four: \
+	CRC4; \
+	OP4; \
 	LEAQ    (SI)(R13*2), SI; \
 	SUBQ    $4, R9; \
 	CMPQ    R9, $4; \
@@ -199,7 +235,7 @@ done:
 TEXT ·clmulSums(SB), NOSPLIT, $0-64
 	ARGS
 	MOVQ out+56(FP), R11
-	CHUNKS(OUT)
+	CHUNKS(OUT, EACH4(OUT))
 	RET
 
 // func clmulSeal24(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool)
@@ -207,13 +243,13 @@ TEXT ·clmulSums(SB), NOSPLIT, $0-64
 // Writes each chunk's CRC (three bytes, little endian) behind its n bytes.
 TEXT ·clmulSeal24(SB), NOSPLIT, $0-49
 	ARGS
-	CHUNKS(SEAL24)
+	CHUNKS(SEAL24, SEAL4_24)
 	RET
 
 // func clmulSeal32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool)
 TEXT ·clmulSeal32(SB), NOSPLIT, $0-49
 	ARGS
-	CHUNKS(SEAL32)
+	CHUNKS(SEAL32, SEAL4_32)
 	RET
 
 // func clmulVerify24(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool) (bad uint64)
@@ -223,7 +259,7 @@ TEXT ·clmulSeal32(SB), NOSPLIT, $0-49
 TEXT ·clmulVerify24(SB), NOSPLIT, $0-64
 	ARGS
 	XORL R11, R11
-	CHUNKS(VERIFY24)
+	CHUNKS(VERIFY24, EACH4(VERIFY24))
 	BADMASK(bad+56)
 	RET
 
@@ -231,7 +267,7 @@ TEXT ·clmulVerify24(SB), NOSPLIT, $0-64
 TEXT ·clmulVerify32(SB), NOSPLIT, $0-64
 	ARGS
 	XORL R11, R11
-	CHUNKS(VERIFY32)
+	CHUNKS(VERIFY32, EACH4(VERIFY32))
 	BADMASK(bad+56)
 	RET
 
@@ -243,7 +279,7 @@ TEXT ·clmulVerifySingles24(SB), NOSPLIT, $0-72
 	ARGS
 	XORL R11, R11
 	XORL R15, R15
-	CHUNKS(VERIFYS24)
+	CHUNKS(VERIFYS24, EACH4(VERIFYS24))
 	BADMASK(bad+56)
 	MOVQ R15, odd+64(FP)
 	RET
@@ -253,7 +289,7 @@ TEXT ·clmulVerifySingles32(SB), NOSPLIT, $0-72
 	ARGS
 	XORL R11, R11
 	XORL R15, R15
-	CHUNKS(VERIFYS32)
+	CHUNKS(VERIFYS32, EACH4(VERIFYS32))
 	BADMASK(bad+56)
 	MOVQ R15, odd+64(FP)
 	RET
