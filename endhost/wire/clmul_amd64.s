@@ -229,6 +229,16 @@ done:
 	SHRQ CX, R11; \
 	MOVQ R11, AT(FP)
 
+// VERIFYSINGLES(OP): the body of a clmulVerifySingles function.
+#define VERIFYSINGLES(OP) \
+	ARGS; \
+	XORL R11, R11; \
+	XORL R15, R15; \
+	CHUNKS(OP, EACH4(OP)); \
+	BADMASK(bad+56); \
+	MOVQ R15, odd+64(FP); \
+	RET
+
 // func clmulSums(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool, out *uint32)
 //
 // out[i] = the CRC of the n bytes at p + i·stride, for i < count.
@@ -276,23 +286,11 @@ TEXT ·clmulVerify32(SB), NOSPLIT, $0-64
 // clmulVerify24, and odd: how many chunks are not a message of their own
 // with at most most bytes (see SINGLE).
 TEXT ·clmulVerifySingles24(SB), NOSPLIT, $0-72
-	ARGS
-	XORL R11, R11
-	XORL R15, R15
-	CHUNKS(VERIFYS24, EACH4(VERIFYS24))
-	BADMASK(bad+56)
-	MOVQ R15, odd+64(FP)
-	RET
+	VERIFYSINGLES(VERIFYS24)
 
 // func clmulVerifySingles32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool, most uint32) (bad, odd uint64)
 TEXT ·clmulVerifySingles32(SB), NOSPLIT, $0-72
-	ARGS
-	XORL R11, R11
-	XORL R15, R15
-	CHUNKS(VERIFYS32, EACH4(VERIFYS32))
-	BADMASK(bad+56)
-	MOVQ R15, odd+64(FP)
-	RET
+	VERIFYSINGLES(VERIFYS32)
 
 // func cpuid(leaf, sub uint32) (a, b, c, d uint32)
 TEXT ·cpuid(SB), NOSPLIT, $0-24
