@@ -220,14 +220,13 @@ loop: \
 	JNZ     loop; \
 done:
 
-// BADMASK(AT) returns the VERIFY bits, which came in from the top of
-// R11, as the result at AT.
-#define BADMASK(AT) \
+// BADMASK returns the VERIFY bits, which came in from the top of R11.
+#define BADMASK \
 	MOVQ count+32(FP), CX; \
 	NEGQ CX; \
 	ADDQ $64, CX; \
 	SHRQ CX, R11; \
-	MOVQ R11, AT(FP)
+	MOVQ R11, bad+56(FP)
 
 // VERIFYSINGLES(OP): the body of a clmulVerifySingles function.
 #define VERIFYSINGLES(OP) \
@@ -235,7 +234,7 @@ done:
 	XORL R11, R11; \
 	XORL R15, R15; \
 	CHUNKS(OP, EACH4(OP)); \
-	BADMASK(bad+56); \
+	BADMASK; \
 	MOVQ R15, odd+64(FP); \
 	RET
 
@@ -270,7 +269,7 @@ TEXT ·clmulVerify24(SB), NOSPLIT, $0-64
 	ARGS
 	XORL R11, R11
 	CHUNKS(VERIFY24, EACH4(VERIFY24))
-	BADMASK(bad+56)
+	BADMASK
 	RET
 
 // func clmulVerify32(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool) (bad uint64)
@@ -278,7 +277,7 @@ TEXT ·clmulVerify32(SB), NOSPLIT, $0-64
 	ARGS
 	XORL R11, R11
 	CHUNKS(VERIFY32, EACH4(VERIFY32))
-	BADMASK(bad+56)
+	BADMASK
 	RET
 
 // func clmulVerifySingles24(k *clmulKeys, p *byte, stride, n, count int, crc, xorout uint32, wide bool, most uint32) (bad, odd uint64)
