@@ -557,3 +557,41 @@ func TestSlowWatcherIsDropped(t *testing.T) {
 		t.Fatalf("new watcher got %d upcalls", len(w2.C))
 	}
 }
+
+// A watcher that falls behind is dropped in the middle of its service's
+// watchers; the next one still gets that upcall and the ones after it.
+func TestSlowWatcherAmongOthers(t *testing.T) {
+	drv := memory.New("s1", "s2")
+	c, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: drv, WatchBuffer: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	slow, fast := c.Watch("fd"), c.Watch("fd")
+	defer fast.Close()
+	if _, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 10, PeriodUs: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for i := range 3 {
+		if _, err := c.Request(ctx, "other", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, uint16(8000+i)), LoadsizeBytes: 10, PeriodUs: 1000}); err != nil {
+			t.Fatal(err)
+		}
+		for len(fast.C) > 0 {
+			<-fast.C
+			got++
+		}
+	}
+	if !slow.Dropped() || fast.Dropped() || got != 3 {
+		t.Fatalf("slow dropped %v, fast dropped %v with %d of 3 upcalls", slow.Dropped(), fast.Dropped(), got)
+	}
+	if info, err := c.ServiceInfo("fd"); err != nil || info.Watching != 1 {
+		t.Fatalf("fd watching %d (%v), want 1", info.Watching, err)
+	}
+	slow.Close() // already out: a no-op
+	if info, _ := c.ServiceInfo("fd"); info.Watching != 1 {
+		t.Fatalf("closing the dropped watcher took another: watching %d", info.Watching)
+	}
+}
