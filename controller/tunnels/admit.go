@@ -51,7 +51,14 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (Reso
 // waited longest, and a batch's own combiner would otherwise wait for
 // the lock while the next batch runs the engine.
 func (c *Controller) admitQueued() {
-	c.installWritten()
+	if c.installWritten() {
+		// Their upcalls and requesters go now, not after this batch's
+		// engine work: the lock is open meanwhile (another caller may serve
+		// the queue).
+		c.mu.Unlock()
+		c.flush()
+		c.mu.Lock()
+	}
 	for c.draining > 0 && !c.closed {
 		c.cond.Wait()
 	}
@@ -91,6 +98,7 @@ func (c *Controller) admitQueued() {
 	pw := &pendingWrite{batch: admitted, res: c.commits.submit(w), finish: finish}
 	c.writing = append(c.writing, pw)
 	c.mu.Unlock()
+	c.flush()
 	<-pw.res.done
 	c.mu.Lock()
 	c.installWritten() // this batch, unless a later combiner took it
@@ -104,20 +112,25 @@ type pendingWrite struct {
 }
 
 // installWritten installs the batches whose store writes are done, in the
-// order they were written; c.mu is held.
-func (c *Controller) installWritten() {
+// order they were written, and reports whether there were any; c.mu is
+// held. Their requesters are released at the next flush, after the
+// upcalls.
+func (c *Controller) installWritten() bool {
+	did := false
 	for len(c.writing) > 0 {
 		pw := c.writing[0]
 		select {
 		case <-pw.res.done:
 		default:
-			return // written in order: the later ones are not done either
+			return did // written in order: the later ones are not done either
 		}
 		c.writing[0] = nil
 		c.writing = c.writing[1:]
 		c.installBatch(pw.batch, pw.res.err)
-		pw.finish()
+		c.later(pw.finish)
+		did = true
 	}
+	return did
 }
 
 // installBatch ends admissions the engine took and, unless serr says
@@ -293,6 +306,7 @@ func combine[T interface{ op() *queuedOp }](c *Controller, q *[]T, op T, serve f
 		serve()
 	}
 	c.mu.Unlock()
+	c.flush() // the upcalls and ends of what this caller served
 	<-op.op().done
 }
 

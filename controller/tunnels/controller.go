@@ -59,7 +59,7 @@ type Controller struct {
 	buffer   int
 	recs     map[uint64]*record
 	groups   map[netip.AddrPort]map[netip.Addr]bool // multicast group -> member hosts
-	subs     map[string]map[*Subscription]struct{}  // service -> watchers
+	watch    watchers                               // subscriptions and upcalls to them
 	services map[string]Service                     // registrations
 	graceOf  map[uint64]*graceGroup                 // the pending grace end of a tunnel
 	graces   map[*graceGroup]struct{}               // grace ends whose timer runs
@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
 		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota, obs: cfg.Observer, buffer: cfg.WatchBuffer,
 		recs: map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
-		subs: map[string]map[*Subscription]struct{}{}, graceOf: map[uint64]*graceGroup{}, graces: map[*graceGroup]struct{}{}, services: map[string]Service{},
+		watch: watchers{subs: map[string]map[*Subscription]struct{}{}}, graceOf: map[uint64]*graceGroup{}, graces: map[*graceGroup]struct{}{}, services: map[string]Service{},
 		needsReconcile: map[string]bool{}, routes: bestEffortRoutes(cfg.Topology),
 		inflight: map[uint64]*record{}, headroom: cfg.BoundHeadroom,
 	}
@@ -171,6 +171,7 @@ func (c *Controller) exclusive() (func(), error) {
 		c.draining--
 		c.cond.Broadcast()
 		c.mu.Unlock()
+		c.flush()
 	}
 	if c.closed {
 		unlock()
@@ -198,13 +199,9 @@ func (c *Controller) Close() {
 	}
 	clear(c.graces)
 	clear(c.graceOf)
-	for _, set := range c.subs {
-		for s := range set {
-			s.end()
-		}
-	}
-	c.subs = map[string]map[*Subscription]struct{}{}
 	c.mu.Unlock()
+	c.flush() // what operations before Close queued
+	c.watch.endAll()
 	c.wg.Wait()
 	if c.commits != nil {
 		c.commits.close()

@@ -59,7 +59,7 @@ func (c *Controller) ServiceInfo(name string) (ServiceInfo, error) {
 	if !ok {
 		return ServiceInfo{}, fmt.Errorf("%w: service %q is not registered (it has requested no tunnel and never watched)", ErrNotFound, name)
 	}
-	info := ServiceInfo{Service: s, Watching: len(c.subs[name])}
+	info := ServiceInfo{Service: s, Watching: c.watch.watching(name)}
 	for _, rec := range c.recs {
 		if rec.owner == name {
 			info.Tunnels++
