@@ -522,14 +522,21 @@ func TestFailedRollbackIsReconciled(t *testing.T) {
 	}
 }
 
-func TestSlowWatcherIsDropped(t *testing.T) {
-	drv := memory.New("s1", "s2")
-	c, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: drv, WatchBuffer: 2,
+// smallWatchBuffer is a controller whose watchers may fall two upcalls
+// behind.
+func smallWatchBuffer(t *testing.T) *Controller {
+	t.Helper()
+	c, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: memory.New("s1", "s2"), WatchBuffer: 2,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestSlowWatcherIsDropped(t *testing.T) {
+	c := smallWatchBuffer(t)
 	ctx := context.Background()
 	w := c.Watch("fd")
 	if _, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 10, PeriodUs: 1000}); err != nil {
@@ -561,13 +568,7 @@ func TestSlowWatcherIsDropped(t *testing.T) {
 // A watcher that falls behind is dropped in the middle of its service's
 // watchers; the next one still gets that upcall and the ones after it.
 func TestSlowWatcherAmongOthers(t *testing.T) {
-	drv := memory.New("s1", "s2")
-	c, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: drv, WatchBuffer: 2,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := smallWatchBuffer(t)
 	ctx := context.Background()
 	slow, fast := c.Watch("fd"), c.Watch("fd")
 	defer fast.Close()
