@@ -10,8 +10,8 @@ import (
 )
 
 // Upcalls queued by concurrent operations each leave in the order they
-// were queued, exactly once, whoever flushes: no flush returns while
-// something queued before it is still waiting.
+// were queued, exactly once, whoever flushes, and each has been delivered
+// by the time the end queued after it runs.
 func TestFlushDeliversEverythingInOrder(t *testing.T) {
 	c, _, _ := setup(t)
 	c.buffer = 1 << 16
