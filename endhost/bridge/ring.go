@@ -271,16 +271,31 @@ func (r *Ring) ready() (p unsafe.Pointer, n int, ok bool) {
 // first (as B-Queue does): the producer publishes in order, so a ready
 // slot probeMax ahead makes all before it ready, and the consumer then
 // reads only slots the producer is done with instead of racing it for
-// the cache line of each next slot. Nearer slots are tried when the far
-// one is empty, so that a lone message is seen at once.
+// the cache line of each next slot. When the far one is empty, the
+// slots after the known ones are tried at doubling distances (1, 2, 4,
+// ...) up to the first empty one: a lone message is seen at once, a
+// queue of any length is found in a few reads, and at most one read
+// lands on a slot the producer has yet to write (a binary search down
+// from the far slot read several, each taking from the producer a line
+// it had already fetched for writing).
 func (r *Ring) probe() bool {
-	for b := r.probeMax; b > 0; b >>= 1 {
-		if i := r.local + b - 1; r.stamp(i)>>lenBits == r.lap(i) {
-			r.avail = max(r.avail, r.local+b) // PeekMore probes with avail ahead
-			return true
-		}
+	if i := r.local + r.probeMax - 1; r.stamp(i)>>lenBits == r.lap(i) {
+		r.avail = r.local + r.probeMax
+		return true
 	}
-	return false
+	from := max(r.avail, r.local) // PeekMore probes with avail ahead
+	found := uint64(0)
+	for b := uint64(1); from+b <= r.local+r.probeMax; b <<= 1 {
+		if i := from + b - 1; r.stamp(i)>>lenBits != r.lap(i) {
+			break
+		}
+		found = b
+	}
+	if found == 0 {
+		return false
+	}
+	r.avail = from + found
+	return true
 }
 
 // Pop copies the oldest message into buf (consumer side) and returns its

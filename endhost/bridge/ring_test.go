@@ -410,3 +410,43 @@ func TestPeekMoreStopsAtMalformedSlot(t *testing.T) {
 		t.Errorf("push, peek batch and advance allocate %.1f times", a)
 	}
 }
+
+// A batch holds every message published when it is taken, up to the
+// consumer's look-ahead (probeAhead), whatever their number: a queue of
+// 100 gives a batch of 100, not of the 64 a power-of-two probe finds.
+func TestPeekMoreFindsEveryPublishedMessage(t *testing.T) {
+	prod, cons := newPair(t, 512, 16)
+	out := make([][]byte, 400)
+	msg := make([]byte, 16)
+	sent := uint64(0)
+	for k := 1; k <= 300; k++ {
+		for range k {
+			binary.LittleEndian.PutUint64(msg, sent)
+			if !prod.Push(msg, Meta{}) {
+				t.Fatalf("k=%d: ring full", k)
+			}
+			sent++
+		}
+		first, ok := cons.Peek()
+		if !ok {
+			t.Fatalf("k=%d: Peek found nothing", k)
+		}
+		got := 1 + cons.PeekMore(out, 1<<30)
+		if want := min(k, probeAhead); got != want {
+			t.Fatalf("k=%d published: a batch of %d, want %d", k, got, want)
+		}
+		if n := binary.LittleEndian.Uint64(first); n != sent-uint64(k) {
+			t.Fatalf("k=%d: batch starts at message %d, want %d", k, n, sent-uint64(k))
+		}
+		cons.AdvanceBy(got)
+		for rest := k - got; rest > 0; rest-- {
+			if _, ok := cons.Peek(); !ok {
+				t.Fatalf("k=%d: %d messages missing", k, rest)
+			}
+			cons.Advance()
+		}
+		if _, ok := cons.Peek(); ok {
+			t.Fatalf("k=%d: a message more than was pushed", k)
+		}
+	}
+}
