@@ -3,6 +3,7 @@ package tunnels
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -52,12 +53,14 @@ func (c *Controller) Request(ctx context.Context, owner string, r Request) (Reso
 // the lock while the next batch runs the engine.
 func (c *Controller) admitQueued() {
 	if c.installWritten() {
-		// Their upcalls and requesters go now, not after this batch's
-		// engine work: the lock is open meanwhile (another caller may serve
-		// the queue).
-		c.mu.Unlock()
+		// Their upcalls and requesters go now, and get the processor before
+		// this batch's engine work: the goroutines a flush wakes queue on
+		// the waker's processor, and would wait out the whole engine run
+		// behind it. So the lock holder yields after the flush, keeping the
+		// lock: released, it would wake a waiting requester first, whose
+		// engine run they would wait out instead.
 		c.flush()
-		c.mu.Lock()
+		runtime.Gosched()
 	}
 	for c.draining > 0 && !c.closed {
 		c.cond.Wait()

@@ -15,9 +15,10 @@ type Subscription struct {
 // watchers holds the subscriptions and what is on its way to them and to
 // waiting requesters. Operations queue upcalls (and the ends of requests
 // they served) under the controller's lock, in commit order; the
-// goroutines are woken after the lock is released (flush), watchers
-// first: a hand-off each, a tenth of an admission's time under the lock,
-// that no longer holds up the next operation.
+// goroutines are woken by flush, watchers first: after the lock is
+// released (a hand-off each, a tenth of an admission's time, that no
+// longer holds up the next operation), or by a lock holder about to run
+// the engine, which then yields its processor to them (admitQueued).
 type watchers struct {
 	mu   sync.Mutex                            // subs, and each Subscription's dropped
 	subs map[string]map[*Subscription]struct{} // service -> watchers
@@ -116,8 +117,8 @@ func (c *Controller) later(end func()) {
 
 // flush delivers the queued upcalls and then runs the queued ends, unless
 // another goroutine is flushing: that one leaves only once nothing is
-// queued, so nothing queued before this call is left behind. c.mu must
-// not be held.
+// queued, so nothing queued before this call is left behind. c.mu may
+// be held: nothing here takes it.
 func (c *Controller) flush() {
 	w := &c.watch
 	if !w.dmu.TryLock() {
