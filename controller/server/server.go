@@ -366,6 +366,9 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 					break drain
 				}
 			}
+			if len(sub.C) == 0 {
+				sub.Drained() // an admission may be waiting for the watchers
+			}
 			if err := stream.SendMsg(b.encode()); err != nil {
 				return err
 			}

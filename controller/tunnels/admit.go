@@ -62,6 +62,8 @@ func (c *Controller) admitQueued() {
 		c.flush()
 		runtime.Gosched()
 	}
+	// Upcalls before admissions: requests arriving meanwhile join the batch.
+	c.holdoff(c.holdoffFor)
 	for c.draining > 0 && !c.closed {
 		c.cond.Wait()
 	}

@@ -41,6 +41,10 @@ type Config struct {
 	// within what it was told needs no BandwidthChanged. 0 tells every
 	// change of the engine's bounds exactly.
 	BoundHeadroom float64
+	// UpcallHoldoff is how long an admission batch may wait for the
+	// watchers to take the upcalls handed to them before it runs
+	// (holdoff.go); 0: it does not wait.
+	UpcallHoldoff time.Duration
 }
 
 // Controller serves requests for tunnels. Its methods are safe for
@@ -72,13 +76,14 @@ type Controller struct {
 	// Admissions in flight: in the engine, their store write queued, not
 	// yet on the switches. Operations that take tunnels out of the engine
 	// wait until there are none (see exclusive).
-	cond     *sync.Cond
-	inflight map[uint64]*record
-	draining int
-	commits  *committer
-	writing  []*pendingWrite // batches whose store writes are under way, in order
-	headroom float64         // see Config.BoundHeadroom
-	scratch  scratch         // under mu: buffers an operation's install reuses
+	cond       *sync.Cond
+	inflight   map[uint64]*record
+	draining   int
+	commits    *committer
+	writing    []*pendingWrite // batches whose store writes are under way, in order
+	headroom   float64         // see Config.BoundHeadroom
+	holdoffFor time.Duration   // see Config.UpcallHoldoff
+	scratch    scratch         // under mu: buffers an operation's install reuses
 
 	// Requests waiting for a combiner (see admit.go).
 	qmu      sync.Mutex
@@ -119,6 +124,9 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.Grace < 0 {
 		return nil, fmt.Errorf("tunnels: grace %v must not be negative", cfg.Grace)
 	}
+	if cfg.UpcallHoldoff < 0 {
+		return nil, fmt.Errorf("tunnels: upcall holdoff %v must not be negative", cfg.UpcallHoldoff)
+	}
 	if cfg.BoundHeadroom < 0 || cfg.BoundHeadroom > 1 || math.IsNaN(cfg.BoundHeadroom) {
 		return nil, fmt.Errorf("tunnels: bound headroom %v must be between 0 and 1", cfg.BoundHeadroom)
 	}
@@ -128,7 +136,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		recs: map[uint64]*record{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
 		watch: watchers{subs: map[string]map[*Subscription]struct{}{}}, graceOf: map[uint64]*graceGroup{}, graces: map[*graceGroup]struct{}{}, services: map[string]Service{},
 		needsReconcile: map[string]bool{}, routes: bestEffortRoutes(cfg.Topology),
-		inflight: map[uint64]*record{}, headroom: cfg.BoundHeadroom,
+		inflight: map[uint64]*record{}, headroom: cfg.BoundHeadroom, holdoffFor: cfg.UpcallHoldoff,
 	}
 	c.cond = sync.NewCond(&c.mu)
 	if c.grace == 0 {

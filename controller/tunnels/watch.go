@@ -30,6 +30,8 @@ type watchers struct {
 	// dmu is held by the one goroutine delivering (flush): it takes the
 	// outbox whole, so upcalls leave in the order they were queued.
 	dmu sync.Mutex
+
+	gate gate // the admissions' holdoff (holdoff.go)
 }
 
 type delivery struct {
