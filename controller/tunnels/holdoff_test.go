@@ -2,8 +2,6 @@ package tunnels
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
@@ -14,17 +12,19 @@ import (
 
 func withHoldoff(t *testing.T, d time.Duration) *Controller {
 	t.Helper()
-	c, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: memory.New("s1", "s2"), UpcallHoldoff: d,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return twoSwitch(t, Config{UpcallHoldoff: d})
 }
 
 func req(port uint16) Request {
 	return Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, port), LoadsizeBytes: 10, PeriodUs: 1000}
+}
+
+// mustRequest admits a tunnel to h2's port for owner.
+func mustRequest(t *testing.T, c *Controller, owner string, port uint16) {
+	t.Helper()
+	if _, err := c.Request(context.Background(), owner, req(port)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // requestAsync admits r for owner in the background; the channel gets its
@@ -63,16 +63,11 @@ func mustBlock(t *testing.T, done <-chan error, what string) {
 // goes on once every one has taken them and said so (Drained).
 func TestHoldoffWaitsForEveryWatcher(t *testing.T) {
 	c := withHoldoff(t, time.Hour)
-	ctx := context.Background()
 	w1, w2 := c.Watch("fd1"), c.Watch("fd2")
 	defer w1.Close()
 	defer w2.Close()
-	if _, err := c.Request(ctx, "fd1", req(7000)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Request(ctx, "fd2", req(7001)); err != nil {
-		t.Fatal(err)
-	}
+	mustRequest(t, c, "fd1", 7000)
+	mustRequest(t, c, "fd2", 7001)
 	// fd2's admission changed fd1's bound: fd1's upcall is queued, and the
 	// next admission (which changes both) waits for it.
 	if len(w1.C) != 1 {
@@ -103,22 +98,15 @@ func TestHoldoffWaitsForEveryWatcher(t *testing.T) {
 func TestHoldoffIsBounded(t *testing.T) {
 	for _, d := range []time.Duration{0, 50 * time.Millisecond} {
 		c := withHoldoff(t, d)
-		ctx := context.Background()
 		w := c.Watch("fd")
 		defer w.Close()
-		if _, err := c.Request(ctx, "fd", req(7000)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Request(ctx, "other", req(8000)); err != nil {
-			t.Fatal(err)
-		}
+		mustRequest(t, c, "fd", 7000)
+		mustRequest(t, c, "other", 8000)
 		if len(w.C) != 1 {
 			t.Fatalf("holdoff %v: %d upcalls queued, want 1", d, len(w.C))
 		}
 		start := time.Now()
-		if _, err := c.Request(ctx, "other", req(8001)); err != nil {
-			t.Fatal(err)
-		}
+		mustRequest(t, c, "other", 8001)
 		if took := time.Since(start); took < d {
 			t.Errorf("holdoff %v: the admission took %v, less than the holdoff", d, took)
 		}

@@ -526,8 +526,16 @@ func TestFailedRollbackIsReconciled(t *testing.T) {
 // behind.
 func smallWatchBuffer(t *testing.T) *Controller {
 	t.Helper()
-	c, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: memory.New("s1", "s2"), WatchBuffer: 2,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return twoSwitch(t, Config{WatchBuffer: 2})
+}
+
+// twoSwitch is a controller of the two-switch topology with in-memory
+// switches and no log, configured otherwise by cfg.
+func twoSwitch(t *testing.T, cfg Config) *Controller {
+	t.Helper()
+	cfg.Topology, cfg.Driver = tetest.TwoSwitch(t), memory.New("s1", "s2")
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
