@@ -54,11 +54,15 @@ func OpenReceiver(dir, service string, port uint16, app string) (*Receiver, erro
 	if err != nil {
 		return nil, fmt.Errorf("app %s on port %d: %w (is xlane-endhost running with this receiver?)", app, port, err)
 	}
+	r.SetBusyPoll(true) // applications poll their receive ring in a loop
 	return &Receiver{r: r}, nil
 }
 
 // Recv copies the oldest message into buf; m carries the sender's, the
-// kernel's and the lane's timestamps (ns) and the packet's sequence.
+// kernel's and the lane's timestamps (ns) and the packet's sequence. A
+// Recv within a moment (about a microsecond) of one that found nothing
+// may report nothing without looking: a loop calling it does not keep
+// taking from the lane the slot it writes next (bridge.Ring.SetBusyPoll).
 func (r *Receiver) Recv(buf []byte) (n int, m bridge.Meta, ok bool) { return r.r.Pop(buf) }
 
 // Close detaches.

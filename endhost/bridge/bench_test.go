@@ -32,6 +32,7 @@ func BenchmarkHandOffPeek(b *testing.B) {
 
 func handOff(b *testing.B, size int, peek bool) {
 	prod, cons := newPair(b, 1024, size)
+	cons.SetBusyPoll(true) // it polls in a loop
 	const sample = 256
 	lat := make([]time.Duration, 0, b.N/sample+1)
 	done := make(chan struct{})
@@ -130,6 +131,7 @@ func pin(b *testing.B, cpu int) {
 // p99 time from push to pop.
 func BenchmarkHandOffLatency(b *testing.B) {
 	prod, cons := newPair(b, 1024, 64)
+	cons.SetBusyPoll(true)
 	lat := make([]time.Duration, 0, b.N)
 	got := make(chan struct{})
 	var seen atomic.Uint64

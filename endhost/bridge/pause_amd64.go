@@ -19,3 +19,7 @@ func prefetchLines(p unsafe.Pointer, lines int)
 //
 //go:noescape
 func prefetchWrite(p unsafe.Pointer)
+
+// ticks reads the CPU's time-stamp counter (RDTSC): a busy consumer
+// times its looks at the ring with it, in a few cycles.
+func ticks() uint64

@@ -2,7 +2,10 @@
 
 package bridge
 
-import "unsafe"
+import (
+	"time"
+	"unsafe"
+)
 
 // SpinWait tells the CPU that the caller is busy-waiting on a ring; on
 // this architecture it does nothing.
@@ -13,3 +16,7 @@ func prefetchLines(unsafe.Pointer, int) {}
 
 // prefetchWrite does nothing on this architecture.
 func prefetchWrite(unsafe.Pointer) {}
+
+// ticks is the system clock in ns on this architecture: a busy consumer
+// times its looks at the ring with it.
+func ticks() uint64 { return uint64(time.Now().UnixNano()) }

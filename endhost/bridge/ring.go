@@ -45,7 +45,8 @@ const (
 	tailBatch     = 16
 	probeAhead    = 128
 	prefetchAhead = 16
-	lenBits       = 17 // holds maxSlotLen
+	maxQuiet      = 4096 // ticks (1–2 µs of TSC): a probe the scheduler interrupted does not silence the ring for long
+	lenBits       = 17   // holds maxSlotLen
 	lenMask       = 1<<lenBits - 1
 	lapMask       = 1<<(32-lenBits) - 1
 )
@@ -84,6 +85,9 @@ type Ring struct {
 	freed      uint64         // consumer: the tail last stored (lags local by < tailBatch)
 	avail      uint64         // consumer: messages known published (a probe saw them)
 	probeMax   uint64         // consumer: how far ahead a probe looks first
+	busyPoll   bool           // consumer: SetBusyPoll
+	quietFrom  uint64         // consumer: when the last probe that found nothing began (ticks)
+	quietFor   uint64         // consumer: how long polls after it stay off the ring (ticks)
 	// Skipped counts malformed slots the consumer dropped.
 	Skipped uint64
 }
@@ -252,7 +256,7 @@ func (r *Ring) ready() (p unsafe.Pointer, n int, ok bool) {
 	if r.mem == nil { // closed
 		return nil, 0, false
 	}
-	if r.local >= r.avail && !r.probe() {
+	if r.local >= r.avail && !r.look() {
 		if r.freed != r.local {
 			r.freed = r.local
 			r.tail.Store(r.local)
@@ -265,6 +269,36 @@ func (r *Ring) ready() (p unsafe.Pointer, n int, ok bool) {
 		return nil, 0, false
 	}
 	return r.slot(r.local), int(w & lenMask), true
+}
+
+// SetBusyPoll tells the consumer end that it polls in a tight loop (as
+// an application's receiving thread does). Then, after a poll found the
+// ring empty, the polls within half as long again as that look took
+// report empty without reading the ring: a look at an empty ring reads
+// the slot the producer writes next, taking from the producer the cache
+// line it had fetched for writing, and a consumer looking again at once
+// kept the producer waiting for that line (on the two cores here a
+// busy consumer made 16-byte hand-offs a third slower and single ones
+// 140 ns later). A message is seen at most that half look later. A ring
+// popped by the goroutine that pushes it must leave this off: its Pop
+// right after an empty one would miss what it just pushed.
+func (r *Ring) SetBusyPoll(on bool) { r.busyPoll = on }
+
+// look probes for messages, unless a busy consumer's last probe found
+// none a moment ago (SetBusyPoll).
+func (r *Ring) look() bool {
+	if !r.busyPoll {
+		return r.probe()
+	}
+	t := ticks()
+	if t-r.quietFrom < r.quietFor { // unsigned: a counter that went back ends the quiet
+		return false
+	}
+	if r.probe() {
+		return true
+	}
+	r.quietFrom, r.quietFor = t, min((ticks()-t)/2, maxQuiet)
+	return false
 }
 
 // probe looks for published messages from the oldest on, the farthest

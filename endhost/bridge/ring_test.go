@@ -42,7 +42,14 @@ func payload(i uint64, b []byte) []byte {
 // one mapping while another goroutine pops them through a second
 // mapping of the same file: every message arrives once, in order, intact.
 func TestOrderAndContentAcrossMappings(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("busy poll %v", busy), func(t *testing.T) { orderAndContent(t, busy) })
+	}
+}
+
+func orderAndContent(t *testing.T, busy bool) {
 	prod, cons := newPair(t, 64, 100)
+	cons.SetBusyPoll(busy)
 	const n = 1_000_000
 	done := make(chan error, 1)
 	go func() {
@@ -448,5 +455,47 @@ func TestPeekMoreFindsEveryPublishedMessage(t *testing.T) {
 		if _, ok := cons.Peek(); ok {
 			t.Fatalf("k=%d: a message more than was pushed", k)
 		}
+	}
+}
+
+// A busy consumer stays off the ring for a while after finding it empty:
+// a message pushed then is not read until the quiet ends, and then at
+// once; a counter that went back, or a ring not marked busy, reads at
+// once.
+func TestBusyPollQuiet(t *testing.T) {
+	prod, cons := newPair(t, 16, 8)
+	buf := make([]byte, 8)
+	if _, _, ok := cons.Pop(buf); ok {
+		t.Fatal("a new ring has a message")
+	}
+	cons.SetBusyPoll(true)
+	if _, _, ok := cons.Pop(buf); ok {
+		t.Fatal("a new ring has a message")
+	}
+	if cons.quietFor > maxQuiet {
+		t.Fatalf("quiet for %d ticks, at most %d", cons.quietFor, maxQuiet)
+	}
+	cons.quietFrom, cons.quietFor = ticks(), 1<<62 // as if the look had taken that long
+	prod.Push([]byte("one"), Meta{})
+	for range 100 {
+		if _, _, ok := cons.Pop(buf); ok {
+			t.Fatal("a busy consumer read the ring within its quiet")
+		}
+	}
+	cons.quietFor = 0
+	if n, _, ok := cons.Pop(buf); !ok || string(buf[:n]) != "one" {
+		t.Fatalf("after the quiet: %q, %v", buf[:n], ok)
+	}
+	cons.Pop(buf) // empty: a new quiet begins
+	cons.quietFrom, cons.quietFor = ticks()+1<<40, 1<<62 // the counter went back since
+	prod.Push([]byte("two"), Meta{})
+	if n, _, ok := cons.Pop(buf); !ok || string(buf[:n]) != "two" {
+		t.Fatalf("the counter went back: %q, %v", buf[:n], ok)
+	}
+	cons.SetBusyPoll(false)
+	cons.quietFrom, cons.quietFor = ticks(), 1<<62
+	prod.Push([]byte("three"), Meta{})
+	if n, _, ok := cons.Pop(buf); !ok || string(buf[:n]) != "three" {
+		t.Fatalf("not busy: %q, %v", buf[:n], ok)
 	}
 }
