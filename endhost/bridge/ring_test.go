@@ -487,7 +487,8 @@ func TestBusyPollQuiet(t *testing.T) {
 		t.Fatalf("after the quiet: %q, %v", buf[:n], ok)
 	}
 	cons.Pop(buf) // empty: a new quiet begins
-	cons.quietFrom, cons.quietFor = ticks()+1<<40, 1<<62 // the counter went back since
+	// The counter went back since.
+	cons.quietFrom, cons.quietFor = ticks()+1<<40, 1<<62
 	prod.Push([]byte("two"), Meta{})
 	if n, _, ok := cons.Pop(buf); !ok || string(buf[:n]) != "two" {
 		t.Fatalf("the counter went back: %q, %v", buf[:n], ok)
@@ -497,5 +498,24 @@ func TestBusyPollQuiet(t *testing.T) {
 	prod.Push([]byte("three"), Meta{})
 	if n, _, ok := cons.Pop(buf); !ok || string(buf[:n]) != "three" {
 		t.Fatalf("not busy: %q, %v", buf[:n], ok)
+	}
+}
+
+// The quiet lasts half as long as the look that found the ring empty,
+// from the look's end, at most maxQuiet ticks.
+func TestBusyPollQuietSpan(t *testing.T) {
+	var r Ring
+	r.rest(1000, 1400)
+	for _, c := range []struct {
+		at   uint64
+		want bool
+	}{{999, false}, {1400, true}, {1500, true}, {1599, true}, {1600, false}} {
+		if got := r.resting(c.at); got != c.want {
+			t.Errorf("a look from 1000 to 1400: resting at %d is %v", c.at, got)
+		}
+	}
+	r.rest(0, 1_000_000)
+	if !r.resting(1_000_000+maxQuiet-1) || r.resting(1_000_000+maxQuiet) {
+		t.Errorf("a long look's quiet is not cut at %d ticks", maxQuiet)
 	}
 }
