@@ -4,11 +4,9 @@ import (
 	"context"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/te/tetest"
@@ -41,27 +39,7 @@ func TestWatchStreamReleasesTheHoldoff(t *testing.T) {
 	}
 	defer other.Close()
 
-	var got atomic.Int64
-	live := make(chan struct{})
-	wctx, stopWatch := context.WithCancel(ctx)
-	watched := make(chan error, 1)
-	go func() {
-		watched <- fd.Watch(wctx, func(u *pb.Upcall) {
-			if u.GetChanged() != nil {
-				got.Add(1)
-			}
-		}, func(first bool) {
-			if first {
-				close(live)
-			}
-		})
-	}()
-	defer func() { stopWatch(); <-watched }()
-	select {
-	case <-live:
-	case <-ctx.Done():
-		t.Fatal("the watch never subscribed")
-	}
+	ups, _ := servertest.Watch(t, ctx, fd) // subscribed when it returns
 	h1, h2 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	if _, err := fd.RequestBandwidth(ctx, tunnels.Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 10, PeriodUs: 1000}); err != nil {
 		t.Fatal(err)
@@ -88,7 +66,12 @@ func TestWatchStreamReleasesTheHoldoff(t *testing.T) {
 	if took := time.Since(start); took > holdoff*4/5 {
 		t.Fatalf("%d admissions took %v: some waited out the holdoff (%v) though fd's stream kept up", senders*each, took, holdoff)
 	}
-	if got.Load() == 0 {
-		t.Fatal("fd saw no upcall")
+	for changed := false; !changed; {
+		select {
+		case u := <-ups:
+			changed = u.GetChanged() != nil
+		case <-ctx.Done():
+			t.Fatal("fd saw no BandwidthChanged upcall")
+		}
 	}
 }
