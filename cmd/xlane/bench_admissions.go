@@ -28,7 +28,7 @@ func newBenchAdmissionsCmd() *cobra.Command {
 	var k, gcPercent int
 	var headroom float64
 	var extra []string
-	var bin, out, cpuprofile, clientProfile string
+	var bin, out, cpuprofile, clientProfile, traceFile string
 	var runs int
 	var profileFor time.Duration
 	cmd := &cobra.Command{
@@ -58,21 +58,21 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			if cpuprofile != "" && cfg.Target != "" {
-				return fmt.Errorf("--cpuprofile profiles the controller this command starts; without --controller")
+			if (cpuprofile != "" || traceFile != "") && cfg.Target != "" {
+				return fmt.Errorf("--cpuprofile and --trace record the controller this command starts; without --controller")
 			}
-			if runs > 1 && (cpuprofile != "" || clientProfile != "") {
-				return fmt.Errorf("--cpuprofile and --client-cpuprofile profile one run; give --runs 1")
+			if runs > 1 && (cpuprofile != "" || clientProfile != "" || traceFile != "") {
+				return fmt.Errorf("--cpuprofile, --client-cpuprofile and --trace record one run; give --runs 1")
 			}
 			target := cfg.Target
 			once := func() (loadgen.Result, error) {
 				cfg := cfg
 				cfg.Target = target
-				var profiled chan error
+				var profiled, traced chan error
 				var timing []func() func()
 				var peakRSS func() (int64, error)
 				if cfg.Target == "" {
-					stop, target, metrics, pid, err := startBenchController(ctx, cmd, bin, out, k, headroom, extra, cpuprofile != "")
+					stop, target, metrics, pid, err := startBenchController(ctx, cmd, bin, out, k, headroom, extra, cpuprofile != "" || traceFile != "")
 					if err != nil {
 						return loadgen.Result{}, err
 					}
@@ -83,7 +83,14 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 					if cpuprofile != "" {
 						profiled = make(chan error, 1)
 						timing = append(timing, func() func() {
-							go func() { profiled <- fetchProfile(ctx, metrics, profileFor, cpuprofile) }()
+							go func() { profiled <- fetchDebug(ctx, metrics, "profile", profileFor, cpuprofile) }()
+							return nil
+						})
+					}
+					if traceFile != "" {
+						traced = make(chan error, 1)
+						timing = append(timing, func() func() {
+							go func() { traced <- fetchDebug(ctx, metrics, "trace", profileFor, traceFile) }()
 							return nil
 						})
 					}
@@ -132,6 +139,12 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 					}
 					fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (the controller's CPU over the first %v of the timed admissions)\n", cpuprofile, profileFor)
 				}
+				if traced != nil {
+					if err := <-traced; err != nil {
+						return loadgen.Result{}, err
+					}
+					fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (the controller's execution trace over the first %v of the timed admissions)\n", traceFile, profileFor)
+				}
 				return res, nil
 			}
 			var all []loadgen.Result
@@ -168,7 +181,8 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 	f.StringVar(&out, "out", "out", "directory for admissions.txt, admissions.json and the controller's log")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the started controller during the timed admissions to this file (go tool pprof)")
 	f.StringVar(&clientProfile, "client-cpuprofile", "", "write a CPU profile of this process (the load generator) over the timed admissions to this file")
-	f.DurationVar(&profileFor, "cpuprofile-for", 2*time.Second, "how long --cpuprofile records, from the start of the timed admissions")
+	f.StringVar(&traceFile, "trace", "", "write an execution trace of the started controller during the timed admissions to this file (go tool trace; -pprof=sched shows how long goroutines waited for a processor, by where they were woken)")
+	f.DurationVar(&profileFor, "cpuprofile-for", 2*time.Second, "how long --cpuprofile and --trace record, from the start of the timed admissions")
 	return cmd
 }
 
@@ -177,21 +191,22 @@ var (
 	benchMetrics      = regexp.MustCompile(`msg=metrics addr=(\S+)`)
 )
 
-// fetchProfile records the controller's CPU profile for d from its
-// metrics address (the daemon runs with --pprof).
-func fetchProfile(ctx context.Context, metrics string, d time.Duration, path string) error {
+// fetchDebug records the controller's CPU profile (kind "profile") or
+// execution trace ("trace") for d from its metrics address (the daemon
+// runs with --pprof) into path.
+func fetchDebug(ctx context.Context, metrics, kind string, d time.Duration, path string) error {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", metrics, secs), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", metrics, kind, secs), nil)
 	if err != nil {
 		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
+		return fmt.Errorf("controller %s: %w", kind, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: %s", resp.Status)
+		return fmt.Errorf("controller %s: %s", kind, resp.Status)
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -199,7 +214,7 @@ func fetchProfile(ctx context.Context, metrics string, d time.Duration, path str
 	}
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		f.Close()
-		return fmt.Errorf("cpu profile: %w", err)
+		return fmt.Errorf("controller %s: %w", kind, err)
 	}
 	return f.Close()
 }

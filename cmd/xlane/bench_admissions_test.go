@@ -13,17 +13,18 @@ import (
 
 // TestBenchAdmissionsDaemon runs `xlane bench admissions` against the
 // xlane-controller it starts (a real process on a Unix socket), with both
-// CPU profiles, and checks what it writes.
+// CPU profiles and the controller's execution trace, and checks what it
+// writes.
 func TestBenchAdmissionsDaemon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts xlane-controller")
 	}
 	bin := buildController(t)
 	out := t.TempDir()
-	prof, clientProf := filepath.Join(out, "controller.prof"), filepath.Join(out, "client.prof")
+	prof, clientProf, trace := filepath.Join(out, "controller.prof"), filepath.Join(out, "client.prof"), filepath.Join(out, "controller.trace")
 	stdout, stderr, err := run(t, "bench", "admissions", "--bin", bin, "--out", out, "--k", "4",
 		"--preload", "100", "--requests", "300", "--clients", "4", "--services", "3",
-		"--cpuprofile", prof, "--cpuprofile-for", "1s", "--client-cpuprofile", clientProf)
+		"--cpuprofile", prof, "--cpuprofile-for", "1s", "--client-cpuprofile", clientProf, "--trace", trace)
 	if err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
@@ -47,6 +48,10 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v (empty or missing)", p, err)
 		}
+	}
+	// An execution trace starts with its header ("go 1.26 trace").
+	if data, err := os.ReadFile(trace); err != nil || !strings.HasPrefix(string(data), "go 1.") || len(data) < 1000 {
+		t.Errorf("%s: %d bytes, %v: not an execution trace", trace, len(data), err)
 	}
 }
 
