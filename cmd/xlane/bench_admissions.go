@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ func newBenchAdmissionsCmd() *cobra.Command {
 	var k, gcPercent int
 	var headroom float64
 	var extra []string
-	var bin, out, cpuprofile, clientProfile, traceFile string
+	var bin, out, cpuprofile, clientProfile, traceFile, clientTrace string
 	var runs int
 	var profileFor time.Duration
 	cmd := &cobra.Command{
@@ -61,8 +62,8 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 			if (cpuprofile != "" || traceFile != "") && cfg.Target != "" {
 				return fmt.Errorf("--cpuprofile and --trace record the controller this command starts; without --controller")
 			}
-			if runs > 1 && (cpuprofile != "" || clientProfile != "" || traceFile != "") {
-				return fmt.Errorf("--cpuprofile, --client-cpuprofile and --trace record one run; give --runs 1")
+			if runs > 1 && (cpuprofile != "" || clientProfile != "" || traceFile != "" || clientTrace != "") {
+				return fmt.Errorf("--cpuprofile, --client-cpuprofile, --trace and --client-trace record one run; give --runs 1")
 			}
 			target := cfg.Target
 			once := func() (loadgen.Result, error) {
@@ -107,6 +108,20 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 							return nil
 						}
 						return pprof.StopCPUProfile
+					})
+				}
+				if clientTrace != "" {
+					f, err := os.Create(clientTrace)
+					if err != nil {
+						return loadgen.Result{}, err
+					}
+					defer f.Close()
+					timing = append(timing, func() func() {
+						if err := trace.Start(f); err != nil {
+							fmt.Fprintf(cmd.ErrOrStderr(), "client trace: %v\n", err)
+							return nil
+						}
+						return trace.Stop
 					})
 				}
 				if len(timing) > 0 {
@@ -182,6 +197,7 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the started controller during the timed admissions to this file (go tool pprof)")
 	f.StringVar(&clientProfile, "client-cpuprofile", "", "write a CPU profile of this process (the load generator) over the timed admissions to this file")
 	f.StringVar(&traceFile, "trace", "", "write an execution trace of the started controller during the timed admissions to this file (go tool trace; -pprof=sched shows how long goroutines waited for a processor, by where they were woken)")
+	f.StringVar(&clientTrace, "client-trace", "", "write an execution trace of this process (the load generator) over the timed admissions to this file")
 	f.DurationVar(&profileFor, "cpuprofile-for", 2*time.Second, "how long --cpuprofile and --trace record, from the start of the timed admissions")
 	return cmd
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/trace"
 	"strings"
 	"testing"
 
@@ -13,18 +14,18 @@ import (
 
 // TestBenchAdmissionsDaemon runs `xlane bench admissions` against the
 // xlane-controller it starts (a real process on a Unix socket), with both
-// CPU profiles and the controller's execution trace, and checks what it
-// writes.
+// CPU profiles and both execution traces, and checks what it writes.
 func TestBenchAdmissionsDaemon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts xlane-controller")
 	}
 	bin := buildController(t)
 	out := t.TempDir()
-	prof, clientProf, trace := filepath.Join(out, "controller.prof"), filepath.Join(out, "client.prof"), filepath.Join(out, "controller.trace")
+	prof, clientProf := filepath.Join(out, "controller.prof"), filepath.Join(out, "client.prof")
+	ctlTrace, clientTrace := filepath.Join(out, "controller.trace"), filepath.Join(out, "client.trace")
 	stdout, stderr, err := run(t, "bench", "admissions", "--bin", bin, "--out", out, "--k", "4",
 		"--preload", "100", "--requests", "300", "--clients", "4", "--services", "3",
-		"--cpuprofile", prof, "--cpuprofile-for", "1s", "--client-cpuprofile", clientProf, "--trace", trace)
+		"--cpuprofile", prof, "--cpuprofile-for", "1s", "--client-cpuprofile", clientProf, "--trace", ctlTrace, "--client-trace", clientTrace)
 	if err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
@@ -50,8 +51,13 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 		}
 	}
 	// An execution trace starts with its header ("go 1.26 trace").
-	if data, err := os.ReadFile(trace); err != nil || !strings.HasPrefix(string(data), "go 1.") || len(data) < 1000 {
-		t.Errorf("%s: %d bytes, %v: not an execution trace", trace, len(data), err)
+	if trace.IsEnabled() {
+		t.Error("the load generator's trace is still running after the command")
+	}
+	for _, p := range []string{ctlTrace, clientTrace} {
+		if data, err := os.ReadFile(p); err != nil || !strings.HasPrefix(string(data), "go 1.") || len(data) < 1000 {
+			t.Errorf("%s: %d bytes, %v: not an execution trace", p, len(data), err)
+		}
 	}
 }
 
