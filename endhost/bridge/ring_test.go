@@ -519,3 +519,61 @@ func TestBusyPollQuietSpan(t *testing.T) {
 		t.Errorf("a long look's quiet is not cut at %d ticks", maxQuiet)
 	}
 }
+
+// A busy consumer that just drained a run of messages takes only a whole
+// batch while it holds out, then whatever is there; one that took a lone
+// message, is not busy, or whose hold is over takes a lone message at
+// once.
+func TestBusyConsumerHoldsForABatch(t *testing.T) {
+	prod, cons := newPair(t, 64, 8)
+	cons.SetBusyPoll(true)
+	buf := make([]byte, 8)
+	push := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if !prod.Push([]byte{byte(i)}, Meta{}) {
+				t.Fatalf("push %d: full", i)
+			}
+		}
+	}
+	pop := func(want int) {
+		t.Helper()
+		cons.quietFor = 0 // no quiet in the way
+		if n, _, ok := cons.Pop(buf); !ok || n != 1 || int(buf[0]) != want {
+			t.Fatalf("pop: %v %v, want message %d", buf[:n], ok, want)
+		}
+	}
+	push(0, 3)
+	cons.drainedAt, cons.holdFor = ticks(), 1<<62 // as if it had just drained, holding long
+	for range 100 {
+		cons.quietFor = 0
+		if _, _, ok := cons.Pop(buf); ok {
+			t.Fatal("a holding consumer took fewer than a batch")
+		}
+	}
+	push(3, batchAhead) // a whole batch now
+	for i := range batchAhead {
+		pop(i)
+	}
+	// Drained: it holds again, for holdTicks from now.
+	if cons.holdFor != holdTicks || !cons.holding(cons.drainedAt) || cons.holding(cons.drainedAt+holdTicks) {
+		t.Fatalf("after draining: hold for %d ticks from %d", cons.holdFor, cons.drainedAt)
+	}
+	push(batchAhead, batchAhead+1)
+	cons.holdFor = 0 // the hold is over: a lone message is taken
+	pop(batchAhead)
+	// A counter that went back ends the hold.
+	push(batchAhead+1, batchAhead+2)
+	cons.drainedAt, cons.holdFor = ticks()+1<<40, 1<<62
+	pop(batchAhead + 1)
+	// A message taken alone (an exchange) starts no hold: the next one
+	// is taken at once.
+	if cons.holdFor != 0 {
+		t.Fatalf("after a lone message: hold for %d ticks", cons.holdFor)
+	}
+	// Not busy: no hold.
+	cons.SetBusyPoll(false)
+	push(batchAhead+2, batchAhead+3)
+	cons.drainedAt, cons.holdFor = ticks(), 1<<62
+	pop(batchAhead + 2)
+}
