@@ -96,32 +96,29 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 						})
 					}
 				}
-				if clientProfile != "" {
-					f, err := os.Create(clientProfile)
+				// This process's own recordings over the timed admissions.
+				for _, rec := range []struct {
+					path, what string
+					start      func(io.Writer) error
+					stop       func()
+				}{
+					{clientProfile, "client profile", pprof.StartCPUProfile, pprof.StopCPUProfile},
+					{clientTrace, "client trace", trace.Start, trace.Stop},
+				} {
+					if rec.path == "" {
+						continue
+					}
+					f, err := os.Create(rec.path)
 					if err != nil {
 						return loadgen.Result{}, err
 					}
 					defer f.Close()
 					timing = append(timing, func() func() {
-						if err := pprof.StartCPUProfile(f); err != nil {
-							fmt.Fprintf(cmd.ErrOrStderr(), "client profile: %v\n", err)
+						if err := rec.start(f); err != nil {
+							fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", rec.what, err)
 							return nil
 						}
-						return pprof.StopCPUProfile
-					})
-				}
-				if clientTrace != "" {
-					f, err := os.Create(clientTrace)
-					if err != nil {
-						return loadgen.Result{}, err
-					}
-					defer f.Close()
-					timing = append(timing, func() func() {
-						if err := trace.Start(f); err != nil {
-							fmt.Fprintf(cmd.ErrOrStderr(), "client trace: %v\n", err)
-							return nil
-						}
-						return trace.Stop
+						return rec.stop
 					})
 				}
 				if len(timing) > 0 {
