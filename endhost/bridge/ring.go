@@ -302,11 +302,11 @@ func (r *Ring) look() bool {
 	if r.resting(t) {
 		return false
 	}
-	if r.probeBatch() {
-		r.batchStart = r.local
-		return true
-	}
 	if r.holding(t) {
+		if r.probeBatch() {
+			r.batchStart = r.local
+			return true
+		}
 		r.rest(t, ticks())
 		return false
 	}
@@ -356,16 +356,17 @@ func (r *Ring) probeMore() bool {
 	if !r.busyPoll {
 		return r.probe()
 	}
+	if r.local-r.batchStart < minStream {
+		// Only a run of several messages means they stream: one taken
+		// alone (an exchange, message by message) is looked past as a
+		// consumer that is not busy does, and answered at once next time.
+		r.holdFor = 0
+		return r.probe()
+	}
 	if r.probeBatch() {
-		r.batchStart = r.local
 		return true
 	}
-	// Only a run of several messages means they stream: one taken alone
-	// (an exchange, message by message) is answered at once next time.
-	r.holdFor = 0
-	if r.local-r.batchStart >= minStream {
-		r.drainedAt, r.holdFor = ticks(), holdTicks
-	}
+	r.drainedAt, r.holdFor = ticks(), holdTicks
 	return false
 }
 
