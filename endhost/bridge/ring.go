@@ -324,8 +324,8 @@ func (r *Ring) look() bool {
 // reading the slots the producer is about to write and taking away the
 // lines it had fetched for writing. Holding out for batchAhead messages
 // for at most holdTicks keeps it a batch behind while messages stream
-// (in the far vCPU placement here: 64-byte hand-offs +10–20 %, in the
-// slow state 11 → 19 M/s) and delays the tail of a burst by at most
+// (in the far vCPU placement here: 64-byte hand-offs +10–30 %, in the
+// slow state 10–15 → 18–19 M/s) and delays the tail of a burst by at most
 // that; a message after a pause, or one that follows a lone message
 // (an exchange), is taken at once. A counter that went back ends the
 // hold (the difference wraps).
@@ -351,7 +351,7 @@ func (r *Ring) probeBatch() bool {
 }
 
 // probeMore is advance's look past the messages known published; a busy
-// consumer looks for a whole batch, and without one begins to hold.
+// consumer that took a run looks for a whole batch, and without one holds.
 func (r *Ring) probeMore() bool {
 	if !r.busyPoll {
 		return r.probe()
