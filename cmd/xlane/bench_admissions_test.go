@@ -50,10 +50,10 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 			t.Errorf("%s: %v (empty or missing)", p, err)
 		}
 	}
-	// An execution trace starts with its header ("go 1.26 trace").
 	if trace.IsEnabled() {
 		t.Error("the load generator's trace is still running after the command")
 	}
+	// An execution trace starts with its header ("go 1.26 trace").
 	for _, p := range []string{ctlTrace, clientTrace} {
 		if data, err := os.ReadFile(p); err != nil || !strings.HasPrefix(string(data), "go 1.") || len(data) < 1000 {
 			t.Errorf("%s: %d bytes, %v: not an execution trace", p, len(data), err)

@@ -571,9 +571,11 @@ func TestBusyConsumerHoldsForABatch(t *testing.T) {
 	if cons.holdFor != 0 {
 		t.Fatalf("after a lone message: hold for %d ticks", cons.holdFor)
 	}
+	push(batchAhead+2, batchAhead+3)
+	pop(batchAhead + 2)
 	// Not busy: no hold.
 	cons.SetBusyPoll(false)
-	push(batchAhead+2, batchAhead+3)
+	push(batchAhead+3, batchAhead+4)
 	cons.drainedAt, cons.holdFor = ticks(), 1<<62
-	pop(batchAhead + 2)
+	pop(batchAhead + 3)
 }
