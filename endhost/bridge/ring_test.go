@@ -144,6 +144,27 @@ func TestBadRingsAreRefused(t *testing.T) {
 	}
 }
 
+// Slots are packed to 16 bytes, so they straddle cache lines; what a
+// prefetch of a slot (or of a run of them) fetches must cover every byte.
+func TestSlotsPackedAndSpanned(t *testing.T) {
+	for _, c := range []struct{ data, want int }{{1, 64}, {16, 64}, {17, 80}, {64, 112}, {100, 160}} {
+		if got := slotLen(c.data); got != c.want {
+			t.Errorf("slotLen(%d) = %d, want %d", c.data, got, c.want)
+		}
+	}
+	r, _ := newPair(t, 16, 64)
+	for i := range uint64(16) {
+		for _, n := range []int{r.slotLen, 3 * r.slotLen} {
+			p := r.slot(i)
+			first, lines := span(p, n)
+			from, to := uintptr(first), uintptr(first)+uintptr(lines*cacheLine)
+			if from%cacheLine != 0 || from > uintptr(p) || to < uintptr(p)+uintptr(n) || to-uintptr(p)-uintptr(n) >= cacheLine {
+				t.Errorf("slot %d, %d bytes at %#x: lines %#x..%#x do not just cover them", i, n, uintptr(p), from, to)
+			}
+		}
+	}
+}
+
 func TestPushPopAllocateNothing(t *testing.T) {
 	prod, cons := newPair(t, 8, 64)
 	msg, buf := make([]byte, 64), make([]byte, 64)
