@@ -179,3 +179,68 @@ func pinned(cpu int) {
 	set.Set(cpu)
 	_ = unix.SchedSetaffinity(0, &set)
 }
+
+// BenchmarkHandOffBurst pushes bursts of messages back to back, one burst
+// once the consumer has the last and a pause has passed, and reports the
+// time from push to pop of every message (p50, p99, max) and of each
+// burst's last one: what a busy consumer's hold (it holds out for a
+// whole batch after taking a run) costs the messages of a burst that come
+// after it looked, as a packet's messages pushed one by one into X-R.
+func BenchmarkHandOffBurst(b *testing.B) {
+	for _, burst := range []int{8, 32, 512} {
+		b.Run(strconv.Itoa(burst), func(b *testing.B) { handOffBurst(b, burst) })
+	}
+}
+
+func handOffBurst(b *testing.B, burst int) {
+	const size, pause = 64, 5 * time.Microsecond
+	prod, cons := newPair(b, 1024, size)
+	cons.SetBusyPoll(true)
+	n := (b.N + burst - 1) / burst * burst
+	lat := make([]time.Duration, 0, n)
+	got := make(chan struct{})
+	var seen atomic.Uint64
+	go func() {
+		defer close(got)
+		runtime.LockOSThread() // never unlocked: the pinned thread ends with the goroutine
+		pinned(1)
+		buf := make([]byte, size)
+		for i := 0; i < n; {
+			_, m, ok := cons.Pop(buf)
+			if !ok {
+				SpinWait()
+				continue
+			}
+			lat = append(lat, time.Duration(time.Now().UnixNano()-m.T1))
+			i++
+			seen.Store(uint64(i))
+		}
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pin(b, 0)
+	msg := make([]byte, size)
+	b.ResetTimer()
+	for i := 0; i < n; i += burst {
+		for range burst {
+			for !prod.Push(msg, Meta{T1: time.Now().UnixNano()}) {
+			}
+		}
+		for seen.Load() != uint64(i+burst) {
+		}
+		for t := time.Now(); time.Since(t) < pause; {
+		}
+	}
+	<-got
+	b.StopTimer()
+	last := make([]time.Duration, 0, n/burst)
+	for i := burst - 1; i < n; i += burst {
+		last = append(last, lat[i])
+	}
+	slices.Sort(lat)
+	slices.Sort(last)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+	b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+	b.ReportMetric(float64(last[len(last)*99/100].Nanoseconds()), "last-p99-ns")
+}

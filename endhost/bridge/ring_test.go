@@ -546,10 +546,104 @@ func TestBusyPollQuietSpan(t *testing.T) {
 // message, is not busy, or whose hold is over takes a lone message at
 // once.
 func TestBusyConsumerHoldsForABatch(t *testing.T) {
-	prod, cons := newPair(t, 64, 8)
+	prod, cons := newPair(t, 512, 8)
 	cons.SetBusyPoll(true)
+	push, pop := pushPop(t, prod, cons)
+	// A stream: streamMin messages without a pause, taken as one run.
+	s := streamMin
+	push(0, s)
+	for i := range s {
+		pop(i)
+	}
+	if cons.holdFor != holdTicks {
+		t.Fatalf("after a stream: hold for %d ticks, want %d", cons.holdFor, holdTicks)
+	}
+	push(s, s+3)
+	cons.drainedAt, cons.holdFor = ticks(), 1<<62 // holding long
+	for range 100 {
+		cons.quietFor = 0
+		if _, _, ok := cons.Pop(make([]byte, 8)); ok {
+			t.Fatal("a holding consumer took fewer than a batch")
+		}
+	}
+	push(s+3, s+batchAhead) // a whole batch now
+	for i := range batchAhead {
+		pop(s + i)
+	}
+	// Drained: it holds again, for holdTicks from now.
+	if cons.holdFor != holdTicks || !cons.holding(cons.drainedAt) || cons.holding(cons.drainedAt+holdTicks) {
+		t.Fatalf("after draining: hold for %d ticks from %d", cons.holdFor, cons.drainedAt)
+	}
+	s += batchAhead
+	push(s, s+1)
+	cons.holdFor = 0 // the hold is over: a lone message is taken
+	pop(s)
+	// A counter that went back ends the hold.
+	push(s+1, s+2)
+	cons.drainedAt, cons.holdFor = ticks()+1<<40, 1<<62
+	pop(s + 1)
+	// A message taken alone (an exchange) starts no hold: the next one
+	// is taken at once.
+	if cons.holdFor != 0 {
+		t.Fatalf("after a lone message: hold for %d ticks", cons.holdFor)
+	}
+	push(s+2, s+3)
+	pop(s + 2)
+	// Not busy: no hold.
+	cons.SetBusyPoll(false)
+	push(s+3, s+4)
+	cons.drainedAt, cons.holdFor = ticks(), 1<<62
+	pop(s + 3)
+}
+
+// Only a stream holds: a burst after a pause (a packet's messages pushed
+// one by one) is taken as it comes, even after a stream; without the
+// pause the same burst continues the stream and is held.
+func TestBurstAfterPauseIsNotHeld(t *testing.T) {
+	for _, pause := range []bool{true, false} {
+		prod, cons := newPair(t, 512, 8)
+		cons.SetBusyPoll(true)
+		push, pop := pushPop(t, prod, cons)
+		s := streamMin
+		push(0, s)
+		for i := range s {
+			pop(i)
+		}
+		cons.holdFor = 0 // the hold is over
+		cons.quietFor = 0
+		if _, _, ok := cons.Pop(make([]byte, 8)); ok {
+			t.Fatal("a message from an empty ring")
+		}
+		if cons.emptySince == 0 {
+			t.Fatal("an empty look did not start an empty spell")
+		}
+		if pause {
+			cons.emptySince -= 2 * gapTicks // the ring stayed empty that long
+		}
+		push(s, s+2) // a burst of two, taken as a run
+		pop(s)
+		pop(s + 1)
+		if !pause {
+			// Part of the stream: having drained it, the consumer holds.
+			if cons.holdFor != holdTicks {
+				t.Fatalf("no pause: a burst after a stream: hold for %d ticks, want %d", cons.holdFor, holdTicks)
+			}
+			continue
+		}
+		if cons.holdFor != 0 {
+			t.Fatalf("a burst after a pause: hold for %d ticks", cons.holdFor)
+		}
+		push(s+2, s+3)
+		pop(s + 2) // at once
+	}
+}
+
+// pushPop returns a test's push of messages from..to-1 (each one byte,
+// its number) and its pop of the next one, wanted to be message want,
+// with no quiet in the way.
+func pushPop(t *testing.T, prod, cons *Ring) (push func(from, to int), pop func(want int)) {
 	buf := make([]byte, 8)
-	push := func(from, to int) {
+	push = func(from, to int) {
 		t.Helper()
 		for i := from; i < to; i++ {
 			if !prod.Push([]byte{byte(i)}, Meta{}) {
@@ -557,46 +651,12 @@ func TestBusyConsumerHoldsForABatch(t *testing.T) {
 			}
 		}
 	}
-	pop := func(want int) {
+	pop = func(want int) {
 		t.Helper()
-		cons.quietFor = 0 // no quiet in the way
-		if n, _, ok := cons.Pop(buf); !ok || n != 1 || int(buf[0]) != want {
+		cons.quietFor = 0
+		if n, _, ok := cons.Pop(buf); !ok || n != 1 || buf[0] != byte(want) {
 			t.Fatalf("pop: %v %v, want message %d", buf[:n], ok, want)
 		}
 	}
-	push(0, 3)
-	cons.drainedAt, cons.holdFor = ticks(), 1<<62 // as if it had just drained, holding long
-	for range 100 {
-		cons.quietFor = 0
-		if _, _, ok := cons.Pop(buf); ok {
-			t.Fatal("a holding consumer took fewer than a batch")
-		}
-	}
-	push(3, batchAhead) // a whole batch now
-	for i := range batchAhead {
-		pop(i)
-	}
-	// Drained: it holds again, for holdTicks from now.
-	if cons.holdFor != holdTicks || !cons.holding(cons.drainedAt) || cons.holding(cons.drainedAt+holdTicks) {
-		t.Fatalf("after draining: hold for %d ticks from %d", cons.holdFor, cons.drainedAt)
-	}
-	push(batchAhead, batchAhead+1)
-	cons.holdFor = 0 // the hold is over: a lone message is taken
-	pop(batchAhead)
-	// A counter that went back ends the hold.
-	push(batchAhead+1, batchAhead+2)
-	cons.drainedAt, cons.holdFor = ticks()+1<<40, 1<<62
-	pop(batchAhead + 1)
-	// A message taken alone (an exchange) starts no hold: the next one
-	// is taken at once.
-	if cons.holdFor != 0 {
-		t.Fatalf("after a lone message: hold for %d ticks", cons.holdFor)
-	}
-	push(batchAhead+2, batchAhead+3)
-	pop(batchAhead + 2)
-	// Not busy: no hold.
-	cons.SetBusyPoll(false)
-	push(batchAhead+3, batchAhead+4)
-	cons.drainedAt, cons.holdFor = ticks(), 1<<62
-	pop(batchAhead + 3)
+	return push, pop
 }
