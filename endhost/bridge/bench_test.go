@@ -132,24 +132,8 @@ func pin(b *testing.B, cpu int) {
 func BenchmarkHandOffLatency(b *testing.B) {
 	prod, cons := newPair(b, 1024, 64)
 	cons.SetBusyPoll(true)
-	lat := make([]time.Duration, 0, b.N)
-	got := make(chan struct{})
 	var seen atomic.Uint64
-	go func() {
-		defer close(got)
-		runtime.LockOSThread() // never unlocked: the pinned thread ends with the goroutine
-		pinned(1)
-		buf := make([]byte, 64)
-		for i := 0; i < b.N; {
-			_, m, ok := cons.Pop(buf)
-			if !ok {
-				continue
-			}
-			lat = append(lat, time.Duration(time.Now().UnixNano()-m.T1))
-			i++
-			seen.Store(uint64(i))
-		}
-	}()
+	latp, got := timedPops(cons, b.N, 64, &seen)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	pin(b, 0)
@@ -163,9 +147,35 @@ func BenchmarkHandOffLatency(b *testing.B) {
 	}
 	<-got
 	b.StopTimer()
+	lat := *latp
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+}
+
+// timedPops pops n messages of up to size bytes on a goroutine pinned to
+// CPU 1, polling without pause, and records each one's time from push
+// (its T1) to pop in *lat and the count taken in seen; got closes when
+// all n are in.
+func timedPops(cons *Ring, n, size int, seen *atomic.Uint64) (lat *[]time.Duration, got chan struct{}) {
+	l := make([]time.Duration, 0, n)
+	got = make(chan struct{})
+	go func() {
+		defer close(got)
+		runtime.LockOSThread() // never unlocked: the pinned thread ends with the goroutine
+		pinned(1)
+		buf := make([]byte, size)
+		for i := 0; i < n; {
+			_, m, ok := cons.Pop(buf)
+			if !ok {
+				continue
+			}
+			l = append(l, time.Duration(time.Now().UnixNano()-m.T1))
+			i++
+			seen.Store(uint64(i))
+		}
+	}()
+	return &l, got
 }
 
 // pinned is pin for a goroutine the benchmark does not wait on through b:
@@ -197,25 +207,8 @@ func handOffBurst(b *testing.B, burst int) {
 	prod, cons := newPair(b, 1024, size)
 	cons.SetBusyPoll(true)
 	n := (b.N + burst - 1) / burst * burst
-	lat := make([]time.Duration, 0, n)
-	got := make(chan struct{})
 	var seen atomic.Uint64
-	go func() {
-		defer close(got)
-		runtime.LockOSThread() // never unlocked: the pinned thread ends with the goroutine
-		pinned(1)
-		buf := make([]byte, size)
-		for i := 0; i < n; {
-			_, m, ok := cons.Pop(buf)
-			if !ok {
-				SpinWait()
-				continue
-			}
-			lat = append(lat, time.Duration(time.Now().UnixNano()-m.T1))
-			i++
-			seen.Store(uint64(i))
-		}
-	}()
+	latp, got := timedPops(cons, n, size, &seen)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	pin(b, 0)
@@ -233,6 +226,7 @@ func handOffBurst(b *testing.B, burst int) {
 	}
 	<-got
 	b.StopTimer()
+	lat := *latp
 	last := make([]time.Duration, 0, n/burst)
 	for i := burst - 1; i < n; i += burst {
 		last = append(last, lat[i])
