@@ -546,15 +546,8 @@ func TestBusyPollQuietSpan(t *testing.T) {
 // message, is not busy, or whose hold is over takes a lone message at
 // once.
 func TestBusyConsumerHoldsForABatch(t *testing.T) {
-	prod, cons := newPair(t, 512, 8)
-	cons.SetBusyPoll(true)
-	push, pop := pushPop(t, prod, cons)
-	// A stream: streamMin messages without a pause, taken as one run.
+	cons, push, pop := streamed(t)
 	s := streamMin
-	push(0, s)
-	for i := range s {
-		pop(i)
-	}
 	if cons.holdFor != holdTicks {
 		t.Fatalf("after a stream: hold for %d ticks, want %d", cons.holdFor, holdTicks)
 	}
@@ -601,14 +594,8 @@ func TestBusyConsumerHoldsForABatch(t *testing.T) {
 // pause the same burst continues the stream and is held.
 func TestBurstAfterPauseIsNotHeld(t *testing.T) {
 	for _, pause := range []bool{true, false} {
-		prod, cons := newPair(t, 512, 8)
-		cons.SetBusyPoll(true)
-		push, pop := pushPop(t, prod, cons)
+		cons, push, pop := streamed(t)
 		s := streamMin
-		push(0, s)
-		for i := range s {
-			pop(i)
-		}
 		cons.holdFor = 0 // the hold is over
 		cons.quietFor = 0
 		if _, _, ok := cons.Pop(make([]byte, 8)); ok {
@@ -636,6 +623,19 @@ func TestBurstAfterPauseIsNotHeld(t *testing.T) {
 		push(s+2, s+3)
 		pop(s + 2) // at once
 	}
+}
+
+// streamed returns a busy consumer that has taken a stream (streamMin
+// messages without a pause, as one run), with pushPop's push and pop.
+func streamed(t *testing.T) (cons *Ring, push func(from, to int), pop func(want int)) {
+	prod, cons := newPair(t, 512, 8)
+	cons.SetBusyPoll(true)
+	push, pop = pushPop(t, prod, cons)
+	push(0, streamMin)
+	for i := range streamMin {
+		pop(i)
+	}
+	return cons, push, pop
 }
 
 // pushPop returns a test's push of messages from..to-1 (each one byte,
