@@ -193,9 +193,10 @@ func pinned(cpu int) {
 // BenchmarkHandOffBurst pushes bursts of messages back to back, one burst
 // once the consumer has the last and a pause has passed, and reports the
 // time from push to pop of every message (p50, p99, max) and of each
-// burst's last one: what a busy consumer's hold (it holds out for a
-// whole batch after taking a run) costs the messages of a burst that come
-// after it looked, as a packet's messages pushed one by one into X-R.
+// burst's last one, as for a packet's messages pushed one by one into
+// X-R: bursts of 8 and 32 come after a pause and are not held; one of 512
+// is a stream, whose messages wait for their batch while the consumer
+// holds (holding).
 func BenchmarkHandOffBurst(b *testing.B) {
 	for _, burst := range []int{8, 32, 512} {
 		b.Run(strconv.Itoa(burst), func(b *testing.B) { handOffBurst(b, burst) })

@@ -168,7 +168,7 @@ func Open(path string) (*Ring, error) {
 
 // slotLen is a slot's size: meta and data, rounded up to 16 bytes (not to
 // a cache line: a 64-byte message then takes 112 bytes, 1.75 lines, not
-// two; in the far vCPU placement here 64-byte hand-offs +5–8 %). Slots
+// two; in the far vCPU placement here 64-byte hand-offs +5–9 %). Slots
 // may straddle lines; the consumer reads them a batch behind the producer.
 func slotLen(dataLen int) int { return (metaLen + dataLen + slotAlign - 1) / slotAlign * slotAlign }
 
