@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/southbound/memory"
 )
@@ -250,6 +251,72 @@ func TestWrittenBatchIsInstalledByTheNextLockHolder(t *testing.T) {
 	}
 	if len(drv.Rules("s1")) == 0 {
 		t.Fatal("no rules on the switch")
+	}
+}
+
+// A batch admitted while an earlier one waited for its store write is
+// installed with the engine's bounds as they are at its install: the
+// earlier one's undo tightened them, and the bounds from before it (with
+// the earlier load in them) must be neither committed nor told. A guard
+// for any install that works from bounds copied at admission.
+func TestBatchAfterAnUndoneOneGetsTheEngineBounds(t *testing.T) {
+	st := &gateStore{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	c, _ := batchController(t, st)
+	req := Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 500, PeriodUs: 100}
+	ctxA, cancelA := context.WithCancel(context.Background())
+	doneA, doneB := make(chan result, 1), make(chan result, 1)
+	go func() {
+		res, err := c.Request(ctxA, "a", req)
+		doneA <- result{res, err}
+	}()
+	<-st.entered // A's write is under way
+	go func() {
+		res, err := c.Request(context.Background(), "b", req)
+		doneB <- result{res, err}
+	}()
+	// B is admitted with A in the engine.
+	var stale te.Resources
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.inflight)
+		for id, rec := range c.inflight {
+			if rec.owner == "b" {
+				stale, _ = c.engine.Resources(id)
+			}
+		}
+		c.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d admissions in flight, want 2", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancelA() // A is undone at its install
+	go func() {
+		for range st.entered { // B's write and A's deletion
+		}
+	}()
+	close(st.gate)
+	if r := waitFor(t, doneA); !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("A got %v, want context.Canceled", r.err)
+	}
+	r := waitFor(t, doneB)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	close(st.entered) // both are done: no write is left
+	now, ok := c.engine.Resources(r.res.TunnelID)
+	if !ok || now.MaxJitterNs >= stale.MaxJitterNs {
+		t.Fatalf("B's bound in the engine %+v, with A %+v: want A's undo to have tightened it", now, stale)
+	}
+	if r.res.MaxJitterNs != now.MaxJitterNs || r.res.MinLatencyNs != now.MinLatencyNs {
+		t.Fatalf("B was told %+v; the engine holds %+v", r.res, now)
+	}
+	if got := c.Tunnels("b"); len(got) != 1 || got[0].MaxJitterNs != now.MaxJitterNs {
+		t.Fatalf("B committed as %+v; the engine holds %+v", got, now)
 	}
 }
 
