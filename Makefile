@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./controller/config
 	$(GO) test -run '^$$' -fuzz FuzzRequestValidation -fuzztime 30s ./controller/server
 	$(GO) test -run '^$$' -fuzz FuzzCodecUnmarshal -fuzztime 30s ./controller/server
+	$(GO) test -run '^$$' -fuzz FuzzParseWatchResponse -fuzztime 30s ./controller/server
 	$(GO) test -run '^$$' -fuzz FuzzParseWAL -fuzztime 30s ./controller/store
 	$(GO) test -run '^$$' -fuzz FuzzDecoders -fuzztime 30s ./southbound/openflow
 	$(GO) test -run '^$$' -fuzz FuzzWrite -fuzztime 30s ./southbound/p4rt/p4rttest

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/te"
@@ -38,7 +37,7 @@ type harness struct {
 	drv    *openflow.Driver // OVS testbeds
 	p4     *p4rt.Driver     // BMv2 testbeds
 	cli    *client.Client
-	ups    <-chan *pb.Upcall
+	ups    <-chan tunnels.Upcall
 	ready  chan string // switches reconciled after a (re)connect
 	ctlp   atomic.Pointer[tunnels.Controller]
 	ofAddr string
@@ -214,14 +213,14 @@ func (h *harness) bestEffortWorks(from, to string, port uint16) {
 
 // changed reports, once, how long after the call the tunnel's
 // BandwidthChanged upcall with reason arrived (nothing within 10 s: never).
-func (h *harness) changed(id uint64, reason pb.Reason) <-chan time.Duration {
+func (h *harness) changed(id uint64, reason tunnels.Reason) <-chan time.Duration {
 	start := time.Now()
 	out := make(chan time.Duration, 1)
 	go func() {
 		for {
 			select {
 			case u := <-h.ups:
-				if c := u.GetChanged(); c != nil && c.GetResources().GetTunnelId() == id && c.GetReason() == reason {
+				if u.Kind == tunnels.BandwidthChanged && u.TunnelID == id && u.Reason == reason {
 					out <- time.Since(start)
 					return
 				}
@@ -394,7 +393,7 @@ func (h *harness) overdrive(interval time.Duration) overdrive {
 	time.Sleep(2 * interval) // the monitor takes its baseline
 	got := make(chan []testbed.Packet, 1)
 	go func() { got <- receive(rx, time.Second) }()
-	demoted := h.changed(res.TunnelID, pb.Reason_REASON_BW_EXCEEDED)
+	demoted := h.changed(res.TunnelID, tunnels.ReasonBWExceeded)
 	o := overdrive{id: res.TunnelID, sent: 3000}
 	o.took = sendEvery(t, tx, o.sent, 1000, time.Second/3000) // 3 packets per approved period
 	o.packets = <-got

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/server"
 	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
 )
@@ -204,8 +204,8 @@ func newTunnelCmd() *cobra.Command {
 			}
 			defer cl.Close()
 			w := cmd.OutOrStdout()
-			err = cl.Watch(cmd.Context(), func(u *pb.Upcall) {
-				b, _ := protojson.Marshal(u)
+			err = cl.Watch(cmd.Context(), func(u tunnels.Upcall) {
+				b, _ := protojson.Marshal(server.UpcallPB(u))
 				fmt.Fprintln(w, string(b))
 			}, func(first bool) {
 				if !first {

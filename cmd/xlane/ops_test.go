@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/te"
@@ -77,5 +79,61 @@ func TestOperatorCLI(t *testing.T) {
 	}
 	if _, _, err = run(t, append([]string{"tunnel", "request", "--sender", "nope", "--receiver", "10.0.0.2:1", "--loadsize", "1", "--period", "1"}, c...)...); err == nil || !strings.Contains(err.Error(), "--sender") {
 		t.Fatalf("bad flag: %v", err)
+	}
+}
+
+// tunnel watch prints each upcall as the API's message in JSON, one a line.
+func TestTunnelWatchPrintsUpcalls(t *testing.T) {
+	addr := controllerOnLoopback(t)
+	c := []string{"--controller", addr}
+	if _, _, err := run(t, append([]string{"tunnel", "request", "--service", "fd", "--sender", "10.0.0.1", "--receiver", "10.0.0.2:7000", "--loadsize", "100", "--period", "100"}, c...)...); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		cmd := newRootCmd()
+		cmd.SetOut(pw)
+		cmd.SetErr(io.Discard)
+		cmd.SetArgs(append([]string{"tunnel", "watch", "--service", "fd"}, c...))
+		done <- cmd.ExecuteContext(ctx)
+		pw.Close()
+	}()
+	defer func() {
+		cancel()
+		go io.Copy(io.Discard, pr) // the command may still be printing
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, _, err := run(t, append([]string{"service", "show", "--service", "fd"}, c...)...)
+		if err == nil && !strings.Contains(out, "last watch opened   never") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch never subscribed: %v\n%s", err, out)
+		}
+	}
+	// Another service's tunnel on the same link moves fd's bound.
+	if _, _, err := run(t, append([]string{"tunnel", "request", "--service", "raft", "--sender", "10.0.0.1", "--receiver", "10.0.0.2:7001", "--loadsize", "900", "--period", "100"}, c...)...); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u struct {
+		Changed struct {
+			Resources struct {
+				TunnelID  string `json:"tunnelId"`
+				MaxJitter string `json:"maxJitter"`
+			}
+			GraceUntil string `json:"graceUntil"`
+		}
+	}
+	if err := json.Unmarshal([]byte(line), &u); err != nil || u.Changed.Resources.TunnelID != "1" || u.Changed.Resources.MaxJitter == "" || u.Changed.GraceUntil == "" {
+		t.Fatalf("watch printed %q (%v); want tunnel 1's BandwidthChanged with its bound and grace", line, err)
 	}
 }

@@ -49,6 +49,25 @@ func Dial(target, service string, opts ...grpc.DialOption) (*Client, error) {
 	return &Client{conn: conn, api: pb.NewControllerClient(conn), service: service}, nil
 }
 
+// subscribe opens a watch stream and waits until the server has the
+// subscription (it sends headers then).
+func (c *Client) subscribe(ctx context.Context) (grpc.ClientStream, error) {
+	stream, err := c.conn.NewStream(c.ctx(ctx), &pb.Controller_ServiceDesc.Streams[0], pb.Controller_Watch_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.SendMsg(&pb.WatchRequest{}); err != nil {
+		return nil, err
+	}
+	if err := stream.CloseSend(); err != nil {
+		return nil, err
+	}
+	if _, err := stream.Header(); err != nil {
+		return nil, err
+	}
+	return stream, nil
+}
+
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
@@ -140,28 +159,26 @@ func (c *Client) Topology(ctx context.Context) (*pb.Topology, error) {
 // subscribes again with backoff. subscribed, if set, is called each time a
 // subscription is live (first reports the first one): after a
 // re-subscription a service lists its tunnels to catch up on what it
-// missed.
-func (c *Client) Watch(ctx context.Context, fn func(*pb.Upcall), subscribed func(first bool)) error {
+// missed. Responses are decoded straight into upcalls whose memory is
+// reused (server.WatchBatch); fn gets each one by value.
+func (c *Client) Watch(ctx context.Context, fn func(tunnels.Upcall), subscribed func(first bool)) error {
 	backoff := 50 * time.Millisecond
 	first := true
+	var batch server.WatchBatch
 	for {
-		stream, err := c.api.Watch(c.ctx(ctx), &pb.WatchRequest{})
+		stream, err := c.subscribe(ctx)
 		if err == nil {
-			// The server sends headers once the subscription exists.
-			if _, err = stream.Header(); err == nil {
-				if subscribed != nil {
-					subscribed(first)
+			if subscribed != nil {
+				subscribed(first)
+			}
+			first = false
+			for {
+				if err = stream.RecvMsg(&batch); err != nil {
+					break
 				}
-				first = false
-				for {
-					var resp *pb.WatchResponse
-					if resp, err = stream.Recv(); err != nil {
-						break
-					}
-					backoff = 50 * time.Millisecond
-					for _, u := range resp.Upcalls {
-						fn(u)
-					}
+				backoff = 50 * time.Millisecond
+				for _, u := range batch.Upcalls {
+					fn(u)
 				}
 			}
 		}

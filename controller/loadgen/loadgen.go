@@ -21,7 +21,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/controller/te/workload"
@@ -201,12 +200,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		go func() {
 			defer wg.Done()
 			var once sync.Once
-			err := c.Watch(wctx, func(u *pb.Upcall) {
-				ch := u.GetChanged()
-				if !recording.Load() || ch == nil || ch.GetResources().GetNotBefore() == nil {
+			err := c.Watch(wctx, func(u tunnels.Upcall) {
+				if !recording.Load() || u.Kind != tunnels.BandwidthChanged || u.Resources.NotBefore.IsZero() {
 					return
 				}
-				at := ch.Resources.NotBefore.AsTime()
+				at := u.Resources.NotBefore
 				d := time.Since(at)
 				ul.mu.Lock()
 				ul.recs = append(ul.recs, upcall{at.UnixNano(), d})

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/store"
@@ -133,9 +132,9 @@ func benchGRPCClients(b *testing.B, k, clients int, headroom float64) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = c.Watch(wctx, func(u *pb.Upcall) {
-				if ch := u.GetChanged(); ch != nil {
-					at := ch.GraceUntil.AsTime().Add(-grace)
+			_ = c.Watch(wctx, func(u tunnels.Upcall) {
+				if u.Kind == tunnels.BandwidthChanged {
+					at := u.GraceUntil.Add(-grace)
 					d := time.Since(at)
 					delaysMu.Lock()
 					delays = append(delays, upcallDelay{at, d})

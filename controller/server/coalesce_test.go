@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/server"
 	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/tunnels"
@@ -33,15 +32,15 @@ func TestWatchCoalesce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			next := func() (time.Time, *pb.BandwidthChanged) {
+			next := func() (time.Time, tunnels.Upcall) {
 				t.Helper()
 				select {
 				case u := <-ups:
-					return time.Now(), u.GetChanged()
+					return time.Now(), u
 				case <-ctx.Done():
 					t.Fatal("no upcall")
 				}
-				return time.Time{}, nil
+				return time.Time{}, tunnels.Upcall{}
 			}
 			raftReq := func(port uint16) {
 				t.Helper()
@@ -53,11 +52,11 @@ func TestWatchCoalesce(t *testing.T) {
 			t1, ch1 := next()
 			raftReq(7002)
 			t2, ch2 := next()
-			if ch1 == nil || ch2 == nil || ch1.Resources.TunnelId != res.TunnelID || ch2.Resources.TunnelId != res.TunnelID {
+			if ch1.Kind != tunnels.BandwidthChanged || ch2.Kind != tunnels.BandwidthChanged || ch1.TunnelID != res.TunnelID || ch2.TunnelID != res.TunnelID {
 				t.Fatalf("upcalls %v, %v; want two changes of FD's tunnel %d", ch1, ch2, res.TunnelID)
 			}
-			if ch2.Resources.MaxJitter <= ch1.Resources.MaxJitter {
-				t.Fatalf("second change's jitter bound %d, not above the first's %d", ch2.Resources.MaxJitter, ch1.Resources.MaxJitter)
+			if ch2.Resources.MaxJitterNs <= ch1.Resources.MaxJitterNs {
+				t.Fatalf("second change's jitter bound %d, not above the first's %d", ch2.Resources.MaxJitterNs, ch1.Resources.MaxJitterNs)
 			}
 			gap := t2.Sub(t1)
 			// (The first response's own way to the client may take longer than

@@ -66,6 +66,14 @@ func (codec) Marshal(v any) (mem.BufferSlice, error) {
 func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
+	if wb, ok := v.(*WatchBatch); ok {
+		clear(wb.Upcalls) // no times kept alive by the reused memory
+		var err error
+		if wb.Upcalls, err = ParseWatchResponse(buf.ReadOnlyData(), wb.Upcalls[:0]); err != nil {
+			return fmt.Errorf("codec: %w", err)
+		}
+		return nil
+	}
 	if vt, ok := v.(vtMessage); ok {
 		// The generated code merges into the message: start from empty, as
 		// proto.Unmarshal does.

@@ -69,7 +69,7 @@ func TestWatchStreamReleasesTheHoldoff(t *testing.T) {
 	for changed := false; !changed; {
 		select {
 		case u := <-ups:
-			changed = u.GetChanged() != nil
+			changed = u.Kind == tunnels.BandwidthChanged
 		case <-ctx.Done():
 			t.Fatal("fd saw no BandwidthChanged upcall")
 		}

@@ -112,17 +112,16 @@ func TestAPIEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ch *pb.BandwidthChanged
+	var ch tunnels.Upcall
 	select {
-	case u := <-ups:
-		ch = u.GetChanged()
+	case ch = <-ups:
 	case <-ctx.Done():
 		t.Fatal("no upcall")
 	}
-	if ch == nil || ch.Resources.TunnelId != res.TunnelID || ch.Reason != pb.Reason_REASON_TE || ch.Resources.Period <= 26 {
-		t.Fatalf("upcall = %v", ch)
+	if ch.Kind != tunnels.BandwidthChanged || ch.TunnelID != res.TunnelID || ch.Resources.TunnelID != res.TunnelID || ch.Reason != tunnels.ReasonTE || ch.Resources.PeriodUs <= 26 {
+		t.Fatalf("upcall = %+v", ch)
 	}
-	grace := ch.GraceUntil.AsTime()
+	grace := ch.GraceUntil
 	if time.Until(grace) < time.Second {
 		t.Fatalf("grace ends too soon: %v", time.Until(grace))
 	}
@@ -134,7 +133,7 @@ func TestAPIEndToEnd(t *testing.T) {
 		t.Fatalf("meter during grace = %d, want the old %d", got, oldRate)
 	}
 	time.Sleep(time.Until(grace) + 150*time.Millisecond)
-	if got, want := meterOf(res.TunnelID), uint64(100*8*1_000_000/ch.Resources.Period); got != want {
+	if got, want := meterOf(res.TunnelID), uint64(100*8*1_000_000/ch.Resources.PeriodUs); got != want {
 		t.Fatalf("meter after grace = %d, want %d", got, want)
 	}
 
@@ -228,8 +227,8 @@ func TestWatchResubscribesAfterRestart(t *testing.T) {
 	}
 	select {
 	case u := <-ups:
-		if u.GetChanged() == nil {
-			t.Fatalf("upcall = %v", u)
+		if u.Kind != tunnels.BandwidthChanged {
+			t.Fatalf("upcall = %+v", u)
 		}
 	case <-ctx.Done():
 		t.Fatal("no upcall after restart")

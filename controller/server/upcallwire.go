@@ -4,6 +4,9 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
 
 	"github.com/xlane/xlane/controller/tunnels"
 )
@@ -96,4 +99,16 @@ func appendTimestamp(b []byte, num protowire.Number, t time.Time, size int) []by
 	b = protowire.AppendVarint(b, uint64(size))
 	b = appendUint(b, 1, uint64(t.Unix()))
 	return appendUint(b, 2, uint64(int64(int32(t.Nanosecond()))))
+}
+
+// UpcallPB is an upcall as the API's message: what appendWatchResponse
+// encodes and ParseWatchResponse decodes (the CLI prints it as JSON).
+func UpcallPB(u tunnels.Upcall) *pb.Upcall {
+	reason := pb.Reason(u.Reason)
+	if u.Kind == tunnels.BandwidthTerminated {
+		return &pb.Upcall{Kind: &pb.Upcall_Terminated{Terminated: &pb.BandwidthTerminated{TunnelId: u.TunnelID, Reason: reason}}}
+	}
+	return &pb.Upcall{Kind: &pb.Upcall_Changed{Changed: &pb.BandwidthChanged{
+		Resources: toPB(u.Resources), Reason: reason, GraceUntil: timestamppb.New(u.GraceUntil),
+	}}}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/tunnels"
@@ -54,7 +53,7 @@ func randomUpcall(rng *rand.Rand) tunnels.Upcall {
 }
 
 // The hand-written encoding is byte for byte what protobuf writes for the
-// messages upcallPB builds.
+// messages UpcallPB builds.
 func TestWatchResponseEncodingMatchesProtobuf(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for round := range 2000 {
@@ -62,7 +61,7 @@ func TestWatchResponseEncodingMatchesProtobuf(t *testing.T) {
 		resp := &pb.WatchResponse{}
 		for i := range us {
 			us[i] = randomUpcall(rng)
-			resp.Upcalls = append(resp.Upcalls, upcallPB(us[i]))
+			resp.Upcalls = append(resp.Upcalls, UpcallPB(us[i]))
 		}
 		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
 		if err != nil {
@@ -72,16 +71,4 @@ func TestWatchResponseEncodingMatchesProtobuf(t *testing.T) {
 			t.Fatalf("round %d, %+v:\n got %x\nwant %x", round, us, got, want)
 		}
 	}
-}
-
-// upcallPB is an upcall as the API's message: what appendWatchResponse
-// must encode.
-func upcallPB(u tunnels.Upcall) *pb.Upcall {
-	reason := pb.Reason(u.Reason)
-	if u.Kind == tunnels.BandwidthTerminated {
-		return &pb.Upcall{Kind: &pb.Upcall_Terminated{Terminated: &pb.BandwidthTerminated{TunnelId: u.TunnelID, Reason: reason}}}
-	}
-	return &pb.Upcall{Kind: &pb.Upcall_Changed{Changed: &pb.BandwidthChanged{
-		Resources: toPB(u.Resources), Reason: reason, GraceUntil: timestamppb.New(u.GraceUntil),
-	}}}
 }

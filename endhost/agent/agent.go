@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
@@ -396,35 +395,35 @@ wait:
 func (a *Agent) Watching() <-chan struct{} { return a.watching }
 
 // upcall hands the controller's decisions about our tunnels to the lanes.
-func (a *Agent) upcall(u *pb.Upcall) {
+func (a *Agent) upcall(u tunnels.Upcall) {
 	// A sender that has stopped takes no updates: do not wait for it.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if c := u.GetChanged(); c != nil {
-		res := client.FromPB(c.GetResources())
+	if u.Kind == tunnels.BandwidthChanged {
+		res := u.Resources
 		for _, l := range a.laneList() {
 			if l.tunnel == res.TunnelID && l.sender != nil {
 				s := a.cfg.SchemaOf()
 				p := lane.Params{PeriodNs: res.PeriodUs * 1000, Loadsize: 20 + s.MessageChunks(l.cfg.MessageBytes)*s.ChunkLen}
 				if res.MaxJitterNs == tunnels.Unbounded {
-					a.log.Warn("lane demoted: its packets exceeded the tunnel's rate; it keeps sending at best effort", "lane", l.cfg.Name, "reason", c.GetReason())
+					a.log.Warn("lane demoted: its packets exceeded the tunnel's rate; it keeps sending at best effort", "lane", l.cfg.Name, "reason", u.Reason)
 				}
-				if err := l.sender.Update(ctx, lane.Update{Params: p, At: l.sender.Mono(c.GetGraceUntil().AsTime())}); err != nil {
+				if err := l.sender.Update(ctx, lane.Update{Params: p, At: l.sender.Mono(u.GraceUntil)}); err != nil {
 					a.log.Error("lane update", "lane", l.cfg.Name, "err", err)
 				}
 				a.changes.Add(1)
-				a.tell(l, app.Event{Kind: app.LaneChanged, Reason: uint8(c.GetReason()), Tunnel: res.TunnelID, PeriodUs: res.PeriodUs,
-					LoadsizeBytes: res.LoadsizeBytes, MinLatencyNs: res.MinLatencyNs, MaxJitterNs: res.MaxJitterNs, GraceUntil: c.GetGraceUntil().AsTime()})
-				a.log.Info("lane changed", "lane", l.cfg.Name, "period_us", res.PeriodUs, "reason", c.GetReason(), "from", c.GetGraceUntil().AsTime())
+				a.tell(l, app.Event{Kind: app.LaneChanged, Reason: uint8(u.Reason), Tunnel: res.TunnelID, PeriodUs: res.PeriodUs,
+					LoadsizeBytes: res.LoadsizeBytes, MinLatencyNs: res.MinLatencyNs, MaxJitterNs: res.MaxJitterNs, GraceUntil: u.GraceUntil})
+				a.log.Info("lane changed", "lane", l.cfg.Name, "period_us", res.PeriodUs, "reason", u.Reason, "from", u.GraceUntil)
 			}
 		}
 	}
-	if t := u.GetTerminated(); t != nil {
+	if u.Kind == tunnels.BandwidthTerminated {
 		for _, l := range a.laneList() {
-			if l.tunnel == t.GetTunnelId() && l.sender != nil {
+			if l.tunnel == u.TunnelID && l.sender != nil {
 				_ = l.sender.Update(ctx, lane.Update{Stop: true})
-				a.log.Warn("lane terminated by the controller", "lane", l.cfg.Name, "reason", t.GetReason())
-				a.tell(l, app.Event{Kind: app.LaneTerminated, Reason: uint8(t.GetReason()), Tunnel: t.GetTunnelId()})
+				a.log.Warn("lane terminated by the controller", "lane", l.cfg.Name, "reason", u.Reason)
+				a.tell(l, app.Event{Kind: app.LaneTerminated, Reason: uint8(u.Reason), Tunnel: u.TunnelID})
 				a.mu.Lock()
 				l.tunnel = 0 // nothing to release
 				a.mu.Unlock()

@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc"
 
-	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/server"
 	"github.com/xlane/xlane/controller/tunnels"
@@ -52,16 +51,16 @@ func ServeWith(t testing.TB, ctl *tunnels.Controller, addr string, srv []server.
 // Watch runs c.Watch until the test ends: upcalls arrive on ups, and live
 // reports every subscription (true for the first). It returns once the
 // first subscription is live.
-func Watch(t testing.TB, ctx context.Context, c *client.Client) (ups <-chan *pb.Upcall, live <-chan bool) {
+func Watch(t testing.TB, ctx context.Context, c *client.Client) (ups <-chan tunnels.Upcall, live <-chan bool) {
 	t.Helper()
-	u := make(chan *pb.Upcall, 1024)
+	u := make(chan tunnels.Upcall, 1024)
 	l := make(chan bool, 16)
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = c.Watch(wctx, func(x *pb.Upcall) {
+		_ = c.Watch(wctx, func(x tunnels.Upcall) {
 			select {
 			case u <- x:
 			case <-wctx.Done():
