@@ -13,7 +13,9 @@ import (
 // the holdoff, until every watcher has taken the upcalls handed to it.
 // Requests arriving meanwhile join that batch, so the wait costs the
 // throughput little (larger batches share the engine's and the store's
-// fixed costs).
+// fixed costs). A watcher that the holdoff ran out on is skipped until it
+// has taken everything (Drained): one stuck service costs admissions one
+// holdoff, not one per batch.
 
 // gate is the holdoff's wait: open while a lock holder waits for the
 // watchers; a stream that took everything queued for it closes it once
@@ -24,28 +26,34 @@ type gate struct {
 	timer *time.Timer   // reused: one waiter at a time (it holds c.mu)
 }
 
-// backlogged reports whether any watcher has upcalls it has not taken.
+// backlogged reports whether any watcher not marked slow has upcalls it
+// has not taken; with markSlow it marks every such watcher slow instead.
 // The channels' lengths are the truth: nothing to count, nothing to drift
 // when a stream ends with upcalls still queued (its subscription is gone
 // from subs once it closes).
-func (w *watchers) backlogged() bool {
+func (w *watchers) backlogged(markSlow bool) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	found := false
 	for _, set := range w.subs {
 		for s := range set {
-			if len(s.c) > 0 {
-				return true
+			if len(s.c) > 0 && !s.slow.Load() {
+				if !markSlow {
+					return true
+				}
+				s.slow.Store(true)
+				found = true
 			}
 		}
 	}
-	return false
+	return found
 }
 
 // holdoff waits until no watcher has upcalls it has not taken, or for d;
 // c.mu is held (so there is one waiter at a time).
 func (c *Controller) holdoff(d time.Duration) {
 	w := &c.watch
-	if d <= 0 || !w.backlogged() {
+	if d <= 0 || !w.backlogged(false) {
 		return
 	}
 	g := &w.gate
@@ -61,7 +69,7 @@ func (c *Controller) holdoff(d time.Duration) {
 		g.mu.Unlock()
 	}()
 	// A stream that drained before the gate was set did not look for it.
-	if !w.backlogged() {
+	if !w.backlogged(false) {
 		return
 	}
 	if g.timer == nil {
@@ -73,6 +81,7 @@ func (c *Controller) holdoff(d time.Duration) {
 	select {
 	case <-open:
 	case <-g.timer.C:
+		w.backlogged(true) // those it ran out on
 	}
 }
 
@@ -81,11 +90,14 @@ func (c *Controller) holdoff(d time.Duration) {
 // an admission waiting on it wait out the holdoff.
 func (s *Subscription) Drained() {
 	w := &s.ctl.watch
+	if s.slow.Load() && len(s.c) == 0 {
+		s.slow.Store(false) // caught up: waited for again
+	}
 	g := &w.gate
 	g.mu.Lock()
 	open := g.open
 	g.mu.Unlock()
-	if open == nil || w.backlogged() {
+	if open == nil || w.backlogged(false) {
 		return
 	}
 	g.mu.Lock()

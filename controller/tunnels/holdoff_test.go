@@ -113,6 +113,42 @@ func TestHoldoffIsBounded(t *testing.T) {
 	}
 }
 
+// A watcher the holdoff ran out on is not waited for again until it has
+// taken its upcalls: one stuck service costs admissions one holdoff, not
+// one a batch.
+func TestHoldoffSkipsAWatcherItRanOutOn(t *testing.T) {
+	c := withHoldoff(t, 20*time.Millisecond)
+	w := c.Watch("fd")
+	defer w.Close()
+	mustRequest(t, c, "fd", 7000)
+	mustRequest(t, c, "other", 8000) // queues an upcall for fd, which never takes it
+	if len(w.C) == 0 {
+		t.Fatal("fd has no upcall queued")
+	}
+	mustRequest(t, c, "other", 8001) // waits out the 20 ms
+	c.mu.Lock()
+	c.holdoffFor = 30 * time.Second // were fd still waited for, the next admission would wait this out
+	c.mu.Unlock()
+	mustWait(t, requestAsync(c, "other", req(8002)), "an admission with only a slow watcher backlogged")
+
+	// Caught up, fd is waited for again.
+	for len(w.C) > 0 {
+		<-w.C
+	}
+	w.Drained()
+	mustRequest(t, c, "other", 8003) // nothing queued: no wait; this queues fd's next upcall
+	if len(w.C) == 0 {
+		t.Fatal("fd has no upcall queued")
+	}
+	next := requestAsync(c, "other", req(8004))
+	mustBlock(t, next, "an admission")
+	for len(w.C) > 0 {
+		<-w.C
+	}
+	w.Drained()
+	mustWait(t, next, "the admission after fd caught up")
+}
+
 func TestHoldoffMustNotBeNegative(t *testing.T) {
 	_, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: memory.New("s1", "s2"), UpcallHoldoff: -time.Millisecond})
 	if err == nil {

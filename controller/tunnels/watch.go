@@ -1,6 +1,9 @@
 package tunnels
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Subscription delivers one service's upcalls in order.
 type Subscription struct {
@@ -8,6 +11,9 @@ type Subscription struct {
 	c       chan Upcall
 	once    sync.Once
 	dropped bool // under the controller's watch.mu
+	// slow is set when an admission's holdoff ran out with upcalls of this
+	// watcher still queued; holdoffs skip it until it has taken them all.
+	slow  atomic.Bool
 	owner   string
 	ctl     *Controller
 }
