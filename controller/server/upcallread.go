@@ -20,10 +20,12 @@ type WatchBatch struct {
 // ParseWatchResponse appends the upcalls of a WatchResponse on the wire
 // to into: the inverse of appendWatchResponse, and what protobuf's
 // decoder makes of the same bytes (fields unknown here are skipped, a
-// field given twice takes its last value). A malformed response is an
+// field given twice takes its last value, a message given twice is
+// merged). A malformed response is an
 // error naming where it broke.
 func ParseWatchResponse(b []byte, into []tunnels.Upcall) ([]tunnels.Upcall, error) {
-	for n := 0; len(b) > 0; n++ {
+	n := 0 // upcalls read
+	for len(b) > 0 {
 		num, typ, l, err := tag(b)
 		if err != nil {
 			return into, fmt.Errorf("watch response: %w", err)
@@ -49,6 +51,7 @@ func ParseWatchResponse(b []byte, into []tunnels.Upcall) ([]tunnels.Upcall, erro
 		if known { // a kind this client does not know is skipped
 			into = append(into, u)
 		}
+		n++
 	}
 	return into, nil
 }

@@ -308,7 +308,9 @@ func TestBatchAfterAnUndoneOneGetsTheEngineBounds(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	close(st.entered) // both are done: no write is left
+	c.mu.Lock()
 	now, ok := c.engine.Resources(r.res.TunnelID)
+	c.mu.Unlock()
 	if !ok || now.MaxJitterNs >= stale.MaxJitterNs {
 		t.Fatalf("B's bound in the engine %+v, with A %+v: want A's undo to have tightened it", now, stale)
 	}

@@ -14,8 +14,8 @@ type Subscription struct {
 	// slow is set when an admission's holdoff ran out with upcalls of this
 	// watcher still queued; holdoffs skip it until it has taken them all.
 	slow  atomic.Bool
-	owner   string
-	ctl     *Controller
+	owner string
+	ctl   *Controller
 }
 
 // watchers holds the subscriptions and what is on its way to them and to
