@@ -196,6 +196,7 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 	f.StringVar(&traceFile, "trace", "", "write an execution trace of the started controller during the timed admissions to this file (go tool trace; -pprof=sched shows how long goroutines waited for a processor, by where they were woken)")
 	f.StringVar(&clientTrace, "client-trace", "", "write an execution trace of this process (the load generator) over the timed admissions to this file")
 	f.DurationVar(&profileFor, "cpuprofile-for", 2*time.Second, "how long --cpuprofile and --trace record, from the start of the timed admissions")
+	f.DurationVar(&cfg.Probe, "probe", 200*time.Millisecond, "before timing, hash with SHA-256 on one core for this long and report the rate: the machine's speed at the time, which drifts on a VM (0: skip)")
 	return cmd
 }
 

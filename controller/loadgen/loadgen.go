@@ -7,6 +7,7 @@ package loadgen
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -51,7 +52,11 @@ type Config struct {
 	// ControllerCPU, when set, reads the CPU time the controller's process
 	// has used so far; the result then carries its share per admission.
 	ControllerCPU func() (time.Duration, error)
-	Progress      io.Writer // progress lines; nil: none
+	// Probe, when above 0, is how long to time a fixed computation on one
+	// core just before timing (Result.MachineMBps): this VM's speed drifts
+	// by half within minutes, and runs compare only at a known speed.
+	Probe    time.Duration
+	Progress io.Writer // progress lines; nil: none
 }
 
 func (c *Config) defaults() {
@@ -101,6 +106,8 @@ type Result struct {
 	// ControllerPeakRSS is the controller process's peak resident memory
 	// (bytes), when the caller knows it.
 	ControllerPeakRSS int64 `json:"controller_peak_rss_bytes,omitempty"`
+	// MachineMBps is SHA-256 on one core just before timing (Config.Probe).
+	MachineMBps float64 `json:"machine_sha256_mb_per_s,omitempty"`
 }
 
 // Table writes r for people.
@@ -123,6 +130,22 @@ func (r Result) Table(w io.Writer) {
 	if r.ControllerPeakRSS > 0 {
 		fmt.Fprintf(w, "controller memory   peak RSS %.0f MiB\n", float64(r.ControllerPeakRSS)/(1<<20))
 	}
+	if r.MachineMBps > 0 {
+		fmt.Fprintf(w, "machine speed       SHA-256 %.0f MB/s on one core just before timing\n", r.MachineMBps)
+	}
+}
+
+// probe is how fast one core hashes with SHA-256 (MB/s) over d: a fixed
+// computation that tells the machine's speed at the time.
+func probe(d time.Duration) float64 {
+	buf := make([]byte, 64<<10)
+	n := 0
+	start := time.Now()
+	for time.Since(start) < d {
+		sha256.Sum256(buf)
+		n += len(buf)
+	}
+	return float64(n) / time.Since(start).Seconds() / 1e6
 }
 
 // upcall is one BandwidthChanged a service saw; pointer-free, so a
@@ -303,6 +326,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		progress("timing %d admissions offered at %.0f/s by up to %d clients", cfg.Requests, cfg.Rate, cfg.Clients)
 	} else {
 		progress("timing %d admissions with %d clients", cfg.Requests, cfg.Clients)
+	}
+	if cfg.Probe > 0 {
+		res.MachineMBps = probe(cfg.Probe)
 	}
 	var endTiming func()
 	if cfg.Timing != nil {

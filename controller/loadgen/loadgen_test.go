@@ -55,6 +55,7 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 			return func() { ended = true }
 		},
 		ControllerCPU: func() (time.Duration, error) { reads++; return time.Duration(reads) * time.Second, nil },
+		Probe:         20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +87,11 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 	}
 	var table bytes.Buffer
 	res.Table(&table)
-	if !strings.Contains(table.String(), "admissions/s") || !strings.Contains(table.String(), "CPU per admission   controller 5ms") {
+	if res.MachineMBps < 1 {
+		t.Errorf("machine probe: %v MB/s", res.MachineMBps)
+	}
+	if !strings.Contains(table.String(), "admissions/s") || !strings.Contains(table.String(), "CPU per admission   controller 5ms") ||
+		!strings.Contains(table.String(), "machine speed       SHA-256 ") {
 		t.Errorf("table:\n%s", table.String())
 	}
 }
@@ -160,18 +165,19 @@ func TestRunControllerCPUError(t *testing.T) {
 // figure, whatever the runs' order.
 func TestSummarize(t *testing.T) {
 	rs := []loadgen.Result{
-		{PerSecond: 1800, UpcallP99: 9 * time.Millisecond, ControllerCPU: 700 * time.Microsecond},
-		{PerSecond: 2100, UpcallP99: 7 * time.Millisecond, ControllerCPU: 600 * time.Microsecond},
-		{PerSecond: 1500, UpcallP99: 12 * time.Millisecond, ControllerCPU: 800 * time.Microsecond},
-		{PerSecond: 1900, UpcallP99: 8 * time.Millisecond, ControllerCPU: 650 * time.Microsecond},
+		{PerSecond: 1800, UpcallP99: 9 * time.Millisecond, ControllerCPU: 700 * time.Microsecond, MachineMBps: 1500},
+		{PerSecond: 2100, UpcallP99: 7 * time.Millisecond, ControllerCPU: 600 * time.Microsecond, MachineMBps: 1600},
+		{PerSecond: 1500, UpcallP99: 12 * time.Millisecond, ControllerCPU: 800 * time.Microsecond, MachineMBps: 900},
+		{PerSecond: 1900, UpcallP99: 8 * time.Millisecond, ControllerCPU: 650 * time.Microsecond, MachineMBps: 1400},
 	}
 	s := loadgen.Summarize(rs)
-	if s.Runs != 4 || s.PerSecond != (loadgen.Spread{Min: 1500, Median: 1900, Max: 2100}) || s.UpcallP99 != (loadgen.Spread{Min: 7e6, Median: 9e6, Max: 12e6}) || s.ControllerCPU != (loadgen.Spread{Min: 600e3, Median: 700e3, Max: 800e3}) {
+	if s.Runs != 4 || s.PerSecond != (loadgen.Spread{Min: 1500, Median: 1900, Max: 2100}) || s.UpcallP99 != (loadgen.Spread{Min: 7e6, Median: 9e6, Max: 12e6}) || s.ControllerCPU != (loadgen.Spread{Min: 600e3, Median: 700e3, Max: 800e3}) ||
+		s.MachineMBps != (loadgen.Spread{Min: 900, Median: 1500, Max: 1600}) {
 		t.Fatalf("summary %+v", s)
 	}
 	var b strings.Builder
 	s.Table(&b)
-	for _, want := range []string{"4 runs", "1900/s", "9ms", "controller CPU/admission"} {
+	for _, want := range []string{"4 runs", "1900/s", "9ms", "controller CPU/admission", "1500 MB/s"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("table lacks %q:\n%s", want, b.String())
 		}

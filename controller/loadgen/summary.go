@@ -18,6 +18,7 @@ type Summary struct {
 	UpcallP99     Spread `json:"upcall_p99_ns"`
 	ControllerCPU Spread `json:"controller_cpu_per_admission_ns"`
 	ClientCPU     Spread `json:"client_cpu_per_admission_ns"`
+	MachineMBps   Spread `json:"machine_sha256_mb_per_s"`
 }
 
 // Spread is the least, median and greatest of a figure over runs (the
@@ -53,6 +54,7 @@ func Summarize(rs []Result) Summary {
 		UpcallP99:     spread(rs, d(func(r Result) time.Duration { return r.UpcallP99 })),
 		ControllerCPU: spread(rs, d(func(r Result) time.Duration { return r.ControllerCPU })),
 		ClientCPU:     spread(rs, d(func(r Result) time.Duration { return r.ClientCPU })),
+		MachineMBps:   spread(rs, func(r Result) float64 { return r.MachineMBps }),
 	}
 }
 
@@ -72,4 +74,7 @@ func (s Summary) Table(w io.Writer) {
 		row("controller CPU/admission", s.ControllerCPU, dur)
 	}
 	row("load generator CPU/admission", s.ClientCPU, dur)
+	if s.MachineMBps.Max > 0 {
+		row("machine SHA-256 (one core)", s.MachineMBps, func(v float64) string { return fmt.Sprintf("%.0f MB/s", v) })
+	}
 }
