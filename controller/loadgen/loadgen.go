@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"sync"
@@ -53,8 +54,9 @@ type Config struct {
 	// has used so far; the result then carries its share per admission.
 	ControllerCPU func() (time.Duration, error)
 	// Probe, when above 0, is how long to time a fixed computation on one
-	// core just before timing (Result.MachineMBps): this VM's speed drifts
-	// by half within minutes, and runs compare only at a known speed.
+	// core, and then random loads from memory, just before timing
+	// (Result.MachineMBps, MachineMemNs): this VM's speed drifts by half
+	// within minutes, and runs compare only at a known speed.
 	Probe    time.Duration
 	Progress io.Writer // progress lines; nil: none
 }
@@ -106,8 +108,10 @@ type Result struct {
 	// ControllerPeakRSS is the controller process's peak resident memory
 	// (bytes), when the caller knows it.
 	ControllerPeakRSS int64 `json:"controller_peak_rss_bytes,omitempty"`
-	// MachineMBps is SHA-256 on one core just before timing (Config.Probe).
-	MachineMBps float64 `json:"machine_sha256_mb_per_s,omitempty"`
+	// MachineMBps is SHA-256 on one core just before timing, MachineMemNs
+	// a dependent load from a random place in 64 MiB (Config.Probe).
+	MachineMBps  float64 `json:"machine_sha256_mb_per_s,omitempty"`
+	MachineMemNs float64 `json:"machine_memory_load_ns,omitempty"`
 }
 
 // Table writes r for people.
@@ -131,7 +135,7 @@ func (r Result) Table(w io.Writer) {
 		fmt.Fprintf(w, "controller memory   peak RSS %.0f MiB\n", float64(r.ControllerPeakRSS)/(1<<20))
 	}
 	if r.MachineMBps > 0 {
-		fmt.Fprintf(w, "machine speed       SHA-256 %.0f MB/s on one core just before timing\n", r.MachineMBps)
+		fmt.Fprintf(w, "machine speed       SHA-256 %.0f MB/s on one core, %.0f ns a memory load, just before timing\n", r.MachineMBps, r.MachineMemNs)
 	}
 }
 
@@ -146,6 +150,34 @@ func probe(d time.Duration) float64 {
 		n += len(buf)
 	}
 	return float64(n) / time.Since(start).Seconds() / 1e6
+}
+
+// memProbe is how long a load takes (ns) that depends on the one before,
+// from random places in 64 MiB, over d: memory latency beyond the caches,
+// which a VM's neighbours move while its cores compute as fast as ever.
+func memProbe(d time.Duration) float64 {
+	const n = 16 << 20 // uint32s
+	next := make([]uint32, n)
+	for i := range next {
+		next[i] = uint32(i)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := n - 1; i > 0; i-- { // Sattolo: one cycle through all
+		j := rng.IntN(i)
+		next[i], next[j] = next[j], next[i]
+	}
+	x, loads := uint32(0), 0
+	start := time.Now()
+	for time.Since(start) < d {
+		for range 4096 {
+			x = next[x]
+		}
+		loads += 4096
+	}
+	if x == n { // never: keeps the chase from being optimised away
+		loads++
+	}
+	return float64(time.Since(start).Nanoseconds()) / float64(loads)
 }
 
 // upcall is one BandwidthChanged a service saw; pointer-free, so a
@@ -328,7 +360,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		progress("timing %d admissions with %d clients", cfg.Requests, cfg.Clients)
 	}
 	if cfg.Probe > 0 {
-		res.MachineMBps = probe(cfg.Probe)
+		res.MachineMBps, res.MachineMemNs = probe(cfg.Probe), memProbe(cfg.Probe)
 	}
 	var endTiming func()
 	if cfg.Timing != nil {

@@ -87,8 +87,8 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 	}
 	var table bytes.Buffer
 	res.Table(&table)
-	if res.MachineMBps < 1 {
-		t.Errorf("machine probe: %v MB/s", res.MachineMBps)
+	if res.MachineMBps < 1 || res.MachineMemNs <= 0 {
+		t.Errorf("machine probe: %v MB/s, %v ns a load", res.MachineMBps, res.MachineMemNs)
 	}
 	if !strings.Contains(table.String(), "admissions/s") || !strings.Contains(table.String(), "CPU per admission   controller 5ms") ||
 		!strings.Contains(table.String(), "machine speed       SHA-256 ") {
@@ -165,19 +165,19 @@ func TestRunControllerCPUError(t *testing.T) {
 // figure, whatever the runs' order.
 func TestSummarize(t *testing.T) {
 	rs := []loadgen.Result{
-		{PerSecond: 1800, UpcallP99: 9 * time.Millisecond, ControllerCPU: 700 * time.Microsecond, MachineMBps: 1500},
-		{PerSecond: 2100, UpcallP99: 7 * time.Millisecond, ControllerCPU: 600 * time.Microsecond, MachineMBps: 1600},
-		{PerSecond: 1500, UpcallP99: 12 * time.Millisecond, ControllerCPU: 800 * time.Microsecond, MachineMBps: 900},
-		{PerSecond: 1900, UpcallP99: 8 * time.Millisecond, ControllerCPU: 650 * time.Microsecond, MachineMBps: 1400},
+		{PerSecond: 1800, UpcallP99: 9 * time.Millisecond, ControllerCPU: 700 * time.Microsecond, MachineMBps: 1500, MachineMemNs: 90},
+		{PerSecond: 2100, UpcallP99: 7 * time.Millisecond, ControllerCPU: 600 * time.Microsecond, MachineMBps: 1600, MachineMemNs: 80},
+		{PerSecond: 1500, UpcallP99: 12 * time.Millisecond, ControllerCPU: 800 * time.Microsecond, MachineMBps: 900, MachineMemNs: 120},
+		{PerSecond: 1900, UpcallP99: 8 * time.Millisecond, ControllerCPU: 650 * time.Microsecond, MachineMBps: 1400, MachineMemNs: 100},
 	}
 	s := loadgen.Summarize(rs)
 	if s.Runs != 4 || s.PerSecond != (loadgen.Spread{Min: 1500, Median: 1900, Max: 2100}) || s.UpcallP99 != (loadgen.Spread{Min: 7e6, Median: 9e6, Max: 12e6}) || s.ControllerCPU != (loadgen.Spread{Min: 600e3, Median: 700e3, Max: 800e3}) ||
-		s.MachineMBps != (loadgen.Spread{Min: 900, Median: 1500, Max: 1600}) {
+		s.MachineMBps != (loadgen.Spread{Min: 900, Median: 1500, Max: 1600}) || s.MachineMemNs != (loadgen.Spread{Min: 80, Median: 100, Max: 120}) {
 		t.Fatalf("summary %+v", s)
 	}
 	var b strings.Builder
 	s.Table(&b)
-	for _, want := range []string{"4 runs", "1900/s", "9ms", "controller CPU/admission", "1500 MB/s"} {
+	for _, want := range []string{"4 runs", "1900/s", "9ms", "controller CPU/admission", "1500 MB/s", "machine memory load"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("table lacks %q:\n%s", want, b.String())
 		}

@@ -19,6 +19,7 @@ type Summary struct {
 	ControllerCPU Spread `json:"controller_cpu_per_admission_ns"`
 	ClientCPU     Spread `json:"client_cpu_per_admission_ns"`
 	MachineMBps   Spread `json:"machine_sha256_mb_per_s"`
+	MachineMemNs  Spread `json:"machine_memory_load_ns"`
 }
 
 // Spread is the least, median and greatest of a figure over runs (the
@@ -55,6 +56,7 @@ func Summarize(rs []Result) Summary {
 		ControllerCPU: spread(rs, d(func(r Result) time.Duration { return r.ControllerCPU })),
 		ClientCPU:     spread(rs, d(func(r Result) time.Duration { return r.ClientCPU })),
 		MachineMBps:   spread(rs, func(r Result) float64 { return r.MachineMBps }),
+		MachineMemNs:  spread(rs, func(r Result) float64 { return r.MachineMemNs }),
 	}
 }
 
@@ -76,5 +78,6 @@ func (s Summary) Table(w io.Writer) {
 	row("load generator CPU/admission", s.ClientCPU, dur)
 	if s.MachineMBps.Max > 0 {
 		row("machine SHA-256 (one core)", s.MachineMBps, func(v float64) string { return fmt.Sprintf("%.0f MB/s", v) })
+		row("machine memory load", s.MachineMemNs, func(v float64) string { return fmt.Sprintf("%.0f ns", v) })
 	}
 }
