@@ -552,12 +552,16 @@ func (e *Engine) export(t *tunnel) Tunnel {
 		MaxJitterNs:       res.MaxJitterNs,
 		RequestedPeriodNs: t.reqPeriod.CeilNs(),
 	}
-	for _, r := range t.receivers {
-		out.Receivers = append(out.Receivers, e.topo.Nodes[r].Name)
+	// Sized up front: an export per admission, and growing by append was
+	// five allocations where two do.
+	out.Receivers = make([]string, len(t.receivers))
+	for i, r := range t.receivers {
+		out.Receivers[i] = e.topo.Nodes[r].Name
 	}
-	for _, h := range t.hops {
-		l := e.topo.Links[h.link]
-		out.Edges = append(out.Edges, [2]string{e.topo.Nodes[l.From].Name, e.topo.Nodes[l.To].Name})
+	out.Edges = make([][2]string, len(t.hops))
+	for i, h := range t.hops {
+		l := &e.topo.Links[h.link]
+		out.Edges[i] = [2]string{e.topo.Nodes[l.From].Name, e.topo.Nodes[l.To].Name}
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package te
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // optScratch is reused across X-OPT runs to keep admission allocation-free
@@ -12,6 +13,9 @@ type optScratch struct {
 	next    [][]LinkID  // per receiver: first link on that shortest path
 	inTree  []bool
 	depth   []float64
+	linkOf  []int32 // per tree node: index of the hop entering it (-1 at the sender)
+	tree    []NodeID
+	done    []bool // per receiver: attached
 	pq      distHeap
 	visited []bool
 	astar   astar
@@ -67,17 +71,25 @@ func (e *Engine) plan(r resolved, id uint64) (*tunnel, error) {
 	}
 	sc.inTree = resizeB(sc.inTree, nn)
 	sc.depth = resizeF(sc.depth, nn)
+	if len(sc.linkOf) < nn {
+		sc.linkOf = make([]int32, nn)
+	}
 	clear(sc.inTree)
-	treeNodes := []NodeID{r.sender}
+	// The tree's nodes, the hop entering each and the receivers attached
+	// live in scratch (valid for tree nodes only): a plan per admission.
+	treeNodes := append(sc.tree[:0], r.sender)
+	defer func() { sc.tree = treeNodes[:0] }()
 	sc.inTree[r.sender] = true
 	sc.depth[r.sender] = 0
+	sc.linkOf[r.sender] = -1
 	longest := 0.0
 	t := &tunnel{
 		id: id, sender: r.sender, receivers: r.receivers, load: r.load, wire: r.wire,
 		level: r.level, reqPeriod: r.period,
 	}
-	linkOf := make(map[NodeID]int32, 8) // tree node -> index of the link entering it
-	attached := make([]bool, k)
+	attached := resizeB(sc.done, k)
+	sc.done = attached
+	clear(attached)
 	for left := k; left > 0; left-- {
 		bestU, bestV := -1, NodeID(-1)
 		bestCost := -1.0
@@ -110,20 +122,19 @@ func (e *Engine) plan(r resolved, id uint64) (*tunnel, error) {
 		// it crosses so the result stays a tree.
 		u := r.receivers[bestU]
 		next := sc.next[bestU]
-		start := bestV
+		start, n := bestV, 0
 		for x := bestV; x != u; x = topo.Links[next[x]].To {
 			if sc.inTree[x] {
-				start = x
+				start, n = x, 0
 			}
+			n++
 		}
+		t.hops = slices.Grow(t.hops, n) // a unicast tunnel's hops in one allocation
 		for x := start; x != u; {
 			lid := next[x]
 			to := topo.Links[lid].To
-			parent := int32(-1)
-			if p, ok := linkOf[x]; ok {
-				parent = p
-			}
-			linkOf[to] = int32(len(t.hops))
+			parent := sc.linkOf[x]
+			sc.linkOf[to] = int32(len(t.hops))
 			t.hops = append(t.hops, hop{link: lid, parent: parent, recv: to == u})
 			sc.inTree[to] = true
 			sc.depth[to] = sc.depth[x] + e.weight(lid, r.wire, r.level)
