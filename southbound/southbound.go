@@ -98,7 +98,10 @@ type TunnelStats struct {
 // different switches; calls for one switch are serialised by the caller.
 type Driver interface {
 	// Apply applies a batch to one switch as one unit: on error nothing of
-	// the batch remains applied.
+	// the batch remains applied. It keeps no reference to b's slices once
+	// it returns (the controller reuses them); the rules' Out slices and
+	// meters are never changed after they are handed over, so rules may
+	// be kept as they are.
 	Apply(ctx context.Context, sw string, b Batch) error
 	// Stats reads the per-tunnel statistics of one switch.
 	Stats(ctx context.Context, sw string) ([]TunnelStats, error)

@@ -32,6 +32,7 @@ type admission struct {
 
 	// batch state
 	id      uint64
+	tun     te.Tunnel // as admitted; install takes the engine's bounds then
 	rec     *record
 	isNew   bool        // its owner was registered by this admission
 	changes []te.Change // other tunnels' resources it changed
@@ -82,7 +83,7 @@ func (c *Controller) admitQueued() {
 			a.err = err
 			continue
 		}
-		a.id, a.changes = t.ID, changes
+		a.id, a.tun, a.changes = t.ID, t, changes
 		admitted = append(admitted, a)
 		// In flight: the quota checks of the batch's later requests count it.
 		c.inflight[t.ID] = a.rec
@@ -200,10 +201,15 @@ func (c *Controller) admitOne(a *admission) (te.Tunnel, []te.Change, error) {
 // committed are the engine's current ones, so admissions that overtook
 // each other (while a store write was under way) leave no stale bound.
 func (c *Controller) install(batch []*admission) {
-	p := newPlan()
+	p := c.reusedPlan()
 	var firstErr error
 	for _, a := range batch {
-		cur, _ := c.engine.Tunnel(a.id)
+		// Later admissions may have moved its bounds, never its tree: the
+		// admitted tunnel with today's bounds, not a second export.
+		cur := a.tun
+		if r, ok := c.engine.Resources(a.id); ok {
+			cur.PeriodNs, cur.MinLatencyNs, cur.MaxJitterNs = r.PeriodNs, r.MinLatencyNs, r.MaxJitterNs
+		}
 		want, err := c.rulesFor(a.rec, cur, c.meterRate(cur))
 		if err != nil && firstErr == nil {
 			firstErr = err

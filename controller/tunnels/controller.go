@@ -97,10 +97,20 @@ type Controller struct {
 // was a third of the controller's allocations at saturation, and the
 // collector's cycles make the upcalls' delay tail.
 type scratch struct {
+	plan    *plan // install's and a grace end's (both hold mu; neither nests)
 	merged  []te.Change
 	seen    map[uint64]bool
 	told    []te.Change
 	pending []pending
+}
+
+// reusedPlan is the scratch plan, emptied; c.mu is held.
+func (c *Controller) reusedPlan() *plan {
+	if c.scratch.plan == nil {
+		c.scratch.plan = newPlan()
+	}
+	c.scratch.plan.reset()
+	return c.scratch.plan
 }
 
 // record is one tunnel and what is installed for it.
@@ -771,7 +781,7 @@ func (c *Controller) endGrace(g *graceGroup) {
 		want map[string]southbound.TunnelRule
 	}
 	var ends []end
-	p := newPlan()
+	p := c.reusedPlan()
 	for _, id := range g.ids {
 		if c.graceOf[id] != g {
 			continue // re-armed or stopped since

@@ -3,47 +3,60 @@ package tunnels
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/southbound"
 )
 
 // compile turns a tunnel tree into the rule each switch on it needs.
-// meterRate is the rate the first switch polices the sender at.
+// meterRate is the rate the first switch polices the sender at. A tree
+// has a handful of edges, so it walks them instead of building maps of
+// parents and children (a compile per admission: these were a tenth of
+// the controller's allocations).
 func compile(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted bool, meterRate uint64) (map[string]southbound.TunnelRule, error) {
 	sender, ok := topo.NodeByName(t.Sender)
 	if !ok {
 		return nil, fmt.Errorf("tunnel %d: unknown sender %q", t.ID, t.Sender)
 	}
-	parent := map[string]string{}
-	children := map[string][]string{}
+	var buf [16][2]te.NodeID
+	ids := buf[:0]
 	for _, e := range t.Edges {
-		parent[e[1]] = e[0]
-		children[e[0]] = append(children[e[0]], e[1])
+		a, okA := topo.NodeByName(e[0])
+		b, okB := topo.NodeByName(e[1])
+		if !okA || !okB {
+			return nil, fmt.Errorf("tunnel %d: edge %s→%s: unknown node", t.ID, e[0], e[1])
+		}
+		ids = append(ids, [2]te.NodeID{a, b})
 	}
-	port := func(a, b string) (southbound.Port, error) {
-		x, _ := topo.NodeByName(a)
-		y, _ := topo.NodeByName(b)
+	port := func(x, y te.NodeID) (southbound.Port, error) {
 		p, ok := topo.Port(x, y)
 		if !ok {
-			return 0, fmt.Errorf("tunnel %d: no port from %s to %s", t.ID, a, b)
+			return 0, fmt.Errorf("tunnel %d: no port from %s to %s", t.ID, topo.Nodes[x].Name, topo.Nodes[y].Name)
 		}
 		return southbound.Port(p), nil
 	}
-	out := map[string]southbound.TunnelRule{}
-	for node, kids := range children {
-		id, _ := topo.NodeByName(node)
-		if topo.Nodes[id].Kind != te.KindSwitch {
-			continue // the sender host
+	out := make(map[string]southbound.TunnelRule, len(ids))
+	// The rules' output ports share one array: each edge is one port.
+	ports := make([]southbound.Port, 0, len(ids))
+	for i, e := range ids {
+		node := e[0]
+		if topo.Nodes[node].Kind != te.KindSwitch || slices.ContainsFunc(ids[:i], func(d [2]te.NodeID) bool { return d[0] == node }) {
+			continue // the sender host, or a switch already compiled
 		}
-		in, err := port(node, parent[node])
+		j := slices.IndexFunc(ids, func(d [2]te.NodeID) bool { return d[1] == node })
+		if j < 0 {
+			return nil, fmt.Errorf("tunnel %d: switch %s has no edge into it", t.ID, topo.Nodes[node].Name)
+		}
+		parent := ids[j][0]
+		in, err := port(node, parent)
 		if err != nil {
 			return nil, err
 		}
 		// Senders mark express packets with their sub-lane's DSCP; the
 		// switches rewrite it (to best effort once demoted).
 		arrive := southbound.DSCP(t.Sublane, demoted)
-		if parent[node] == t.Sender {
+		if parent == sender {
 			arrive = southbound.DSCP(t.Sublane, false)
 		}
 		r := southbound.TunnelRule{
@@ -52,17 +65,22 @@ func compile(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted bool, m
 			Sublane: t.Sublane,
 			Demoted: demoted,
 		}
-		for _, k := range kids {
-			p, err := port(node, k)
+		first := len(ports)
+		for _, d := range ids[i:] {
+			if d[0] != node {
+				continue
+			}
+			p, err := port(node, d[1])
 			if err != nil {
 				return nil, err
 			}
-			r.Out = append(r.Out, p)
+			ports = append(ports, p)
 		}
-		if parent[node] == t.Sender {
+		r.Out = ports[first:len(ports):len(ports)]
+		if parent == sender {
 			r.Meter = &southbound.Meter{RateBps: meterRate, BurstBytes: uint64(topo.WireBytes(t.LoadsizeBytes))}
 		}
-		out[node] = r
+		out[topo.Nodes[node].Name] = r
 	}
 	return out, nil
 }
