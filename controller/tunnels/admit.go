@@ -246,7 +246,8 @@ func (c *Controller) install(batch []*admission) {
 	var ps []pending
 	err := firstErr
 	if err == nil {
-		ps, err = c.planChanges(p, c.current(changes))
+		told, recs := c.current(changes)
+		ps, err = c.planChanges(p, told, recs)
 	}
 	if err == nil {
 		err = c.apply(context.WithoutCancel(batch[0].ctx), p)

@@ -97,11 +97,12 @@ type Controller struct {
 // was a third of the controller's allocations at saturation, and the
 // collector's cycles make the upcalls' delay tail.
 type scratch struct {
-	plan    *plan // install's and a grace end's (both hold mu; neither nests)
-	merged  []te.Change
-	seen    map[uint64]bool
-	told    []te.Change
-	pending []pending
+	plan     *plan // install's and a grace end's (both hold mu; neither nests)
+	merged   []te.Change
+	seen     map[uint64]bool
+	told     []te.Change
+	toldRecs []*record // told's records
+	pending  []pending
 }
 
 // reusedPlan is the scratch plan, emptied; c.mu is held.
@@ -418,12 +419,19 @@ type pending struct {
 // both its old and its new resources. TE never moves another tunnel's
 // tree, so only the meter can change: a higher rate (shorter period) is
 // installed now, a lower one when the grace period ends.
-func (c *Controller) planChanges(p *plan, changes []te.Change) ([]pending, error) {
+// recs, when not nil, are the changed tunnels' records (current found
+// them already: a lookup per change in a map of every tunnel).
+func (c *Controller) planChanges(p *plan, changes []te.Change, recs []*record) ([]pending, error) {
 	clear(c.scratch.pending) // the previous operation's: not kept alive
 	out := c.scratch.pending[:0]
 	defer func() { c.scratch.pending = out }()
-	for _, ch := range changes {
-		rec := c.recs[ch.ID]
+	for i, ch := range changes {
+		var rec *record
+		if recs != nil {
+			rec = recs[i]
+		} else {
+			rec = c.recs[ch.ID]
+		}
 		t := rec.tun
 		t.PeriodNs, t.MinLatencyNs, t.MaxJitterNs = ch.New.PeriodNs, ch.New.MinLatencyNs, ch.New.MaxJitterNs
 		pc := pending{rec: rec, tun: t, rules: rec.rules}
@@ -467,10 +475,12 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 
 // current turns an operation's change list into the changes between what
 // the services were last told and the engine's bounds now, for the
-// tunnels that are committed (in-flight admissions commit their own).
-func (c *Controller) current(changes []te.Change) []te.Change {
+// tunnels that are committed (in-flight admissions commit their own),
+// and their records.
+func (c *Controller) current(changes []te.Change) ([]te.Change, []*record) {
 	out := slices.Grow(c.scratch.told[:0], len(changes)) // most are told: no growing
-	defer func() { c.scratch.told = out }()
+	recs := slices.Grow(c.scratch.toldRecs[:0], len(changes))
+	defer func() { c.scratch.told, c.scratch.toldRecs = out, recs }()
 	for _, ch := range changes {
 		rec, ok := c.recs[ch.ID]
 		if !ok || rec.demoted {
@@ -482,9 +492,10 @@ func (c *Controller) current(changes []te.Change) []te.Change {
 		}
 		if old := rec.tun.Resources(); c.mustTell(old, now, rec.tun.RequestedPeriodNs) {
 			out = append(out, te.Change{ID: ch.ID, Old: old, New: c.promiseRes(now, rec.tun.RequestedPeriodNs)})
+			recs = append(recs, rec)
 		}
 	}
-	return out
+	return out, recs
 }
 
 // undoAdmission takes a failed admission out of the engine; the tunnels
@@ -498,7 +509,8 @@ func (c *Controller) undoAdmission(ctx context.Context, id uint64) {
 		return
 	}
 	p := newPlan()
-	ps, err := c.planChanges(p, c.current(changes))
+	told, recs := c.current(changes)
+	ps, err := c.planChanges(p, told, recs)
 	if err == nil {
 		err = c.apply(ctx, p)
 	}
@@ -584,7 +596,8 @@ func (c *Controller) removeAll(ctx context.Context, recs []*record) error {
 		p.diff(rec.tun.ID, rec.rules, nil)
 		w.Delete = append(w.Delete, rec.tun.ID)
 	}
-	ps, err := c.planChanges(p, c.current(changes))
+	told, toldRecs := c.current(changes)
+	ps, err := c.planChanges(p, told, toldRecs)
 	if err == nil {
 		if err = c.save(w); err == nil {
 			if err = c.apply(ctx, p); err != nil {
@@ -658,7 +671,7 @@ func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.R
 	if err == nil {
 		p.diff(t.ID, rec.rules, want)
 		var ps []pending
-		if ps, err = c.planChanges(p, changes); err == nil {
+		if ps, err = c.planChanges(p, changes, nil); err == nil {
 			if err = c.save(Writes{Put: []StoredTunnel{c.stored(next, t)}}); err != nil {
 				goto undo
 			}

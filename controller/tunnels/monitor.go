@@ -192,7 +192,7 @@ func (c *Controller) demote(ctx context.Context, rec *record) error {
 	if err == nil {
 		p.diff(id, rec.rules, want)
 		var ps []pending
-		if ps, err = c.planChanges(p, changes); err == nil {
+		if ps, err = c.planChanges(p, changes, nil); err == nil {
 			rec.demoted = true
 			if err = c.save(Writes{Put: []StoredTunnel{c.stored(rec, rec.tun)}}); err == nil {
 				if err = c.apply(ctx, p); err == nil {

@@ -94,3 +94,19 @@ func TestRecordOff(t *testing.T) {
 		t.Fatalf("%d calls recorded after Record(true), want 1", n)
 	}
 }
+
+// BenchmarkApplyFilling puts one rule per call into one switch, as
+// admissions fill an edge switch: the cost of the rule table growing.
+func BenchmarkApplyFilling(b *testing.B) {
+	d := New("s1")
+	d.Record(false)
+	ctx := context.Background()
+	r := southbound.TunnelRule{Out: []southbound.Port{2}, Meter: &southbound.Meter{RateBps: 1e6, BurstBytes: 200}}
+	b.ReportAllocs()
+	for i := range b.N {
+		r.Tunnel = uint64(i + 1)
+		if err := d.Apply(ctx, "s1", southbound.Batch{Put: []southbound.TunnelRule{r}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
