@@ -220,8 +220,19 @@ func (e *Engine) revalidate(lid LinkID, level int, oldJ, oldP, newJ, newP Time) 
 }
 
 // arrivals is how many packets of a higher-level tunnel can be served
-// ahead of one that waits w (see waitBound).
-func arrivals(w, j, p Time) int64 { return 1 + ceilDiv(w+j, p) }
+// ahead of one that waits w (see waitBound). Mostly w+j is within one
+// period: no division then (revalidating after an admission asks this
+// a thousand times).
+func arrivals(w, j, p Time) int64 {
+	switch x := w + j; {
+	case x <= 0:
+		return 1
+	case x <= p:
+		return 2
+	default:
+		return 1 + ceilDiv(x, p)
+	}
+}
 
 // invalidate drops the cached wait bounds that a change at `level` on
 // link lid can affect: its own level and every lower-priority one.

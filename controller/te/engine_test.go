@@ -217,3 +217,22 @@ func TestUnreachableReceiverIsAFieldError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// arrivals skips the division when w+j fits in one period; it must agree
+// with 1 + ⌈(w+j)/p⌉ (0 for w+j ≤ 0) everywhere, the edges above all.
+func TestArrivalsMatchesTheFormula(t *testing.T) {
+	for _, p := range []Time{1, 7, 1000, 1_000_000} {
+		for _, x := range []Time{-p - 1, -1, 0, 1, p - 1, p, p + 1, 2*p - 1, 2 * p, 2*p + 1, 10*p + 3} {
+			for _, w := range []Time{0, x / 2, x} {
+				j := x - w
+				want := int64(1)
+				if x > 0 {
+					want = 1 + int64((x+p-1)/p)
+				}
+				if got := arrivals(w, j, p); got != want {
+					t.Fatalf("arrivals(%d, %d, %d) = %d, want %d", w, j, p, got, want)
+				}
+			}
+		}
+	}
+}
