@@ -418,7 +418,7 @@ func (e *Engine) changes(skip uint64) []Change {
 		}
 		o, n := resourcesOf(t.load, &tt.old), t.resources()
 		if o != n {
-			out = append(out, Change{ID: t.id, Old: o, New: n})
+			out = append(out, Change{ID: t.id, Old: o, New: n, t: t})
 		}
 	}
 	return out
@@ -526,6 +526,36 @@ func (e *Engine) Tunnel(id uint64) (Tunnel, bool) {
 		return Tunnel{}, false
 	}
 	return e.export(t), true
+}
+
+// Current returns the resources of a changed tunnel now (later
+// operations may have moved them again), and false once it left the
+// engine. A caller going through the change lists of several operations
+// pays no lookup by id while the tunnel is the one the change saw.
+func (e *Engine) Current(ch Change) (Resources, bool) {
+	if t := ch.t; t != nil && !t.released {
+		return t.resources(), true
+	}
+	return e.Resources(ch.ID) // gone, or replaced by a change of its own
+}
+
+// SetTag attaches the caller's tag to tunnel id (false if there is no
+// such tunnel). A tunnel that a Change replaces starts without one.
+func (e *Engine) SetTag(id uint64, tag any) bool {
+	t, ok := e.tunnels[id]
+	if ok {
+		t.tag = tag
+	}
+	return ok
+}
+
+// TagOf returns the tag of a changed tunnel if it is still the one the
+// change saw (nil otherwise: ask by id).
+func (e *Engine) TagOf(ch Change) any {
+	if t := ch.t; t != nil && !t.released {
+		return t.tag
+	}
+	return nil
 }
 
 // Resources returns one tunnel's service-visible parameters.

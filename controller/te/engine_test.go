@@ -236,3 +236,48 @@ func TestArrivalsMatchesTheFormula(t *testing.T) {
 		}
 	}
 }
+
+// A change's tunnel answers Current and TagOf without a lookup while it is
+// the engine's; replaced by a Change of its own or released, Current asks
+// by id and TagOf says nothing (the caller then asks by id too).
+func TestChangeRefersToTheEngineTunnel(t *testing.T) {
+	e := NewEngine(lineTopo(t, 1))
+	req := Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 100, PeriodNs: 100_000}
+	t1, _ := admit(t, e, req)
+	if !e.SetTag(t1.ID, "one") || e.SetTag(999, "none") {
+		t.Fatal("SetTag: want true for a tunnel, false for an unknown id")
+	}
+	_, chs := admit(t, e, req)
+	if len(chs) != 1 || chs[0].ID != t1.ID {
+		t.Fatalf("changes = %+v, want tunnel %d", chs, t1.ID)
+	}
+	ch := chs[0]
+	if got, ok := e.Current(ch); !ok || got != ch.New || e.TagOf(ch) != "one" {
+		t.Fatalf("Current = %+v %v, TagOf = %v; want %+v, one", got, ok, e.TagOf(ch), ch.New)
+	}
+	admit(t, e, req) // moves t1 again: Current follows
+	if got, _ := e.Current(ch); got == ch.New || got != mustRes(t, e, t1.ID) {
+		t.Fatalf("after a later admission Current = %+v, engine has %+v", got, mustRes(t, e, t1.ID))
+	}
+	if _, _, err := e.Change(t1.ID, Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 200, PeriodNs: 100_000}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := e.Current(ch); !ok || got != mustRes(t, e, t1.ID) || got.LoadsizeBytes != 200 || e.TagOf(ch) != nil {
+		t.Fatalf("after its own change: Current = %+v %v, TagOf = %v; want the new tunnel's, no tag", got, ok, e.TagOf(ch))
+	}
+	if _, err := e.Release(t1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.Current(ch); ok || e.TagOf(ch) != nil {
+		t.Fatal("a released tunnel still answers")
+	}
+}
+
+func mustRes(t *testing.T, e *Engine, id uint64) Resources {
+	t.Helper()
+	r, ok := e.Resources(id)
+	if !ok {
+		t.Fatalf("tunnel %d not in the engine", id)
+	}
+	return r
+}

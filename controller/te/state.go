@@ -21,6 +21,7 @@ type tunnel struct {
 	// released is set once the tunnel left the engine, so a change report
 	// of the same operation skips it.
 	released bool
+	tag      any // the caller's (SetTag)
 }
 
 // hop is one link of a tunnel's tree with everything X-ADJ reads and

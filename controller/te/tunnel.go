@@ -42,6 +42,7 @@ func (t Tunnel) MaxLatencyNs() int64 { return t.MinLatencyNs + t.MaxJitterNs }
 type Change struct {
 	ID       uint64
 	Old, New Resources
+	t        *tunnel // the engine's tunnel then (Engine.Current, Engine.TagOf)
 }
 
 // ParseTunnels decodes a JSON array of tunnels.

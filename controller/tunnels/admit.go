@@ -261,6 +261,7 @@ func (c *Controller) install(batch []*admission) {
 		a.rec.tun = c.promise(a.rec.tun)
 		a.rec.setRules(a.want)
 		c.recs[a.id] = a.rec
+		c.engine.SetTag(a.id, a.rec)
 	}
 	c.commit(ps, now)
 	for _, a := range batch {

@@ -115,6 +115,7 @@ func (c *Controller) restore(ctx context.Context) error {
 		}
 		rec.setRules(rules)
 		c.recs[installed[i].ID] = rec
+		c.engine.SetTag(installed[i].ID, rec)
 	}
 	// Tunnels stored before registrations were kept: their owners are
 	// registered now.

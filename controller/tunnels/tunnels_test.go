@@ -604,3 +604,35 @@ func TestSlowWatcherAmongOthers(t *testing.T) {
 		t.Fatalf("closing the dropped watcher took another: watching %d", info.Watching)
 	}
 }
+
+// A changed tunnel is a new one in the engine, without the record its
+// predecessor carried: the next admission that moves its bounds must still
+// tell its service (found by id), with the changed parameters.
+func TestChangedTunnelHearsOfLaterAdmissions(t *testing.T) {
+	c, _, _ := setup(t)
+	ctx := context.Background()
+	watch := c.Watch("fd")
+	req := Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 100}
+	fd, err := c.Request(ctx, "fd", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.LoadsizeBytes = 200
+	if _, err := c.Change(ctx, "fd", fd.TunnelID, req); err != nil {
+		t.Fatal(err)
+	}
+	for len(watch.C) > 0 {
+		<-watch.C // anything the change itself told
+	}
+	if _, err := c.Request(ctx, "raft", Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7001), LoadsizeBytes: 900, PeriodUs: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case up := <-watch.C:
+		if up.Kind != BandwidthChanged || up.TunnelID != fd.TunnelID || up.Resources.LoadsizeBytes != 200 {
+			t.Fatalf("upcall = %+v, want the changed tunnel %d with 200-byte loads", up, fd.TunnelID)
+		}
+	default:
+		t.Fatal("no upcall for the changed tunnel")
+	}
+}

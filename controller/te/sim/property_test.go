@@ -124,7 +124,7 @@ func checkInstance(t *testing.T, seed uint64) {
 			t.Fatalf("seed %d: %s reported %d changes, resources show %d", seed, op, len(got), len(want))
 		}
 		for _, c := range got {
-			if want[c.ID] != c {
+			if w := want[c.ID]; w.ID != c.ID || w.Old != c.Old || w.New != c.New {
 				t.Fatalf("seed %d: %s reported %+v, want %+v", seed, op, c, want[c.ID])
 			}
 		}
