@@ -3,6 +3,7 @@ package te
 import (
 	"fmt"
 	"io"
+	"slices"
 )
 
 // MaxPeriod is the longest period a tunnel may be requested or adjusted to.
@@ -52,23 +53,32 @@ func (t *Topology) resolve(r Request) (resolved, error) {
 	if len(r.Receivers) == 0 {
 		return res, fieldErr("receivers", "[]", "at least one receiver is needed")
 	}
-	seen := make(map[NodeID]bool, len(r.Receivers))
+	// A request per admission: no map and no field name unless needed (a
+	// unicast request has one receiver; a group's list is checked with a
+	// map once it is long).
+	var seen map[NodeID]bool
+	if len(r.Receivers) > 16 {
+		seen = make(map[NodeID]bool, len(r.Receivers))
+	}
+	res.receivers = make([]NodeID, 0, len(r.Receivers))
 	for i, name := range r.Receivers {
-		f := fmt.Sprintf("receivers[%d]", i)
+		f := func() string { return fmt.Sprintf("receivers[%d]", i) }
 		id, ok := t.byName[name]
 		if !ok {
-			return res, fieldErr(f, name, "unknown node")
+			return res, fieldErr(f(), name, "unknown node")
 		}
 		if t.Nodes[id].Kind != KindHost {
-			return res, fieldErr(f, name, "must be a host, not a %s", t.Nodes[id].Kind)
+			return res, fieldErr(f(), name, "must be a host, not a %s", t.Nodes[id].Kind)
 		}
 		if id == s {
-			return res, fieldErr(f, name, "the sender cannot be its own receiver")
+			return res, fieldErr(f(), name, "the sender cannot be its own receiver")
 		}
-		if seen[id] {
-			return res, fieldErr(f, name, "duplicate receiver")
+		if seen != nil && seen[id] || seen == nil && slices.Contains(res.receivers, id) {
+			return res, fieldErr(f(), name, "duplicate receiver")
 		}
-		seen[id] = true
+		if seen != nil {
+			seen[id] = true
+		}
 		res.receivers = append(res.receivers, id)
 	}
 	if r.LoadsizeBytes <= 0 || r.LoadsizeBytes > t.MaxLoadsize() {
