@@ -37,11 +37,11 @@ type Driver struct {
 }
 
 type swState struct {
-	// rules by tunnel, each in its own allocation: a table of pointers
-	// grows and is probed for a sixth of the memory that rules by value
-	// took (filling a switch's table was most of an admission's driver
-	// time in the benchmark daemon).
-	rules  map[uint64]*southbound.TunnelRule
+	// rules by tunnel, as the controller handed them over: their ports
+	// and meters are shared, never changed (southbound.Driver), so
+	// keeping copies only gave the garbage collector five more objects a
+	// tunnel to mark. Rules returns copies.
+	rules  map[uint64]southbound.TunnelRule
 	routes southbound.PackedRoutes // packed: not scanned by the collector
 }
 
@@ -49,7 +49,7 @@ type swState struct {
 func New(switches ...string) *Driver {
 	d := &Driver{switches: map[string]*swState{}, failNext: map[string]int{}, failAt: map[string][]int{}, stats: map[string]map[uint64]southbound.TunnelStats{}}
 	for _, s := range switches {
-		d.switches[s] = &swState{rules: map[uint64]*southbound.TunnelRule{}}
+		d.switches[s] = &swState{rules: map[uint64]southbound.TunnelRule{}}
 	}
 	return d
 }
@@ -116,8 +116,7 @@ func (d *Driver) Apply(ctx context.Context, sw string, b southbound.Batch) error
 		delete(s.rules, id)
 	}
 	for _, r := range b.Put {
-		c := cloneRule(r)
-		s.rules[r.Tunnel] = &c
+		s.rules[r.Tunnel] = r
 	}
 	return nil
 }
@@ -156,10 +155,9 @@ func (d *Driver) Reconcile(ctx context.Context, sw string, want southbound.Switc
 	if d.failing(sw) {
 		return &southbound.SwitchError{Switch: sw, Op: "reconcile", Err: ErrInjected}
 	}
-	s.rules = make(map[uint64]*southbound.TunnelRule, len(want.Rules))
+	s.rules = make(map[uint64]southbound.TunnelRule, len(want.Rules))
 	for _, r := range want.Rules {
-		c := cloneRule(r)
-		s.rules[r.Tunnel] = &c
+		s.rules[r.Tunnel] = r
 	}
 	s.routes = southbound.PackRoutes(want.Routes)
 	return nil
@@ -199,7 +197,7 @@ func (d *Driver) Rules(sw string) []southbound.TunnelRule {
 	}
 	out := make([]southbound.TunnelRule, 0, len(s.rules))
 	for _, r := range s.rules {
-		out = append(out, cloneRule(*r))
+		out = append(out, cloneRule(r))
 	}
 	slices.SortFunc(out, func(a, b southbound.TunnelRule) int { return cmp.Compare(a.Tunnel, b.Tunnel) })
 	return out
