@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -80,6 +82,7 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 					defer stop()
 					cfg.Target = target
 					cfg.ControllerCPU = func() (time.Duration, error) { return proc.CPUTime(pid) }
+					cfg.ControllerGCs = func() (uint64, error) { return gcCount(ctx, metrics) }
 					peakRSS = func() (int64, error) { return proc.PeakRSS(pid) }
 					if cpuprofile != "" {
 						profiled = make(chan error, 1)
@@ -205,6 +208,39 @@ var (
 	benchMetrics      = regexp.MustCompile(`msg=metrics addr=(\S+)`)
 )
 
+// gcCount reads how many garbage collections the controller has finished
+// from its Prometheus metrics (go_gc_duration_seconds counts one per
+// cycle).
+func gcCount(ctx context.Context, metrics string) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metrics+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("controller metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("controller metrics: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_gc_duration_seconds_count "); ok {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("controller metrics: go_gc_duration_seconds_count %q: %w", v, err)
+			}
+			return n, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("controller metrics: %w", err)
+	}
+	return 0, errors.New("controller metrics: no go_gc_duration_seconds_count")
+}
+
 // fetchDebug records the controller's CPU profile (kind "profile") or
 // execution trace ("trace") for d from its metrics address (the daemon
 // runs with --pprof) into path.
@@ -257,11 +293,13 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 		os.RemoveAll(dir)
 		return nil, "", "", 0, err
 	}
+	// Metrics on a loopback port: the collections counted while timing come
+	// from there (and the profiler, when asked for).
 	args := []string{"--topology", filepath.Join(dir, "topology.json"), "--data-dir", filepath.Join(dir, "data"),
-		"--listen", "unix:" + filepath.Join(dir, "api.sock"), "--driver", "memory", "--metrics-addr", "",
+		"--listen", "unix:" + filepath.Join(dir, "api.sock"), "--driver", "memory", "--metrics-addr", "127.0.0.1:0",
 		"--monitor-interval", "1h", "--bound-headroom", strconv.FormatFloat(headroom, 'g', -1, 64)}
 	if profile {
-		args = append(args, "--metrics-addr", "127.0.0.1:0", "--pprof")
+		args = append(args, "--pprof")
 	}
 	args = append(args, extra...)
 	c := exec.Command(exe, args...)
@@ -277,15 +315,13 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 		}
 		os.RemoveAll(dir)
 	}
-	if profile { // logged before the API
-		m, err := d.Wait(ctx, benchMetrics, 30*time.Second)
-		if err != nil {
-			stop()
-			return nil, "", "", 0, err
-		}
-		metrics = m[1]
+	m, err := d.Wait(ctx, benchMetrics, 30*time.Second) // logged before the API
+	if err != nil {
+		stop()
+		return nil, "", "", 0, err
 	}
-	m, err := d.Wait(ctx, benchAPIListening, 30*time.Second)
+	metrics = m[1]
+	m, err = d.Wait(ctx, benchAPIListening, 30*time.Second)
 	if err != nil {
 		stop()
 		return nil, "", "", 0, err

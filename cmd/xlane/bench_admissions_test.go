@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +33,7 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
-	for _, want := range []string{"admissions/s", "CPU per admission   controller", "controller memory   peak RSS"} {
+	for _, want := range []string{"admissions/s", "CPU per admission   controller", "controller memory   peak RSS", "collections         controller "} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
@@ -42,7 +46,7 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Admitted+res.Rejected != 300 || res.ControllerCPU <= 0 || res.ClientCPU <= 0 || res.ControllerPeakRSS < 1<<20 {
+	if res.Admitted+res.Rejected != 300 || res.ControllerCPU <= 0 || res.ClientCPU <= 0 || res.ControllerPeakRSS < 1<<20 || res.ControllerGCs < 0 {
 		t.Fatalf("result: %+v", res)
 	}
 	for _, p := range []string{prof, clientProf, filepath.Join(out, "controller-admissions.log")} {
@@ -104,4 +108,30 @@ func buildController(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// gcCount reads the controller's collections from its metrics and names
+// what is wrong when it cannot.
+func TestGCCount(t *testing.T) {
+	for _, c := range []struct {
+		body, want string
+		n          uint64
+	}{
+		{"# HELP go_gc_duration_seconds ...\ngo_gc_duration_seconds{quantile=\"0\"} 1e-05\ngo_gc_duration_seconds_sum 0.002\ngo_gc_duration_seconds_count 17\n", "", 17},
+		{"go_goroutines 12\n", "no go_gc_duration_seconds_count", 0},
+		{"go_gc_duration_seconds_count many\n", `go_gc_duration_seconds_count "many"`, 0},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/metrics" {
+				http.NotFound(w, r)
+				return
+			}
+			io.WriteString(w, c.body)
+		}))
+		n, err := gcCount(context.Background(), strings.TrimPrefix(srv.URL, "http://"))
+		srv.Close()
+		if c.want == "" && (err != nil || n != c.n) || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("body %q: %d, %v; want %d, error %q", c.body, n, err, c.n, c.want)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,11 @@ type Config struct {
 	// ControllerCPU, when set, reads the CPU time the controller's process
 	// has used so far; the result then carries its share per admission.
 	ControllerCPU func() (time.Duration, error)
+	// ControllerGCs, when set, reads how many garbage collections the
+	// controller's process has finished; the result then counts those
+	// while upcalls were measured (a cycle there is the usual reason for
+	// a long upcall delay tail).
+	ControllerGCs func() (uint64, error)
 	// Probe, when above 0, is how long to time a fixed computation on one
 	// core, and then random loads from memory, just before timing
 	// (Result.MachineMBps, MachineMemNs): this VM's speed drifts by half
@@ -112,6 +118,10 @@ type Result struct {
 	// a dependent load from a random place in 64 MiB (Config.Probe).
 	MachineMBps  float64 `json:"machine_sha256_mb_per_s,omitempty"`
 	MachineMemNs float64 `json:"machine_memory_load_ns,omitempty"`
+	// Garbage collections finished from the start of timing until the
+	// upcalls were collected, in the controller (-1: not known) and here.
+	ControllerGCs int `json:"controller_gc_cycles"`
+	ClientGCs     int `json:"client_gc_cycles"`
 }
 
 // Table writes r for people.
@@ -133,6 +143,11 @@ func (r Result) Table(w io.Writer) {
 	}
 	if r.ControllerPeakRSS > 0 {
 		fmt.Fprintf(w, "controller memory   peak RSS %.0f MiB\n", float64(r.ControllerPeakRSS)/(1<<20))
+	}
+	if r.ControllerGCs >= 0 {
+		fmt.Fprintf(w, "collections         controller %d, load generator %d while upcalls were measured\n", r.ControllerGCs, r.ClientGCs)
+	} else {
+		fmt.Fprintf(w, "collections         load generator %d while upcalls were measured\n", r.ClientGCs)
 	}
 	if r.MachineMBps > 0 {
 		fmt.Fprintf(w, "machine speed       SHA-256 %.0f MB/s on one core, %.0f ns a memory load, just before timing\n", r.MachineMBps, r.MachineMemNs)
@@ -383,6 +398,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	gcs0, err := gcCycles(cfg.ControllerGCs)
+	if err != nil {
+		return Result{}, err
+	}
 	recording.Store(true)
 	start := time.Now()
 	stopTicker := ticker(func() {
@@ -449,6 +468,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	default:
 	}
 	recording.Store(false)
+	gcs1, err := gcCycles(cfg.ControllerGCs)
+	if err != nil {
+		return Result{}, err
+	}
+	res.ClientGCs, res.ControllerGCs = int(gcs1[0]-gcs0[0]), -1
+	if cfg.ControllerGCs != nil {
+		res.ControllerGCs = int(gcs1[1] - gcs0[1])
+	}
 	var delays []time.Duration
 	for i := range logs {
 		l := &logs[i]
@@ -466,6 +493,22 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.UpcallP50, res.UpcallP99, res.UpcallMax = pct(delays, 50), pct(delays, 99), delays[len(delays)-1]
 	}
 	return res, nil
+}
+
+// gcCycles reads how many collections this process and, with controller,
+// the controller's have finished.
+func gcCycles(controller func() (uint64, error)) ([2]uint64, error) {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	out := [2]uint64{s[0].Value.Uint64()}
+	if controller != nil {
+		n, err := controller()
+		if err != nil {
+			return out, fmt.Errorf("loadgen: the controller's collections: %w", err)
+		}
+		out[1] = n
+	}
+	return out, nil
 }
 
 // cpuTimes reads this process's CPU time and, with controller, the

@@ -47,7 +47,8 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 	ctl, addr := fatTree(t, 4)
 	var progress bytes.Buffer
 	var started, ended bool
-	reads := 0 // the fake controller CPU clock: one second per reading
+	reads := 0   // the fake controller CPU clock: one second per reading
+	gcReads := 0 // the fake controller's collections: three more per reading
 	res, err := loadgen.Run(context.Background(), loadgen.Config{
 		Target: addr, Preload: 150, Requests: 200, Clients: 8, Services: 5, Progress: &progress,
 		Timing: func() func() {
@@ -55,10 +56,14 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 			return func() { ended = true }
 		},
 		ControllerCPU: func() (time.Duration, error) { reads++; return time.Duration(reads) * time.Second, nil },
+		ControllerGCs: func() (uint64, error) { gcReads++; return uint64(40 + 3*gcReads), nil },
 		Probe:         20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if gcReads != 2 || res.ControllerGCs != 3 || res.ClientGCs < 0 {
+		t.Fatalf("collections: controller read %d times, %d counted (want 3); load generator %d", gcReads, res.ControllerGCs, res.ClientGCs)
 	}
 	if !started || !ended || reads != 2 {
 		t.Fatalf("timing hooks: started %v, ended %v, controller CPU read %d times", started, ended, reads)
@@ -91,7 +96,7 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 		t.Errorf("machine probe: %v MB/s, %v ns a load", res.MachineMBps, res.MachineMemNs)
 	}
 	if !strings.Contains(table.String(), "admissions/s") || !strings.Contains(table.String(), "CPU per admission   controller 5ms") ||
-		!strings.Contains(table.String(), "machine speed       SHA-256 ") {
+		!strings.Contains(table.String(), "machine speed       SHA-256 ") || !strings.Contains(table.String(), "collections         controller 3, load generator") {
 		t.Errorf("table:\n%s", table.String())
 	}
 }
@@ -161,23 +166,44 @@ func TestRunControllerCPUError(t *testing.T) {
 	}
 }
 
+func TestRunControllerGCsErrorAndUnknown(t *testing.T) {
+	_, addr := fatTree(t, 4)
+	_, err := loadgen.Run(context.Background(), loadgen.Config{
+		Target: addr, Preload: 10, Requests: 10, Clients: 2, Services: 2,
+		ControllerGCs: func() (uint64, error) { return 0, errors.New("metrics gone") },
+	})
+	if err == nil || !strings.Contains(err.Error(), "the controller's collections: metrics gone") {
+		t.Fatalf("err = %v", err)
+	}
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Target: addr, Preload: 10, Requests: 10, Clients: 2, Services: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	res.Table(&table)
+	if res.ControllerGCs != -1 || strings.Contains(table.String(), "collections         controller") {
+		t.Fatalf("without a reader the controller's collections are unknown: %d\n%s", res.ControllerGCs, table.String())
+	}
+}
+
 // Summarize takes the least, median (upper middle) and greatest of each
 // figure, whatever the runs' order.
 func TestSummarize(t *testing.T) {
 	rs := []loadgen.Result{
-		{PerSecond: 1800, UpcallP99: 9 * time.Millisecond, ControllerCPU: 700 * time.Microsecond, MachineMBps: 1500, MachineMemNs: 90},
+		{PerSecond: 1800, UpcallP99: 9 * time.Millisecond, ControllerCPU: 700 * time.Microsecond, MachineMBps: 1500, MachineMemNs: 90, ControllerGCs: 1},
 		{PerSecond: 2100, UpcallP99: 7 * time.Millisecond, ControllerCPU: 600 * time.Microsecond, MachineMBps: 1600, MachineMemNs: 80},
-		{PerSecond: 1500, UpcallP99: 12 * time.Millisecond, ControllerCPU: 800 * time.Microsecond, MachineMBps: 900, MachineMemNs: 120},
+		{PerSecond: 1500, UpcallP99: 12 * time.Millisecond, ControllerCPU: 800 * time.Microsecond, MachineMBps: 900, MachineMemNs: 120, ControllerGCs: 2},
 		{PerSecond: 1900, UpcallP99: 8 * time.Millisecond, ControllerCPU: 650 * time.Microsecond, MachineMBps: 1400, MachineMemNs: 100},
 	}
 	s := loadgen.Summarize(rs)
 	if s.Runs != 4 || s.PerSecond != (loadgen.Spread{Min: 1500, Median: 1900, Max: 2100}) || s.UpcallP99 != (loadgen.Spread{Min: 7e6, Median: 9e6, Max: 12e6}) || s.ControllerCPU != (loadgen.Spread{Min: 600e3, Median: 700e3, Max: 800e3}) ||
-		s.MachineMBps != (loadgen.Spread{Min: 900, Median: 1500, Max: 1600}) || s.MachineMemNs != (loadgen.Spread{Min: 80, Median: 100, Max: 120}) {
+		s.MachineMBps != (loadgen.Spread{Min: 900, Median: 1500, Max: 1600}) || s.MachineMemNs != (loadgen.Spread{Min: 80, Median: 100, Max: 120}) ||
+		s.ControllerGCs != (loadgen.Spread{Min: 0, Median: 1, Max: 2}) {
 		t.Fatalf("summary %+v", s)
 	}
 	var b strings.Builder
 	s.Table(&b)
-	for _, want := range []string{"4 runs", "1900/s", "9ms", "controller CPU/admission", "1500 MB/s", "machine memory load"} {
+	for _, want := range []string{"4 runs", "1900/s", "9ms", "controller CPU/admission", "1500 MB/s", "machine memory load", "controller collections"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("table lacks %q:\n%s", want, b.String())
 		}

@@ -20,6 +20,7 @@ type Summary struct {
 	ClientCPU     Spread `json:"client_cpu_per_admission_ns"`
 	MachineMBps   Spread `json:"machine_sha256_mb_per_s"`
 	MachineMemNs  Spread `json:"machine_memory_load_ns"`
+	ControllerGCs Spread `json:"controller_gc_cycles"` // -1s: not known
 }
 
 // Spread is the least, median and greatest of a figure over runs (the
@@ -57,6 +58,7 @@ func Summarize(rs []Result) Summary {
 		ClientCPU:     spread(rs, d(func(r Result) time.Duration { return r.ClientCPU })),
 		MachineMBps:   spread(rs, func(r Result) float64 { return r.MachineMBps }),
 		MachineMemNs:  spread(rs, func(r Result) float64 { return r.MachineMemNs }),
+		ControllerGCs: spread(rs, func(r Result) float64 { return float64(r.ControllerGCs) }),
 	}
 }
 
@@ -79,5 +81,8 @@ func (s Summary) Table(w io.Writer) {
 	if s.MachineMBps.Max > 0 {
 		row("machine SHA-256 (one core)", s.MachineMBps, func(v float64) string { return fmt.Sprintf("%.0f MB/s", v) })
 		row("machine memory load", s.MachineMemNs, func(v float64) string { return fmt.Sprintf("%.0f ns", v) })
+	}
+	if s.ControllerGCs.Min >= 0 {
+		row("controller collections", s.ControllerGCs, func(v float64) string { return fmt.Sprintf("%.0f", v) })
 	}
 }
