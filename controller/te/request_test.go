@@ -6,26 +6,13 @@ import (
 	"testing"
 
 	"github.com/xlane/xlane/controller/te"
-	"github.com/xlane/xlane/controller/te/topogen"
+	"github.com/xlane/xlane/controller/te/tetest"
 )
 
 // A receiver listed twice is refused by its index, in a short list
 // (checked by scanning) and a long one (checked with a map) alike.
 func TestDuplicateReceiverIsAFieldError(t *testing.T) {
-	spec, err := topogen.FatTree(6, topogen.Defaults())
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo, err := te.NewTopology(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var hosts []string
-	for _, n := range topo.Nodes {
-		if n.Kind == te.KindHost {
-			hosts = append(hosts, n.Name)
-		}
-	}
+	topo, hosts := tetest.FatTree(t, 6)
 	for _, n := range []int{3, 40} {
 		rcv := append([]string{}, hosts[1:n]...)
 		rcv = append(rcv, hosts[n/2])

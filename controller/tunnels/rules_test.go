@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/xlane/xlane/controller/te"
-	"github.com/xlane/xlane/controller/te/topogen"
+	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/southbound"
 )
 
@@ -55,12 +55,8 @@ func compileByMaps(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted b
 }
 
 func TestCompileMatchesTheTree(t *testing.T) {
-	topo, err := te.NewTopology(mustFatTree(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo, hosts := tetest.FatTree(t, 4)
 	eng := te.NewEngine(topo)
-	hosts := hostNames(topo)
 	dst := netip.MustParseAddrPort("239.1.2.3:7000")
 	for i, rcvs := range [][]string{
 		{hosts[1]},                      // same edge switch
@@ -95,11 +91,7 @@ func TestCompileMatchesTheTree(t *testing.T) {
 }
 
 func TestCompileNamesABrokenTree(t *testing.T) {
-	topo, err := te.NewTopology(mustFatTree(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hosts := hostNames(topo)
+	topo, hosts := tetest.FatTree(t, 4)
 	dst := netip.MustParseAddrPort("10.0.0.2:7000")
 	far, _, err := te.NewEngine(topo).Admit(te.Request{Sender: hosts[0], Receivers: []string{hosts[15]}, LoadsizeBytes: 100, PeriodNs: 1_000_000})
 	if err != nil {
@@ -121,25 +113,6 @@ func TestCompileNamesABrokenTree(t *testing.T) {
 			t.Errorf("%s: %v, want an error containing %q", c.name, err, c.want)
 		}
 	}
-}
-
-func mustFatTree(t *testing.T) te.TopologySpec {
-	t.Helper()
-	spec, err := topogen.FatTree(4, topogen.Defaults())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return spec
-}
-
-func hostNames(topo *te.Topology) []string {
-	var out []string
-	for _, n := range topo.Nodes {
-		if n.Kind == te.KindHost {
-			out = append(out, n.Name)
-		}
-	}
-	return out
 }
 
 func TestReusedPlanHoldsOnlyItsOperation(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/te/topogen"
 )
 
 // TwoSwitchSpec is h1 - s1 - s2 - {h2, h3} at 1 Gbit/s with 1000-byte
@@ -34,4 +35,25 @@ func TwoSwitch(t testing.TB) *te.Topology {
 		t.Fatal(err)
 	}
 	return topo
+}
+
+// FatTree is topogen's k-ary fat-tree with its defaults, validated, and
+// its hosts' names in node order.
+func FatTree(t testing.TB, k int) (*te.Topology, []string) {
+	t.Helper()
+	spec, err := topogen.FatTree(k, topogen.Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := te.NewTopology(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hosts []string
+	for _, n := range topo.Nodes {
+		if n.Kind == te.KindHost {
+			hosts = append(hosts, n.Name)
+		}
+	}
+	return topo, hosts
 }
