@@ -17,7 +17,7 @@ import (
 	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/store"
 	"github.com/xlane/xlane/controller/te"
-	"github.com/xlane/xlane/controller/te/topogen"
+	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/te/workload"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound/memory"
@@ -74,14 +74,7 @@ func BenchmarkGRPCAdmissionsConcurrent(b *testing.B) {
 func benchGRPC(b *testing.B, k int) { benchGRPCClients(b, k, 1, 0) }
 
 func benchGRPCClients(b *testing.B, k, clients int, headroom float64) {
-	spec, err := topogen.FatTree(k, topogen.Defaults())
-	if err != nil {
-		b.Fatal(err)
-	}
-	topo, err := te.NewTopology(spec)
-	if err != nil {
-		b.Fatal(err)
-	}
+	topo, _ := tetest.FatTree(b, k)
 	sws := topo.Switches()
 	st, err := store.Open(b.TempDir())
 	if err != nil {

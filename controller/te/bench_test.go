@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/xlane/xlane/controller/te"
-	"github.com/xlane/xlane/controller/te/topogen"
+	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/te/workload"
 )
 
@@ -40,14 +40,7 @@ type fixtureKey struct {
 }
 
 func load(b *testing.B, k, n int, mix workload.Mix) (*te.Engine, []te.Request) {
-	spec, err := topogen.FatTree(k, topogen.Defaults())
-	if err != nil {
-		b.Fatal(err)
-	}
-	topo, err := te.NewTopology(spec)
-	if err != nil {
-		b.Fatal(err)
-	}
+	topo, _ := tetest.FatTree(b, k)
 	e := te.NewEngine(topo)
 	reqs := workload.Requests(topo, mix, n*2, 1)
 	i := 0
