@@ -23,7 +23,9 @@ func TestBatchCoalescesTEChanges(t *testing.T) {
 	b.add(tunnels.Upcall{Kind: tunnels.BandwidthChanged, Reason: tunnels.ReasonBWExceeded, TunnelID: 2})
 	b.add(te(2, 21)) // after another upcall of tunnel 2: kept apart
 	var resp pb.WatchResponse
-	if err := proto.Unmarshal(b.encode(), &resp); err != nil {
+	r := &pooledResponse{pool: &responseBuffers{}}
+	b.encodeInto(r)
+	if err := proto.Unmarshal(*r.buf, &resp); err != nil {
 		t.Fatal(err)
 	}
 	got := resp.GetUpcalls()

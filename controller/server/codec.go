@@ -22,7 +22,8 @@ type vtMessage interface {
 // protobuf-go's reflection-driven code was a quarter of the load
 // generator's CPU and a tenth of the controller's. The wire format is
 // the same ("proto"): other clients and servers are unaffected. Watch
-// responses arrive already encoded (upcallwire.go) and go out as they are.
+// responses arrive already encoded (upcallwire.go) in buffers gRPC gives
+// back once written (respbuf.go), and go out as they are.
 type codec struct{}
 
 // Codec is the API's codec; the server and the Go client force it.
@@ -31,8 +32,8 @@ func Codec() encoding.CodecV2 { return codec{} }
 func (codec) Name() string { return "proto" }
 
 func (codec) Marshal(v any) (mem.BufferSlice, error) {
-	if e, ok := v.(encoded); ok {
-		return mem.BufferSlice{mem.SliceBuffer(e)}, nil
+	if r, ok := v.(*pooledResponse); ok {
+		return mem.BufferSlice{mem.NewBuffer(r.buf, r.pool)}, nil
 	}
 	vt, ok := v.(vtMessage)
 	if !ok {

@@ -31,6 +31,7 @@ type Server struct {
 	pb.UnimplementedControllerServer
 	ctl      *tunnels.Controller
 	coalesce time.Duration
+	buffers  responseBuffers // the watch responses' (respbuf.go)
 }
 
 // Option configures a Server.
@@ -332,6 +333,7 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 		lastSend time.Time
 		hold     *time.Timer // the coalescing window's, made at its first use
 		b        = newBatch()
+		resp     = &pooledResponse{pool: &s.buffers}
 	)
 	for {
 		select {
@@ -369,7 +371,8 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 			if len(sub.C) == 0 {
 				sub.Drained() // an admission may be waiting for the watchers
 			}
-			if err := stream.SendMsg(b.encode()); err != nil {
+			b.encodeInto(resp)
+			if err := stream.SendMsg(resp); err != nil {
 				return err
 			}
 			lastSend = time.Now()
@@ -427,10 +430,4 @@ func (b *batch) add(u tunnels.Upcall) {
 		delete(b.teAt, u.TunnelID) // never move a change across another upcall
 	}
 	b.ups = append(b.ups, u)
-}
-
-// encode is the batch as a WatchResponse on the wire (upcallwire.go).
-func (b *batch) encode() encoded {
-	const perUpcall = 64 // a BandwidthChanged is 50–60 bytes
-	return appendWatchResponse(make([]byte, 0, perUpcall*len(b.ups)), b.ups)
 }

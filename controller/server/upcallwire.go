@@ -11,10 +11,6 @@ import (
 	"github.com/xlane/xlane/controller/tunnels"
 )
 
-// encoded is a message already in protobuf's wire format: the codec sends
-// its bytes as they are.
-type encoded []byte
-
 // appendWatchResponse appends a WatchResponse carrying us: the bytes
 // proto.Marshal writes for upcallPB's messages, without building them.
 // A watch response goes out for every commit that changes a service's
