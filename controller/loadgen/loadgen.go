@@ -58,8 +58,8 @@ type Config struct {
 	ControllerCPU func() (time.Duration, error)
 	// ControllerGCs, when set, reads how many garbage collections the
 	// controller's process has finished; the result then counts those
-	// while upcalls were measured (a cycle there is the usual reason for
-	// a long upcall delay tail).
+	// while upcalls were measured (a cycle there lengthens the upcall
+	// delay tail).
 	ControllerGCs func() (uint64, error)
 	// Probe, when above 0, is how long to time a fixed computation on one
 	// core, and then random loads from memory, just before timing
