@@ -232,6 +232,7 @@ func (c *Controller) install(batch []*admission) {
 			sc.seen[a.id] = true
 			n += len(a.changes)
 		}
+		clear(sc.merged[:cap(sc.merged)]) // the last batch's: its changes refer to engine tunnels
 		changes = slices.Grow(sc.merged[:0], n)
 		for _, a := range batch {
 			for _, ch := range a.changes {

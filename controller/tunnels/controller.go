@@ -478,6 +478,10 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 // tunnels that are committed (in-flight admissions commit their own),
 // and their records.
 func (c *Controller) current(changes []te.Change) ([]te.Change, []*record) {
+	// The last operation's entries go: they refer to records and engine
+	// tunnels that may be released since.
+	clear(c.scratch.told[:cap(c.scratch.told)])
+	clear(c.scratch.toldRecs[:cap(c.scratch.toldRecs)])
 	out := slices.Grow(c.scratch.told[:0], len(changes)) // most are told: no growing
 	recs := slices.Grow(c.scratch.toldRecs[:0], len(changes))
 	defer func() { c.scratch.told, c.scratch.toldRecs = out, recs }()
