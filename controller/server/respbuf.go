@@ -7,9 +7,9 @@ import (
 
 // Watch responses go out from buffers that gRPC gives back once it has
 // written them (mem.NewBuffer with a pool): a response per service per
-// commit, each a fresh buffer and two boxed slices before — a tenth of
-// the controller's allocations at saturation, all of it memory the
-// allocator had to clear and the caches had to fetch.
+// commit, each a fresh buffer and two boxed slices before — some twenty
+// allocations an admission at saturation, memory the allocator had to
+// clear and the caches had to fetch.
 
 // minResponseBuffer is the smallest buffer handed to gRPC: it pools only
 // buffers above 1 KiB (mem.IsBelowBufferPoolingThreshold) and copies none.

@@ -22,7 +22,7 @@ func newPlan() *plan {
 
 // reset empties p for another operation and keeps its memory: a batch of
 // admissions touches some twenty switches, and a fresh plan each time was
-// a sixth of the controller's allocations. Drivers copy what they keep
+// some thirty allocations an admission (a heap profile of the daemon). Drivers copy what they keep
 // (southbound.Driver), so nothing applied refers to p's slices.
 func (p *plan) reset() {
 	for _, m := range [2]map[string]*southbound.Batch{p.do, p.undo} {

@@ -12,8 +12,8 @@ import (
 // compile turns a tunnel tree into the rule each switch on it needs.
 // meterRate is the rate the first switch polices the sender at. A tree
 // has a handful of edges, so it walks them instead of building maps of
-// parents and children (a compile per admission: these were a tenth of
-// the controller's allocations).
+// parents and children (a compile per admission: the maps were some
+// fifteen allocations of it).
 func compile(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted bool, meterRate uint64) (map[string]southbound.TunnelRule, error) {
 	sender, ok := topo.NodeByName(t.Sender)
 	if !ok {
