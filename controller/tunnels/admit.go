@@ -260,7 +260,7 @@ func (c *Controller) install(batch []*admission) {
 	now := c.clock.Now()
 	for _, a := range batch {
 		a.rec.tun = c.promise(a.rec.tun)
-		a.rec.setRules(a.want)
+		c.setRules(a.rec, a.want)
 		c.recs[a.id] = a.rec
 		c.engine.SetTag(a.id, a.rec)
 	}

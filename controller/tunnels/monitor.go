@@ -1,6 +1,7 @@
 package tunnels
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -73,24 +74,25 @@ func (c *Controller) RunMonitor(ctx context.Context, cfg MonitorConfig) error {
 // MonitorOnce reads every metering switch's statistics once and acts on
 // them: demote violators, lengthen the period of tunnels that use little
 // of their rate, terminate idle tunnels and persistent violators.
+//
+// Judging takes the lock one switch at a time and only counts; the few
+// tunnels that call for an action get it afterwards, while admissions
+// wait. Walking 10,000 tunnels under the lock, admissions drained, held
+// them up for milliseconds a second: a burst in the upcalls' delay tail.
 func (c *Controller) MonitorOnce(ctx context.Context, cfg MonitorConfig) error {
 	cfg = cfg.withDefaults()
 	start := time.Now()
 	defer func() { c.obs.MonitorRound(time.Since(start)) }()
-	// Which switch meters which tunnel; read without holding the lock.
 	c.mu.Lock()
-	metered := map[string][]uint64{}
-	for id, rec := range c.recs {
-		for sw, r := range rec.rules {
-			if r.Meter != nil {
-				metered[sw] = append(metered[sw], id)
-			}
-		}
+	switches := make([]string, 0, len(c.meters))
+	for sw := range c.meters {
+		switches = append(switches, sw)
 	}
 	c.mu.Unlock()
-	stats := map[uint64]southbound.TunnelStats{}
+	slices.Sort(switches)
 	var firstErr error
-	for sw, ids := range metered {
+	var acts []action
+	for _, sw := range switches {
 		sts, err := c.drv.Stats(ctx, sw)
 		if err != nil {
 			if firstErr == nil {
@@ -98,36 +100,73 @@ func (c *Controller) MonitorOnce(ctx context.Context, cfg MonitorConfig) error {
 			}
 			continue
 		}
+		c.mu.Lock()
 		for _, s := range sts {
-			if slices.Contains(ids, s.Tunnel) {
-				stats[s.Tunnel] = s
+			rec, ok := c.recs[s.Tunnel]
+			if !ok || rec.meterAt != sw {
+				continue // released meanwhile, or not metered here
+			}
+			if v := observe(cfg, rec, s); v != keep {
+				acts = append(acts, action{rec: rec, gen: rec.gen, v: v})
 			}
 		}
+		c.mu.Unlock()
+	}
+	if len(acts) == 0 {
+		return firstErr
 	}
 	unlock, err := c.exclusive()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	ids := make([]uint64, 0, len(stats))
-	for id := range stats {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		rec, ok := c.recs[id]
-		if !ok {
-			continue // released meanwhile
+	slices.SortFunc(acts, func(a, b action) int { return cmp.Compare(a.rec.tun.ID, b.rec.tun.ID) })
+	for _, a := range acts {
+		if c.recs[a.rec.tun.ID] != a.rec || a.rec.gen != a.gen {
+			continue // released or changed since: its next interval decides
 		}
-		if err := c.judge(ctx, cfg, rec, stats[id]); err != nil && firstErr == nil {
+		if err := c.act(ctx, a); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
 	return firstErr
 }
 
-// judge applies one interval's counters to one tunnel.
-func (c *Controller) judge(ctx context.Context, cfg MonitorConfig, rec *record, s southbound.TunnelStats) error {
+// verdict is what a tunnel's counters of one interval call for.
+type verdict int
+
+const (
+	keep verdict = iota
+	demoteIt
+	reclaimIt
+	terminateExceeded // a demoted tunnel kept violating
+	terminateUnused   // it sent nothing for too long
+)
+
+// action is a verdict on a tunnel as it was judged (its gen then).
+type action struct {
+	rec *record
+	gen uint64
+	v   verdict
+}
+
+func (c *Controller) act(ctx context.Context, a action) error {
+	switch a.v {
+	case demoteIt:
+		return c.demote(ctx, a.rec)
+	case reclaimIt:
+		return c.reclaim(ctx, a.rec)
+	case terminateExceeded:
+		return c.terminate(ctx, a.rec, ReasonBWExceeded)
+	case terminateUnused:
+		return c.terminate(ctx, a.rec, ReasonBWUnused)
+	}
+	return nil
+}
+
+// observe applies one interval's counters to one tunnel's usage and says
+// what they call for; c.mu is held.
+func observe(cfg MonitorConfig, rec *record, s southbound.TunnelStats) verdict {
 	u := &rec.use
 	delta := func(now, before uint64) uint64 {
 		if now < before { // counters restarted (switch reconnect)
@@ -142,40 +181,40 @@ func (c *Controller) judge(ctx context.Context, cfg MonitorConfig, rec *record, 
 	first := !u.seen
 	u.seen, u.packets, u.bytes, u.drops = true, s.Packets, s.Bytes, s.MeterDrops
 	if first {
-		return nil // a baseline, not an interval
+		return keep // a baseline, not an interval
 	}
 	switch {
 	case rec.demoted && dd > 0:
 		if u.violations++; u.violations >= cfg.ViolationIntervals {
-			return c.terminate(ctx, rec, ReasonBWExceeded)
+			return terminateExceeded
 		}
-		return nil
+		return keep
 	case rec.demoted:
 		u.violations = 0
 	case dd > 0:
-		return c.demote(ctx, rec)
+		return demoteIt
 	}
 	if dp == 0 {
 		if u.idle++; u.idle >= cfg.IdleIntervals {
-			return c.terminate(ctx, rec, ReasonBWUnused)
+			return terminateUnused
 		}
 	} else {
 		u.idle = 0
 	}
 	if rec.demoted {
-		return nil
+		return keep
 	}
 	periodUs := (rec.tun.PeriodNs + 999) / 1000
 	allotted := float64(rec.tun.LoadsizeBytes) * float64(cfg.Interval.Microseconds()) / float64(periodUs)
 	if float64(db) < cfg.UnusedFraction*allotted {
 		if u.unused++; u.unused >= cfg.UnusedIntervals && rec.req.PeriodUs < 10_000_000 {
 			u.unused = 0
-			return c.reclaim(ctx, rec)
+			return reclaimIt
 		}
 	} else {
 		u.unused = 0
 	}
-	return nil
+	return keep
 }
 
 // demote takes a violating tunnel out of the express lane: its packets get
@@ -197,7 +236,7 @@ func (c *Controller) demote(ctx context.Context, rec *record) error {
 			if err = c.save(Writes{Put: []StoredTunnel{c.stored(rec, rec.tun)}}); err == nil {
 				if err = c.apply(ctx, p); err == nil {
 					now := c.clock.Now()
-					rec.setRules(want)
+					c.setRules(rec, want)
 					rec.use.violations = 0
 					c.stopGrace(id)
 					c.commit(ps, now)

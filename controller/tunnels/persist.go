@@ -95,7 +95,7 @@ func (c *Controller) restore(ctx context.Context) error {
 			if rules, err = compile(c.topo, x, st.Request.Receiver, true, c.meterRate(x)); err != nil {
 				return err
 			}
-			rec.setRules(rules)
+			c.setRules(rec, rules)
 			c.recs[x.ID] = rec
 			continue
 		}
@@ -113,7 +113,7 @@ func (c *Controller) restore(ctx context.Context) error {
 		if rules, err = c.rulesFor(rec, installed[i], c.meterRate(installed[i])); err != nil {
 			return err
 		}
-		rec.setRules(rules)
+		c.setRules(rec, rules)
 		c.recs[installed[i].ID] = rec
 		c.engine.SetTag(installed[i].ID, rec)
 	}
