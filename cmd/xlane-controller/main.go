@@ -110,7 +110,7 @@ switch runs it already, and reconciles the switch whenever it becomes primary.`,
 	f.StringVar(&flagCfg.Topology, "topology", "", "topology file (te JSON format); optional once the data directory holds one")
 	f.StringVar(&flagCfg.DataDir, "data-dir", flagCfg.DataDir, "directory of the durable state")
 	f.DurationVar((*time.Duration)(&flagCfg.Grace), "grace", time.Duration(flagCfg.Grace), "grace period of bandwidthChanged upcalls")
-	f.DurationVar((*time.Duration)(&flagCfg.WatchCoalesce), "watch-coalesce", time.Duration(flagCfg.WatchCoalesce), "hold a watch response that would follow the stream's previous one sooner than this, collecting what comes meanwhile (0: send at once)")
+	f.DurationVar((*time.Duration)(&flagCfg.WatchCoalesce), "watch-coalesce", time.Duration(flagCfg.WatchCoalesce), "hold a watch response that would follow the stream's previous one sooner than this; it carries what came meanwhile (0: send at once)")
 	f.DurationVar((*time.Duration)(&flagCfg.UpcallHoldoff), "upcall-holdoff", time.Duration(flagCfg.UpcallHoldoff), "let a batch of admissions wait up to this long for the watch streams to take the upcalls already handed to them, so services hear of changes first (0: never wait)")
 	f.Float64Var(&flagCfg.BoundHeadroom, "bound-headroom", flagCfg.BoundHeadroom, "widen the latency bounds (and raised periods) services are told by this fraction, so smaller changes need no upcall (0: exact)")
 	f.StringVar(&flagCfg.Driver, "driver", flagCfg.Driver, `southbound driver: "openflow" (OpenFlow 1.3 switches, e.g. Open vSwitch), "p4runtime" (P4 switches; configured in the file's p4runtime section) or "memory" (in-process switches)`)

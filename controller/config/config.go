@@ -33,7 +33,7 @@ type Config struct {
 	// are told by this fraction, so smaller changes need no upcall.
 	BoundHeadroom float64 `yaml:"bound_headroom"`
 	// WatchCoalesce holds a watch response that would follow the stream's
-	// previous one sooner than this, collecting the upcalls that come
+	// previous one sooner than this; it carries the upcalls that came
 	// meanwhile (0: each response at once).
 	WatchCoalesce Duration `yaml:"watch_coalesce"`
 	// UpcallHoldoff is how long a batch of admissions may wait for the
