@@ -50,13 +50,6 @@ type Store struct {
 	pending []op   // logged, not yet in db
 	next    uint64 // the stored next_id, pending ops included
 	broken  error  // the log failed in a way that leaves it unusable
-
-	ck     *bgCheckpoint // the checkpoint under way, if any (checkpoint.go)
-	ckAt   int           // pending ops that start the next one
-	ckSize int64         // or log bytes
-	// ckHook, if set (tests), runs in a background checkpoint before its
-	// commit ("commit") and, holding s.mu, before the log is cut ("cut").
-	ckHook func(stage string)
 }
 
 // A checkpoint moves logged writes into bbolt after this many ops or log
@@ -114,7 +107,7 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	st := &Store{db: db, wal: w, ckAt: checkpointOps, ckSize: checkpointBytes}
+	st := &Store{db: db, wal: w}
 	for _, ops := range records {
 		st.pending = append(st.pending, ops...)
 	}
@@ -143,7 +136,6 @@ func Open(dir string) (*Store, error) {
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.settle()
 	var err error
 	if s.broken == nil {
 		err = s.checkpoint()
@@ -151,7 +143,6 @@ func (s *Store) Close() error {
 	return errors.Join(err, s.close())
 }
 
-// close closes the files; no checkpoint may be under way.
 func (s *Store) close() error { return errors.Join(s.wal.close(), s.db.Close()) }
 
 // Topology returns the stored topology, or nil if none is stored.
@@ -225,12 +216,11 @@ func (s *Store) Save(w tunnels.Writes) error {
 	}
 	s.next = next
 	s.pending = append(s.pending, ops...)
-	if s.ck == nil && (len(s.pending) >= s.ckAt || s.wal.size >= s.ckSize) {
-		// w is durable already: the checkpoint runs beside later Saves, and
-		// a failed one is not a failed Save. Its ops stay pending (and
-		// logged); the next threshold, Load and Close try again, and Close
-		// reports the error.
-		s.startCheckpoint()
+	if len(s.pending)%checkpointOps < len(ops) || s.wal.size >= checkpointBytes {
+		// w is durable already: a failed checkpoint is not a failed Save.
+		// Its ops stay pending (and logged); the next threshold, Load and
+		// Close try again, and Close reports the error.
+		_ = s.checkpoint()
 	}
 	return nil
 }
@@ -279,11 +269,55 @@ func (s *Store) encode(w tunnels.Writes) ([]op, uint64, error) {
 	return ops, next, nil
 }
 
+// checkpoint writes the pending ops into the database in one transaction
+// and empties the log.
+func (s *Store) checkpoint() error {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		tb, counters, sb, gb := tx.Bucket(bucketTunnels), tx.Bucket(bucketCounters), tx.Bucket(bucketServices), tx.Bucket(bucketGroups)
+		tb.FillPercent = 0.9 // ids only grow: keep pages full instead of half-split
+		for _, o := range s.pending {
+			var err error
+			switch o.kind {
+			case opPutTunnel:
+				err = tb.Put(o.key, o.val)
+			case opDeleteTunnel:
+				err = tb.Delete(o.key)
+			case opPutService:
+				err = sb.Put(o.key, o.val)
+			case opPutGroup:
+				err = gb.Put(o.key, o.val)
+			case opDeleteGroup:
+				err = gb.Delete(o.key)
+			case opNextID:
+				if v := counters.Get(keyNextID); len(v) != 8 || binary.BigEndian.Uint64(v) < binary.BigEndian.Uint64(o.val) {
+					err = counters.Put(keyNextID, o.val)
+				}
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	clear(s.pending) // let the collector have the values
+	s.pending = s.pending[:0]
+	if err := s.wal.reset(); err != nil {
+		s.broken = err // the log may still hold what the database has: safe to replay, but not to append to blindly
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
 // Load implements tunnels.Store.
 func (s *Store) Load() (tunnels.Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.settle()
 	if s.broken == nil {
 		if err := s.checkpoint(); err != nil {
 			return tunnels.Snapshot{}, fmt.Errorf("store: load: %w", err)

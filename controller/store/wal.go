@@ -14,9 +14,8 @@ import (
 )
 
 // The write-ahead log makes a Save durable with one append and one
-// fdatasync; bbolt gets the logged writes in batches (a checkpoint, in
-// the background: checkpoint.go), after which the log keeps only what
-// was appended since. A bbolt commit of its own per Save cost about
+// fdatasync; bbolt gets the logged writes in batches (a checkpoint), after
+// which the log is emptied. A bbolt commit of its own per Save cost about
 // twice the CPU and wall time (two fdatasyncs, five page writes, and the
 // materialized B+tree nodes the garbage collector then had to chase), the
 // way etcd keeps its raft log apart from its bbolt backend.

@@ -35,21 +35,12 @@ func ids(t *testing.T, s *Store) []uint64 {
 }
 
 // crash drops the store's files without a checkpoint, as a killed
-// process leaves them (once a checkpoint under way is done: crashes in
-// the middle of one are in checkpoint_test.go).
+// process leaves them.
 func crash(t *testing.T, s *Store) {
 	t.Helper()
-	settled(s)
 	if err := s.close(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// settled waits for a checkpoint under way.
-func settled(s *Store) {
-	s.mu.Lock()
-	s.settle()
-	s.mu.Unlock()
 }
 
 func reopen(t *testing.T, dir string) *Store {
@@ -219,7 +210,6 @@ func TestCheckpointEmptiesTheLog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	settled(s)
 	if len(s.pending) >= checkpointOps || s.wal.size >= int64(checkpointOps)*100 {
 		t.Fatalf("after %d ops: %d pending, log %d bytes", 2*checkpointOps, len(s.pending), s.wal.size)
 	}
