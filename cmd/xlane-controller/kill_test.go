@@ -23,9 +23,9 @@ import (
 )
 
 // TestKill9UnderLoadKeepsEveryAcknowledgedTunnel kills the daemon while
-// clients are being admitted — past several checkpoints of its store, one
-// of which may be under way — and checks that the restarted daemon holds
-// every tunnel it acknowledged, each once.
+// clients are being admitted, past several checkpoints of its store (the
+// kill may land in one), and checks that the restarted daemon holds every
+// tunnel it acknowledged, each once.
 func TestKill9UnderLoadKeepsEveryAcknowledgedTunnel(t *testing.T) {
 	bin, dir, _ := daemonFixture(t)
 	spec, err := topogen.FatTree(16, topogen.Defaults())

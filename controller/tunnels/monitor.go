@@ -77,8 +77,9 @@ func (c *Controller) RunMonitor(ctx context.Context, cfg MonitorConfig) error {
 //
 // Judging takes the lock one switch at a time and only counts; the few
 // tunnels that call for an action get it afterwards, while admissions
-// wait. Walking 10,000 tunnels under the lock, admissions drained, held
-// them up for milliseconds a second: a burst in the upcalls' delay tail.
+// wait. Walking every tunnel's rules under the lock and judging them all
+// with admissions drained held admissions up for 4–7 ms a round at
+// 10,000 tunnels (BenchmarkMonitorOnce10k).
 func (c *Controller) MonitorOnce(ctx context.Context, cfg MonitorConfig) error {
 	cfg = cfg.withDefaults()
 	start := time.Now()
