@@ -18,19 +18,16 @@ import (
 // and compares it with the index monitoring asks switches by.
 func checkMeters(t *testing.T, c *Controller, when string) {
 	t.Helper()
+	at := meteredAt(c)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	want := map[string]int{}
 	for id, rec := range c.recs {
-		at := ""
-		for sw, r := range rec.rules {
-			if r.Meter != nil {
-				at = sw
-				want[sw]++
-			}
+		if at[id] != "" {
+			want[at[id]]++
 		}
-		if rec.meterAt != at {
-			t.Fatalf("%s: tunnel %d metered at %q, recorded %q", when, id, at, rec.meterAt)
+		if rec.meterAt != at[id] {
+			t.Fatalf("%s: tunnel %d metered at %q, recorded %q", when, id, at[id], rec.meterAt)
 		}
 	}
 	if !maps.Equal(c.meters, want) {
