@@ -45,7 +45,8 @@ of small periodic messages) owned by --services services, each of which watches 
 then times --requests admissions from --clients concurrent callers (as fast as they are answered,
 or offered at --rate per second), and releases every tunnel
 it made. It prints admissions per second, the request round trip, and how long BandwidthChanged
-upcalls took from the controller's commit to the watching service; the table and JSON go to --out.
+upcalls took from the controller's commit to the watching service; the table and JSON go to --out,
+with a plot of the upcall delay over the run by commit time (admissions-timeline.svg and .png).
 With --runs N it measures N times (a fresh controller each time) and adds the least, median and
 greatest of each figure: on a machine whose speed drifts, one run says little.`,
 		Args: cobra.NoArgs,
@@ -172,6 +173,15 @@ greatest of each figure: on a machine whose speed drifts, one run says little.`,
 					return err
 				}
 				all = append(all, res)
+				base := filepath.Join(out, "admissions-timeline")
+				if runs > 1 {
+					base += fmt.Sprintf("-%d", i+1)
+				}
+				if files, err := loadgen.WriteTimeline(base, res); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "no timeline: %v\n", err)
+				} else {
+					fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", strings.Join(files, ", "))
+				}
 				if runs > 1 {
 					fmt.Fprintf(cmd.ErrOrStderr(), "run %d: %.0f admissions/s, upcall delay p99 %v\n", i+1, res.PerSecond, res.UpcallP99.Round(time.Microsecond))
 				}

@@ -49,7 +49,7 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 	if res.Admitted+res.Rejected != 300 || res.ControllerCPU <= 0 || res.ClientCPU <= 0 || res.ControllerPeakRSS < 1<<20 || res.ControllerGCs < 0 {
 		t.Fatalf("result: %+v", res)
 	}
-	for _, p := range []string{prof, clientProf, filepath.Join(out, "controller-admissions.log")} {
+	for _, p := range []string{prof, clientProf, filepath.Join(out, "controller-admissions.log"), filepath.Join(out, "admissions-timeline.svg"), filepath.Join(out, "admissions-timeline.png")} {
 		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v (empty or missing)", p, err)
 		}
@@ -94,6 +94,11 @@ func TestBenchAdmissionsRuns(t *testing.T) {
 	}
 	if got.Summary.Runs != 2 || len(got.Runs) != 2 || got.Summary.PerSecond.Min <= 0 || got.Summary.PerSecond.Min > got.Summary.PerSecond.Max {
 		t.Fatalf("admissions.json: %+v", got)
+	}
+	for _, f := range []string{"admissions-timeline-1.svg", "admissions-timeline-2.png"} { // one plot per run
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v (empty or missing)", f, err)
+		}
 	}
 	if _, _, err := run(t, "bench", "admissions", "--out", t.TempDir(), "--runs", "0"); err == nil || !strings.Contains(err.Error(), "--runs") {
 		t.Fatalf("--runs 0: %v", err)

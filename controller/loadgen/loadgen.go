@@ -124,6 +124,8 @@ type Result struct {
 	// upcalls were collected, in the controller (-1: not known) and here.
 	ControllerGCs int `json:"controller_gc_cycles"`
 	ClientGCs     int `json:"client_gc_cycles"`
+	// Timeline is the upcalls by commit time, in slices of TimelineWidth.
+	Timeline []TimelineBin `json:"timeline,omitempty"`
 }
 
 // Table writes r for people.
@@ -487,16 +489,19 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.ControllerGCs = int(gcs1[1] - gcs0[1])
 	}
 	var delays []time.Duration
+	var all []upcall
 	for i := range logs {
 		l := &logs[i]
 		l.mu.Lock()
 		for _, u := range l.recs {
 			if u.at >= start.UnixNano() && u.at <= end.UnixNano() {
 				delays = append(delays, u.delay)
+				all = append(all, u)
 			}
 		}
 		l.mu.Unlock()
 	}
+	res.Timeline = timeline(all, start.UnixNano(), end.UnixNano(), TimelineWidth)
 	slices.Sort(delays)
 	res.Upcalls = len(delays)
 	if len(delays) > 0 {

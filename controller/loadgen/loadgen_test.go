@@ -82,6 +82,16 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 	if res.Upcalls == 0 || res.UpcallP50 <= 0 || res.UpcallP99 < res.UpcallP50 || res.UpcallMax < res.UpcallP99 {
 		t.Fatalf("upcalls: %+v", res)
 	}
+	committed := 0
+	for _, b := range res.Timeline {
+		committed += b.Committed
+		if b.Max > res.UpcallMax {
+			t.Errorf("slice at %v: greatest delay %v above the run's %v", b.Start, b.Max, res.UpcallMax)
+		}
+	}
+	if committed != res.Upcalls || time.Duration(len(res.Timeline))*loadgen.TimelineWidth < res.Elapsed {
+		t.Fatalf("timeline: %d slices holding %d upcalls; the run measured %d over %v", len(res.Timeline), committed, res.Upcalls, res.Elapsed)
+	}
 	if left := ctl.Tunnels(""); len(left) != 0 {
 		t.Fatalf("%d tunnels left after the run", len(left))
 	}
