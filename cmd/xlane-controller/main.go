@@ -67,7 +67,7 @@ rate gets a longer period (BW_UNUSED), and idle tunnels or persistent violators 
 terminated.
 
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
-grace, bound_headroom, watch_coalesce, upcall_holdoff, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, openflow_burst_slack, p4runtime, insecure, tls_cert, tls_key,
+grace, bound_headroom, watch_coalesce, upcall_holdoff, max_batch, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, openflow_burst_slack, p4runtime, insecure, tls_cert, tls_key,
 client_ca, quotas, metrics_addr, pprof, log_level, gc_percent, monitor_interval, unused_fraction, unused_intervals,
 idle_intervals, violation_intervals) and from flags, which win over the file.
 
@@ -112,6 +112,7 @@ switch runs it already, and reconciles the switch whenever it becomes primary.`,
 	f.DurationVar((*time.Duration)(&flagCfg.Grace), "grace", time.Duration(flagCfg.Grace), "grace period of bandwidthChanged upcalls")
 	f.DurationVar((*time.Duration)(&flagCfg.WatchCoalesce), "watch-coalesce", time.Duration(flagCfg.WatchCoalesce), "hold a watch response that would follow the stream's previous one sooner than this; it carries what came meanwhile (0: send at once)")
 	f.DurationVar((*time.Duration)(&flagCfg.UpcallHoldoff), "upcall-holdoff", time.Duration(flagCfg.UpcallHoldoff), "let a batch of admissions wait up to this long for the watch streams to take the upcalls already handed to them, so services hear of changes first (0: never wait)")
+	f.IntVar(&flagCfg.MaxBatch, "max-batch", flagCfg.MaxBatch, "serve at most this many queued admissions in one batch, so that a backlog goes out in several commits and the first services hear of their changes sooner (0: no cap)")
 	f.Float64Var(&flagCfg.BoundHeadroom, "bound-headroom", flagCfg.BoundHeadroom, "widen the latency bounds (and raised periods) services are told by this fraction, so smaller changes need no upcall (0: exact)")
 	f.StringVar(&flagCfg.Driver, "driver", flagCfg.Driver, `southbound driver: "openflow" (OpenFlow 1.3 switches, e.g. Open vSwitch), "p4runtime" (P4 switches; configured in the file's p4runtime section) or "memory" (in-process switches)`)
 	f.StringVar(&flagCfg.OpenFlowListen, "openflow-listen", flagCfg.OpenFlowListen, "where OpenFlow switches connect (host:port)")
@@ -149,6 +150,7 @@ func override(cmd *cobra.Command, cfg *config.Config, fl config.Config) {
 	set("bound-headroom", func() { cfg.BoundHeadroom = fl.BoundHeadroom })
 	set("watch-coalesce", func() { cfg.WatchCoalesce = fl.WatchCoalesce })
 	set("upcall-holdoff", func() { cfg.UpcallHoldoff = fl.UpcallHoldoff })
+	set("max-batch", func() { cfg.MaxBatch = fl.MaxBatch })
 	set("driver", func() { cfg.Driver = fl.Driver })
 	set("openflow-listen", func() { cfg.OpenFlowListen = fl.OpenFlowListen })
 	set("openflow-tls-cert", func() { cfg.OpenFlowTLSCert = fl.OpenFlowTLSCert })
@@ -235,7 +237,7 @@ func run(ctx context.Context, cfg config.Config) error {
 		return tunnels.Quota{MaxTunnels: q.MaxTunnels, MaxRateBps: q.MaxRateBps}
 	}
 	m := metrics.New()
-	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: topo, Driver: drv, Store: st, Grace: time.Duration(cfg.Grace), BoundHeadroom: cfg.BoundHeadroom, UpcallHoldoff: time.Duration(cfg.UpcallHoldoff), Logger: log, Quota: quota, Observer: m})
+	ctl, err := tunnels.New(ctx, tunnels.Config{Topology: topo, Driver: drv, Store: st, Grace: time.Duration(cfg.Grace), BoundHeadroom: cfg.BoundHeadroom, UpcallHoldoff: time.Duration(cfg.UpcallHoldoff), MaxBatch: cfg.MaxBatch, Logger: log, Quota: quota, Observer: m})
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,9 @@ type Config struct {
 	// services hear of changed bounds before new work queues ahead of
 	// them (0: admissions never wait).
 	UpcallHoldoff Duration `yaml:"upcall_holdoff"`
+	// MaxBatch caps how many queued admissions one batch serves, so that
+	// the backlog after a stall goes out in several commits (0: no cap).
+	MaxBatch int `yaml:"max_batch"`
 	// Driver selects the southbound driver: "openflow" (OpenFlow 1.3
 	// switches such as Open vSwitch connect to OpenFlowListen) or "memory"
 	// (switches simulated in the process, for tests and demos).
@@ -232,7 +235,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // Defaults returns the configuration used for fields the file leaves out.
 func Defaults() Config {
-	return Config{Listen: "127.0.0.1:7700", DataDir: "/var/lib/xlane", Grace: Duration(100 * time.Millisecond), WatchCoalesce: Duration(2 * time.Millisecond), UpcallHoldoff: Duration(2 * time.Millisecond), Driver: "memory", OpenFlowListen: ":6653", LogLevel: "info", GCPercent: 400,
+	return Config{Listen: "127.0.0.1:7700", DataDir: "/var/lib/xlane", Grace: Duration(100 * time.Millisecond), WatchCoalesce: Duration(2 * time.Millisecond), UpcallHoldoff: Duration(2 * time.Millisecond), MaxBatch: 16, Driver: "memory", OpenFlowListen: ":6653", LogLevel: "info", GCPercent: 400,
 		MetricsAddr: "127.0.0.1:7701", OpenFlowBurstSlack: Duration(openflow.DefaultBurstSlack), MonitorInterval: Duration(time.Second), UnusedFraction: 0.1, UnusedIntervals: 10, IdleIntervals: 30, ViolationIntervals: 5}
 }
 
@@ -257,7 +260,7 @@ func Parse(r io.Reader) (Config, error) {
 		doc = doc.Content[0]
 	}
 	if err := strictDecode(doc, map[string]any{
-		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace, "bound_headroom": &c.BoundHeadroom, "watch_coalesce": &c.WatchCoalesce, "upcall_holdoff": &c.UpcallHoldoff,
+		"listen": &c.Listen, "topology": &c.Topology, "data_dir": &c.DataDir, "grace": &c.Grace, "bound_headroom": &c.BoundHeadroom, "watch_coalesce": &c.WatchCoalesce, "upcall_holdoff": &c.UpcallHoldoff, "max_batch": &c.MaxBatch,
 		"driver": &c.Driver, "insecure": &c.Insecure, "log_level": &c.LogLevel, "gc_percent": &c.GCPercent,
 		"p4runtime": &c.P4Runtime, "openflow_listen": &c.OpenFlowListen, "openflow_tls_cert": &c.OpenFlowTLSCert, "openflow_tls_key": &c.OpenFlowTLSKey, "openflow_ca": &c.OpenFlowCA, "openflow_burst_slack": &c.OpenFlowBurstSlack,
 		"tls_cert": &c.TLSCert, "tls_key": &c.TLSKey, "client_ca": &c.ClientCA, "quotas": &c.Quotas, "metrics_addr": &c.MetricsAddr, "pprof": &c.Pprof,
@@ -307,6 +310,9 @@ func (c Config) Validate() error {
 	}
 	if c.WatchCoalesce < 0 || time.Duration(c.WatchCoalesce) > 50*time.Millisecond {
 		return fmt.Errorf("config: watch_coalesce: %v must be between 0 and 50ms (upcalls must reach services well within their grace)", time.Duration(c.WatchCoalesce))
+	}
+	if c.MaxBatch < 0 || c.MaxBatch > 100_000 {
+		return fmt.Errorf("config: max_batch: %d must be between 0 (no cap) and 100000", c.MaxBatch)
 	}
 	if c.UpcallHoldoff < 0 || time.Duration(c.UpcallHoldoff) > 50*time.Millisecond {
 		return fmt.Errorf("config: upcall_holdoff: %v must be between 0 and 50ms (admissions wait up to this long)", time.Duration(c.UpcallHoldoff))

@@ -3,6 +3,7 @@ package tunnels
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -435,5 +436,55 @@ func TestQuotaCountsTheBatch(t *testing.T) {
 			t.Fatalf("store %v: %d tunnels, want 1", st != nil, n)
 		}
 		c.Close()
+	}
+}
+
+// With MaxBatch a batch takes at most that many of the queued requests;
+// the rest are served by the next lock holders, none left behind. (Store
+// writes of several batches may share a transaction; the switches are
+// programmed once per batch.)
+func TestBatchTakesAtMostMaxBatch(t *testing.T) {
+	drv := memory.New("s1", "s2")
+	c, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: drv, Store: &recordStore{}, MaxBatch: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	reqs := map[string]Request{}
+	for i := range 5 {
+		reqs[fmt.Sprintf("svc%d", i)] = Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, uint16(7000+i)), LoadsizeBytes: 100, PeriodUs: 1000}
+	}
+	res := queue(t, c, reqs)
+	for name := range reqs {
+		if r := waitFor(t, res[name]); r.err != nil {
+			t.Fatalf("%s: %v", name, r.err)
+		}
+	}
+	seen := map[uint64]bool{}
+	batches := 0
+	for _, call := range drv.Calls() {
+		if call.Op != "apply" || call.Switch != "s1" {
+			continue
+		}
+		fresh := 0
+		for _, r := range call.Batch.Put {
+			if !seen[r.Tunnel] {
+				seen[r.Tunnel] = true
+				fresh++
+			}
+		}
+		if fresh > 2 {
+			t.Fatalf("one batch installed %d new tunnels, more than MaxBatch 2", fresh)
+		}
+		if fresh > 0 {
+			batches++
+		}
+	}
+	if len(seen) != 5 || batches < 3 || len(c.Tunnels("")) != 5 {
+		t.Fatalf("%d tunnels installed in %d batches, %d held; want all 5 in at least 3", len(seen), batches, len(c.Tunnels("")))
+	}
+	if _, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: memory.New("s1", "s2"), MaxBatch: -1}); err == nil {
+		t.Fatal("a negative MaxBatch was accepted")
 	}
 }

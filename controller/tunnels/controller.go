@@ -45,6 +45,9 @@ type Config struct {
 	// watchers to take the upcalls handed to them before it runs
 	// (holdoff.go); 0: it does not wait.
 	UpcallHoldoff time.Duration
+	// MaxBatch caps how many queued admissions one batch takes (admit.go);
+	// the rest wait for the next. 0: all of them.
+	MaxBatch int
 }
 
 // Controller serves requests for tunnels. Its methods are safe for
@@ -84,6 +87,7 @@ type Controller struct {
 	writing    []*pendingWrite // batches whose store writes are under way, in order
 	headroom   float64         // see Config.BoundHeadroom
 	holdoffFor time.Duration   // see Config.UpcallHoldoff
+	maxBatch   int             // see Config.MaxBatch
 	scratch    scratch         // under mu: buffers an operation's install reuses
 
 	// Requests waiting for a combiner (see admit.go).
@@ -144,13 +148,16 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.BoundHeadroom < 0 || cfg.BoundHeadroom > 1 || math.IsNaN(cfg.BoundHeadroom) {
 		return nil, fmt.Errorf("tunnels: bound headroom %v must be between 0 and 1", cfg.BoundHeadroom)
 	}
+	if cfg.MaxBatch < 0 {
+		return nil, fmt.Errorf("tunnels: max batch %d must not be negative", cfg.MaxBatch)
+	}
 	c := &Controller{
 		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
 		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota, obs: cfg.Observer, buffer: cfg.WatchBuffer,
 		recs: map[uint64]*record{}, meters: map[string]int{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
 		watch: watchers{subs: map[string]map[*Subscription]struct{}{}}, graceOf: map[uint64]*graceGroup{}, graces: map[*graceGroup]struct{}{}, services: map[string]Service{},
 		needsReconcile: map[string]bool{}, routes: bestEffortRoutes(cfg.Topology),
-		inflight: map[uint64]*record{}, headroom: cfg.BoundHeadroom, holdoffFor: cfg.UpcallHoldoff,
+		inflight: map[uint64]*record{}, headroom: cfg.BoundHeadroom, holdoffFor: cfg.UpcallHoldoff, maxBatch: cfg.MaxBatch,
 	}
 	c.cond = sync.NewCond(&c.mu)
 	if c.grace == 0 {

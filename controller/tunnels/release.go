@@ -40,7 +40,7 @@ func (c *Controller) releaseQueued() {
 		c.draining--
 		c.cond.Broadcast()
 	}()
-	batch := takeQueued(&c.qmu, &c.releases)
+	batch := takeQueued(&c.qmu, &c.releases, 0)
 	finish, open := claim(c, batch)
 	defer finish()
 	if !open {
