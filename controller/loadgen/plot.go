@@ -20,7 +20,7 @@ import (
 // 10 ms target, and below it how many upcalls each slice committed. It
 // returns the files written.
 func WriteTimeline(base string, r Result) ([]string, error) {
-	if len(r.Timeline) == 0 {
+	if len(r.Timeline) == 0 || r.Upcalls == 0 {
 		return nil, errors.New("timeline plot: no upcalls were measured")
 	}
 	delay, counts, err := timelinePlots(r)
@@ -48,7 +48,8 @@ func WriteTimeline(base string, r Result) ([]string, error) {
 	return files, nil
 }
 
-// drawTo draws the two plots stacked and writes them; gonum's panics on degenerate axes come back as errors.
+// drawTo draws the two plots stacked and writes them; gonum's panics on
+// degenerate axes come back as errors.
 func drawTo(path string, canvas func() (vg.CanvasWriterTo, draw.Canvas), top, bottom *plot.Plot) (err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -42,8 +42,10 @@ func TestTimelineBinsByCommitTime(t *testing.T) {
 
 func TestWriteTimelineWritesBothImages(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "tl")
-	if _, err := WriteTimeline(base, Result{}); err == nil {
-		t.Fatal("no error for a run without upcalls")
+	for _, r := range []Result{{}, {Timeline: []TimelineBin{{Start: 0}, {Start: TimelineWidth}}}} {
+		if _, err := WriteTimeline(base, r); err == nil {
+			t.Fatalf("no error for a run without upcalls: %+v", r)
+		}
 	}
 	r := Result{PerSecond: 2000, Upcalls: 5, UpcallP99: 6 * time.Millisecond, Timeline: []TimelineBin{
 		{Start: 0, Committed: 3, P50: time.Millisecond, P99: 5 * time.Millisecond, Max: 6 * time.Millisecond},
