@@ -12,7 +12,8 @@ import (
 )
 
 // Admissions are combined: a request queues itself and takes the lock;
-// whoever gets it first serves every queued request as one batch. Under
+// whoever gets it first serves the queued requests (up to MaxBatch) as
+// one batch. Under
 // load one lock holder then runs the TE engine for many requests in a
 // row, writes them to the store in one synced transaction, programs
 // each switch once, and tells each changed tunnel once per batch, where
