@@ -75,6 +75,26 @@ func TestMeterIndexFollowsTheTunnels(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkMeters(t, c, "after a release")
+	// A multicast tunnel: re-planned as members join and leave, and gone
+	// with its last member.
+	group := netip.AddrPortFrom(netip.MustParseAddr("239.1.1.1"), 5000)
+	if err := c.JoinGroup(ctx, group, h2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Request(ctx, "fd", Request{Sender: h3, Receiver: group, LoadsizeBytes: 64, PeriodUs: 100}); err != nil {
+		t.Fatal(err)
+	}
+	checkMeters(t, c, "after a multicast request")
+	if err := c.JoinGroup(ctx, group, h1); err != nil {
+		t.Fatal(err)
+	}
+	checkMeters(t, c, "after a join")
+	for _, m := range []netip.Addr{h1, h2} {
+		if err := c.LeaveGroup(ctx, group, m); err != nil {
+			t.Fatal(err)
+		}
+		checkMeters(t, c, "after a leave")
+	}
 
 	// A controller restarted from what was stored indexes the same.
 	snap := Snapshot{NextID: 100}
