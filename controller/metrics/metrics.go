@@ -1,7 +1,7 @@
 // Package metrics exports the controller's state and events to
 // Prometheus: tunnels by state, operations by result, upcalls, express
-// reservation per link, the computed latency bounds, and the duration of
-// monitoring rounds.
+// reservation per link, the computed latency bounds, admission batch
+// sizes, and the duration of monitoring rounds.
 package metrics
 
 import (
@@ -25,6 +25,7 @@ type Metrics struct {
 	// WithLabelValues hashes its labels every time.
 	upcallC [2][3]prometheus.Counter
 	monitor prometheus.Histogram
+	batch   prometheus.Histogram
 }
 
 var _ tunnels.Observer = (*Metrics)(nil)
@@ -43,13 +44,17 @@ func New() *Metrics {
 			Name: "xlane_monitor_round_seconds", Help: "Duration of one monitoring round (statistics read and acted on).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "xlane_admission_batch_size", Help: "Queued admission requests served by one batch (max_batch caps it; large batches follow a stall).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+		}),
 	}
 	for k := range m.upcallC {
 		for r := range m.upcallC[k] {
 			m.upcallC[k][r] = m.upcalls.WithLabelValues(kindLabel(tunnels.UpcallKind(k)), tunnels.Reason(r).String())
 		}
 	}
-	m.reg.MustRegister(m.ops, m.upcalls, m.monitor, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.ops, m.upcalls, m.monitor, m.batch, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -74,6 +79,9 @@ func kindLabel(kind tunnels.UpcallKind) string {
 
 // MonitorRound implements tunnels.Observer.
 func (m *Metrics) MonitorRound(d time.Duration) { m.monitor.Observe(d.Seconds()) }
+
+// AdmissionBatch implements tunnels.Observer.
+func (m *Metrics) AdmissionBatch(n int) { m.batch.Observe(float64(n)) }
 
 // Watch registers the collector of ctl's state (read at every scrape).
 func (m *Metrics) Watch(ctl *tunnels.Controller) { m.reg.MustRegister(stateCollector{ctl}) }

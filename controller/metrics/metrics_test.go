@@ -51,6 +51,8 @@ func TestScrape(t *testing.T) {
 		`xlane_link_express_reserved_bps{link="h1->s1"} 1.6e+07`, // two tunnels of 100 B per 100 µs
 		`xlane_link_express_queue_reserved_bytes{link="s1->h2"} 200`,
 		`xlane_tunnel_latency_bound_seconds_count 2`,
+		`xlane_admission_batch_size_count 3`, // one request at a time
+		`xlane_admission_batch_size_bucket{le="1"} 3`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

@@ -70,6 +70,7 @@ func (c *Controller) admitQueued() {
 		c.cond.Wait()
 	}
 	batch := takeQueued(&c.qmu, &c.queued, c.maxBatch)
+	c.obs.AdmissionBatch(len(batch))
 	finish, open := claim(c, batch)
 	if !open {
 		finish()

@@ -18,6 +18,9 @@ type Observer interface {
 	Upcall(kind UpcallKind, reason Reason)
 	// MonitorRound reports how long one monitoring round took.
 	MonitorRound(d time.Duration)
+	// AdmissionBatch reports how many queued requests one batch served
+	// (at most Config.MaxBatch): large ones follow a stall.
+	AdmissionBatch(n int)
 }
 
 type nopObserver struct{}
@@ -25,6 +28,7 @@ type nopObserver struct{}
 func (nopObserver) Operation(string, string)   {}
 func (nopObserver) Upcall(UpcallKind, Reason)  {}
 func (nopObserver) MonitorRound(time.Duration) {}
+func (nopObserver) AdmissionBatch(int)         {}
 
 // Kind names an error's kind ("ok" for nil): invalid_argument,
 // resource_exhausted, not_found, permission_denied, unavailable, canceled
