@@ -16,8 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/xlane/xlane/controller/client"
-	"github.com/xlane/xlane/controller/te"
-	"github.com/xlane/xlane/controller/te/topogen"
+	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/te/workload"
 	"github.com/xlane/xlane/controller/tunnels"
 )
@@ -28,20 +27,13 @@ import (
 // tunnel it acknowledged, each once.
 func TestKill9UnderLoadKeepsEveryAcknowledgedTunnel(t *testing.T) {
 	bin, dir, _ := daemonFixture(t)
-	spec, err := topogen.FatTree(16, topogen.Defaults())
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := json.Marshal(spec)
+	topo, _ := tetest.FatTree(t, 16)
+	js, err := json.Marshal(topo.Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	topoPath := filepath.Join(dir, "fattree16.json")
 	if err := os.WriteFile(topoPath, js, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	topo, err := te.NewTopology(spec)
-	if err != nil {
 		t.Fatal(err)
 	}
 	data := filepath.Join(dir, "data")
