@@ -95,6 +95,9 @@ func TestBenchAdmissionsRuns(t *testing.T) {
 	if got.Summary.Runs != 2 || len(got.Runs) != 2 || got.Summary.PerSecond.Min <= 0 || got.Summary.PerSecond.Min > got.Summary.PerSecond.Max {
 		t.Fatalf("admissions.json: %+v", got)
 	}
+	if p := got.Summary.Pooled; p.Upcalls != got.Runs[0].Upcalls+got.Runs[1].Upcalls || p.Late != got.Runs[0].Late+got.Runs[1].Late || !strings.Contains(stdout, "upcalls pooled") {
+		t.Fatalf("pooled upcalls %+v, runs' %d and %d\n%s", p, got.Runs[0].Upcalls, got.Runs[1].Upcalls, stdout)
+	}
 	for _, f := range []string{"admissions-timeline-1.svg", "admissions-timeline-2.png"} { // one plot per run
 		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v (empty or missing)", f, err)
@@ -102,6 +105,9 @@ func TestBenchAdmissionsRuns(t *testing.T) {
 	}
 	if _, _, err := run(t, "bench", "admissions", "--out", t.TempDir(), "--runs", "0"); err == nil || !strings.Contains(err.Error(), "--runs") {
 		t.Fatalf("--runs 0: %v", err)
+	}
+	if _, _, err := run(t, "bench", "admissions", "--out", t.TempDir(), "--late", "0s"); err == nil || !strings.Contains(err.Error(), "--late") {
+		t.Fatalf("--late 0s: %v", err)
 	}
 }
 

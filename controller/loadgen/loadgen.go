@@ -65,7 +65,10 @@ type Config struct {
 	// core, and then random loads from memory, just before timing
 	// (Result.MachineMBps, MachineMemNs): this VM's speed drifts by half
 	// within minutes, and runs compare only at a known speed.
-	Probe    time.Duration
+	Probe time.Duration
+	// Late is the upcall delay the result counts upcalls beyond
+	// (Result.Late; default 10 ms, the controller's target).
+	Late     time.Duration
 	Progress io.Writer // progress lines; nil: none
 }
 
@@ -84,6 +87,9 @@ func (c *Config) defaults() {
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
+	}
+	if c.Late == 0 {
+		c.Late = 10 * time.Millisecond
 	}
 }
 
@@ -108,6 +114,10 @@ type Result struct {
 	UpcallP50 time.Duration `json:"upcall_p50_ns"`
 	UpcallP99 time.Duration `json:"upcall_p99_ns"`
 	UpcallMax time.Duration `json:"upcall_max_ns"`
+	// Late counts the upcalls that took longer than LateAfter
+	// (Config.Late).
+	Late      int           `json:"upcalls_late"`
+	LateAfter time.Duration `json:"late_after_ns"`
 	// CPU time per timed admission: this process (the clients and their
 	// watch streams) and, when known, the controller's process. On a
 	// machine the two share, their sum bounds the rate.
@@ -126,6 +136,9 @@ type Result struct {
 	ClientGCs     int `json:"client_gc_cycles"`
 	// Timeline is the upcalls by commit time, in slices of TimelineWidth.
 	Timeline []TimelineBin `json:"timeline,omitempty"`
+	// Delays are the measured upcalls' delays, sorted: Summarize pools
+	// them over runs.
+	Delays []time.Duration `json:"-"`
 }
 
 // Table writes r for people.
@@ -140,6 +153,9 @@ func (r Result) Table(w io.Writer) {
 	fmt.Fprintf(w, "request round trip  p50 %v  p99 %v\n", r.LatencyP50.Round(time.Microsecond), r.LatencyP99.Round(time.Microsecond))
 	fmt.Fprintf(w, "upcalls             %d (%.2f per admission)  delay p50 %v  p99 %v  max %v\n", r.Upcalls,
 		float64(r.Upcalls)/float64(max(1, r.Requests)), r.UpcallP50.Round(time.Microsecond), r.UpcallP99.Round(time.Microsecond), r.UpcallMax.Round(time.Microsecond))
+	if r.Upcalls > 0 {
+		fmt.Fprintf(w, "late upcalls        %d (%.2f%%) took longer than %v\n", r.Late, 100*float64(r.Late)/float64(r.Upcalls), r.LateAfter)
+	}
 	if r.ControllerCPU > 0 {
 		fmt.Fprintf(w, "CPU per admission   controller %v  load generator %v\n", r.ControllerCPU.Round(time.Microsecond), r.ClientCPU.Round(time.Microsecond))
 	} else {
@@ -503,10 +519,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.Timeline = timeline(all, start.UnixNano(), end.UnixNano(), TimelineWidth)
 	slices.Sort(delays)
-	res.Upcalls = len(delays)
+	res.Upcalls, res.Delays, res.LateAfter = len(delays), delays, cfg.Late
 	if len(delays) > 0 {
 		res.UpcallP50, res.UpcallP99, res.UpcallMax = pct(delays, 50), pct(delays, 99), delays[len(delays)-1]
 	}
+	res.Late = late(delays, cfg.Late)
 	return res, nil
 }
 
@@ -657,8 +674,18 @@ func ticker(f func()) (stop func()) {
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {
+	return perMille(sorted, 10*p)
+}
+
+func perMille(sorted []time.Duration, p int) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
-	return sorted[min(len(sorted)-1, len(sorted)*p/100)]
+	return sorted[min(len(sorted)-1, len(sorted)*p/1000)]
+}
+
+// late counts the sorted delays above d.
+func late(sorted []time.Duration, d time.Duration) int {
+	i, _ := slices.BinarySearch(sorted, d+1)
+	return len(sorted) - i
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,18 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 	// bounds, and exact bounds (no headroom) are all told.
 	if res.Upcalls == 0 || res.UpcallP50 <= 0 || res.UpcallP99 < res.UpcallP50 || res.UpcallMax < res.UpcallP99 {
 		t.Fatalf("upcalls: %+v", res)
+	}
+	if !slices.IsSorted(res.Delays) || len(res.Delays) != res.Upcalls || res.LateAfter != 10*time.Millisecond {
+		t.Fatalf("delays: %d sorted %v for %d upcalls, late after %v", len(res.Delays), slices.IsSorted(res.Delays), res.Upcalls, res.LateAfter)
+	}
+	want := 0
+	for _, d := range res.Delays {
+		if d > res.LateAfter {
+			want++
+		}
+	}
+	if res.Late != want {
+		t.Fatalf("late upcalls: %d, want %d", res.Late, want)
 	}
 	committed := 0
 	for _, b := range res.Timeline {
@@ -214,6 +227,36 @@ func TestSummarize(t *testing.T) {
 	var b strings.Builder
 	s.Table(&b)
 	for _, want := range []string{"4 runs", "1900/s", "9ms", "controller CPU/admission", "1500 MB/s", "machine memory load", "controller collections"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// The pooled delays are every run's upcalls together: a tail that one run
+// holds weighs by its share of all upcalls.
+func TestSummarizePoolsTheUpcalls(t *testing.T) {
+	ms := func(n int, d time.Duration) []time.Duration {
+		return slices.Repeat([]time.Duration{d * time.Millisecond}, n)
+	}
+	quick := ms(1000, 2)                             // a run without a stall
+	stalled := slices.Concat(ms(970, 3), ms(30, 20)) // its p99 is 20 ms
+	rs := []loadgen.Result{
+		{Upcalls: 1000, Delays: quick, LateAfter: 10 * time.Millisecond},
+		{Upcalls: 1000, Delays: stalled, LateAfter: 10 * time.Millisecond, Late: 30},
+		{Upcalls: 1000, Delays: quick, LateAfter: 10 * time.Millisecond},
+		{Upcalls: 1000, Delays: quick, LateAfter: 10 * time.Millisecond},
+	}
+	p := loadgen.Summarize(rs).Pooled
+	// 4,000 upcalls, 30 of them at 20 ms: the 99th percentile is the
+	// 3,960th, 3 ms; the 99.9th (the 3,996th) is in the stall.
+	want := loadgen.Pooled{Upcalls: 4000, P50: 2 * time.Millisecond, P99: 3 * time.Millisecond, P999: 20 * time.Millisecond, Max: 20 * time.Millisecond, Late: 30, LateAfter: 10 * time.Millisecond}
+	if p != want {
+		t.Fatalf("pooled %+v, want %+v", p, want)
+	}
+	var b strings.Builder
+	loadgen.Summarize(rs).Table(&b)
+	for _, want := range []string{"all 4 runs' 4000 upcalls pooled: p50 2ms  p99 3ms  p99.9 20ms  max 20ms; 30 (0.75%) longer than 10ms"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("table lacks %q:\n%s", want, b.String())
 		}

@@ -21,6 +21,36 @@ type Summary struct {
 	MachineMBps   Spread `json:"machine_sha256_mb_per_s"`
 	MachineMemNs  Spread `json:"machine_memory_load_ns"`
 	ControllerGCs Spread `json:"controller_gc_cycles"` // -1s: not known
+	// Pooled is the upcall delay over all runs' upcalls together. One
+	// short run's p99 rests on its slowest 1 %, often a single stall of
+	// the machine or a collection that lands in it; pooled, each such
+	// event weighs as often as it happens.
+	Pooled Pooled `json:"upcalls_pooled"`
+}
+
+// Pooled is a delay distribution over several runs.
+type Pooled struct {
+	Upcalls   int           `json:"upcalls"`
+	P50       time.Duration `json:"p50_ns"`
+	P99       time.Duration `json:"p99_ns"`
+	P999      time.Duration `json:"p999_ns"`
+	Max       time.Duration `json:"max_ns"`
+	Late      int           `json:"late"` // longer than LateAfter
+	LateAfter time.Duration `json:"late_after_ns"`
+}
+
+func pool(rs []Result) Pooled {
+	var all []time.Duration
+	for _, r := range rs {
+		all = append(all, r.Delays...)
+	}
+	slices.Sort(all)
+	p := Pooled{Upcalls: len(all), LateAfter: rs[0].LateAfter}
+	if len(all) > 0 {
+		p.P50, p.P99, p.P999, p.Max = pct(all, 50), pct(all, 99), perMille(all, 999), all[len(all)-1]
+	}
+	p.Late = late(all, p.LateAfter)
+	return p
 }
 
 // Spread is the least, median and greatest of a figure over runs (the
@@ -59,6 +89,7 @@ func Summarize(rs []Result) Summary {
 		MachineMBps:   spread(rs, func(r Result) float64 { return r.MachineMBps }),
 		MachineMemNs:  spread(rs, func(r Result) float64 { return r.MachineMemNs }),
 		ControllerGCs: spread(rs, func(r Result) float64 { return float64(r.ControllerGCs) }),
+		Pooled:        pool(rs),
 	}
 }
 
@@ -84,5 +115,10 @@ func (s Summary) Table(w io.Writer) {
 	}
 	if s.ControllerGCs.Min >= 0 {
 		row("controller collections", s.ControllerGCs, func(v float64) string { return fmt.Sprintf("%.0f", v) })
+	}
+	if p := s.Pooled; p.Upcalls > 0 {
+		fmt.Fprintf(w, "upcall delay, all %d runs' %d upcalls pooled: p50 %v  p99 %v  p99.9 %v  max %v; %d (%.2f%%) longer than %v\n",
+			s.Runs, p.Upcalls, dur(float64(p.P50)), dur(float64(p.P99)), dur(float64(p.P999)), dur(float64(p.Max)),
+			p.Late, 100*float64(p.Late)/float64(p.Upcalls), p.LateAfter)
 	}
 }
