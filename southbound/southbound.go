@@ -65,6 +65,16 @@ func (r TunnelRule) Equal(o TunnelRule) bool {
 	return r.Meter == nil || *r.Meter == *o.Meter
 }
 
+// Clone is r with its own copy of the ports and the meter.
+func (r TunnelRule) Clone() TunnelRule {
+	r.Out = slices.Clone(r.Out)
+	if r.Meter != nil {
+		m := *r.Meter
+		r.Meter = &m
+	}
+	return r
+}
+
 // Route is a static best-effort route: packets to Dst leave on Out.
 type Route struct {
 	Dst netip.Prefix

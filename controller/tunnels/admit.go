@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/xlane/xlane/controller/te"
-	"github.com/xlane/xlane/southbound"
 )
 
 // Admissions are combined: a request queues itself and takes the lock;
@@ -37,7 +36,7 @@ type admission struct {
 	rec     *record
 	isNew   bool        // its owner was registered by this admission
 	changes []te.Change // other tunnels' resources it changed
-	want    map[string]southbound.TunnelRule
+	want    ruleSet
 }
 
 // Request admits a tunnel for service owner.
@@ -217,7 +216,7 @@ func (c *Controller) install(batch []*admission) {
 			firstErr = err
 		}
 		a.rec.tun, a.want = cur, want
-		p.diff(a.id, nil, want)
+		p.diff(c.topo, a.id, ruleSet{}, want)
 	}
 	// Every tunnel the engine changed since each admission, once. The
 	// batch's own tunnels are not committed yet and tell nobody. One

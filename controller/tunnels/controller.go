@@ -124,10 +124,10 @@ type record struct {
 	owner   string
 	req     Request
 	tun     te.Tunnel
-	rules   map[string]southbound.TunnelRule // installed, per switch (set with setRules)
-	meter   uint64                           // their meter's rate (bit/s): installedRate(rules)
-	meterAt string                           // the switch of that meter ("" if none)
-	gen     uint64                           // counts setRules: monitoring acts only on what it judged
+	rules   ruleSet // installed, per switch (set with setRules)
+	meter   uint64  // their meter's rate (bit/s)
+	meterAt string  // the switch of that meter ("" if none)
+	gen     uint64  // counts setRules: monitoring acts only on what it judged
 	// demoted tunnels exceeded their meter: they are out of the TE engine
 	// and forwarded at best-effort priority until the service changes them.
 	demoted bool
@@ -371,7 +371,7 @@ func (c *Controller) meterRate(t te.Tunnel) uint64 {
 }
 
 // rulesFor compiles the rules of a tunnel with the given meter rate.
-func (c *Controller) rulesFor(rec *record, t te.Tunnel, rate uint64) (map[string]southbound.TunnelRule, error) {
+func (c *Controller) rulesFor(rec *record, t te.Tunnel, rate uint64) (ruleSet, error) {
 	return compile(c.topo, t, rec.req.Receiver, false, rate)
 }
 
@@ -379,16 +379,13 @@ func (c *Controller) rulesFor(rec *record, t te.Tunnel, rate uint64) (map[string
 // is metered: monitoring asks only those switches, without walking every
 // record's rules under the lock (10,000 tunnels took milliseconds a
 // round, admissions waiting meanwhile). c.mu is held.
-func (c *Controller) setRules(rec *record, rules map[string]southbound.TunnelRule) {
+func (c *Controller) setRules(rec *record, rules ruleSet) {
 	c.unmeter(rec)
-	rec.rules, rec.meter, rec.meterAt = rules, installedRate(rules), ""
+	rec.rules, rec.meter, rec.meterAt = rules, 0, ""
 	rec.gen++
-	for sw, r := range rules {
-		if r.Meter != nil {
-			rec.meterAt = sw
-			c.meters[sw]++
-			break
-		}
+	if sw, rate, ok := rules.meter(); ok {
+		rec.meter, rec.meterAt = rate, c.topo.Nodes[sw].Name
+		c.meters[rec.meterAt]++
 	}
 }
 
@@ -407,36 +404,11 @@ func (c *Controller) unmeter(rec *record) {
 // rerate is the rules of rec's tunnel t with its meter at rate: the
 // installed rules with the rate swapped, or compiled when none are
 // recorded.
-func (c *Controller) rerate(rec *record, t te.Tunnel, rate uint64) (map[string]southbound.TunnelRule, error) {
-	if rec.rules == nil {
+func (c *Controller) rerate(rec *record, t te.Tunnel, rate uint64) (ruleSet, error) {
+	if rec.rules.len() == 0 {
 		return c.rulesFor(rec, t, rate)
 	}
-	return withRate(rec.rules, rate), nil
-}
-
-// withRate is rules with the meter's rate set to rate: what a change of
-// period needs, as TE never moves another tunnel's tree (compiling the
-// rules again walked the tree through maps of node names).
-func withRate(rules map[string]southbound.TunnelRule, rate uint64) map[string]southbound.TunnelRule {
-	out := make(map[string]southbound.TunnelRule, len(rules))
-	for sw, r := range rules {
-		if r.Meter != nil {
-			m := *r.Meter
-			m.RateBps = rate
-			r.Meter = &m
-		}
-		out[sw] = r
-	}
-	return out
-}
-
-func installedRate(rules map[string]southbound.TunnelRule) uint64 {
-	for _, r := range rules {
-		if r.Meter != nil {
-			return r.Meter.RateBps
-		}
-	}
-	return 0
+	return rec.rules.withRate(rate), nil
 }
 
 // pending is the switch and upcall work for a tunnel whose resources an
@@ -444,7 +416,7 @@ func installedRate(rules map[string]southbound.TunnelRule) uint64 {
 type pending struct {
 	rec   *record
 	tun   te.Tunnel
-	rules map[string]southbound.TunnelRule
+	rules ruleSet
 	raise bool // rules holds a higher meter rate than installed
 	lower bool // the meter must drop to the new rate when the grace ends
 }
@@ -476,7 +448,7 @@ func (c *Controller) planChanges(p *plan, changes []te.Change, recs []*record) (
 			if err != nil {
 				return nil, err
 			}
-			p.diff(ch.ID, rec.rules, want)
+			p.diff(c.topo, ch.ID, rec.rules, want)
 			pc.rules, pc.raise = want, true
 		case rate < installed:
 			pc.lower = true
@@ -639,7 +611,7 @@ func (c *Controller) removeAll(ctx context.Context, recs []*record) error {
 	p := newPlan()
 	var w Writes
 	for _, rec := range recs {
-		p.diff(rec.tun.ID, rec.rules, nil)
+		p.diff(c.topo, rec.tun.ID, rec.rules, ruleSet{})
 		w.Delete = append(w.Delete, rec.tun.ID)
 	}
 	told, toldRecs := c.current(changes)
@@ -716,7 +688,7 @@ func (c *Controller) replan(ctx context.Context, rec *record, r Request, tr te.R
 	rate := max(c.meterRate(t), rec.meter)
 	want, err := c.rulesFor(next, t, rate)
 	if err == nil {
-		p.diff(t.ID, rec.rules, want)
+		p.diff(c.topo, t.ID, rec.rules, want)
 		var ps []pending
 		if ps, err = c.planChanges(p, changes, nil); err == nil {
 			if err = c.save(Writes{Put: []StoredTunnel{c.stored(next, t)}}); err != nil {
@@ -838,7 +810,7 @@ func (c *Controller) endGrace(g *graceGroup) {
 	}
 	type end struct {
 		rec  *record
-		want map[string]southbound.TunnelRule
+		want ruleSet
 	}
 	var ends []end
 	p := c.reusedPlan()
@@ -856,7 +828,7 @@ func (c *Controller) endGrace(g *graceGroup) {
 			c.log.Error("grace end", "tunnel", id, "err", err)
 			continue
 		}
-		p.diff(id, rec.rules, want)
+		p.diff(c.topo, id, rec.rules, want)
 		ends = append(ends, end{rec, want})
 	}
 	if len(ends) == 0 {

@@ -230,7 +230,7 @@ func (c *Controller) demote(ctx context.Context, rec *record) error {
 	p := newPlan()
 	want, err := compile(c.topo, rec.tun, rec.req.Receiver, true, rec.meter)
 	if err == nil {
-		p.diff(id, rec.rules, want)
+		p.diff(c.topo, id, rec.rules, want)
 		var ps []pending
 		if ps, err = c.planChanges(p, changes, nil); err == nil {
 			rec.demoted = true

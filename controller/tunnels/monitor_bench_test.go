@@ -59,7 +59,7 @@ func meteredAt(c *Controller) map[uint64]string {
 	defer c.mu.Unlock()
 	out := map[uint64]string{}
 	for id, rec := range c.recs {
-		for sw, r := range rec.rules {
+		for sw, r := range byName(c.topo, rec.rules) {
 			if r.Meter != nil {
 				out[id] = sw
 			}

@@ -91,7 +91,7 @@ func (c *Controller) restore(ctx context.Context) error {
 			// Out of the engine; forwarded at best effort with its meter.
 			rec := &record{owner: st.Owner, req: st.Request, tun: x, demoted: true}
 			var err error
-			var rules map[string]southbound.TunnelRule
+			var rules ruleSet
 			if rules, err = compile(c.topo, x, st.Request.Receiver, true, c.meterRate(x)); err != nil {
 				return err
 			}
@@ -109,7 +109,7 @@ func (c *Controller) restore(ctx context.Context) error {
 	c.engine.SetNextID(snap.NextID)
 	for i, st := range express {
 		rec := &record{owner: st.Owner, req: st.Request, tun: c.promise(installed[i])}
-		var rules map[string]southbound.TunnelRule
+		var rules ruleSet
 		if rules, err = c.rulesFor(rec, installed[i], c.meterRate(installed[i])); err != nil {
 			return err
 		}
@@ -142,8 +142,9 @@ func (c *Controller) restore(ctx context.Context) error {
 // desired is the full state one switch should hold.
 func (c *Controller) desired(sw string) southbound.SwitchState {
 	st := southbound.SwitchState{Routes: c.routes[sw].Unpack()}
+	id, ok := c.topo.NodeByName(sw)
 	for _, rec := range c.recs {
-		if r, ok := rec.rules[sw]; ok {
+		if r, has := rec.rules.at(id); ok && has {
 			st.Rules = append(st.Rules, r)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/xlane/xlane/controller/te"
 	"github.com/xlane/xlane/southbound"
 )
 
@@ -49,25 +50,28 @@ func (p *plan) batch(m map[string]*southbound.Batch, sw string) *southbound.Batc
 }
 
 // diff adds what turns tunnel id's installed rules (have) into want.
-func (p *plan) diff(id uint64, have, want map[string]southbound.TunnelRule) {
-	for sw, r := range want {
-		o, ok := have[sw]
-		if ok && o.Equal(r) {
+func (p *plan) diff(topo *te.Topology, id uint64, have, want ruleSet) {
+	for sw := range want.switches {
+		if want.same(sw, have) {
 			continue
 		}
-		b := p.batch(p.do, sw)
+		name := topo.Nodes[sw].Name
+		r, _ := want.at(sw)
+		b := p.batch(p.do, name)
 		b.Put = append(b.Put, r)
-		u := p.batch(p.undo, sw)
-		if ok {
+		u := p.batch(p.undo, name)
+		if o, ok := have.at(sw); ok {
 			u.Put = append(u.Put, o)
 		} else {
 			u.Delete = append(u.Delete, id)
 		}
 	}
-	for sw, o := range have {
-		if _, ok := want[sw]; !ok {
-			b, u := p.batch(p.do, sw), p.batch(p.undo, sw)
+	for sw := range have.switches {
+		if !want.has(sw) {
+			name := topo.Nodes[sw].Name
+			b, u := p.batch(p.do, name), p.batch(p.undo, name)
 			b.Delete = append(b.Delete, id)
+			o, _ := have.at(sw)
 			u.Put = append(u.Put, o)
 		}
 	}

@@ -14,10 +14,10 @@ import (
 // has a handful of edges, so it walks them instead of building maps of
 // parents and children (a compile per admission: the maps were some
 // fifteen allocations of it).
-func compile(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted bool, meterRate uint64) (map[string]southbound.TunnelRule, error) {
+func compile(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted bool, meterRate uint64) (ruleSet, error) {
 	sender, ok := topo.NodeByName(t.Sender)
 	if !ok {
-		return nil, fmt.Errorf("tunnel %d: unknown sender %q", t.ID, t.Sender)
+		return ruleSet{}, fmt.Errorf("tunnel %d: unknown sender %q", t.ID, t.Sender)
 	}
 	var buf [16][2]te.NodeID
 	ids := buf[:0]
@@ -25,7 +25,7 @@ func compile(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted bool, m
 		a, okA := topo.NodeByName(e[0])
 		b, okB := topo.NodeByName(e[1])
 		if !okA || !okB {
-			return nil, fmt.Errorf("tunnel %d: edge %s→%s: unknown node", t.ID, e[0], e[1])
+			return ruleSet{}, fmt.Errorf("tunnel %d: edge %s→%s: unknown node", t.ID, e[0], e[1])
 		}
 		ids = append(ids, [2]te.NodeID{a, b})
 	}
@@ -36,9 +36,9 @@ func compile(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted bool, m
 		}
 		return southbound.Port(p), nil
 	}
-	out := make(map[string]southbound.TunnelRule, len(ids))
-	// The rules' output ports share one array: each edge is one port.
-	ports := make([]southbound.Port, 0, len(ids))
+	out := ruleSet{packed: make([]packedAt, 0, len(ids))}
+	var portBuf [16]southbound.Port // the rules' output ports: each edge is one port
+	ports := portBuf[:0]
 	for i, e := range ids {
 		node := e[0]
 		if topo.Nodes[node].Kind != te.KindSwitch || slices.ContainsFunc(ids[:i], func(d [2]te.NodeID) bool { return d[0] == node }) {
@@ -46,12 +46,12 @@ func compile(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted bool, m
 		}
 		j := slices.IndexFunc(ids, func(d [2]te.NodeID) bool { return d[1] == node })
 		if j < 0 {
-			return nil, fmt.Errorf("tunnel %d: switch %s has no edge into it", t.ID, topo.Nodes[node].Name)
+			return ruleSet{}, fmt.Errorf("tunnel %d: switch %s has no edge into it", t.ID, topo.Nodes[node].Name)
 		}
 		parent := ids[j][0]
 		in, err := port(node, parent)
 		if err != nil {
-			return nil, err
+			return ruleSet{}, err
 		}
 		// Senders mark express packets with their sub-lane's DSCP; the
 		// switches rewrite it (to best effort once demoted).
@@ -72,15 +72,16 @@ func compile(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted bool, m
 			}
 			p, err := port(node, d[1])
 			if err != nil {
-				return nil, err
+				return ruleSet{}, err
 			}
 			ports = append(ports, p)
 		}
 		r.Out = ports[first:len(ports):len(ports)]
+		slices.Sort(r.Out) // ascending: what packs (southbound.PackedRule)
 		if parent == sender {
 			r.Meter = &southbound.Meter{RateBps: meterRate, BurstBytes: uint64(topo.WireBytes(t.LoadsizeBytes))}
 		}
-		out[topo.Nodes[node].Name] = r
+		out.add(node, r) // packed: ports and meter copied
 	}
 	return out, nil
 }

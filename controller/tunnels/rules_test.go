@@ -3,6 +3,7 @@ package tunnels
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,6 +47,7 @@ func compileByMaps(topo *te.Topology, t te.Tunnel, dst netip.AddrPort, demoted b
 		for _, k := range kids {
 			r.Out = append(r.Out, port(node, k))
 		}
+		slices.Sort(r.Out)
 		if parent[node] == t.Sender {
 			r.Meter = &southbound.Meter{RateBps: meterRate, BurstBytes: uint64(topo.WireBytes(t.LoadsizeBytes))}
 		}
@@ -74,11 +76,11 @@ func TestCompileMatchesTheTree(t *testing.T) {
 			if err != nil {
 				t.Fatalf("tunnel %v: %v", tun.Edges, err)
 			}
-			if want := compileByMaps(topo, tun, dst, demoted, 12345); !reflect.DeepEqual(got, want) {
-				t.Fatalf("tunnel %v, demoted %v:\n got %+v\nwant %+v", tun.Edges, demoted, got, want)
+			if want := compileByMaps(topo, tun, dst, demoted, 12345); !reflect.DeepEqual(byName(topo, got), want) {
+				t.Fatalf("tunnel %v, demoted %v:\n got %+v\nwant %+v", tun.Edges, demoted, byName(topo, got), want)
 			}
 			meters := 0
-			for _, r := range got {
+			for _, r := range byName(topo, got) {
 				if r.Meter != nil {
 					meters++
 				}
@@ -116,21 +118,31 @@ func TestCompileNamesABrokenTree(t *testing.T) {
 }
 
 func TestReusedPlanHoldsOnlyItsOperation(t *testing.T) {
+	topo, _ := tetest.FatTree(t, 4)
+	sw := func(i int) te.NodeID { id, _ := topo.NodeByName(topo.Switches()[i]); return id }
+	name := func(i int) string { return topo.Switches()[i] }
 	rule := func(id uint64, out southbound.Port) southbound.TunnelRule {
 		return southbound.TunnelRule{Tunnel: id, Out: []southbound.Port{out}}
 	}
+	set := func(rs ...any) ruleSet {
+		var s ruleSet
+		for i := 0; i < len(rs); i += 2 {
+			s.add(sw(rs[i].(int)), rs[i+1].(southbound.TunnelRule))
+		}
+		return s
+	}
 	p := newPlan()
-	p.diff(1, nil, map[string]southbound.TunnelRule{"s1": rule(1, 1), "s2": rule(1, 2)})
-	p.diff(2, map[string]southbound.TunnelRule{"s3": rule(2, 3)}, nil)
+	p.diff(topo, 1, ruleSet{}, set(1, rule(1, 1), 2, rule(1, 2)))
+	p.diff(topo, 2, set(3, rule(2, 3)), ruleSet{})
 	p.reset()
-	p.diff(3, map[string]southbound.TunnelRule{"s1": rule(3, 1), "s4": rule(3, 4)}, map[string]southbound.TunnelRule{"s1": rule(3, 5)})
+	p.diff(topo, 3, set(1, rule(3, 1), 4, rule(3, 4)), set(1, rule(3, 5)))
 	want := map[string]southbound.Batch{
-		"s1": {Put: []southbound.TunnelRule{rule(3, 5)}, Delete: []uint64{}},
-		"s4": {Put: []southbound.TunnelRule{}, Delete: []uint64{3}},
+		name(1): {Put: []southbound.TunnelRule{rule(3, 5)}, Delete: []uint64{}},
+		name(4): {Put: []southbound.TunnelRule{}, Delete: []uint64{3}},
 	}
 	wantUndo := map[string]southbound.Batch{
-		"s1": {Put: []southbound.TunnelRule{rule(3, 1)}, Delete: []uint64{}},
-		"s4": {Put: []southbound.TunnelRule{rule(3, 4)}, Delete: []uint64{}},
+		name(1): {Put: []southbound.TunnelRule{rule(3, 1)}, Delete: []uint64{}},
+		name(4): {Put: []southbound.TunnelRule{rule(3, 4)}, Delete: []uint64{}},
 	}
 	for name, c := range map[string]struct {
 		got  map[string]*southbound.Batch

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -272,8 +271,8 @@ func TestGraceEndsOfOneCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !maps.EqualFunc(rec.rules, want, southbound.TunnelRule.Equal) {
-			t.Fatalf("tunnel %d: rules %+v, compiled %+v", id, rec.rules, want)
+		if !rec.rules.equal(want) {
+			t.Fatalf("tunnel %d: rules %+v, compiled %+v", id, byName(c.topo, rec.rules), byName(c.topo, want))
 		}
 	}
 }
