@@ -281,3 +281,29 @@ func mustRes(t *testing.T, e *Engine, id uint64) Resources {
 	}
 	return r
 }
+
+// AdmitInto reports what Admit does, in the caller's list when it has the
+// room.
+func TestAdmitIntoFillsTheCallersList(t *testing.T) {
+	a, b := NewEngine(lineTopo(t, 1)), NewEngine(lineTopo(t, 1))
+	buf := make([]Change, 3, 16)
+	for i := range 5 {
+		r := Request{Sender: "h1", Receivers: []string{"h2"}, LoadsizeBytes: 100, PeriodNs: 100_000}
+		t1, want := admit(t, a, r)
+		t2, got, err := b.AdmitInto(buf, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if t1.ID != t2.ID || len(got) != len(want) || len(want) != i {
+			t.Fatalf("admission %d: %d changes into the list, %d from Admit (tunnels %d, %d)", i, len(got), len(want), t2.ID, t1.ID)
+		}
+		for j := range want {
+			if got[j].ID != want[j].ID || got[j].Old != want[j].Old || got[j].New != want[j].New {
+				t.Fatalf("admission %d, change %d: %+v, want %+v", i, j, got[j], want[j])
+			}
+		}
+		if len(got) > 0 && &got[0] != &buf[:1][0] {
+			t.Fatalf("admission %d: changes not in the caller's list", i)
+		}
+	}
+}

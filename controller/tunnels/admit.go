@@ -188,7 +188,11 @@ func (c *Controller) admitOne(a *admission) (te.Tunnel, []te.Change, error) {
 	if err := c.checkQuota(a.owner, 0, a.req); err != nil {
 		return te.Tunnel{}, nil, err
 	}
-	t, changes, err := c.engine.Admit(tr)
+	buf := c.scratch.takeChanges()
+	t, changes, err := c.engine.AdmitInto(buf, tr)
+	if changes == nil {
+		c.scratch.putChanges(buf) // not used
+	}
 	if err != nil {
 		return te.Tunnel{}, nil, teErr(err)
 	}
@@ -272,6 +276,8 @@ func (c *Controller) install(batch []*admission) {
 			notBefore = now.Add(c.grace)
 		}
 		a.res = c.resources(a.rec.tun, notBefore)
+		c.scratch.putChanges(a.changes) // told and committed: the next admissions fill it
+		a.changes = nil
 	}
 }
 

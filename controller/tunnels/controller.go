@@ -108,6 +108,30 @@ type scratch struct {
 	told     []te.Change
 	toldRecs []*record // told's records
 	pending  []pending
+	changes  [][]te.Change // emptied change lists for the engine to fill (admit.go)
+}
+
+// takeChanges is an emptied change list from the last batches, if any.
+func (sc *scratch) takeChanges() []te.Change {
+	n := len(sc.changes)
+	if n == 0 {
+		return nil
+	}
+	buf := sc.changes[n-1]
+	sc.changes[n-1] = nil
+	sc.changes = sc.changes[:n-1]
+	return buf
+}
+
+// putChanges keeps buf for a later admission, emptied: its entries point
+// at engine tunnels that may be released. Lists longer than any admission
+// makes at 10,000 tunnels, and lists beyond a few batches' worth, go.
+func (sc *scratch) putChanges(buf []te.Change) {
+	if cap(buf) == 0 || cap(buf) > 4096 || len(sc.changes) >= 64 {
+		return
+	}
+	clear(buf[:cap(buf)])
+	sc.changes = append(sc.changes, buf[:0])
 }
 
 // reusedPlan is the scratch plan, emptied; c.mu is held.
@@ -416,8 +440,9 @@ func (c *Controller) rerate(rec *record, t te.Tunnel, rate uint64) (ruleSet, err
 type pending struct {
 	rec   *record
 	tun   te.Tunnel
-	rules ruleSet
-	raise bool // rules holds a higher meter rate than installed
+	rules ruleSet // compiled afresh (the record had none), installed at commit
+	rate  uint64  // the record's meter goes up to this rate at commit
+	raise bool    // rules or rate hold a higher meter rate than installed
 	lower bool // the meter must drop to the new rate when the grace ends
 }
 
@@ -440,11 +465,17 @@ func (c *Controller) planChanges(p *plan, changes []te.Change, recs []*record) (
 		}
 		t := rec.tun
 		t.PeriodNs, t.MinLatencyNs, t.MaxJitterNs = ch.New.PeriodNs, ch.New.MinLatencyNs, ch.New.MaxJitterNs
-		pc := pending{rec: rec, tun: t, rules: rec.rules}
+		pc := pending{rec: rec, tun: t}
 		rate, installed := c.meterRate(t), rec.meter
 		switch {
+		case rate > installed && rec.rules.len() > 0:
+			// Only the meter's rate changes: its switch's rule, and the
+			// record's rules in place at commit (copying them was most of
+			// what a change allocated).
+			p.diffRate(c.topo, ch.ID, rec.rules, rate)
+			pc.rate, pc.raise = rate, true
 		case rate > installed:
-			want, err := c.rerate(rec, t, rate)
+			want, err := c.rulesFor(rec, t, rate)
 			if err != nil {
 				return nil, err
 			}
@@ -465,7 +496,13 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 	var lower []uint64
 	for _, pc := range ps {
 		pc.rec.tun = pc.tun
-		if pc.raise {
+		switch {
+		case pc.raise && pc.rate > 0:
+			if pc.rec.rules.setRate(pc.rate) {
+				pc.rec.meter = pc.rate
+			}
+			pc.rec.gen++
+		case pc.raise:
 			c.setRules(pc.rec, pc.rules)
 		}
 		c.notify(pc.rec.owner, Upcall{

@@ -77,6 +77,24 @@ func (p *plan) diff(topo *te.Topology, id uint64, have, want ruleSet) {
 	}
 }
 
+// diffRate adds what sets the meter of tunnel id's installed rules (have)
+// to rate: the metering switch's rule, nothing else (TE never moves
+// another tunnel's tree).
+func (p *plan) diffRate(topo *te.Topology, id uint64, have ruleSet, rate uint64) {
+	sw, old, ok := have.meter()
+	if !ok || old == rate {
+		return
+	}
+	o, _ := have.at(sw) // a copy, its meter its own
+	r := o
+	r.Meter = &southbound.Meter{RateBps: rate, BurstBytes: o.Meter.BurstBytes}
+	name := topo.Nodes[sw].Name
+	u := p.batch(p.undo, name)
+	u.Put = append(u.Put, o)
+	b := p.batch(p.do, name)
+	b.Put = append(b.Put, r)
+}
+
 // apply programs every switch of the plan as one unit, all switches at
 // once (drivers take concurrent calls for different switches): if one
 // fails, the switches that were programmed get the inverse batch.

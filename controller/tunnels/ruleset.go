@@ -157,3 +157,22 @@ func (s ruleSet) withRate(rate uint64) ruleSet {
 	}
 	return out
 }
+
+// setRate sets the meter's rate to rate in place and reports whether s
+// has a meter. Only a record's own rules are changed this way, at commit,
+// under the controller's lock.
+func (s ruleSet) setRate(rate uint64) bool {
+	for i := range s.packed {
+		if _, has := s.packed[i].r.Meter(); has {
+			s.packed[i].r = s.packed[i].r.WithRate(rate)
+			return true
+		}
+	}
+	for i := range s.wide {
+		if m := s.wide[i].r.Meter; m != nil {
+			s.wide[i].r.Meter = &southbound.Meter{RateBps: rate, BurstBytes: m.BurstBytes} // the old one may be in a batch
+			return true
+		}
+	}
+	return false
+}

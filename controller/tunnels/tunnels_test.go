@@ -635,3 +635,108 @@ func TestChangedTunnelHearsOfLaterAdmissions(t *testing.T) {
 		t.Fatal("no upcall for the changed tunnel")
 	}
 }
+
+// A release that shortens other tunnels' periods raises their meters at
+// once, at commit: on the switch, in the record's rules and its meter
+// figure alike (the record's rules are changed in place), with the old
+// rule the undo would put back.
+func TestReleaseRaisesMetersAtCommit(t *testing.T) {
+	c, drv, clk := setup(t)
+	ctx := context.Background()
+	var fds []uint64
+	for i, to := range []netip.Addr{h3, h2} { // periods just above their bounds
+		res, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(to, uint16(7000+i)), LoadsizeBytes: 100, PeriodUs: 26})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, res.TunnelID)
+	}
+	big, err := c.Request(ctx, "raft", Request{Sender: h1, Receiver: netip.AddrPortFrom(h3, 7100), LoadsizeBytes: 1000, PeriodUs: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second) // the longer periods' meters come down
+	lowered := map[uint64]uint64{}
+	for _, id := range fds {
+		lowered[id] = c.recs[id].meter
+	}
+	if err := c.Release(ctx, "raft", big.TunnelID); err != nil {
+		t.Fatal(err)
+	}
+	raised := 0
+	for _, id := range fds {
+		rec := c.recs[id]
+		want := c.meterRate(rec.tun)
+		sw, inRules, _ := rec.rules.meter()
+		var onSwitch uint64
+		for _, r := range drv.Rules(c.topo.Nodes[sw].Name) {
+			if r.Tunnel == id && r.Meter != nil {
+				onSwitch = r.Meter.RateBps
+			}
+		}
+		if rec.meter != want || inRules != want || onSwitch != want {
+			t.Fatalf("tunnel %d right after the release: meter %d in the record, %d in its rules, %d on %s; want %d",
+				id, rec.meter, inRules, onSwitch, c.topo.Nodes[sw].Name, want)
+		}
+		if want > lowered[id] {
+			raised++
+		}
+	}
+	if raised == 0 {
+		t.Fatalf("no meter went up: %v before, the test shows nothing", lowered)
+	}
+}
+
+// The engine's change lists are kept for the next admissions emptied:
+// their entries point at engine tunnels that a release may free.
+func TestChangeListsAreKeptEmptied(t *testing.T) {
+	c, _, _ := setup(t)
+	ctx := context.Background()
+	var ids []uint64
+	for i := range 4 { // each shares the path of those before, whose bounds it moves
+		res, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, uint16(7000+i)), LoadsizeBytes: 100, PeriodUs: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.TunnelID)
+	}
+	c.mu.Lock()
+	kept := c.scratch.changes
+	c.mu.Unlock()
+	if len(kept) == 0 {
+		t.Fatal("no change list kept after admissions that changed others")
+	}
+	for _, buf := range kept {
+		if len(buf) != 0 {
+			t.Fatalf("a kept list holds %d changes", len(buf))
+		}
+		for i, ch := range buf[:cap(buf)] {
+			if ch != (te.Change{}) {
+				t.Fatalf("entry %d of a kept list still holds %+v", i, ch)
+			}
+		}
+	}
+	// The next admission fills a kept list and reports the same changes
+	// as a fresh one would: every earlier tunnel on the path is told.
+	before := len(kept)
+	sub := c.Watch("fd")
+	defer sub.Close()
+	if _, err := c.Request(ctx, "fd", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7100), LoadsizeBytes: 100, PeriodUs: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	told := map[uint64]bool{}
+	for len(told) < len(ids) {
+		select {
+		case u := <-sub.C:
+			told[u.TunnelID] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("told of %v, want all of %v", told, ids)
+		}
+	}
+	c.mu.Lock()
+	after := len(c.scratch.changes)
+	c.mu.Unlock()
+	if after != before {
+		t.Fatalf("kept lists %d before the admission, %d after: one was taken and not given back, or a new one made", before, after)
+	}
+}
