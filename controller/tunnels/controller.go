@@ -443,7 +443,7 @@ type pending struct {
 	rules ruleSet // compiled afresh (the record had none), installed at commit
 	rate  uint64  // the record's meter goes up to this rate at commit
 	raise bool    // rules or rate hold a higher meter rate than installed
-	lower bool // the meter must drop to the new rate when the grace ends
+	lower bool    // the meter must drop to the new rate when the grace ends
 }
 
 // planChanges adds to p, for every changed tunnel, the state that serves
