@@ -425,23 +425,13 @@ func (c *Controller) unmeter(rec *record) {
 	rec.meterAt = ""
 }
 
-// rerate is the rules of rec's tunnel t with its meter at rate: the
-// installed rules with the rate swapped, or compiled when none are
-// recorded.
-func (c *Controller) rerate(rec *record, t te.Tunnel, rate uint64) (ruleSet, error) {
-	if rec.rules.len() == 0 {
-		return c.rulesFor(rec, t, rate)
-	}
-	return rec.rules.withRate(rate), nil
-}
-
 // pending is the switch and upcall work for a tunnel whose resources an
 // operation changed.
 type pending struct {
 	rec   *record
 	tun   te.Tunnel
-	rules ruleSet // compiled afresh (the record had none), installed at commit
-	rate  uint64  // the record's meter goes up to this rate at commit
+	rules ruleSet // compiled afresh (the record had none), installed at commit, or
+	rate  uint64  // the rate the record's meter goes up to at commit, in place
 	raise bool    // rules or rate hold a higher meter rate than installed
 	lower bool    // the meter must drop to the new rate when the grace ends
 }
@@ -497,7 +487,7 @@ func (c *Controller) commit(ps []pending, now time.Time) {
 	for _, pc := range ps {
 		pc.rec.tun = pc.tun
 		switch {
-		case pc.raise && pc.rate > 0:
+		case pc.raise && pc.rules.len() == 0:
 			if pc.rec.rules.setRate(pc.rate) {
 				pc.rec.meter = pc.rate
 			}
@@ -847,7 +837,8 @@ func (c *Controller) endGrace(g *graceGroup) {
 	}
 	type end struct {
 		rec  *record
-		want ruleSet
+		want ruleSet // compiled afresh (the record had none), or
+		rate uint64  // the rate its meter comes down to, in place
 	}
 	var ends []end
 	p := c.reusedPlan()
@@ -860,13 +851,19 @@ func (c *Controller) endGrace(g *graceGroup) {
 		if !ok {
 			continue
 		}
-		want, err := c.rerate(rec, rec.tun, c.meterRate(rec.tun))
+		rate := c.meterRate(rec.tun)
+		if rec.rules.len() > 0 {
+			p.diffRate(c.topo, id, rec.rules, rate)
+			ends = append(ends, end{rec: rec, rate: rate})
+			continue
+		}
+		want, err := c.rulesFor(rec, rec.tun, rate)
 		if err != nil {
 			c.log.Error("grace end", "tunnel", id, "err", err)
 			continue
 		}
 		p.diff(c.topo, id, rec.rules, want)
-		ends = append(ends, end{rec, want})
+		ends = append(ends, end{rec: rec, want: want})
 	}
 	if len(ends) == 0 {
 		return
@@ -884,7 +881,14 @@ func (c *Controller) endGrace(g *graceGroup) {
 		return
 	}
 	for _, e := range ends {
-		c.setRules(e.rec, e.want)
+		if e.want.len() > 0 {
+			c.setRules(e.rec, e.want)
+			continue
+		}
+		if e.rec.rules.setRate(e.rate) {
+			e.rec.meter = e.rate
+		}
+		e.rec.gen++
 	}
 }
 

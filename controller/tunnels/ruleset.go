@@ -134,30 +134,6 @@ func (s ruleSet) meter() (sw te.NodeID, rate uint64, ok bool) {
 	return 0, 0, false
 }
 
-// withRate is s with its meter's rate set to rate: what a change of
-// period needs, as TE never moves another tunnel's tree (compiling the
-// rules again walked the tree through maps of node names).
-func (s ruleSet) withRate(rate uint64) ruleSet {
-	out := ruleSet{packed: make([]packedAt, len(s.packed))}
-	for i, p := range s.packed {
-		if _, has := p.r.Meter(); has {
-			p.r = p.r.WithRate(rate)
-		}
-		out.packed[i] = p
-	}
-	if len(s.wide) > 0 {
-		out.wide = make([]wideAt, len(s.wide))
-		for i, w := range s.wide {
-			if w.r.Meter != nil {
-				w.r = w.r.Clone()
-				w.r.Meter.RateBps = rate
-			}
-			out.wide[i] = w
-		}
-	}
-	return out
-}
-
 // setRate sets the meter's rate to rate in place and reports whether s
 // has a meter. Only a record's own rules are changed this way, at commit,
 // under the controller's lock.

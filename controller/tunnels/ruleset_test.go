@@ -1,6 +1,7 @@
 package tunnels
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/xlane/xlane/controller/te"
@@ -41,21 +42,31 @@ func TestRuleSetPackedAndWide(t *testing.T) {
 	if sw, rate, ok := s.meter(); !ok || sw != 5 || rate != 10 {
 		t.Fatalf("meter at %d, rate %d, %v", sw, rate, ok)
 	}
-	r := s.withRate(99)
+	r := ruleSet{packed: slices.Clone(s.packed), wide: slices.Clone(s.wide)}
+	if !r.setRate(99) {
+		t.Fatal("setRate found no meter")
+	}
 	if sw, rate, _ := r.meter(); sw != 5 || rate != 99 {
-		t.Fatalf("withRate: meter at %d rate %d", sw, rate)
+		t.Fatalf("setRate: meter at %d rate %d", sw, rate)
 	}
-	if _, rate, _ := s.meter(); rate != 10 || s.equal(r) || !s.same(6, r) || s.same(5, r) {
-		t.Fatalf("withRate changed the original, or the sets compare wrong")
+	if s.equal(r) || !s.same(6, r) || s.same(5, r) {
+		t.Fatalf("the sets compare wrong after setRate")
 	}
-	// The meter on a rule that does not pack.
+	// The meter on a rule that does not pack: a new meter, not the old one
+	// changed (a batch may hold it).
 	var w ruleSet
 	w.add(8, southbound.TunnelRule{Tunnel: 2, Out: []southbound.Port{400}, Meter: meter(7)})
-	if sw, rate, _ := w.withRate(70).meter(); sw != 8 || rate != 70 {
-		t.Fatalf("wide withRate: meter at %d rate %d", sw, rate)
+	old := w.wide[0].r.Meter
+	if !w.setRate(70) || old.RateBps != 7 {
+		t.Fatalf("wide setRate changed the old meter: %d", old.RateBps)
 	}
-	if _, rate, _ := w.meter(); rate != 7 {
-		t.Fatalf("wide withRate changed the original: %d", rate)
+	if sw, rate, _ := w.meter(); sw != 8 || rate != 70 {
+		t.Fatalf("wide setRate: meter at %d rate %d", sw, rate)
+	}
+	var none ruleSet
+	none.add(9, southbound.TunnelRule{Tunnel: 3, Out: []southbound.Port{1}})
+	if none.setRate(5) {
+		t.Fatal("setRate on rules without a meter")
 	}
 	var again ruleSet
 	again.add(6, southbound.TunnelRule{Tunnel: 1, Out: []southbound.Port{2, 300}})
