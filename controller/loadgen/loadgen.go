@@ -68,7 +68,11 @@ type Config struct {
 	Probe time.Duration
 	// Late is the upcall delay the result counts upcalls beyond
 	// (Result.Late; default 10 ms, the controller's target).
-	Late     time.Duration
+	Late time.Duration
+	// CallTimeout is how long one call — a request, a release, a watch's
+	// subscription — may go unanswered before the run fails naming it
+	// (default 30 s): a lost request would otherwise hang the run.
+	CallTimeout time.Duration
 	Progress io.Writer // progress lines; nil: none
 }
 
@@ -90,6 +94,9 @@ func (c *Config) defaults() {
 	}
 	if c.Late == 0 {
 		c.Late = 10 * time.Millisecond
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 30 * time.Second
 	}
 }
 
@@ -316,6 +323,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, err
 		case <-ctx.Done():
 			return Result{}, ctx.Err()
+		case <-time.After(cfg.CallTimeout):
+			return Result{}, fmt.Errorf("loadgen: the watch of service loadgen-%d not subscribed after %v", i, cfg.CallTimeout)
 		}
 	}
 
@@ -336,7 +345,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		progress("releasing %d tunnels", n)
 		start := time.Now()
-		if err := releaseAll(context.WithoutCancel(ctx), clients, owned, cfg.Clients); err != nil {
+		if err := releaseAll(context.WithoutCancel(ctx), clients, owned, cfg.Clients, cfg.CallTimeout); err != nil {
 			progress("release: %v", err)
 			return
 		}
@@ -367,7 +376,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					return nil
 				}
 				svc := int(i) % len(clients)
-				r, err := clients[svc].RequestBandwidth(ctx, toReq(pool[i], uint16(1000+i%50_000)))
+				cctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
+				r, err := clients[svc].RequestBandwidth(cctx, toReq(pool[i], uint16(1000+i%50_000)))
+				cancel()
 				switch {
 				case err == nil:
 					keep(svc, r.TunnelID)
@@ -375,7 +386,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				case status.Code(err) == codes.ResourceExhausted:
 					left.Add(1) // the slot is free again
 				default:
-					return fmt.Errorf("loadgen: preload request %d: %w", i, err)
+					return fmt.Errorf("loadgen: preload request %d%s: %w", i, unanswered(err, cfg.CallTimeout), err)
 				}
 			}
 		})
@@ -453,7 +464,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					}
 				}
 			}
-			r, err := clients[svc].RequestBandwidth(ctx, toReq(timed[i], uint16(51_000+i%10_000)))
+			cctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
+			r, err := clients[svc].RequestBandwidth(cctx, toReq(timed[i], uint16(51_000+i%10_000)))
+			cancel()
 			lat[i] = time.Since(t0)
 			switch {
 			case err == nil:
@@ -464,7 +477,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			case status.Code(err) == codes.ResourceExhausted:
 				rejected.Add(1)
 			default:
-				return fmt.Errorf("loadgen: timed request %d: %w", i, err)
+				return fmt.Errorf("loadgen: timed request %d%s: %w", i, unanswered(err, cfg.CallTimeout), err)
 			}
 		}
 	})
@@ -626,7 +639,7 @@ func parallel(ctx context.Context, n int, f func(context.Context) error) error {
 }
 
 // releaseAll releases every tunnel in owned (per service) with n workers.
-func releaseAll(ctx context.Context, clients []*client.Client, owned [][]uint64, n int) error {
+func releaseAll(ctx context.Context, clients []*client.Client, owned [][]uint64, n int, timeout time.Duration) error {
 	type job struct {
 		svc int
 		id  uint64
@@ -645,11 +658,22 @@ func releaseAll(ctx context.Context, clients []*client.Client, owned [][]uint64,
 				return nil
 			}
 			j := jobs[i]
-			if err := clients[j.svc].ReleaseBandwidth(ctx, j.id); err != nil && status.Code(err) != codes.NotFound {
-				return fmt.Errorf("releasing tunnel %d: %w", j.id, err)
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			err := clients[j.svc].ReleaseBandwidth(cctx, j.id)
+			cancel()
+			if err != nil && status.Code(err) != codes.NotFound {
+				return fmt.Errorf("releasing tunnel %d%s: %w", j.id, unanswered(err, timeout), err)
 			}
 		}
 	})
+}
+
+// unanswered says so when err is a call's deadline passing.
+func unanswered(err error, after time.Duration) string {
+	if status.Code(err) == codes.DeadlineExceeded {
+		return fmt.Sprintf(" unanswered after %v", after)
+	}
+	return ""
 }
 
 // ticker calls f every second until the returned function is called.

@@ -4,10 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/xlane/xlane/controller/api/v1"
+	"github.com/xlane/xlane/controller/server"
 
 	"github.com/xlane/xlane/controller/loadgen"
 	"github.com/xlane/xlane/controller/server/servertest"
@@ -19,11 +26,7 @@ import (
 
 func fatTree(t *testing.T, k int) (*tunnels.Controller, string) {
 	t.Helper()
-	spec, err := topogen.FatTree(k, topogen.Defaults())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return controller(t, spec)
+	return controller(t, mustFatTree(t, k))
 }
 
 func controller(t *testing.T, spec te.TopologySpec) (*tunnels.Controller, string) {
@@ -261,4 +264,82 @@ func TestSummarizePoolsTheUpcalls(t *testing.T) {
 			t.Fatalf("table lacks %q:\n%s", want, b.String())
 		}
 	}
+}
+
+// stalling serves a real controller's API but for the calls it is told to
+// leave unanswered: a request after the first few, or every watch.
+type stalling struct {
+	*server.Server
+	answer     atomic.Int64 // requests answered before the stall
+	stallWatch bool
+}
+
+func (s *stalling) RequestBandwidth(ctx context.Context, r *pb.RequestBandwidthRequest) (*pb.Resources, error) {
+	if s.answer.Add(-1) < 0 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Server.RequestBandwidth(ctx, r)
+}
+
+func (s *stalling) Watch(r *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchResponse]) error {
+	if s.stallWatch {
+		<-stream.Context().Done()
+		return nil
+	}
+	return s.Server.Watch(r, stream)
+}
+
+func serveStalling(t *testing.T, s *stalling) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(server.Options()...)
+	pb.RegisterControllerServer(g, s)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	return lis.Addr().String()
+}
+
+// A call the controller never answers fails the run, naming it, instead
+// of hanging it.
+func TestRunNamesAnUnansweredCall(t *testing.T) {
+	topo, err := te.NewTopology(mustFatTree(t, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo, Driver: memory.New(topo.Switches()...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ctl.Close)
+	s := &stalling{Server: server.New(ctl)}
+	s.answer.Store(10)
+	addr := serveStalling(t, s)
+	start := time.Now()
+	_, err = loadgen.Run(context.Background(), loadgen.Config{Target: addr, Preload: 20, Requests: 10, Clients: 2, Services: 2, CallTimeout: 300 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "preload request") || !strings.Contains(err.Error(), "unanswered after 300ms") {
+		t.Fatalf("run with a lost request: %v", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("the run took %v to give up", d)
+	}
+
+	w := &stalling{Server: server.New(ctl), stallWatch: true}
+	w.answer.Store(1 << 40)
+	_, err = loadgen.Run(context.Background(), loadgen.Config{Target: serveStalling(t, w), Preload: 5, Requests: 5, Clients: 2, Services: 2, CallTimeout: 300 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "watch of service loadgen-0 not subscribed after 300ms") {
+		t.Fatalf("run with a watch that never subscribes: %v", err)
+	}
+}
+
+func mustFatTree(t *testing.T, k int) te.TopologySpec {
+	t.Helper()
+	spec, err := topogen.FatTree(k, topogen.Defaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
 }
