@@ -73,7 +73,7 @@ type Config struct {
 	// subscription — may go unanswered before the run fails naming it
 	// (default 30 s): a lost request would otherwise hang the run.
 	CallTimeout time.Duration
-	Progress io.Writer // progress lines; nil: none
+	Progress    io.Writer // progress lines; nil: none
 }
 
 func (c *Config) defaults() {
