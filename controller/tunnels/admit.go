@@ -316,14 +316,19 @@ func newQueuedOp() queuedOp { return queuedOp{done: make(chan struct{})} }
 
 func (o *queuedOp) op() *queuedOp { return o }
 
-// combine queues op on q, then takes the lock and serves the queue unless
-// another caller already took op with its batch, and waits for op's result.
+// combine queues op on q, then takes the lock and serves the queue until
+// a batch — its own or another caller's — took op, and waits for op's
+// result. Serving once is not enough: a batch is capped (max_batch) and
+// taken from the front, so with more queued than the cap it may leave op
+// behind, and if every caller still to come found its op taken already,
+// op would wait forever (the end of a burst of requests: seen as a
+// benchmark's preload that never finished).
 func combine[T interface{ op() *queuedOp }](c *Controller, q *[]T, op T, serve func()) {
 	c.qmu.Lock()
 	*q = append(*q, op)
 	c.qmu.Unlock()
 	c.mu.Lock()
-	if !op.op().taken {
+	for !op.op().taken {
 		serve()
 	}
 	c.mu.Unlock()

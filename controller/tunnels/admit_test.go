@@ -488,3 +488,45 @@ func TestBatchTakesAtMostMaxBatch(t *testing.T) {
 		t.Fatal("a negative MaxBatch was accepted")
 	}
 }
+
+// A caller whose turn at the lock serves a capped batch that leaves its
+// own request behind serves again: no later caller may come to take it.
+// Here a request queued ahead of it (whose caller has not reached the
+// lock yet, and never will) fills the one-request batch.
+func TestCombinerServesUntilItsOwnRequestIsTaken(t *testing.T) {
+	c, err := New(context.Background(), Config{Topology: tetest.TwoSwitch(t), Driver: memory.New("s1", "s2"), MaxBatch: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ahead := &admission{queuedOp: newQueuedOp(), ctx: context.Background(), owner: "svc0",
+		req: Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7000), LoadsizeBytes: 100, PeriodUs: 1000}}
+	c.qmu.Lock()
+	c.queued = append(c.queued, ahead)
+	c.qmu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Request(context.Background(), "svc1", Request{Sender: h1, Receiver: netip.AddrPortFrom(h2, 7001), LoadsizeBytes: 100, PeriodUs: 1000})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request waits for a batch nobody will serve")
+	}
+	select {
+	case <-ahead.done:
+		if ahead.err != nil {
+			t.Fatalf("the request ahead: %v", ahead.err)
+		}
+	default:
+		t.Fatal("the request ahead was not served")
+	}
+	if n := len(c.Tunnels("")); n != 2 {
+		t.Fatalf("%d tunnels, want 2", n)
+	}
+}
