@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,8 @@ type Metrics struct {
 	upcallC [2][3]prometheus.Counter
 	monitor prometheus.Histogram
 	batch   prometheus.Histogram
+	ctl     atomic.Pointer[tunnels.Controller] // set by Watch
+	links   *linkGatherer
 }
 
 var _ tunnels.Observer = (*Metrics)(nil)
@@ -54,6 +57,7 @@ func New() *Metrics {
 			m.upcallC[k][r] = m.upcalls.WithLabelValues(kindLabel(tunnels.UpcallKind(k)), tunnels.Reason(r).String())
 		}
 	}
+	m.links = &linkGatherer{reg: m.reg, ctl: m.ctl.Load}
 	m.reg.MustRegister(m.ops, m.upcalls, m.monitor, m.batch, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -84,18 +88,18 @@ func (m *Metrics) MonitorRound(d time.Duration) { m.monitor.Observe(d.Seconds())
 func (m *Metrics) AdmissionBatch(n int) { m.batch.Observe(float64(n)) }
 
 // Watch registers the collector of ctl's state (read at every scrape).
-func (m *Metrics) Watch(ctl *tunnels.Controller) { m.reg.MustRegister(stateCollector{ctl}) }
+func (m *Metrics) Watch(ctl *tunnels.Controller) {
+	m.reg.MustRegister(stateCollector{ctl})
+	m.ctl.Store(ctl)
+}
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return promhttp.HandlerFor(m.links, promhttp.HandlerOpts{Registry: m.reg})
 }
 
 var (
 	descTunnels = prometheus.NewDesc("xlane_tunnels", "Tunnels by state (express, demoted).", []string{"state"}, nil)
-	descRes     = prometheus.NewDesc("xlane_link_express_reserved_bps", "Express rate reserved on a link (at requested periods), bit/s.", []string{"link"}, nil)
-	descUtil    = prometheus.NewDesc("xlane_link_express_utilization", "Reserved express rate over the express share of the link (0 to 1).", []string{"link"}, nil)
-	descQueue   = prometheus.NewDesc("xlane_link_express_queue_reserved_bytes", "Egress buffer reserved on a link by express tunnels (≈-validity), bytes.", []string{"link"}, nil)
 	descBound   = prometheus.NewDesc("xlane_tunnel_latency_bound_seconds", "Distribution of the latency bounds (min latency + max jitter) of express tunnels.", nil, nil)
 )
 
@@ -103,7 +107,7 @@ var (
 type stateCollector struct{ ctl *tunnels.Controller }
 
 func (stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTunnels, descRes, descUtil, descQueue, descBound} {
+	for _, d := range []*prometheus.Desc{descTunnels, descBound} {
 		ch <- d
 	}
 }
@@ -112,15 +116,6 @@ func (s stateCollector) Collect(ch chan<- prometheus.Metric) {
 	st := s.ctl.Snapshot()
 	ch <- prometheus.MustNewConstMetric(descTunnels, prometheus.GaugeValue, float64(st.Express), "express")
 	ch <- prometheus.MustNewConstMetric(descTunnels, prometheus.GaugeValue, float64(st.Demoted), "demoted")
-	for _, l := range st.Links {
-		ch <- prometheus.MustNewConstMetric(descRes, prometheus.GaugeValue, l.ReservedBps, l.Link)
-		util := 0.0
-		if l.CapacityBps > 0 {
-			util = l.ReservedBps / l.CapacityBps
-		}
-		ch <- prometheus.MustNewConstMetric(descUtil, prometheus.GaugeValue, util, l.Link)
-		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(l.QueueReserve), l.Link)
-	}
 	buckets := map[float64]uint64{}
 	bounds := prometheus.ExponentialBuckets(1e-6, 2, 14) // 1 µs … 8 ms
 	var sum float64

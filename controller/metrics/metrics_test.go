@@ -6,10 +6,17 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/xlane/xlane/controller/te"
+	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/tunnels"
 	"github.com/xlane/xlane/southbound/memory"
 )
@@ -61,5 +68,91 @@ func TestScrape(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(body)
+	}
+}
+
+// TestScrapeLinks checks the link gauges, which are built outside the
+// registry: every link once per family, in name order, in a page
+// Prometheus' own parser reads, two scrapes at once (run with -race),
+// and the handler's name[] filter applied to them as to the rest.
+func TestScrapeLinks(t *testing.T) {
+	topo, hosts := tetest.FatTree(t, 4)
+	m := New()
+	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo, Driver: memory.New(topo.Switches()...), Observer: m,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	m.Watch(ctl)
+	ip := func(name string) netip.Addr { id, _ := topo.NodeByName(name); return topo.Nodes[id].IPv4 }
+	req := tunnels.Request{Sender: ip(hosts[0]), Receiver: netip.AddrPortFrom(ip(hosts[len(hosts)-1]), 7000), LoadsizeBytes: 100, PeriodUs: 100}
+	if _, err := ctl.Request(context.Background(), "fd", req); err != nil {
+		t.Fatal(err)
+	}
+	scrape := func(query string) string {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics"+query, nil))
+		if rec.Code != 200 {
+			t.Fatalf("scrape %q: %d %s", query, rec.Code, rec.Body)
+		}
+		return rec.Body.String()
+	}
+	var wg sync.WaitGroup
+	pages := make([]string, 2)
+	for i := range pages {
+		wg.Go(func() { pages[i] = scrape("") })
+	}
+	wg.Wait()
+	linkLines := func(page string) []string {
+		var out []string
+		for l := range strings.Lines(page) {
+			if strings.HasPrefix(l, "xlane_link_") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	if a, b := linkLines(pages[0]), linkLines(pages[1]); len(a) != 3*len(topo.Links) || !slices.Equal(a, b) {
+		t.Errorf("two scrapes at once: %d and %d link lines, want %d each and equal", len(a), len(b), 3*len(topo.Links))
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation) // what a Prometheus before 3.0 accepts
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(pages[0]))
+	if err != nil {
+		t.Fatalf("the page does not parse: %v", err)
+	}
+	var names []string
+	for i := range topo.Links {
+		names = append(names, topo.LinkName(te.LinkID(i)))
+	}
+	slices.Sort(names)
+	loaded := 0
+	for _, fam := range []string{"xlane_link_express_queue_reserved_bytes", "xlane_link_express_reserved_bps", "xlane_link_express_utilization"} {
+		mf := mfs[fam]
+		if mf == nil || mf.GetType() != dto.MetricType_GAUGE {
+			t.Fatalf("%s: missing or not a gauge: %v", fam, mf)
+		}
+		var got []string
+		for _, m := range mf.GetMetric() {
+			got = append(got, m.GetLabel()[0].GetValue())
+			if m.GetGauge().GetValue() > 0 {
+				loaded++
+			}
+		}
+		if !slices.Equal(got, names) {
+			t.Errorf("%s: links %v, want %v", fam, got, names)
+		}
+		if !strings.Contains(pages[0], fam+`{link="`+names[0]+`"}`) {
+			t.Errorf("%s: first link not written as expected", fam)
+		}
+	}
+	// The tunnel crosses the fat-tree's six links between pods.
+	if loaded != 3*6 {
+		t.Errorf("%d link gauges above 0, want 18 (three families, six links)", loaded)
+	}
+	one := scrape("?name[]=xlane_link_express_utilization&name[]=xlane_tunnels")
+	if strings.Contains(one, "xlane_link_express_reserved_bps") || strings.Contains(one, "go_goroutines") ||
+		!strings.Contains(one, "xlane_link_express_utilization{") || !strings.Contains(one, `xlane_tunnels{state="express"} 1`) {
+		t.Errorf("the name[] filter: got\n%s", one)
 	}
 }

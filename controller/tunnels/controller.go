@@ -55,6 +55,7 @@ type Config struct {
 type Controller struct {
 	mu       sync.Mutex
 	topo     *te.Topology
+	links    []string // the topology's link names, by link id (Snapshot)
 	drv      southbound.Driver
 	grace    time.Duration
 	clock    Clock
@@ -176,7 +177,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("tunnels: max batch %d must not be negative", cfg.MaxBatch)
 	}
 	c := &Controller{
-		topo: cfg.Topology, drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
+		topo: cfg.Topology, links: linkNames(cfg.Topology), drv: cfg.Driver, grace: cfg.Grace, clock: cfg.Clock, log: cfg.Logger,
 		engine: te.NewEngine(cfg.Topology), store: cfg.Store, quota: cfg.Quota, obs: cfg.Observer, buffer: cfg.WatchBuffer,
 		recs: map[uint64]*record{}, meters: map[string]int{}, groups: map[netip.AddrPort]map[netip.Addr]bool{},
 		watch: watchers{subs: map[string]map[*Subscription]struct{}{}}, graceOf: map[uint64]*graceGroup{}, graces: map[*graceGroup]struct{}{}, services: map[string]Service{},

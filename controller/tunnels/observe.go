@@ -3,7 +3,6 @@ package tunnels
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/xlane/xlane/controller/te"
@@ -68,30 +67,50 @@ type LinkUse struct {
 // State is a summary for metrics and operators.
 type State struct {
 	Express, Demoted int
-	MaxLatencyNs     []int64 // bound of every express tunnel, sorted
-	Links            []LinkUse
+	MaxLatencyNs     []int64 // bound of every express tunnel, in no order
 }
 
-// Snapshot summarises the controller's state.
+// Snapshot summarises the controller's tunnels. Admissions wait while it
+// holds the lock, so it only copies numbers there.
 func (c *Controller) Snapshot() State {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var s State
+	c.mu.Lock()
+	s.MaxLatencyNs = make([]int64, 0, len(c.recs))
 	for _, rec := range c.recs {
 		if rec.demoted {
 			s.Demoted++
 			continue
 		}
-		s.Express++
 		s.MaxLatencyNs = append(s.MaxLatencyNs, rec.tun.MinLatencyNs+rec.tun.MaxJitterNs)
 	}
-	slices.Sort(s.MaxLatencyNs)
-	for i, l := range c.topo.Links {
-		q, r := c.engine.LinkLoad(te.LinkID(i))
-		s.Links = append(s.Links, LinkUse{
-			Link: c.topo.LinkName(te.LinkID(i)), ReservedBps: r,
-			CapacityBps: c.topo.MaxExpressShare * float64(l.BandwidthBps), QueueBytes: l.QueueBytes, QueueReserve: q,
-		})
-	}
+	c.mu.Unlock()
+	s.Express = len(s.MaxLatencyNs)
 	return s
+}
+
+// Links reports the express reservation on every link, by link id. Only
+// the engine's two numbers per link are read under the lock; the rest is
+// the topology's, which does not change.
+func (c *Controller) Links() []LinkUse {
+	out := make([]LinkUse, len(c.topo.Links))
+	c.mu.Lock()
+	for i := range out {
+		out[i].QueueReserve, out[i].ReservedBps = c.engine.LinkLoad(te.LinkID(i))
+	}
+	c.mu.Unlock()
+	for i, l := range c.topo.Links {
+		u := &out[i]
+		u.Link, u.CapacityBps, u.QueueBytes = c.links[i], c.topo.MaxExpressShare*float64(l.BandwidthBps), l.QueueBytes
+	}
+	return out
+}
+
+// linkNames names the topology's links once: the metrics name every link
+// at every scrape.
+func linkNames(t *te.Topology) []string {
+	out := make([]string, len(t.Links))
+	for i := range out {
+		out[i] = t.LinkName(te.LinkID(i))
+	}
+	return out
 }
