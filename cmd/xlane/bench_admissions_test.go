@@ -28,7 +28,7 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 	prof, clientProf := filepath.Join(out, "controller.prof"), filepath.Join(out, "client.prof")
 	ctlTrace, clientTrace := filepath.Join(out, "controller.trace"), filepath.Join(out, "client.trace")
 	stdout, stderr, err := run(t, "bench", "admissions", "--bin", bin, "--out", out, "--k", "4",
-		"--preload", "100", "--requests", "300", "--clients", "4", "--services", "3",
+		"--preload", "100", "--warmup", "50", "--requests", "300", "--clients", "4", "--services", "3",
 		"--cpuprofile", prof, "--cpuprofile-for", "1s", "--client-cpuprofile", clientProf, "--trace", ctlTrace, "--client-trace", clientTrace)
 	if err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
@@ -46,7 +46,7 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Admitted+res.Rejected != 300 || res.ControllerCPU <= 0 || res.ClientCPU <= 0 || res.ControllerPeakRSS < 1<<20 || res.ControllerGCs < 0 {
+	if res.Preloaded != 100 || res.Admitted+res.Rejected != 300 || res.ControllerCPU <= 0 || res.ClientCPU <= 0 || res.ControllerPeakRSS < 1<<20 || res.ControllerGCs < 0 {
 		t.Fatalf("result: %+v", res)
 	}
 	for _, p := range []string{prof, clientProf, filepath.Join(out, "controller-admissions.log"), filepath.Join(out, "admissions-timeline.svg"), filepath.Join(out, "admissions-timeline.png")} {
@@ -108,6 +108,9 @@ func TestBenchAdmissionsRuns(t *testing.T) {
 	}
 	if _, _, err := run(t, "bench", "admissions", "--out", t.TempDir(), "--late", "0s"); err == nil || !strings.Contains(err.Error(), "--late") {
 		t.Fatalf("--late 0s: %v", err)
+	}
+	if _, _, err := run(t, "bench", "admissions", "--out", t.TempDir(), "--preload", "10", "--warmup", "11"); err == nil || !strings.Contains(err.Error(), "--warmup") {
+		t.Fatalf("--warmup above --preload: %v", err)
 	}
 }
 

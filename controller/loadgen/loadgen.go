@@ -34,8 +34,14 @@ import (
 
 // Config says what to run.
 type Config struct {
-	Target   string // the controller's API: host:port or unix:/path
-	Preload  int    // tunnels installed before timing (default 10,000)
+	Target  string // the controller's API: host:port or unix:/path
+	Preload int    // tunnels installed before timing (default 10,000)
+	// Warmup of the preloaded tunnels are requested last, just before
+	// timing, the way the timed ones are (the same clients, the same rate
+	// or concurrency), with nothing measured: the timed window then opens
+	// on a controller already running at the timed load, not on the
+	// preload's end (its graces ending, its garbage, idle caches).
+	Warmup   int
 	Requests int    // timed admissions (default 3,000)
 	Clients  int    // concurrent requests in flight (default 32)
 	Services int    // service identities; each holds a share of the tunnels and watches its upcalls (default 50)
@@ -256,6 +262,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("loadgen: preload %d, requests %d, clients %d, services %d: need preload ≥ 0 and the rest ≥ 1",
 			cfg.Preload, cfg.Requests, cfg.Clients, cfg.Services)
 	}
+	if cfg.Warmup < 0 || cfg.Warmup > cfg.Preload {
+		return Result{}, fmt.Errorf("loadgen: warmup %d: must be between 0 and the preload (%d); the warm-up admissions are the preload's last", cfg.Warmup, cfg.Preload)
+	}
 	progress := func(format string, args ...any) {
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, format+"\n", args...)
@@ -354,16 +363,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	// Preload: draw requests until enough fit.
 	res := Result{Target: cfg.Target, Requests: cfg.Requests, Clients: cfg.Clients, Offered: cfg.Rate}
-	if cfg.Preload > 0 {
-		progress("installing %d tunnels with %d clients", cfg.Preload, cfg.Clients)
-		pool := workload.Draw(hosts, sublanes, mix, 3*cfg.Preload, cfg.Seed)
+	if fast := cfg.Preload - cfg.Warmup; fast > 0 {
+		progress("installing %d tunnels with %d clients", fast, cfg.Clients)
+		pool := workload.Draw(hosts, sublanes, mix, 3*fast, cfg.Seed)
 		var next, got atomic.Int64
 		left := atomic.Int64{} // preload slots not yet claimed by a request in flight
-		left.Store(int64(cfg.Preload))
+		left.Store(int64(fast))
 		start := time.Now()
 		stopTicker := ticker(func() {
 			n := got.Load()
-			progress("  %d/%d installed (%.0f/s)", n, cfg.Preload, float64(n)/time.Since(start).Seconds())
+			progress("  %d/%d installed (%.0f/s)", n, fast, float64(n)/time.Since(start).Seconds())
 		})
 		err := parallel(ctx, cfg.Clients, func(ctx context.Context) error {
 			for {
@@ -395,20 +404,23 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, err
 		}
 		res.Preloaded = int(got.Load())
-		if res.Preloaded < cfg.Preload {
-			return Result{}, fmt.Errorf("loadgen: only %d of %d tunnels fit (%d requests drawn)", res.Preloaded, cfg.Preload, len(pool))
+		if res.Preloaded < fast {
+			return Result{}, fmt.Errorf("loadgen: only %d of %d tunnels fit (%d requests drawn)", res.Preloaded, fast, len(pool))
 		}
 		progress("installed %d tunnels in %v", res.Preloaded, time.Since(start).Round(time.Millisecond))
 	}
 
-	// Timed admissions.
-	timed := workload.Draw(hosts, sublanes, mix, cfg.Requests, cfg.Seed+1)
+	// Timed admissions, after the warm-up ones: one schedule, one set of
+	// clients; the window opens when the first timed one is due (at a
+	// rate) or claimed (saturated).
+	warm := cfg.Warmup
+	draws := workload.Draw(hosts, sublanes, mix, warm+cfg.Requests, cfg.Seed+1)
 	lat := make([]time.Duration, cfg.Requests)
-	var next, admitted, rejected atomic.Int64
+	var next, admitted, rejected, warmed atomic.Int64
 	if cfg.Rate > 0 {
-		progress("timing %d admissions offered at %.0f/s by up to %d clients", cfg.Requests, cfg.Rate, cfg.Clients)
+		progress("timing %d admissions offered at %.0f/s by up to %d clients, after %d untimed", cfg.Requests, cfg.Rate, cfg.Clients, warm)
 	} else {
-		progress("timing %d admissions with %d clients", cfg.Requests, cfg.Clients)
+		progress("timing %d admissions with %d clients, after %d untimed", cfg.Requests, cfg.Clients, warm)
 	}
 	if cfg.Probe > 0 {
 		res.MachineMBps, res.MachineMemNs = probe(cfg.Probe), memProbe(cfg.Probe)
@@ -421,10 +433,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	// collects now, and then only past a memory limit well above what
 	// timing allocates, until the upcalls are in.
 	defer quiet()()
-	var endTiming func()
-	if cfg.Timing != nil {
-		endTiming = cfg.Timing()
-	}
 	// Room for the upcalls to come, made before timing: growing these logs
 	// while timing was 7 % of this process's CPU, work no service does.
 	for i := range logs {
@@ -433,29 +441,48 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		l.recs = slices.Grow(l.recs[:0], cfg.Requests*expectedUpcalls/len(logs))
 		l.mu.Unlock()
 	}
-	cpu0, err := cpuTimes(cfg.ControllerCPU)
-	if err != nil {
-		return Result{}, err
+	// begin opens the window: what is measured counts from here.
+	var (
+		start      time.Time
+		cpu0       [2]time.Duration
+		gcs0       [2]uint64
+		endTiming  func()
+		stopTicker = func() {}
+	)
+	begin := func(at time.Time) error {
+		if cfg.Timing != nil {
+			endTiming = cfg.Timing()
+		}
+		var err error
+		if cpu0, err = cpuTimes(cfg.ControllerCPU); err != nil {
+			return err
+		}
+		if gcs0, err = gcCycles(cfg.ControllerGCs); err != nil {
+			return err
+		}
+		recording.Store(true)
+		start = at
+		stopTicker = ticker(func() {
+			progress("  %d/%d answered", admitted.Load()+rejected.Load(), cfg.Requests)
+		})
+		return nil
 	}
-	gcs0, err := gcCycles(cfg.ControllerGCs)
-	if err != nil {
-		return Result{}, err
+	sched := time.Now() // when the first admission is due, at a rate
+	if warm == 0 {
+		if err := begin(sched); err != nil {
+			return Result{}, err
+		}
 	}
-	recording.Store(true)
-	start := time.Now()
-	stopTicker := ticker(func() {
-		progress("  %d/%d answered", admitted.Load()+rejected.Load(), cfg.Requests)
-	})
 	err = parallel(ctx, cfg.Clients, func(ctx context.Context) error {
 		for {
 			i := next.Add(1) - 1
-			if i >= int64(cfg.Requests) {
+			if i >= int64(len(draws)) {
 				return nil
 			}
 			svc := int(i) % len(clients)
 			t0 := time.Now()
 			if cfg.Rate > 0 {
-				t0 = start.Add(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))
+				t0 = sched.Add(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))
 				if d := time.Until(t0); d > 0 {
 					select {
 					case <-time.After(d):
@@ -464,10 +491,25 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					}
 				}
 			}
+			if warm > 0 && i == int64(warm) {
+				if err := begin(t0); err != nil {
+					return err
+				}
+			}
 			cctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)
-			r, err := clients[svc].RequestBandwidth(cctx, toReq(timed[i], uint16(51_000+i%10_000)))
+			r, err := clients[svc].RequestBandwidth(cctx, toReq(draws[i], uint16(51_000+i%10_000)))
 			cancel()
-			lat[i] = time.Since(t0)
+			if i < int64(warm) {
+				switch {
+				case err == nil:
+					keep(svc, r.TunnelID)
+					warmed.Add(1)
+				case status.Code(err) != codes.ResourceExhausted:
+					return fmt.Errorf("loadgen: warm-up request %d%s: %w", i, unanswered(err, cfg.CallTimeout), err)
+				}
+				continue
+			}
+			lat[i-int64(warm)] = time.Since(t0)
 			switch {
 			case err == nil:
 				admitted.Add(1)
@@ -477,11 +519,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			case status.Code(err) == codes.ResourceExhausted:
 				rejected.Add(1)
 			default:
-				return fmt.Errorf("loadgen: timed request %d%s: %w", i, unanswered(err, cfg.CallTimeout), err)
+				return fmt.Errorf("loadgen: timed request %d%s: %w", i-int64(warm), unanswered(err, cfg.CallTimeout), err)
 			}
 		}
 	})
 	end := time.Now()
+	res.Preloaded += int(warmed.Load())
 	cpu1, cpuErr := cpuTimes(cfg.ControllerCPU)
 	if endTiming != nil {
 		endTiming()

@@ -181,6 +181,48 @@ func TestRunOpenLoop(t *testing.T) {
 	}
 }
 
+// TestRunWarmup runs the preload's last admissions at the timed load and
+// opens the window after them: at 200/s, 40 warm-up and 100 timed
+// admissions, the window lasts the timed half second, not 0.7 s.
+func TestRunWarmup(t *testing.T) {
+	ctl, addr := fatTree(t, 4)
+	var progress bytes.Buffer
+	timings, reads := 0, 0
+	res, err := loadgen.Run(context.Background(), loadgen.Config{Target: addr, Preload: 60, Warmup: 40, Requests: 100, Clients: 8, Services: 3, Rate: 200,
+		Progress:      &progress,
+		Timing:        func() func() { timings++; return nil },
+		ControllerCPU: func() (time.Duration, error) { reads++; return time.Duration(reads) * time.Second, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Elapsed < 490*time.Millisecond || res.Elapsed > 650*time.Millisecond {
+		t.Errorf("window %v: want the 0.5 s of the timed admissions only", res.Elapsed)
+	}
+	if res.Preloaded != 60 || res.Admitted+res.Rejected != 100 || timings != 1 || reads != 2 || res.ControllerCPU != time.Second/100 {
+		t.Errorf("preloaded %d (want 60), timed %d+%d (want 100), window opened %d times, CPU read %d times (%v per admission)",
+			res.Preloaded, res.Admitted, res.Rejected, timings, reads, res.ControllerCPU)
+	}
+	for _, want := range []string{"installing 20 tunnels", "timing 100 admissions offered at 200/s by up to 8 clients, after 40 untimed", "released"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress.String())
+		}
+	}
+	if left := ctl.Tunnels(""); len(left) != 0 {
+		t.Fatalf("%d tunnels left after the run", len(left))
+	}
+	// Saturated: the window opens when the first timed request is claimed.
+	res, err = loadgen.Run(context.Background(), loadgen.Config{Target: addr, Preload: 30, Warmup: 30, Requests: 50, Clients: 4, Services: 3})
+	if err != nil || res.Preloaded != 30 || res.Admitted+res.Rejected != 50 || res.Upcalls == 0 {
+		t.Fatalf("saturated with a warm-up: %v, %+v", err, res)
+	}
+	for _, w := range []int{-1, 61} {
+		if _, err := loadgen.Run(context.Background(), loadgen.Config{Target: addr, Preload: 60, Warmup: w}); err == nil || !strings.Contains(err.Error(), "warmup") {
+			t.Errorf("warmup %d: %v", w, err)
+		}
+	}
+}
+
 func TestRunControllerCPUError(t *testing.T) {
 	_, addr := fatTree(t, 4)
 	_, err := loadgen.Run(context.Background(), loadgen.Config{
