@@ -110,6 +110,7 @@ func (c *Config) defaults() {
 type Result struct {
 	Target    string        `json:"target"`
 	Preloaded int           `json:"preloaded"`
+	Warmup    int           `json:"warmup,omitempty"` // of the preloaded, requested last at the timed load
 	Requests  int           `json:"requests"`
 	Admitted  int           `json:"admitted"`
 	Rejected  int           `json:"rejected"` // no valid tree (ResourceExhausted)
@@ -143,8 +144,9 @@ type Result struct {
 	// a dependent load from a random place in 64 MiB (Config.Probe).
 	MachineMBps  float64 `json:"machine_sha256_mb_per_s,omitempty"`
 	MachineMemNs float64 `json:"machine_memory_load_ns,omitempty"`
-	// Garbage collections finished from the start of timing until the
-	// upcalls were collected, in the controller (-1: not known) and here.
+	// Garbage collections finished from the start of timing (of the
+	// warm-up, when there is one) until the upcalls were collected, in the
+	// controller (-1: not known) and here.
 	ControllerGCs int `json:"controller_gc_cycles"`
 	ClientGCs     int `json:"client_gc_cycles"`
 	// Timeline is the upcalls by commit time, in slices of TimelineWidth.
@@ -157,7 +159,11 @@ type Result struct {
 // Table writes r for people.
 func (r Result) Table(w io.Writer) {
 	fmt.Fprintf(w, "controller          %s\n", r.Target)
-	fmt.Fprintf(w, "tunnels installed   %d before timing\n", r.Preloaded)
+	if r.Warmup > 0 {
+		fmt.Fprintf(w, "tunnels installed   %d before timing, the last %d at the timed load\n", r.Preloaded, r.Warmup)
+	} else {
+		fmt.Fprintf(w, "tunnels installed   %d before timing\n", r.Preloaded)
+	}
 	fmt.Fprintf(w, "admissions          %d requested by %d concurrent clients, %d admitted, %d rejected\n", r.Requests, r.Clients, r.Admitted, r.Rejected)
 	if r.Offered > 0 {
 		fmt.Fprintf(w, "offered             %.0f admissions/s (open loop)\n", r.Offered)
@@ -177,10 +183,14 @@ func (r Result) Table(w io.Writer) {
 	if r.ControllerPeakRSS > 0 {
 		fmt.Fprintf(w, "controller memory   peak RSS %.0f MiB\n", float64(r.ControllerPeakRSS)/(1<<20))
 	}
+	measured := "while upcalls were measured"
+	if r.Warmup > 0 {
+		measured = "from the warm-up until upcalls were measured"
+	}
 	if r.ControllerGCs >= 0 {
-		fmt.Fprintf(w, "collections         controller %d, load generator %d while upcalls were measured\n", r.ControllerGCs, r.ClientGCs)
+		fmt.Fprintf(w, "collections         controller %d, load generator %d %s\n", r.ControllerGCs, r.ClientGCs, measured)
 	} else {
-		fmt.Fprintf(w, "collections         load generator %d while upcalls were measured\n", r.ClientGCs)
+		fmt.Fprintf(w, "collections         load generator %d %s\n", r.ClientGCs, measured)
 	}
 	if r.MachineMBps > 0 {
 		fmt.Fprintf(w, "machine speed       SHA-256 %.0f MB/s on one core, %.0f ns a memory load, just before timing\n", r.MachineMBps, r.MachineMemNs)
@@ -362,7 +372,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}()
 
 	// Preload: draw requests until enough fit.
-	res := Result{Target: cfg.Target, Requests: cfg.Requests, Clients: cfg.Clients, Offered: cfg.Rate}
+	res := Result{Target: cfg.Target, Requests: cfg.Requests, Clients: cfg.Clients, Offered: cfg.Rate, Warmup: cfg.Warmup}
 	if fast := cfg.Preload - cfg.Warmup; fast > 0 {
 		progress("installing %d tunnels with %d clients", fast, cfg.Clients)
 		pool := workload.Draw(hosts, sublanes, mix, 3*fast, cfg.Seed)
@@ -441,15 +451,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		l.recs = slices.Grow(l.recs[:0], cfg.Requests*expectedUpcalls/len(logs))
 		l.mu.Unlock()
 	}
-	// begin opens the window: what is measured counts from here.
+	// The controller's collections are counted from here, before any
+	// warm-up: reading them is a metrics scrape, which would cost the
+	// controller a few milliseconds at the window's start.
+	gcs0, err := gcCycles(cfg.ControllerGCs)
+	if err != nil {
+		return Result{}, err
+	}
+	// begin opens the window: what is measured counts from start.
 	var (
 		start      time.Time
 		cpu0       [2]time.Duration
-		gcs0       [2]uint64
 		endTiming  func()
 		stopTicker = func() {}
 	)
-	begin := func(at time.Time) error {
+	begin := func() error {
 		if cfg.Timing != nil {
 			endTiming = cfg.Timing()
 		}
@@ -457,22 +473,19 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if cpu0, err = cpuTimes(cfg.ControllerCPU); err != nil {
 			return err
 		}
-		if gcs0, err = gcCycles(cfg.ControllerGCs); err != nil {
-			return err
-		}
 		recording.Store(true)
-		start = at
 		stopTicker = ticker(func() {
 			progress("  %d/%d answered", admitted.Load()+rejected.Load(), cfg.Requests)
 		})
 		return nil
 	}
-	sched := time.Now() // when the first admission is due, at a rate
 	if warm == 0 {
-		if err := begin(sched); err != nil {
+		if err := begin(); err != nil {
 			return Result{}, err
 		}
 	}
+	sched := time.Now() // when the first admission is due, at a rate
+	start = sched
 	err = parallel(ctx, cfg.Clients, func(ctx context.Context) error {
 		for {
 			i := next.Add(1) - 1
@@ -492,8 +505,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				}
 			}
 			if warm > 0 && i == int64(warm) {
-				if err := begin(t0); err != nil {
+				if err := begin(); err != nil {
 					return err
+				}
+				start = t0 // when due; saturated, now
+				if cfg.Rate == 0 {
+					start = time.Now()
+					t0 = start
 				}
 			}
 			cctx, cancel := context.WithTimeout(ctx, cfg.CallTimeout)

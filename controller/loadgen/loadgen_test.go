@@ -208,6 +208,11 @@ func TestRunWarmup(t *testing.T) {
 			t.Errorf("progress lacks %q:\n%s", want, progress.String())
 		}
 	}
+	var table bytes.Buffer
+	res.Table(&table)
+	if !strings.Contains(table.String(), "60 before timing, the last 40 at the timed load") || !strings.Contains(table.String(), "from the warm-up until") {
+		t.Errorf("table:\n%s", table.String())
+	}
 	if left := ctl.Tunnels(""); len(left) != 0 {
 		t.Fatalf("%d tunnels left after the run", len(left))
 	}
