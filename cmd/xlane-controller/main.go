@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/xlane/xlane/controller/config"
+	"github.com/xlane/xlane/controller/hostcheck"
 	"github.com/xlane/xlane/controller/metrics"
 	"github.com/xlane/xlane/controller/server"
 	"github.com/xlane/xlane/controller/store"
@@ -182,6 +183,11 @@ func run(ctx context.Context, cfg config.Config) error {
 		log.Info("garbage collector: GOGC from the environment", "GOGC", env)
 	} else {
 		debug.SetGCPercent(cfg.GCPercent)
+	}
+	if mode, err := hostcheck.HugePages("/"); err != nil {
+		log.Debug("host check", "err", err) // not Linux, or no THP: nothing to advise
+	} else if advice := hostcheck.HugePagesAdvice(mode); advice != "" {
+		log.Warn("host check", "transparent_hugepage", mode, "advice", advice)
 	}
 
 	st, err := store.Open(cfg.DataDir)

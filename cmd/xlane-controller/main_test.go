@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/xlane/xlane/controller/client"
+	"github.com/xlane/xlane/controller/hostcheck"
 	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/tlsconf"
 	"github.com/xlane/xlane/controller/tunnels"
@@ -70,6 +71,14 @@ var addrRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // launch starts the daemon and returns it with the address it listens on.
 func launch(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
+	cmd, addr, _ := launchLog(t, bin, args...)
+	return cmd, addr
+}
+
+// launchLog is launch that also returns what the daemon logged before it
+// listened.
+func launchLog(t *testing.T, bin string, args ...string) (*exec.Cmd, string, []string) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -78,29 +87,36 @@ func launch(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	found := make(chan string, 1)
+	type started struct {
+		addr  string
+		early []string
+	}
+	found := make(chan started, 1)
 	go func() {
+		var early []string
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
+				found <- started{m[1], early}
+				break
 			}
+			early = append(early, sc.Text())
 		}
 		close(found)
 	}()
 	select {
-	case a, ok := <-found:
+	case s, ok := <-found:
 		if !ok {
 			cmd.Wait()
 			t.Fatal("daemon exited before listening")
 		}
 		go io.Copy(io.Discard, stderr)
-		return cmd, a
+		return cmd, s.addr, s.early
 	case <-time.After(20 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("daemon did not start")
 	}
-	return nil, ""
+	return nil, "", nil
 }
 
 // TestKill9AndRestart kills the daemon with SIGKILL in the middle of its
@@ -320,9 +336,17 @@ func TestDaemonOnUnixSocket(t *testing.T) {
 	sock := filepath.Join(dir, "api.sock")
 	data := filepath.Join(dir, "data")
 	args := []string{"--listen", "unix:" + sock, "--topology", topo, "--data-dir", data, "--metrics-addr", ""}
-	cmd, addr := launch(t, bin, args...)
+	cmd, addr, early := launchLog(t, bin, args...)
 	if addr != "unix:"+sock {
 		t.Fatalf("the daemon says it listens on %q, want unix:%s", addr, sock)
+	}
+	// The host check warns unless transparent huge pages are "always".
+	mode, err := hostcheck.HugePages("/")
+	warned := slices.ContainsFunc(early, func(l string) bool {
+		return strings.Contains(l, "level=WARN msg=\"host check\" transparent_hugepage="+mode)
+	})
+	if err == nil && warned != (mode != "always") {
+		t.Errorf("transparent huge pages %q: host check warned %v; the log before listening:\n%s", mode, warned, strings.Join(early, "\n"))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -16,6 +16,7 @@ import (
 	pb "github.com/xlane/xlane/controller/api/v1"
 	"github.com/xlane/xlane/controller/server"
 
+	"github.com/xlane/xlane/controller/hostcheck"
 	"github.com/xlane/xlane/controller/loadgen"
 	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/te"
@@ -120,6 +121,9 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 	res.Table(&table)
 	if res.MachineMBps < 1 || res.MachineMemNs <= 0 {
 		t.Errorf("machine probe: %v MB/s, %v ns a load", res.MachineMBps, res.MachineMemNs)
+	}
+	if mode, err := hostcheck.HugePages("/"); err == nil && (res.MachineTHP != mode || !strings.Contains(table.String(), "transparent huge pages "+mode)) {
+		t.Errorf("machine probe: transparent huge pages %q, the host's %q", res.MachineTHP, mode)
 	}
 	if !strings.Contains(table.String(), "admissions/s") || !strings.Contains(table.String(), "CPU per admission   controller 5ms") ||
 		!strings.Contains(table.String(), "machine speed       SHA-256 ") || !strings.Contains(table.String(), "collections         controller 3, load generator") {
