@@ -76,16 +76,7 @@ func TestScrape(t *testing.T) {
 // Prometheus' own parser reads, two scrapes at once (run with -race),
 // and the handler's name[] filter applied to them as to the rest.
 func TestScrapeLinks(t *testing.T) {
-	topo, hosts := tetest.FatTree(t, 4)
-	m := New()
-	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo, Driver: memory.New(topo.Switches()...), Observer: m,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctl.Close()
-	m.Watch(ctl)
-	ip := func(name string) netip.Addr { id, _ := topo.NodeByName(name); return topo.Nodes[id].IPv4 }
+	m, ctl, topo, hosts, ip := watched(t, 4)
 	req := tunnels.Request{Sender: ip(hosts[0]), Receiver: netip.AddrPortFrom(ip(hosts[len(hosts)-1]), 7000), LoadsizeBytes: 100, PeriodUs: 100}
 	if _, err := ctl.Request(context.Background(), "fd", req); err != nil {
 		t.Fatal(err)
@@ -155,4 +146,23 @@ func TestScrapeLinks(t *testing.T) {
 		!strings.Contains(one, "xlane_link_express_utilization{") || !strings.Contains(one, `xlane_tunnels{state="express"} 1`) {
 		t.Errorf("the name[] filter: got\n%s", one)
 	}
+}
+
+// watched returns metrics watching a controller (in-memory driver, no
+// call log) on a k-ary fat-tree, its topology, hosts and their addresses.
+func watched(tb testing.TB, k int) (*Metrics, *tunnels.Controller, *te.Topology, []string, func(string) netip.Addr) {
+	tb.Helper()
+	topo, hosts := tetest.FatTree(tb, k)
+	drv := memory.New(topo.Switches()...)
+	drv.Record(false)
+	m := New()
+	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo, Driver: drv, Observer: m,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(ctl.Close)
+	m.Watch(ctl)
+	ip := func(name string) netip.Addr { id, _ := topo.NodeByName(name); return topo.Nodes[id].IPv4 }
+	return m, ctl, topo, hosts, ip
 }

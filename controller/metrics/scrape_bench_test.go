@@ -3,34 +3,19 @@ package metrics
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
 
-	"github.com/xlane/xlane/controller/te/tetest"
 	"github.com/xlane/xlane/controller/te/workload"
 	"github.com/xlane/xlane/controller/tunnels"
-	"github.com/xlane/xlane/southbound/memory"
 )
 
 // BenchmarkScrape10k is one Prometheus scrape of a controller holding
 // 10,000 tunnels on a k=16 fat-tree (6,144 links, three series each):
 // CPU the daemon spends beside its admissions at every scrape.
 func BenchmarkScrape10k(b *testing.B) {
-	topo, _ := tetest.FatTree(b, 16)
-	drv := memory.New(topo.Switches()...)
-	drv.Record(false)
-	m := New()
-	ctl, err := tunnels.New(context.Background(), tunnels.Config{Topology: topo, Driver: drv, Observer: m,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ctl.Close()
-	m.Watch(ctl)
-	ip := func(name string) netip.Addr { id, _ := topo.NodeByName(name); return topo.Nodes[id].IPv4 }
+	m, ctl, topo, _, ip := watched(b, 16)
 	mix := workload.Coordination()
 	mix.MulticastShare = 0
 	got := 0
