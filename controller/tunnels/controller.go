@@ -55,7 +55,7 @@ type Config struct {
 type Controller struct {
 	mu       sync.Mutex
 	topo     *te.Topology
-	links    []string // the topology's link names, by link id (Snapshot)
+	links    []string // the topology's link names, by link id (Links)
 	drv      southbound.Driver
 	grace    time.Duration
 	clock    Clock
