@@ -312,7 +312,7 @@ func run(ctx context.Context, cfg config.Config) error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	g := grpc.NewServer(opts...)
-	server.New(ctl, server.WatchCoalesce(time.Duration(cfg.WatchCoalesce))).Register(g)
+	server.New(ctl, server.WatchCoalesce(time.Duration(cfg.WatchCoalesce)), server.ObserveSent(m)).Register(g)
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(lis) }()
 	monCtx, stopMon := context.WithCancel(ctx)

@@ -27,6 +27,7 @@ type Metrics struct {
 	upcallC [2][3]prometheus.Counter
 	monitor prometheus.Histogram
 	batch   prometheus.Histogram
+	sent    prometheus.Histogram
 	ctl     atomic.Pointer[tunnels.Controller] // set by Watch
 	links   *linkGatherer
 }
@@ -51,6 +52,10 @@ func New() *Metrics {
 			Name: "xlane_admission_batch_size", Help: "Queued admission requests served by one batch (max_batch caps it; large batches follow a stall).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
 		}),
+		sent: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: UpcallWaitName, Help: "Time from a TE change's commit until its BandwidthChanged upcall was handed to the service's watch stream: the controller's share of the upcall delay (the target is 10 ms end to end).",
+			Buckets: upcallWaitBuckets,
+		}),
 	}
 	for k := range m.upcallC {
 		for r := range m.upcallC[k] {
@@ -58,7 +63,7 @@ func New() *Metrics {
 		}
 	}
 	m.links = &linkGatherer{reg: m.reg, ctl: m.ctl.Load}
-	m.reg.MustRegister(m.ops, m.upcalls, m.monitor, m.batch, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.ops, m.upcalls, m.monitor, m.batch, m.sent, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -83,6 +88,16 @@ func kindLabel(kind tunnels.UpcallKind) string {
 
 // MonitorRound implements tunnels.Observer.
 func (m *Metrics) MonitorRound(d time.Duration) { m.monitor.Observe(d.Seconds()) }
+
+// UpcallWaitName is the histogram of UpcallSent.
+const UpcallWaitName = "xlane_upcall_wait_seconds"
+
+// upcallWaitBuckets bound the histogram's buckets (seconds): fine below the
+// 10 ms target, which is one of them.
+var upcallWaitBuckets = []float64{.00025, .0005, .001, .002, .003, .005, .0075, .01, .015, .02, .03, .05, .1, .25, 1}
+
+// UpcallSent implements server.SentObserver.
+func (m *Metrics) UpcallSent(wait time.Duration) { m.sent.Observe(wait.Seconds()) }
 
 // AdmissionBatch implements tunnels.Observer.
 func (m *Metrics) AdmissionBatch(n int) { m.batch.Observe(float64(n)) }

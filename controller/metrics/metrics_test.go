@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -46,6 +47,8 @@ func TestScrape(t *testing.T) {
 	}
 	req.LoadsizeBytes = 0
 	_, _ = ctl.Request(ctx, "fd", req)
+	m.UpcallSent(4 * time.Millisecond)
+	m.UpcallSent(12 * time.Millisecond)
 
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -60,6 +63,10 @@ func TestScrape(t *testing.T) {
 		`xlane_tunnel_latency_bound_seconds_count 2`,
 		`xlane_admission_batch_size_count 3`, // one request at a time
 		`xlane_admission_batch_size_bucket{le="1"} 3`,
+		`xlane_upcall_wait_seconds_bucket{le="0.003"} 0`,
+		`xlane_upcall_wait_seconds_bucket{le="0.005"} 1`,
+		`xlane_upcall_wait_seconds_bucket{le="0.01"} 1`, // the target is a bound
+		`xlane_upcall_wait_seconds_bucket{le="0.015"} 2`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

@@ -32,7 +32,19 @@ type Server struct {
 	ctl      *tunnels.Controller
 	coalesce time.Duration
 	buffers  responseBuffers // the watch responses' (respbuf.go)
+	sent     SentObserver
 }
+
+// SentObserver learns, for every upcall of a TE change that a watch stream
+// sends, how long it waited in the controller: from the change's commit
+// until its response was handed to gRPC. What a service measures adds the
+// transport and its own scheduling; this is the controller's share.
+type SentObserver interface {
+	UpcallSent(wait time.Duration)
+}
+
+// ObserveSent reports the upcalls' waits to o.
+func ObserveSent(o SentObserver) Option { return func(s *Server) { s.sent = o } }
 
 // Option configures a Server.
 type Option func(*Server)
@@ -383,6 +395,9 @@ func (s *Server) Watch(_ *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.
 				return err
 			}
 			lastSend = time.Now()
+			if s.sent != nil {
+				b.observe(s.sent, lastSend)
+			}
 		}
 	}
 }
@@ -404,6 +419,17 @@ func (b *batch) reset() {
 	clear(b.ups)
 	b.ups = b.ups[:0]
 	clear(b.teAt)
+}
+
+// observe reports the waits of b's TE changes, sent at now: their
+// resources count from the commit (NotBefore).
+func (b *batch) observe(o SentObserver, now time.Time) {
+	for i := range b.ups {
+		u := &b.ups[i]
+		if u.Kind == tunnels.BandwidthChanged && u.Reason == tunnels.ReasonTE && !u.Resources.NotBefore.IsZero() {
+			o.UpcallSent(now.Sub(u.Resources.NotBefore))
+		}
+	}
 }
 
 func (b *batch) add(u tunnels.Upcall) {
