@@ -1,13 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,9 +20,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/spf13/cobra"
 
 	"github.com/xlane/xlane/controller/loadgen"
+	"github.com/xlane/xlane/controller/metrics"
 	"github.com/xlane/xlane/controller/te/topogen"
 	"github.com/xlane/xlane/testbed/proc"
 )
@@ -85,26 +89,26 @@ single stall of the machine or a collection that lands in it.`,
 				var timing []func() func()
 				var peakRSS func() (int64, error)
 				if cfg.Target == "" {
-					stop, target, metrics, pid, err := startBenchController(ctx, cmd, bin, out, k, headroom, extra, cpuprofile != "" || traceFile != "")
+					stop, target, metricsAddr, pid, err := startBenchController(ctx, cmd, bin, out, k, headroom, extra, cpuprofile != "" || traceFile != "")
 					if err != nil {
 						return loadgen.Result{}, err
 					}
 					defer stop()
 					cfg.Target = target
 					cfg.ControllerCPU = func() (time.Duration, error) { return proc.CPUTime(pid) }
-					cfg.ControllerGCs = func() (uint64, error) { return gcCount(ctx, metrics) }
+					cfg.ControllerMetrics = func() (loadgen.ControllerReading, error) { return controllerReading(ctx, metricsAddr) }
 					peakRSS = func() (int64, error) { return proc.PeakRSS(pid) }
 					if cpuprofile != "" {
 						profiled = make(chan error, 1)
 						timing = append(timing, func() func() {
-							go func() { profiled <- fetchDebug(ctx, metrics, "profile", profileFor, cpuprofile) }()
+							go func() { profiled <- fetchDebug(ctx, metricsAddr, "profile", profileFor, cpuprofile) }()
 							return nil
 						})
 					}
 					if traceFile != "" {
 						traced = make(chan error, 1)
 						timing = append(timing, func() func() {
-							go func() { traced <- fetchDebug(ctx, metrics, "trace", profileFor, traceFile) }()
+							go func() { traced <- fetchDebug(ctx, metricsAddr, "trace", profileFor, traceFile) }()
 							return nil
 						})
 					}
@@ -229,42 +233,55 @@ var (
 	benchMetrics      = regexp.MustCompile(`msg=metrics addr=(\S+)`)
 )
 
-// gcCount reads how many garbage collections the controller has finished
-// from its Prometheus metrics (go_gc_duration_seconds counts one per
-// cycle).
-func gcCount(ctx context.Context, metrics string) (uint64, error) {
-	// One family, not compressed: it is read as the timed admissions start,
-	// and the whole page gzipped cost the controller some 70 ms of CPU at
-	// 10,000 tunnels on a k=16 fat-tree (three gauges for each of its 6,144
-	// links), most of it encoding what this does not read.
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metrics+"/metrics?name[]=go_gc_duration_seconds", nil)
+// controllerReading reads the controller's finished garbage collections
+// (go_gc_duration_seconds counts one per cycle) and the histogram of its
+// upcalls' waits from its Prometheus metrics.
+func controllerReading(ctx context.Context, addr string) (loadgen.ControllerReading, error) {
+	// Two families, not compressed: this is read as the timed admissions
+	// start, and the whole page gzipped cost the controller some 70 ms of
+	// CPU at 10,000 tunnels on a k=16 fat-tree (three gauges for each of
+	// its 6,144 links), most of it encoding what this does not read.
+	var r loadgen.ControllerReading
+	q := url.Values{"name[]": {"go_gc_duration_seconds", metrics.UpcallWaitName}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics?"+q.Encode(), nil)
 	if err != nil {
-		return 0, err
+		return r, err
 	}
+	req.Header.Set("Accept", "text/plain")
 	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("controller metrics: %w", err)
+		return r, fmt.Errorf("controller metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("controller metrics: %s", resp.Status)
+		return r, fmt.Errorf("controller metrics: %s", resp.Status)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_gc_duration_seconds_count "); ok {
-			n, err := strconv.ParseUint(v, 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("controller metrics: go_gc_duration_seconds_count %q: %w", v, err)
-			}
-			return n, nil
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return r, fmt.Errorf("controller metrics: %w", err)
+	}
+	gc, ok := fams["go_gc_duration_seconds"]
+	if !ok || len(gc.GetMetric()) != 1 || gc.GetMetric()[0].GetSummary() == nil {
+		return r, errors.New("controller metrics: no go_gc_duration_seconds summary")
+	}
+	r.GCs = gc.GetMetric()[0].GetSummary().GetSampleCount()
+	// A controller without the histogram (an older build) still gives its
+	// collections.
+	if w, ok := fams[metrics.UpcallWaitName]; ok {
+		if len(w.GetMetric()) != 1 || w.GetMetric()[0].GetHistogram() == nil {
+			return r, fmt.Errorf("controller metrics: %s is not one histogram", metrics.UpcallWaitName)
+		}
+		h := w.GetMetric()[0].GetHistogram()
+		for _, b := range h.GetBucket() {
+			r.UpcallWait = append(r.UpcallWait, loadgen.Bucket{Le: b.GetUpperBound(), Count: b.GetCumulativeCount()})
+		}
+		if n := len(r.UpcallWait); n == 0 || !math.IsInf(r.UpcallWait[n-1].Le, 1) {
+			r.UpcallWait = append(r.UpcallWait, loadgen.Bucket{Le: math.Inf(1), Count: h.GetSampleCount()})
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("controller metrics: %w", err)
-	}
-	return 0, errors.New("controller metrics: no go_gc_duration_seconds_count")
+	return r, nil
 }
 
 // fetchDebug records the controller's CPU profile (kind "profile") or

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/trace"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,7 +35,7 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
-	for _, want := range []string{"admissions/s", "CPU per admission   controller", "controller memory   peak RSS", "collections         controller "} {
+	for _, want := range []string{"admissions/s", "CPU per admission   controller", "controller memory   peak RSS", "collections         controller ", "in the controller   p99"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
@@ -48,6 +50,11 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 	}
 	if res.Preloaded != 100 || res.Admitted+res.Rejected != 300 || res.ControllerCPU <= 0 || res.ClientCPU <= 0 || res.ControllerPeakRSS < 1<<20 || res.ControllerGCs < 0 {
 		t.Fatalf("result: %+v", res)
+	}
+	// The controller's histogram spans the measured upcalls' sends (from
+	// before the warm-up to after the last came in).
+	if n := res.ControllerWait.Count(); res.Upcalls == 0 || n < uint64(res.Upcalls) || res.ControllerWaitP99 <= 0 {
+		t.Fatalf("%d upcalls measured, %d in the controller's histogram (p99 %v)", res.Upcalls, n, res.ControllerWaitP99)
 	}
 	for _, p := range []string{prof, clientProf, filepath.Join(out, "controller-admissions.log"), filepath.Join(out, "admissions-timeline.svg"), filepath.Join(out, "admissions-timeline.png")} {
 		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
@@ -124,28 +131,34 @@ func buildController(t *testing.T) string {
 	return bin
 }
 
-// gcCount reads the controller's collections from its metrics and names
-// what is wrong when it cannot.
-func TestGCCount(t *testing.T) {
+// controllerReading reads the controller's collections and upcall waits
+// from its metrics, asks for just those families, and names what is wrong
+// when it cannot.
+func TestControllerReading(t *testing.T) {
+	const gc = "# TYPE go_gc_duration_seconds summary\ngo_gc_duration_seconds{quantile=\"0\"} 1e-05\ngo_gc_duration_seconds_sum 0.002\ngo_gc_duration_seconds_count 17\n"
+	const waits = "# TYPE xlane_upcall_wait_seconds histogram\nxlane_upcall_wait_seconds_bucket{le=\"0.001\"} 90\nxlane_upcall_wait_seconds_bucket{le=\"0.01\"} 99\nxlane_upcall_wait_seconds_bucket{le=\"+Inf\"} 100\nxlane_upcall_wait_seconds_sum 0.3\nxlane_upcall_wait_seconds_count 100\n"
 	for _, c := range []struct {
 		body, want string
-		n          uint64
+		gcs        uint64
+		waits      loadgen.Histogram
 	}{
-		{"# HELP go_gc_duration_seconds ...\ngo_gc_duration_seconds{quantile=\"0\"} 1e-05\ngo_gc_duration_seconds_sum 0.002\ngo_gc_duration_seconds_count 17\n", "", 17},
-		{"go_goroutines 12\n", "no go_gc_duration_seconds_count", 0},
-		{"go_gc_duration_seconds_count many\n", `go_gc_duration_seconds_count "many"`, 0},
+		{gc + waits, "", 17, loadgen.Histogram{{Le: 0.001, Count: 90}, {Le: 0.01, Count: 99}, {Le: math.Inf(1), Count: 100}}},
+		{gc, "", 17, nil}, // a controller without the histogram
+		{"# TYPE go_goroutines gauge\ngo_goroutines 12\n", "no go_gc_duration_seconds summary", 0, nil},
+		{"go_gc_duration_seconds_count many\n", "controller metrics: text format parsing error", 0, nil},
+		{gc + "# TYPE xlane_upcall_wait_seconds gauge\nxlane_upcall_wait_seconds 3\n", "xlane_upcall_wait_seconds is not one histogram", 0, nil},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != "/metrics" {
-				http.NotFound(w, r)
+			if r.URL.Path != "/metrics" || !slices.Equal(r.URL.Query()["name[]"], []string{"go_gc_duration_seconds", "xlane_upcall_wait_seconds"}) {
+				http.Error(w, "want the two families: "+r.URL.String(), http.StatusBadRequest)
 				return
 			}
 			io.WriteString(w, c.body)
 		}))
-		n, err := gcCount(context.Background(), strings.TrimPrefix(srv.URL, "http://"))
+		r, err := controllerReading(context.Background(), strings.TrimPrefix(srv.URL, "http://"))
 		srv.Close()
-		if c.want == "" && (err != nil || n != c.n) || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
-			t.Errorf("body %q: %d, %v; want %d, error %q", c.body, n, err, c.n, c.want)
+		if c.want == "" && (err != nil || r.GCs != c.gcs || !slices.Equal(r.UpcallWait, c.waits)) || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("body %q: %+v, %v; want %d and %v, error %q", c.body, r, err, c.gcs, c.waits, c.want)
 		}
 	}
 }

@@ -63,11 +63,11 @@ type Config struct {
 	// ControllerCPU, when set, reads the CPU time the controller's process
 	// has used so far; the result then carries its share per admission.
 	ControllerCPU func() (time.Duration, error)
-	// ControllerGCs, when set, reads how many garbage collections the
-	// controller's process has finished; the result then counts those
-	// while upcalls were measured (a cycle there lengthens the upcall
-	// delay tail).
-	ControllerGCs func() (uint64, error)
+	// ControllerMetrics, when set, reads the controller's metrics: the
+	// result then counts its garbage collections while upcalls were
+	// measured (a cycle there lengthens the upcall delay tail) and gives
+	// its share of the upcall delay, from its own histogram.
+	ControllerMetrics func() (ControllerReading, error)
 	// Probe, when above 0, is how long to time a fixed computation on one
 	// core, and then random loads from memory, just before timing
 	// (Result.MachineMBps, MachineMemNs): this VM's speed drifts by half
@@ -119,6 +119,10 @@ type Result struct {
 	Offered   float64       `json:"offered_per_second,omitempty"` // Config.Rate
 	Elapsed   time.Duration `json:"elapsed_ns"`
 	PerSecond float64       `json:"admissions_per_second"`
+	// Started is when timing started (the Timeline's zero), as Unix
+	// nanoseconds: it lines the run up with other recordings of the
+	// machine.
+	Started int64 `json:"started_unix_ns"`
 	// Round trip of one RequestBandwidth call.
 	LatencyP50 time.Duration `json:"latency_p50_ns"`
 	LatencyP99 time.Duration `json:"latency_p99_ns"`
@@ -154,6 +158,15 @@ type Result struct {
 	// controller (-1: not known) and here.
 	ControllerGCs int `json:"controller_gc_cycles"`
 	ClientGCs     int `json:"client_gc_cycles"`
+	// ControllerWait is the controller's share of the upcall delay over
+	// the same span (from the change's commit until the response went to
+	// gRPC; its histogram, so its quantiles are estimates): what the
+	// services measure adds the transport and their own scheduling, here
+	// on the CPUs the controller uses. Its p99, and how many upcalls
+	// waited longer than LateAfter in the controller.
+	ControllerWait     Histogram     `json:"controller_upcall_wait,omitempty"`
+	ControllerWaitP99  time.Duration `json:"controller_upcall_wait_p99_ns,omitempty"`
+	ControllerWaitLate float64       `json:"controller_upcall_wait_late,omitempty"`
 	// Timeline is the upcalls by commit time, in slices of TimelineWidth.
 	Timeline []TimelineBin `json:"timeline,omitempty"`
 	// Delays are the measured upcalls' delays, sorted: Summarize pools
@@ -191,6 +204,10 @@ func (r Result) Table(w io.Writer) {
 	measured := "while upcalls were measured"
 	if r.Warmup > 0 {
 		measured = "from the warm-up until upcalls were measured"
+	}
+	if n := r.ControllerWait.Count(); n > 0 {
+		fmt.Fprintf(w, "in the controller   p99 %v (%.2f%% longer than %v) of %d upcalls' delay, from its histogram %s\n",
+			r.ControllerWaitP99.Round(10*time.Microsecond), 100*r.ControllerWaitLate/float64(n), r.LateAfter, n, measured)
 	}
 	if r.ControllerGCs >= 0 {
 		fmt.Fprintf(w, "collections         controller %d, load generator %d %s\n", r.ControllerGCs, r.ClientGCs, measured)
@@ -461,10 +478,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		l.recs = slices.Grow(l.recs[:0], cfg.Requests*expectedUpcalls/len(logs))
 		l.mu.Unlock()
 	}
-	// The controller's collections are counted from here, before any
-	// warm-up: reading them is a metrics scrape, which would cost the
-	// controller a few milliseconds at the window's start.
-	gcs0, err := gcCycles(cfg.ControllerGCs)
+	// The controller's collections and upcall waits are counted from here,
+	// before any warm-up: reading them is a metrics scrape, which would
+	// cost the controller a few milliseconds at the window's start.
+	gcs0, ctl0, err := readings(cfg.ControllerMetrics)
 	if err != nil {
 		return Result{}, err
 	}
@@ -566,7 +583,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.ClientCPU = (cpu1[0] - cpu0[0]) / time.Duration(cfg.Requests)
 	res.ControllerCPU = (cpu1[1] - cpu0[1]) / time.Duration(cfg.Requests)
-	res.Elapsed = end.Sub(start)
+	res.Elapsed, res.Started = end.Sub(start), start.UnixNano()
 	res.Admitted, res.Rejected = int(admitted.Load()), int(rejected.Load())
 	res.PerSecond = float64(cfg.Requests) / res.Elapsed.Seconds()
 	slices.Sort(lat)
@@ -580,13 +597,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	default:
 	}
 	recording.Store(false)
-	gcs1, err := gcCycles(cfg.ControllerGCs)
+	gcs1, ctl1, err := readings(cfg.ControllerMetrics)
 	if err != nil {
 		return Result{}, err
 	}
-	res.ClientGCs, res.ControllerGCs = int(gcs1[0]-gcs0[0]), -1
-	if cfg.ControllerGCs != nil {
-		res.ControllerGCs = int(gcs1[1] - gcs0[1])
+	res.ClientGCs, res.ControllerGCs = int(gcs1-gcs0), -1
+	if cfg.ControllerMetrics != nil {
+		res.ControllerGCs = int(ctl1.GCs - ctl0.GCs)
+		if res.ControllerWait, err = ctl1.UpcallWait.Sub(ctl0.UpcallWait); err != nil {
+			return Result{}, fmt.Errorf("loadgen: the controller's upcall waits: %w", err)
+		}
+		res.ControllerWaitP99, res.ControllerWaitLate = res.ControllerWait.Quantile(0.99), res.ControllerWait.Above(cfg.Late)
 	}
 	var delays []time.Duration
 	var all []upcall
@@ -625,20 +646,19 @@ func quiet() (restore func()) {
 	}
 }
 
-// gcCycles reads how many collections this process and, with controller,
-// the controller's have finished.
-func gcCycles(controller func() (uint64, error)) ([2]uint64, error) {
+// readings reads how many collections this process has finished and,
+// with controller, the controller's metrics.
+func readings(controller func() (ControllerReading, error)) (uint64, ControllerReading, error) {
 	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(s)
-	out := [2]uint64{s[0].Value.Uint64()}
+	var c ControllerReading
 	if controller != nil {
-		n, err := controller()
-		if err != nil {
-			return out, fmt.Errorf("loadgen: the controller's collections: %w", err)
+		var err error
+		if c, err = controller(); err != nil {
+			return 0, c, fmt.Errorf("loadgen: the controller's metrics: %w", err)
 		}
-		out[1] = n
 	}
-	return out, nil
+	return s[0].Value.Uint64(), c, nil
 }
 
 // cpuTimes reads this process's CPU time and, with controller, the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -54,6 +55,13 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 	var started, ended bool
 	reads := 0   // the fake controller CPU clock: one second per reading
 	gcReads := 0 // the fake controller's collections: three more per reading
+	// and its upcall waits: 100 more within 5 ms, 8 more in (5, 10] ms, 2
+	// more above, between the readings
+	waits := []loadgen.Histogram{
+		{{Le: 0.005, Count: 10}, {Le: 0.01, Count: 10}, {Le: math.Inf(1), Count: 10}},
+		{{Le: 0.005, Count: 110}, {Le: 0.01, Count: 118}, {Le: math.Inf(1), Count: 120}},
+	}
+	before := time.Now()
 	res, err := loadgen.Run(context.Background(), loadgen.Config{
 		Target: addr, Preload: 150, Requests: 200, Clients: 8, Services: 5, Progress: &progress,
 		Timing: func() func() {
@@ -61,14 +69,26 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 			return func() { ended = true }
 		},
 		ControllerCPU: func() (time.Duration, error) { reads++; return time.Duration(reads) * time.Second, nil },
-		ControllerGCs: func() (uint64, error) { gcReads++; return uint64(40 + 3*gcReads), nil },
-		Probe:         20 * time.Millisecond,
+		ControllerMetrics: func() (loadgen.ControllerReading, error) {
+			gcReads++
+			return loadgen.ControllerReading{GCs: uint64(40 + 3*gcReads), UpcallWait: waits[gcReads-1]}, nil
+		},
+		Probe: 20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if gcReads != 2 || res.ControllerGCs != 3 || res.ClientGCs < 0 {
 		t.Fatalf("collections: controller read %d times, %d counted (want 3); load generator %d", gcReads, res.ControllerGCs, res.ClientGCs)
+	}
+	// The p99 falls in the +Inf bucket: the highest finite bound.
+	if res.ControllerWait.Count() != 110 || res.ControllerWaitP99 != 10*time.Millisecond || res.ControllerWaitLate != 2 {
+		t.Fatalf("the controller's upcall waits: %v, p99 %v, %v late", res.ControllerWait, res.ControllerWaitP99, res.ControllerWaitLate)
+	}
+	var page strings.Builder
+	res.Table(&page)
+	if want := "in the controller   p99 10ms (1.82% longer than 10ms) of 110 upcalls' delay"; !strings.Contains(page.String(), want) {
+		t.Fatalf("table lacks %q:\n%s", want, page.String())
 	}
 	if !started || !ended || reads != 2 {
 		t.Fatalf("timing hooks: started %v, ended %v, controller CPU read %d times", started, ended, reads)
@@ -81,6 +101,9 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 	}
 	if res.PerSecond <= 0 || res.LatencyP50 <= 0 || res.LatencyP99 < res.LatencyP50 || res.Elapsed <= 0 {
 		t.Fatalf("timing: %+v", res)
+	}
+	if started := time.Unix(0, res.Started); started.Before(before) || started.Add(res.Elapsed).After(time.Now()) {
+		t.Fatalf("timing started at %v, for %v: not within the run (%v to now)", started, res.Elapsed, before)
 	}
 	// On a k=4 fat-tree 350 tunnels share links: admissions move others'
 	// bounds, and exact bounds (no headroom) are all told.
@@ -243,13 +266,15 @@ func TestRunControllerCPUError(t *testing.T) {
 	}
 }
 
-func TestRunControllerGCsErrorAndUnknown(t *testing.T) {
+func TestRunControllerMetricsErrorAndUnknown(t *testing.T) {
 	_, addr := fatTree(t, 4)
 	_, err := loadgen.Run(context.Background(), loadgen.Config{
 		Target: addr, Preload: 10, Requests: 10, Clients: 2, Services: 2,
-		ControllerGCs: func() (uint64, error) { return 0, errors.New("metrics gone") },
+		ControllerMetrics: func() (loadgen.ControllerReading, error) {
+			return loadgen.ControllerReading{}, errors.New("metrics gone")
+		},
 	})
-	if err == nil || !strings.Contains(err.Error(), "the controller's collections: metrics gone") {
+	if err == nil || !strings.Contains(err.Error(), "the controller's metrics: metrics gone") {
 		t.Fatalf("err = %v", err)
 	}
 	res, err := loadgen.Run(context.Background(), loadgen.Config{Target: addr, Preload: 10, Requests: 10, Clients: 2, Services: 2})
@@ -258,7 +283,7 @@ func TestRunControllerGCsErrorAndUnknown(t *testing.T) {
 	}
 	var table strings.Builder
 	res.Table(&table)
-	if res.ControllerGCs != -1 || strings.Contains(table.String(), "collections         controller") {
+	if res.ControllerGCs != -1 || strings.Contains(table.String(), "collections         controller") || strings.Contains(table.String(), "in the controller") {
 		t.Fatalf("without a reader the controller's collections are unknown: %d\n%s", res.ControllerGCs, table.String())
 	}
 }
@@ -301,6 +326,18 @@ func TestSummarizePoolsTheUpcalls(t *testing.T) {
 		{Upcalls: 1000, Delays: quick, LateAfter: 10 * time.Millisecond},
 		{Upcalls: 1000, Delays: quick, LateAfter: 10 * time.Millisecond},
 	}
+	// The controller's histograms pool likewise: 99 % of each run's 100
+	// waits within 1 ms but one run's 2 % in (1, 4] ms; added up, the p99
+	// (rank 396 of 400) is the first of the five in (1, 4] ms: 1 + 3/5 ms.
+	inf := math.Inf(1)
+	fast := loadgen.Histogram{{Le: 0.001, Count: 99}, {Le: 0.004, Count: 100}, {Le: inf, Count: 100}}
+	slow := loadgen.Histogram{{Le: 0.001, Count: 98}, {Le: 0.004, Count: 100}, {Le: inf, Count: 100}}
+	for i, h := range []loadgen.Histogram{fast, slow, fast, fast} {
+		rs[i].ControllerWait, rs[i].ControllerWaitP99 = h, h.Quantile(0.99)
+	}
+	if got, want := loadgen.Summarize(rs).ControllerWaitPooled, 1600*time.Microsecond; (got - want).Abs() > time.Microsecond {
+		t.Fatalf("the controllers' pooled p99 %v, want %v", got, want)
+	}
 	p := loadgen.Summarize(rs).Pooled
 	// 4,000 upcalls, 30 of them at 20 ms: the 99th percentile is the
 	// 3,960th, 3 ms; the 99.9th (the 3,996th) is in the stall.
@@ -310,7 +347,8 @@ func TestSummarizePoolsTheUpcalls(t *testing.T) {
 	}
 	var b strings.Builder
 	loadgen.Summarize(rs).Table(&b)
-	for _, want := range []string{"all 4 runs' 4000 upcalls pooled: p50 2ms  p99 3ms  p99.9 20ms  max 20ms; 30 (0.75%) longer than 10ms"} {
+	for _, want := range []string{"all 4 runs' 4000 upcalls pooled: p50 2ms  p99 3ms  p99.9 20ms  max 20ms; 30 (0.75%) longer than 10ms",
+		"in the controller p99", "in the controller, all runs' histograms pooled: p99 1.6ms"} {
 		if !strings.Contains(b.String(), want) {
 			t.Fatalf("table lacks %q:\n%s", want, b.String())
 		}

@@ -21,6 +21,11 @@ type Summary struct {
 	MachineMBps   Spread `json:"machine_sha256_mb_per_s"`
 	MachineMemNs  Spread `json:"machine_memory_load_ns"`
 	ControllerGCs Spread `json:"controller_gc_cycles"` // -1s: not known
+	// ControllerWaitP99 is the controller's share of the upcall delay
+	// (Result.ControllerWait), per run and pooled over the runs'
+	// histograms (0 where not known).
+	ControllerWaitP99    Spread        `json:"controller_upcall_wait_p99_ns"`
+	ControllerWaitPooled time.Duration `json:"controller_upcall_wait_pooled_p99_ns,omitempty"`
 	// Pooled is the upcall delay over all runs' upcalls together. One
 	// short run's p99 rests on its slowest 1 %, often a single stall of
 	// the machine or a collection that lands in it; pooled, each such
@@ -79,18 +84,36 @@ func Summarize(rs []Result) Summary {
 		return func(r Result) float64 { return float64(f(r)) }
 	}
 	return Summary{
-		Runs:          len(rs),
-		PerSecond:     spread(rs, func(r Result) float64 { return r.PerSecond }),
-		LatencyP99:    spread(rs, d(func(r Result) time.Duration { return r.LatencyP99 })),
-		UpcallP50:     spread(rs, d(func(r Result) time.Duration { return r.UpcallP50 })),
-		UpcallP99:     spread(rs, d(func(r Result) time.Duration { return r.UpcallP99 })),
-		ControllerCPU: spread(rs, d(func(r Result) time.Duration { return r.ControllerCPU })),
-		ClientCPU:     spread(rs, d(func(r Result) time.Duration { return r.ClientCPU })),
-		MachineMBps:   spread(rs, func(r Result) float64 { return r.MachineMBps }),
-		MachineMemNs:  spread(rs, func(r Result) float64 { return r.MachineMemNs }),
-		ControllerGCs: spread(rs, func(r Result) float64 { return float64(r.ControllerGCs) }),
-		Pooled:        pool(rs),
+		Runs:                 len(rs),
+		PerSecond:            spread(rs, func(r Result) float64 { return r.PerSecond }),
+		LatencyP99:           spread(rs, d(func(r Result) time.Duration { return r.LatencyP99 })),
+		UpcallP50:            spread(rs, d(func(r Result) time.Duration { return r.UpcallP50 })),
+		UpcallP99:            spread(rs, d(func(r Result) time.Duration { return r.UpcallP99 })),
+		ControllerCPU:        spread(rs, d(func(r Result) time.Duration { return r.ControllerCPU })),
+		ClientCPU:            spread(rs, d(func(r Result) time.Duration { return r.ClientCPU })),
+		MachineMBps:          spread(rs, func(r Result) float64 { return r.MachineMBps }),
+		MachineMemNs:         spread(rs, func(r Result) float64 { return r.MachineMemNs }),
+		ControllerGCs:        spread(rs, func(r Result) float64 { return float64(r.ControllerGCs) }),
+		Pooled:               pool(rs),
+		ControllerWaitP99:    spread(rs, d(func(r Result) time.Duration { return r.ControllerWaitP99 })),
+		ControllerWaitPooled: poolWaits(rs),
 	}
+}
+
+// poolWaits is the p99 of the runs' controller histograms added up, 0 if
+// any run lacks one.
+func poolWaits(rs []Result) time.Duration {
+	var h Histogram
+	for _, r := range rs {
+		if r.ControllerWait.Count() == 0 {
+			return 0
+		}
+		var err error
+		if h, err = h.Add(r.ControllerWait); err != nil {
+			return 0 // controllers of different builds: no pooling
+		}
+	}
+	return h.Quantile(0.99)
 }
 
 // Table writes s for people: one row per figure, min / median / max.
@@ -116,9 +139,15 @@ func (s Summary) Table(w io.Writer) {
 	if s.ControllerGCs.Min >= 0 {
 		row("controller collections", s.ControllerGCs, func(v float64) string { return fmt.Sprintf("%.0f", v) })
 	}
+	if s.ControllerWaitPooled > 0 {
+		row("in the controller p99", s.ControllerWaitP99, dur)
+	}
 	if p := s.Pooled; p.Upcalls > 0 {
 		fmt.Fprintf(w, "upcall delay, all %d runs' %d upcalls pooled: p50 %v  p99 %v  p99.9 %v  max %v; %d (%.2f%%) longer than %v\n",
 			s.Runs, p.Upcalls, dur(float64(p.P50)), dur(float64(p.P99)), dur(float64(p.P999)), dur(float64(p.Max)),
 			p.Late, 100*float64(p.Late)/float64(p.Upcalls), p.LateAfter)
+	}
+	if s.ControllerWaitPooled > 0 {
+		fmt.Fprintf(w, "in the controller, all runs' histograms pooled: p99 %v\n", dur(float64(s.ControllerWaitPooled)))
 	}
 }
