@@ -234,15 +234,15 @@ var (
 )
 
 // controllerReading reads the controller's finished garbage collections
-// (go_gc_duration_seconds counts one per cycle) and the histogram of its
-// upcalls' waits from its Prometheus metrics.
+// (go_gc_duration_seconds counts one per cycle), the histogram of its
+// upcalls' waits and its admission batches from its Prometheus metrics.
 func controllerReading(ctx context.Context, addr string) (loadgen.ControllerReading, error) {
-	// Two families, not compressed: this is read as the timed admissions
+	// Three families, not compressed: this is read as the timed admissions
 	// start, and the whole page gzipped cost the controller some 70 ms of
 	// CPU at 10,000 tunnels on a k=16 fat-tree (three gauges for each of
 	// its 6,144 links), most of it encoding what this does not read.
 	var r loadgen.ControllerReading
-	q := url.Values{"name[]": {"go_gc_duration_seconds", metrics.UpcallWaitName}}
+	q := url.Values{"name[]": {"go_gc_duration_seconds", metrics.UpcallWaitName, metrics.AdmissionBatchName}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics?"+q.Encode(), nil)
 	if err != nil {
 		return r, err
@@ -280,6 +280,13 @@ func controllerReading(ctx context.Context, addr string) (loadgen.ControllerRead
 		if n := len(r.UpcallWait); n == 0 || !math.IsInf(r.UpcallWait[n-1].Le, 1) {
 			r.UpcallWait = append(r.UpcallWait, loadgen.Bucket{Le: math.Inf(1), Count: h.GetSampleCount()})
 		}
+	}
+	if b, ok := fams[metrics.AdmissionBatchName]; ok {
+		if len(b.GetMetric()) != 1 || b.GetMetric()[0].GetHistogram() == nil {
+			return r, fmt.Errorf("controller metrics: %s is not one histogram", metrics.AdmissionBatchName)
+		}
+		h := b.GetMetric()[0].GetHistogram()
+		r.Batches, r.Batched = h.GetSampleCount(), uint64(h.GetSampleSum())
 	}
 	return r, nil
 }

@@ -35,7 +35,7 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
-	for _, want := range []string{"admissions/s", "CPU per admission   controller", "controller memory   peak RSS", "collections         controller ", "in the controller   p99"} {
+	for _, want := range []string{"admissions/s", "CPU per admission   controller", "controller memory   peak RSS", "collections         controller ", "in the controller   p99", "admission batches"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
@@ -136,28 +136,31 @@ func buildController(t *testing.T) string {
 // when it cannot.
 func TestControllerReading(t *testing.T) {
 	const gc = "# TYPE go_gc_duration_seconds summary\ngo_gc_duration_seconds{quantile=\"0\"} 1e-05\ngo_gc_duration_seconds_sum 0.002\ngo_gc_duration_seconds_count 17\n"
+	const batches = "# TYPE xlane_admission_batch_size histogram\nxlane_admission_batch_size_bucket{le=\"1\"} 2\nxlane_admission_batch_size_bucket{le=\"+Inf\"} 4\nxlane_admission_batch_size_sum 11\nxlane_admission_batch_size_count 4\n"
 	const waits = "# TYPE xlane_upcall_wait_seconds histogram\nxlane_upcall_wait_seconds_bucket{le=\"0.001\"} 90\nxlane_upcall_wait_seconds_bucket{le=\"0.01\"} 99\nxlane_upcall_wait_seconds_bucket{le=\"+Inf\"} 100\nxlane_upcall_wait_seconds_sum 0.3\nxlane_upcall_wait_seconds_count 100\n"
 	for _, c := range []struct {
 		body, want string
 		gcs        uint64
 		waits      loadgen.Histogram
+		batched    uint64
 	}{
-		{gc + waits, "", 17, loadgen.Histogram{{Le: 0.001, Count: 90}, {Le: 0.01, Count: 99}, {Le: math.Inf(1), Count: 100}}},
-		{gc, "", 17, nil}, // a controller without the histogram
-		{"# TYPE go_goroutines gauge\ngo_goroutines 12\n", "no go_gc_duration_seconds summary", 0, nil},
-		{"go_gc_duration_seconds_count many\n", "controller metrics: text format parsing error", 0, nil},
-		{gc + "# TYPE xlane_upcall_wait_seconds gauge\nxlane_upcall_wait_seconds 3\n", "xlane_upcall_wait_seconds is not one histogram", 0, nil},
+		{gc + waits + batches, "", 17, loadgen.Histogram{{Le: 0.001, Count: 90}, {Le: 0.01, Count: 99}, {Le: math.Inf(1), Count: 100}}, 11},
+		{gc, "", 17, nil, 0}, // a controller without the histograms
+		{"# TYPE go_goroutines gauge\ngo_goroutines 12\n", "no go_gc_duration_seconds summary", 0, nil, 0},
+		{"go_gc_duration_seconds_count many\n", "controller metrics: text format parsing error", 0, nil, 0},
+		{gc + "# TYPE xlane_upcall_wait_seconds gauge\nxlane_upcall_wait_seconds 3\n", "xlane_upcall_wait_seconds is not one histogram", 0, nil, 0},
+		{gc + "# TYPE xlane_admission_batch_size counter\nxlane_admission_batch_size 3\n", "xlane_admission_batch_size is not one histogram", 0, nil, 0},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != "/metrics" || !slices.Equal(r.URL.Query()["name[]"], []string{"go_gc_duration_seconds", "xlane_upcall_wait_seconds"}) {
-				http.Error(w, "want the two families: "+r.URL.String(), http.StatusBadRequest)
+			if r.URL.Path != "/metrics" || !slices.Equal(r.URL.Query()["name[]"], []string{"go_gc_duration_seconds", "xlane_upcall_wait_seconds", "xlane_admission_batch_size"}) {
+				http.Error(w, "want the three families: "+r.URL.String(), http.StatusBadRequest)
 				return
 			}
 			io.WriteString(w, c.body)
 		}))
 		r, err := controllerReading(context.Background(), strings.TrimPrefix(srv.URL, "http://"))
 		srv.Close()
-		if c.want == "" && (err != nil || r.GCs != c.gcs || !slices.Equal(r.UpcallWait, c.waits)) || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+		if c.want == "" && (err != nil || r.GCs != c.gcs || !slices.Equal(r.UpcallWait, c.waits) || r.Batched != c.batched || r.Batches != c.batched/11*4) || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("body %q: %+v, %v; want %d and %v, error %q", c.body, r, err, c.gcs, c.waits, c.want)
 		}
 	}

@@ -15,6 +15,9 @@ type ControllerReading struct {
 	// delay: from a change's commit until its response went to gRPC
 	// (metrics.UpcallWaitName).
 	UpcallWait Histogram
+	// Batches of admissions the controller served, and the requests in
+	// them (xlane_admission_batch_size's count and sum).
+	Batches, Batched uint64
 }
 
 // Histogram is a Prometheus histogram: cumulative counts by upper bound,

@@ -167,6 +167,11 @@ type Result struct {
 	ControllerWait     Histogram     `json:"controller_upcall_wait,omitempty"`
 	ControllerWaitP99  time.Duration `json:"controller_upcall_wait_p99_ns,omitempty"`
 	ControllerWaitLate float64       `json:"controller_upcall_wait_late,omitempty"`
+	// ControllerBatch is how many requests the controller's admission
+	// batches held on average over the same span: a batch shares its
+	// store write, its lock holding and its wake-ups, so CPU per admission
+	// falls as batches grow.
+	ControllerBatch float64 `json:"controller_requests_per_batch,omitempty"`
 	// Timeline is the upcalls by commit time, in slices of TimelineWidth.
 	Timeline []TimelineBin `json:"timeline,omitempty"`
 	// Delays are the measured upcalls' delays, sorted: Summarize pools
@@ -197,6 +202,9 @@ func (r Result) Table(w io.Writer) {
 		fmt.Fprintf(w, "CPU per admission   controller %v  load generator %v\n", r.ControllerCPU.Round(time.Microsecond), r.ClientCPU.Round(time.Microsecond))
 	} else {
 		fmt.Fprintf(w, "CPU per admission   load generator %v\n", r.ClientCPU.Round(time.Microsecond))
+	}
+	if r.ControllerBatch > 0 {
+		fmt.Fprintf(w, "admission batches   %.1f requests each in the controller\n", r.ControllerBatch)
 	}
 	if r.ControllerPeakRSS > 0 {
 		fmt.Fprintf(w, "controller memory   peak RSS %.0f MiB\n", float64(r.ControllerPeakRSS)/(1<<20))
@@ -608,6 +616,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, fmt.Errorf("loadgen: the controller's upcall waits: %w", err)
 		}
 		res.ControllerWaitP99, res.ControllerWaitLate = res.ControllerWait.Quantile(0.99), res.ControllerWait.Above(cfg.Late)
+		if n := ctl1.Batches - ctl0.Batches; n > 0 {
+			res.ControllerBatch = float64(ctl1.Batched-ctl0.Batched) / float64(n)
+		}
 	}
 	var delays []time.Duration
 	var all []upcall

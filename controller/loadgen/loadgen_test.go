@@ -71,7 +71,8 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 		ControllerCPU: func() (time.Duration, error) { reads++; return time.Duration(reads) * time.Second, nil },
 		ControllerMetrics: func() (loadgen.ControllerReading, error) {
 			gcReads++
-			return loadgen.ControllerReading{GCs: uint64(40 + 3*gcReads), UpcallWait: waits[gcReads-1]}, nil
+			// and 10 more batches holding 25 more requests per reading
+			return loadgen.ControllerReading{GCs: uint64(40 + 3*gcReads), UpcallWait: waits[gcReads-1], Batches: uint64(10 * gcReads), Batched: uint64(25 * gcReads)}, nil
 		},
 		Probe: 20 * time.Millisecond,
 	})
@@ -87,8 +88,13 @@ func TestRunMeasuresAndCleansUp(t *testing.T) {
 	}
 	var page strings.Builder
 	res.Table(&page)
-	if want := "in the controller   p99 10ms (1.82% longer than 10ms) of 110 upcalls' delay"; !strings.Contains(page.String(), want) {
-		t.Fatalf("table lacks %q:\n%s", want, page.String())
+	for _, want := range []string{"in the controller   p99 10ms (1.82% longer than 10ms) of 110 upcalls' delay", "admission batches   2.5 requests each"} {
+		if !strings.Contains(page.String(), want) {
+			t.Fatalf("table lacks %q:\n%s", want, page.String())
+		}
+	}
+	if res.ControllerBatch != 2.5 {
+		t.Fatalf("requests per batch %v, want 2.5", res.ControllerBatch)
 	}
 	if !started || !ended || reads != 2 {
 		t.Fatalf("timing hooks: started %v, ended %v, controller CPU read %d times", started, ended, reads)

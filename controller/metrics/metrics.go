@@ -49,7 +49,7 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}),
 		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "xlane_admission_batch_size", Help: "Queued admission requests served by one batch (max_batch caps it; large batches follow a stall).",
+			Name: AdmissionBatchName, Help: "Queued admission requests served by one batch (max_batch caps it; large batches follow a stall).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
 		}),
 		sent: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -88,6 +88,9 @@ func kindLabel(kind tunnels.UpcallKind) string {
 
 // MonitorRound implements tunnels.Observer.
 func (m *Metrics) MonitorRound(d time.Duration) { m.monitor.Observe(d.Seconds()) }
+
+// AdmissionBatchName is the histogram of AdmissionBatch.
+const AdmissionBatchName = "xlane_admission_batch_size"
 
 // UpcallWaitName is the histogram of UpcallSent.
 const UpcallWaitName = "xlane_upcall_wait_seconds"
