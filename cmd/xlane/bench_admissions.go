@@ -37,6 +37,7 @@ func newBenchAdmissionsCmd() *cobra.Command {
 	var extra []string
 	var bin, out, cpuprofile, clientProfile, traceFile, clientTrace string
 	var runs int
+	var rates []float64
 	var profileFor time.Duration
 	cmd := &cobra.Command{
 		Use:   "admissions",
@@ -55,7 +56,10 @@ It counts the upcalls that took longer than --late (the controller's 10 ms targe
 --runs N it measures N times (a fresh controller each time) and adds the least, median and
 greatest of each figure — on a machine whose speed drifts, one run says little — and the upcall
 delay over all runs' upcalls pooled: one short run's p99 rests on its slowest 1 %, often a
-single stall of the machine or a collection that lands in it.`,
+single stall of the machine or a collection that lands in it. With --rates R1,R2,... it sweeps
+the offered rate, --runs times at each, and writes a table and a plot of the upcall delay's p99
+(as the services saw it and in the controller) and the CPU per admission by rate
+(admissions-sweep.txt, .json, .svg and .png).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -68,6 +72,22 @@ single stall of the machine or a collection that lands in it.`,
 			}
 			if runs < 1 {
 				return fmt.Errorf("--runs: %d; at least one", runs)
+			}
+			if len(rates) > 0 {
+				if cmd.Flags().Changed("rate") {
+					return errors.New("--rate and --rates: give one")
+				}
+				if len(rates) < 2 {
+					return fmt.Errorf("--rates: %v; at least two rates to sweep (or --rate for one)", rates)
+				}
+				for _, r := range rates {
+					if !(r > 0) || math.IsInf(r, 0) {
+						return fmt.Errorf("--rates: %v; each must be above 0", r)
+					}
+				}
+				if cpuprofile != "" || clientProfile != "" || traceFile != "" || clientTrace != "" {
+					return errors.New("--cpuprofile, --client-cpuprofile, --trace and --client-trace record one run; not with --rates")
+				}
 			}
 			if cfg.Warmup < 0 || cfg.Warmup > cfg.Preload {
 				return fmt.Errorf("--warmup: %d; between 0 and --preload (%d), whose last admissions it is", cfg.Warmup, cfg.Preload)
@@ -176,28 +196,49 @@ single stall of the machine or a collection that lands in it.`,
 				}
 				return res, nil
 			}
-			var all []loadgen.Result
-			for i := range runs {
-				if runs > 1 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "run %d of %d\n", i+1, runs)
+			// measure runs the measurement runs times at cfg's rate; its
+			// timelines go to base-N (base alone for one run).
+			measure := func(base, label string) ([]loadgen.Result, error) {
+				var all []loadgen.Result
+				for i := range runs {
+					if runs > 1 || label != "" {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%srun %d of %d\n", label, i+1, runs)
+					}
+					res, err := once()
+					if err != nil {
+						return nil, err
+					}
+					all = append(all, res)
+					b := base
+					if runs > 1 {
+						b += fmt.Sprintf("-%d", i+1)
+					}
+					if files, err := loadgen.WriteTimeline(b, res); err != nil {
+						fmt.Fprintf(cmd.ErrOrStderr(), "no timeline: %v\n", err)
+					} else {
+						fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", strings.Join(files, ", "))
+					}
+					if runs > 1 || label != "" {
+						fmt.Fprintf(cmd.ErrOrStderr(), "%srun %d: %.0f admissions/s, upcall delay p99 %v\n", label, i+1, res.PerSecond, res.UpcallP99.Round(time.Microsecond))
+					}
 				}
-				res, err := once()
-				if err != nil {
-					return err
+				return all, nil
+			}
+			if len(rates) > 0 {
+				var pts []loadgen.SweepPoint
+				for _, rate := range rates {
+					cfg.Rate = rate
+					all, err := measure(filepath.Join(out, fmt.Sprintf("admissions-timeline-%g", rate)), fmt.Sprintf("%g/s: ", rate))
+					if err != nil {
+						return err
+					}
+					pts = append(pts, loadgen.SweepPoint{Rate: rate, Summary: loadgen.Summarize(all), Runs: all})
 				}
-				all = append(all, res)
-				base := filepath.Join(out, "admissions-timeline")
-				if runs > 1 {
-					base += fmt.Sprintf("-%d", i+1)
-				}
-				if files, err := loadgen.WriteTimeline(base, res); err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "no timeline: %v\n", err)
-				} else {
-					fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", strings.Join(files, ", "))
-				}
-				if runs > 1 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "run %d: %.0f admissions/s, upcall delay p99 %v\n", i+1, res.PerSecond, res.UpcallP99.Round(time.Microsecond))
-				}
+				return writeSweep(cmd.OutOrStdout(), out, pts)
+			}
+			all, err := measure(filepath.Join(out, "admissions-timeline"), "")
+			if err != nil {
+				return err
 			}
 			return writeAdmissions(cmd.OutOrStdout(), out, all)
 		},
@@ -216,6 +257,7 @@ single stall of the machine or a collection that lands in it.`,
 	f.Uint64Var(&cfg.Seed, "seed", 1, "request mix seed")
 	f.Float64Var(&cfg.Rate, "rate", 0, "offer the timed admissions at this many per second (open loop; 0: as fast as answered)")
 	f.DurationVar(&cfg.Late, "late", 10*time.Millisecond, "count the upcalls that took longer than this")
+	f.Float64SliceVar(&rates, "rates", nil, "sweep: measure at each of these offered rates (comma-separated, per second; --runs times each) and write a table and a plot of the upcall delay's p99 and the CPU per admission by rate (admissions-sweep.txt, .json, .svg, .png)")
 	f.IntVar(&runs, "runs", 1, "repeat the whole measurement (a fresh controller each time, when started here) and report the least, median and greatest of each figure")
 	f.StringVar(&bin, "bin", "", "folder holding xlane-controller (default: next to this program, else PATH)")
 	f.StringVar(&out, "out", "out", "directory for admissions.txt, admissions.json and the controller's log")
@@ -383,6 +425,31 @@ func startBenchController(ctx context.Context, cmd *cobra.Command, bin, out stri
 // writeAdmissions prints the runs (and, for several, their summary) and
 // writes the same to admissions.txt and as JSON to admissions.json: one
 // run's result, or {summary, runs}.
+// writeSweep writes the sweep's table to w and admissions-sweep.txt, every
+// run to admissions-sweep.json, and its plot.
+func writeSweep(w io.Writer, out string, pts []loadgen.SweepPoint) error {
+	txtPath, jsonPath := filepath.Join(out, "admissions-sweep.txt"), filepath.Join(out, "admissions-sweep.json")
+	loadgen.SweepTable(w, pts)
+	var b strings.Builder
+	loadgen.SweepTable(&b, pts)
+	if err := os.WriteFile(txtPath, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(pts, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(jsonPath, append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	files, err := loadgen.WriteSweep(filepath.Join(out, "admissions-sweep"), pts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "wrote %s\n", strings.Join(append([]string{txtPath, jsonPath}, files...), ", "))
+	return nil
+}
+
 func writeAdmissions(w io.Writer, out string, all []loadgen.Result) error {
 	table := func(to io.Writer) { all[0].Table(to) }
 	var v any = all[0]

@@ -165,3 +165,51 @@ func TestControllerReading(t *testing.T) {
 		}
 	}
 }
+
+// --rates sweeps the offered rate: each rate measured --runs times, one
+// row and one point a rate.
+func TestBenchAdmissionsSweep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts xlane-controller")
+	}
+	bin := buildController(t)
+	out := t.TempDir()
+	stdout, stderr, err := run(t, "bench", "admissions", "--bin", bin, "--out", out, "--k", "4",
+		"--preload", "50", "--requests", "60", "--clients", "4", "--services", "2", "--rates", "150,300")
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	if strings.Count(stderr, "xlane-controller (pid") != 2 || !strings.Contains(stderr, "150/s: run 1 of 1") || !strings.Contains(stderr, "300/s: run 1 of 1") {
+		t.Fatalf("one controller a rate:\n%s", stderr)
+	}
+	var pts []loadgen.SweepPoint
+	data, err := os.ReadFile(filepath.Join(out, "admissions-sweep.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &pts)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 2 || pts[0].Rate != 150 || pts[1].Rate != 300 || len(pts[1].Runs) != 1 || pts[1].Runs[0].Offered != 300 || pts[0].Summary.PerSecond.Median > 160 {
+		t.Fatalf("sweep points: %+v", pts)
+	}
+	txt, err := os.ReadFile(filepath.Join(out, "admissions-sweep.txt"))
+	if err != nil || !strings.Contains(string(txt), "offered/s") || strings.Count(string(txt), "\n") != 4 || !strings.Contains(stdout, string(txt)) {
+		t.Fatalf("admissions-sweep.txt (%v):\n%s\nstdout:\n%s", err, txt, stdout)
+	}
+	for _, f := range []string{"admissions-sweep.svg", "admissions-sweep.png", "admissions-timeline-150.svg", "admissions-timeline-300.png"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v (empty or missing)", f, err)
+		}
+	}
+	for _, c := range []struct{ args, want string }{
+		{"--rates 100,200 --rate 100", "--rate and --rates"},
+		{"--rates 100", "at least two rates"},
+		{"--rates 100,-5", "each must be above 0"},
+		{"--rates 100,200 --cpuprofile x.prof", "not with --rates"},
+	} {
+		if _, _, err := run(t, append([]string{"bench", "admissions", "--out", t.TempDir()}, strings.Fields(c.args)...)...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
