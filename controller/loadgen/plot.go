@@ -27,7 +27,12 @@ func WriteTimeline(base string, r Result) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	const w, h = 9 * vg.Inch, 6 * vg.Inch
+	return writeStacked(base, "timeline plot", 9*vg.Inch, 6*vg.Inch, delay, counts)
+}
+
+// writeStacked draws top over bottom to base.svg and base.png (w × h) and
+// returns the files written; what names the plot in errors.
+func writeStacked(base, what string, w, h vg.Length, top, bottom *plot.Plot) ([]string, error) {
 	var files []string
 	for _, f := range []struct {
 		ext    string
@@ -40,8 +45,8 @@ func WriteTimeline(base string, r Result) ([]string, error) {
 		}},
 	} {
 		path := base + "." + f.ext
-		if err := drawTo(path, f.canvas, delay, counts); err != nil {
-			return files, fmt.Errorf("timeline plot %s: %w", path, err)
+		if err := drawTo(path, f.canvas, top, bottom); err != nil {
+			return files, fmt.Errorf("%s %s: %w", what, path, err)
 		}
 		files = append(files, path)
 	}

@@ -10,9 +10,6 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
-	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // SweepPoint is one offered rate of a sweep and the runs measured at it.
@@ -67,25 +64,7 @@ func WriteSweep(base string, pts []SweepPoint) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	const w, h = 8 * vg.Inch, 7 * vg.Inch
-	var files []string
-	for _, f := range []struct {
-		ext    string
-		canvas func() (vg.CanvasWriterTo, draw.Canvas)
-	}{
-		{"svg", func() (vg.CanvasWriterTo, draw.Canvas) { c := vgsvg.New(w, h); return c, draw.New(c) }},
-		{"png", func() (vg.CanvasWriterTo, draw.Canvas) {
-			c := vgimg.New(w, h)
-			return vgimg.PngCanvas{Canvas: c}, draw.New(c)
-		}},
-	} {
-		path := base + "." + f.ext
-		if err := drawTo(path, f.canvas, delay, cpu); err != nil {
-			return files, fmt.Errorf("sweep plot %s: %w", path, err)
-		}
-		files = append(files, path)
-	}
-	return files, nil
+	return writeStacked(base, "sweep plot", 8*vg.Inch, 7*vg.Inch, delay, cpu)
 }
 
 func sweepPlots(pts []SweepPoint) (delay, cpu *plot.Plot, err error) {
