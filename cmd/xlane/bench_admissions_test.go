@@ -52,8 +52,10 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 		t.Fatalf("result: %+v", res)
 	}
 	// The controller's histogram spans the measured upcalls' sends (from
-	// before the warm-up to after the last came in).
-	if n := res.ControllerWait.Count(); res.Upcalls == 0 || n < uint64(res.Upcalls) || res.ControllerWaitP99 <= 0 {
+	// before the warm-up to after the last came in; a wait is recorded
+	// just after its response went to gRPC, so the last few may follow
+	// their arrival).
+	if n := res.ControllerWait.Count(); res.Upcalls == 0 || n < uint64(res.Upcalls-res.Upcalls/100) || res.ControllerWaitP99 <= 0 {
 		t.Fatalf("%d upcalls measured, %d in the controller's histogram (p99 %v)", res.Upcalls, n, res.ControllerWaitP99)
 	}
 	for _, p := range []string{prof, clientProf, filepath.Join(out, "controller-admissions.log"), filepath.Join(out, "admissions-timeline.svg"), filepath.Join(out, "admissions-timeline.png")} {

@@ -120,7 +120,7 @@ func TestObserveSent(t *testing.T) {
 	if len(sent.waits) != 2 {
 		t.Fatalf("%d waits reported (%v), want one for each of FD's two upcalls", len(sent.waits), sent.waits)
 	}
-	if first, second := sent.waits[0], sent.waits[1]; first < 0 || first > window/3 || second < window*2/3 || second > 2*window {
+	if first, second := sent.waits[0], sent.waits[1]; first < 0 || first > window/2 || second < window*2/3 || second > 2*window {
 		t.Fatalf("waits %v then %v; want the first short and the second about the %v window", first, second, window)
 	}
 }
