@@ -41,13 +41,7 @@ func TestBenchAdmissionsDaemon(t *testing.T) {
 		}
 	}
 	var res loadgen.Result
-	data, err := os.ReadFile(filepath.Join(out, "admissions.json"))
-	if err == nil {
-		err = json.Unmarshal(data, &res)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	readJSON(t, filepath.Join(out, "admissions.json"), &res)
 	if res.Preloaded != 100 || res.Admitted+res.Rejected != 300 || res.ControllerCPU <= 0 || res.ClientCPU <= 0 || res.ControllerPeakRSS < 1<<20 || res.ControllerGCs < 0 {
 		t.Fatalf("result: %+v", res)
 	}
@@ -94,13 +88,7 @@ func TestBenchAdmissionsRuns(t *testing.T) {
 		Summary loadgen.Summary  `json:"summary"`
 		Runs    []loadgen.Result `json:"runs"`
 	}
-	data, err := os.ReadFile(filepath.Join(out, "admissions.json"))
-	if err == nil {
-		err = json.Unmarshal(data, &got)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	readJSON(t, filepath.Join(out, "admissions.json"), &got)
 	if got.Summary.Runs != 2 || len(got.Runs) != 2 || got.Summary.PerSecond.Min <= 0 || got.Summary.PerSecond.Min > got.Summary.PerSecond.Max {
 		t.Fatalf("admissions.json: %+v", got)
 	}
@@ -185,13 +173,7 @@ func TestBenchAdmissionsSweep(t *testing.T) {
 		t.Fatalf("one controller a rate:\n%s", stderr)
 	}
 	var pts []loadgen.SweepPoint
-	data, err := os.ReadFile(filepath.Join(out, "admissions-sweep.json"))
-	if err == nil {
-		err = json.Unmarshal(data, &pts)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	readJSON(t, filepath.Join(out, "admissions-sweep.json"), &pts)
 	if len(pts) != 2 || pts[0].Rate != 150 || pts[1].Rate != 300 || len(pts[1].Runs) != 1 || pts[1].Runs[0].Offered != 300 || pts[0].Summary.PerSecond.Median > 160 {
 		t.Fatalf("sweep points: %+v", pts)
 	}
@@ -213,5 +195,17 @@ func TestBenchAdmissionsSweep(t *testing.T) {
 		if _, _, err := run(t, append([]string{"bench", "admissions", "--out", t.TempDir()}, strings.Fields(c.args)...)...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.args, err, c.want)
 		}
+	}
+}
+
+// readJSON decodes the JSON file at path into v.
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, v)
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }

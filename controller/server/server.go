@@ -35,6 +35,16 @@ type Server struct {
 	sent     SentObserver
 }
 
+// Option configures a Server.
+type Option func(*Server)
+
+// WatchCoalesce holds a watch response that would follow the stream's
+// previous one within d until d has passed, collecting what else comes
+// meanwhile (Nagle's rule; 0: send at once). Under load a service's upcalls
+// of consecutive commits then share a response, a system call on each side
+// and a wake-up of each goroutine on the way.
+func WatchCoalesce(d time.Duration) Option { return func(s *Server) { s.coalesce = d } }
+
 // SentObserver learns, for every upcall of a TE change that a watch stream
 // sends, how long it waited in the controller: from the change's commit
 // until its response was handed to gRPC. What a service measures adds the
@@ -45,16 +55,6 @@ type SentObserver interface {
 
 // ObserveSent reports the upcalls' waits to o.
 func ObserveSent(o SentObserver) Option { return func(s *Server) { s.sent = o } }
-
-// Option configures a Server.
-type Option func(*Server)
-
-// WatchCoalesce holds a watch response that would follow the stream's
-// previous one within d until d has passed, collecting what else comes
-// meanwhile (Nagle's rule; 0: send at once). Under load a service's upcalls
-// of consecutive commits then share a response, a system call on each side
-// and a wake-up of each goroutine on the way.
-func WatchCoalesce(d time.Duration) Option { return func(s *Server) { s.coalesce = d } }
 
 // New returns a server over ctl. Behind mutual TLS the service identity is
 // the client certificate's subject; without it, the xlane-service
