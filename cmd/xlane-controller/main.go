@@ -27,6 +27,7 @@ import (
 	"github.com/xlane/xlane/controller/config"
 	"github.com/xlane/xlane/controller/hostcheck"
 	"github.com/xlane/xlane/controller/metrics"
+	"github.com/xlane/xlane/controller/rtsched"
 	"github.com/xlane/xlane/controller/server"
 	"github.com/xlane/xlane/controller/store"
 	"github.com/xlane/xlane/controller/te"
@@ -69,7 +70,7 @@ terminated.
 
 Options come from the YAML file given with --config (keys listen, topology, data_dir,
 grace, bound_headroom, watch_coalesce, upcall_holdoff, max_batch, driver, openflow_listen, openflow_tls_cert, openflow_tls_key, openflow_ca, openflow_burst_slack, p4runtime, insecure, tls_cert, tls_key,
-client_ca, quotas, metrics_addr, pprof, log_level, gc_percent, monitor_interval, unused_fraction, unused_intervals,
+client_ca, quotas, metrics_addr, pprof, log_level, gc_percent, realtime_priority, monitor_interval, unused_fraction, unused_intervals,
 idle_intervals, violation_intervals) and from flags, which win over the file.
 
 With --driver openflow, switches (Open vSwitch bridges with protocols=OpenFlow13) connect
@@ -127,6 +128,7 @@ switch runs it already, and reconciles the switch whenever it becomes primary.`,
 	f.StringVar(&flagCfg.ClientCA, "client-ca", "", "CA (PEM) of client certificates: turns on mutual TLS; the certificate subject is the service identity")
 	f.StringVar(&flagCfg.LogLevel, "log-level", flagCfg.LogLevel, "debug, info, warn or error")
 	f.IntVar(&flagCfg.GCPercent, "gc-percent", flagCfg.GCPercent, "the garbage collector's heap growth target (GOGC; -1: off); a GOGC environment variable wins")
+	f.IntVar(&flagCfg.RealtimePriority, "realtime-priority", flagCfg.RealtimePriority, "run every thread under SCHED_RR at this priority (1-99; needs root or CAP_SYS_NICE): woken threads run at once instead of waiting in a busy host's run queue (0: the normal scheduler)")
 	f.StringVar(&flagCfg.MetricsAddr, "metrics-addr", flagCfg.MetricsAddr, `Prometheus metrics address, served at /metrics ("" turns it off)`)
 	f.BoolVar(&flagCfg.Pprof, "pprof", false, "also serve Go's profiler at /debug/pprof/ on the metrics address (keep it private)")
 	f.DurationVar((*time.Duration)(&flagCfg.MonitorInterval), "monitor-interval", time.Duration(flagCfg.MonitorInterval), "how often switch statistics are read")
@@ -164,6 +166,7 @@ func override(cmd *cobra.Command, cfg *config.Config, fl config.Config) {
 	set("client-ca", func() { cfg.ClientCA = fl.ClientCA })
 	set("log-level", func() { cfg.LogLevel = fl.LogLevel })
 	set("gc-percent", func() { cfg.GCPercent = fl.GCPercent })
+	set("realtime-priority", func() { cfg.RealtimePriority = fl.RealtimePriority })
 	set("metrics-addr", func() { cfg.MetricsAddr = fl.MetricsAddr })
 	set("pprof", func() { cfg.Pprof = fl.Pprof })
 	set("monitor-interval", func() { cfg.MonitorInterval = fl.MonitorInterval })
@@ -183,6 +186,15 @@ func run(ctx context.Context, cfg config.Config) error {
 		log.Info("garbage collector: GOGC from the environment", "GOGC", env)
 	} else {
 		debug.SetGCPercent(cfg.GCPercent)
+	}
+	if cfg.RealtimePriority > 0 {
+		// Before the store, the drivers and the servers start: the threads
+		// the runtime makes for them are cloned from these and inherit it.
+		n, err := rtsched.Apply(cfg.RealtimePriority)
+		if err != nil {
+			return err
+		}
+		log.Info("real-time scheduling", "policy", "SCHED_RR", "priority", cfg.RealtimePriority, "threads", n)
 	}
 	if mode, err := hostcheck.HugePages("/"); err != nil {
 		log.Debug("host check", "err", err) // not Linux, or no THP: nothing to advise

@@ -221,7 +221,7 @@ func TestConfigErrorsAreClear(t *testing.T) {
 	}
 	out, _ = exec.Command(bin, "--help").CombinedOutput()
 	for _, opt := range []string{"--config", "--listen", "--topology", "--data-dir", "--grace", "--driver", "--insecure", "--log-level",
-		"--tls-cert", "--tls-key", "--client-ca", "--metrics-addr", "--pprof", "--monitor-interval", "--unused-fraction", "--unused-intervals", "--idle-intervals", "--violation-intervals"} {
+		"--tls-cert", "--tls-key", "--client-ca", "--metrics-addr", "--pprof", "--monitor-interval", "--unused-fraction", "--unused-intervals", "--idle-intervals", "--violation-intervals", "--realtime-priority"} {
 		if !strings.Contains(string(out), opt) {
 			t.Errorf("--help does not document %s", opt)
 		}

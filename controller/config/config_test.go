@@ -8,11 +8,11 @@ import (
 )
 
 func TestParse(t *testing.T) {
-	c, err := Parse(strings.NewReader("listen: 127.0.0.1:9000\ngrace: 250ms\ndata_dir: /tmp/x\nbound_headroom: 0.1\nwatch_coalesce: 0s\nupcall_holdoff: 5ms\nmax_batch: 8\n"))
+	c, err := Parse(strings.NewReader("listen: 127.0.0.1:9000\ngrace: 250ms\ndata_dir: /tmp/x\nbound_headroom: 0.1\nwatch_coalesce: 0s\nupcall_holdoff: 5ms\nmax_batch: 8\nrealtime_priority: 5\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "127.0.0.1:9000" || time.Duration(c.Grace) != 250*time.Millisecond || c.Driver != "memory" || c.BoundHeadroom != 0.1 || c.WatchCoalesce != 0 || time.Duration(c.UpcallHoldoff) != 5*time.Millisecond || c.MaxBatch != 8 {
+	if c.Listen != "127.0.0.1:9000" || time.Duration(c.Grace) != 250*time.Millisecond || c.Driver != "memory" || c.BoundHeadroom != 0.1 || c.WatchCoalesce != 0 || time.Duration(c.UpcallHoldoff) != 5*time.Millisecond || c.MaxBatch != 8 || c.RealtimePriority != 5 {
 		t.Fatalf("config = %+v", c)
 	}
 	if c, err := Parse(strings.NewReader("")); err != nil || !reflect.DeepEqual(c, Defaults()) {
@@ -29,6 +29,8 @@ func TestParse(t *testing.T) {
 		"upcall_holdoff: 1s":                          "upcall_holdoff",
 		"upcall_holdoff: -1ms":                        "upcall_holdoff",
 		"max_batch: -1":                               "max_batch",
+		"realtime_priority: 100":                      "realtime_priority",
+		"realtime_priority: -1":                       "realtime_priority",
 		"listen: 0.0.0.0:7700":                        "loopback",
 		"listen: nonsense":                            "listen",
 		"driver: p4":                                  "driver",
