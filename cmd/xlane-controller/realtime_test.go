@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -18,24 +17,13 @@ import (
 	"github.com/xlane/xlane/controller/tunnels"
 )
 
-// canRealtime tries SCHED_RR on a thread of its own, which ends with its
-// goroutine (locked and never unlocked), so nothing here changes.
-func canRealtime() bool {
-	ok := make(chan bool)
-	go func() {
-		runtime.LockOSThread()
-		ok <- unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_RR, Priority: 1}, 0) == nil
-	}()
-	return <-ok
-}
-
 // TestDaemonRealtime starts the daemon with --realtime-priority and checks
 // through /proc that every one of its threads runs SCHED_RR at that
 // priority once it has served requests and a watch (the threads made for
 // them included).
 func TestDaemonRealtime(t *testing.T) {
 	bin, dir, topo := daemonFixture(t)
-	if !canRealtime() {
+	if !rtsched.Permitted() {
 		t.Skip("SCHED_RR not permitted here (needs root or CAP_SYS_NICE)")
 	}
 	sock := filepath.Join(dir, "api.sock")

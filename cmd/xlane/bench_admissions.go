@@ -26,6 +26,7 @@ import (
 
 	"github.com/xlane/xlane/controller/loadgen"
 	"github.com/xlane/xlane/controller/metrics"
+	"github.com/xlane/xlane/controller/rtsched"
 	"github.com/xlane/xlane/controller/te/topogen"
 	"github.com/xlane/xlane/testbed/proc"
 )
@@ -59,7 +60,9 @@ delay over all runs' upcalls pooled: one short run's p99 rests on its slowest 1 
 single stall of the machine or a collection that lands in it. With --rates R1,R2,... it sweeps
 the offered rate, --runs times at each, and writes a table and a plot of the upcall delay's p99
 (as the services saw it and in the controller) and the CPU per admission by rate
-(admissions-sweep.txt, .json, .svg and .png).`,
+(admissions-sweep.txt, .json, .svg and .png). With --realtime-priority N this process and the
+controller it starts run under SCHED_RR, as a controller deployed with that option would, with
+its services on other hosts: their woken threads then do not wait for a CPU behind each other.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -92,6 +95,9 @@ the offered rate, --runs times at each, and writes a table and a plot of the upc
 			if cfg.Warmup < 0 || cfg.Warmup > cfg.Preload {
 				return fmt.Errorf("--warmup: %d; between 0 and --preload (%d), whose last admissions it is", cfg.Warmup, cfg.Preload)
 			}
+			if cfg.RealtimePriority < 0 || cfg.RealtimePriority > rtsched.MaxPriority {
+				return fmt.Errorf("--realtime-priority: %d; 0 (the normal scheduler) or 1 to %d", cfg.RealtimePriority, rtsched.MaxPriority)
+			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
@@ -100,6 +106,16 @@ the offered rate, --runs times at each, and writes a table and a plot of the upc
 			}
 			if runs > 1 && (cpuprofile != "" || clientProfile != "" || traceFile != "" || clientTrace != "") {
 				return fmt.Errorf("--cpuprofile, --client-cpuprofile, --trace and --client-trace record one run; give --runs 1")
+			}
+			if p := cfg.RealtimePriority; p > 0 {
+				// The services stand in for processes on other hosts: they
+				// must not wait behind the controller for a CPU either.
+				n, err := rtsched.Apply(p)
+				if err != nil {
+					return fmt.Errorf("--realtime-priority: %w", err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "load generator: %d threads under SCHED_RR priority %d\n", n, p)
+				extra = append(extra, fmt.Sprintf("--realtime-priority=%d", p))
 			}
 			target := cfg.Target
 			once := func() (loadgen.Result, error) {
@@ -266,6 +282,7 @@ the offered rate, --runs times at each, and writes a table and a plot of the upc
 	f.StringVar(&traceFile, "trace", "", "write an execution trace of the started controller during the timed admissions to this file (go tool trace; -pprof=sched shows how long goroutines waited for a processor, by where they were woken)")
 	f.StringVar(&clientTrace, "client-trace", "", "write an execution trace of this process (the load generator) over the timed admissions to this file")
 	f.DurationVar(&profileFor, "cpuprofile-for", 2*time.Second, "how long --cpuprofile and --trace record, from the start of the timed admissions")
+	f.IntVar(&cfg.RealtimePriority, "realtime-priority", 0, "run this process (the services) and the controller it starts under SCHED_RR at this priority (1-99; needs root or CAP_SYS_NICE), as xlane-controller --realtime-priority does (0: the normal scheduler)")
 	f.DurationVar(&cfg.Probe, "probe", 200*time.Millisecond, "before timing, hash with SHA-256 on one core for this long and report the rate: the machine's speed at the time, which drifts on a VM (0: skip)")
 	return cmd
 }

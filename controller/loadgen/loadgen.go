@@ -80,7 +80,11 @@ type Config struct {
 	// subscription — may go unanswered before the run fails naming it
 	// (default 30 s): a lost request would otherwise hang the run.
 	CallTimeout time.Duration
-	Progress    io.Writer // progress lines; nil: none
+	// RealtimePriority is reported only: the SCHED_RR priority this
+	// process (and a controller it started) ran under; 0 the normal
+	// scheduler.
+	RealtimePriority int
+	Progress         io.Writer // progress lines; nil: none
 }
 
 func (c *Config) defaults() {
@@ -109,16 +113,18 @@ func (c *Config) defaults() {
 
 // Result is what the timed admissions measured.
 type Result struct {
-	Target    string        `json:"target"`
-	Preloaded int           `json:"preloaded"`
-	Warmup    int           `json:"warmup,omitempty"` // of the preloaded, requested last at the timed load
-	Requests  int           `json:"requests"`
-	Admitted  int           `json:"admitted"`
-	Rejected  int           `json:"rejected"` // no valid tree (ResourceExhausted)
-	Clients   int           `json:"clients"`
-	Offered   float64       `json:"offered_per_second,omitempty"` // Config.Rate
-	Elapsed   time.Duration `json:"elapsed_ns"`
-	PerSecond float64       `json:"admissions_per_second"`
+	Target    string `json:"target"`
+	Preloaded int    `json:"preloaded"`
+	Warmup    int    `json:"warmup,omitempty"` // of the preloaded, requested last at the timed load
+	// RealtimePriority is Config's: the SCHED_RR priority of the run, 0 none.
+	RealtimePriority int           `json:"realtime_priority,omitempty"`
+	Requests         int           `json:"requests"`
+	Admitted         int           `json:"admitted"`
+	Rejected         int           `json:"rejected"` // no valid tree (ResourceExhausted)
+	Clients          int           `json:"clients"`
+	Offered          float64       `json:"offered_per_second,omitempty"` // Config.Rate
+	Elapsed          time.Duration `json:"elapsed_ns"`
+	PerSecond        float64       `json:"admissions_per_second"`
 	// Started is when timing started (the Timeline's zero), as Unix
 	// nanoseconds: it lines the run up with other recordings of the
 	// machine.
@@ -182,6 +188,9 @@ type Result struct {
 // Table writes r for people.
 func (r Result) Table(w io.Writer) {
 	fmt.Fprintf(w, "controller          %s\n", r.Target)
+	if r.RealtimePriority > 0 {
+		fmt.Fprintf(w, "scheduling          SCHED_RR priority %d (--realtime-priority)\n", r.RealtimePriority)
+	}
 	if r.Warmup > 0 {
 		fmt.Fprintf(w, "tunnels installed   %d before timing, the last %d at the timed load\n", r.Preloaded, r.Warmup)
 	} else {
@@ -406,7 +415,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}()
 
 	// Preload: draw requests until enough fit.
-	res := Result{Target: cfg.Target, Requests: cfg.Requests, Clients: cfg.Clients, Offered: cfg.Rate, Warmup: cfg.Warmup}
+	res := Result{Target: cfg.Target, Requests: cfg.Requests, Clients: cfg.Clients, Offered: cfg.Rate, Warmup: cfg.Warmup, RealtimePriority: cfg.RealtimePriority}
 	if fast := cfg.Preload - cfg.Warmup; fast > 0 {
 		progress("installing %d tunnels with %d clients", fast, cfg.Clients)
 		pool := workload.Draw(hosts, sublanes, mix, 3*fast, cfg.Seed)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -60,6 +61,18 @@ func Apply(priority int) (int, error) {
 		}
 	}
 	return len(done), fmt.Errorf("rtsched: threads kept appearing while SCHED_RR was being set (%d set)", len(done))
+}
+
+// Permitted reports whether this process may use SCHED_RR: it tries on
+// a thread of its own, locked to a goroutine that then ends, so that the
+// thread ends too and nothing of the process changes.
+func Permitted() bool {
+	ok := make(chan bool)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		ok <- unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_RR, Priority: 1}, 0) == nil
+	}()
+	return <-ok
 }
 
 // Threads lists the thread ids of process pid.

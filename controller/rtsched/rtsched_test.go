@@ -124,3 +124,21 @@ func child() {
 	close(release)
 	os.Exit(0)
 }
+
+// Permitted must not leave the calling process changed.
+func TestPermittedChangesNothing(t *testing.T) {
+	before, err := Threads(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	Permitted()
+	after, err := Threads(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tid := range after {
+		if s, err := Of(os.Getpid(), tid); err == nil && s.Policy != unix.SCHED_NORMAL {
+			t.Errorf("thread %d (of %d before, %d after) left with policy %d", tid, len(before), len(after), s.Policy)
+		}
+	}
+}
