@@ -41,8 +41,16 @@ func SweepTable(w io.Writer, pts []SweepPoint) {
 			median(p.Runs, func(r Result) float64 { return r.ControllerBatch }))
 	}
 	if len(pts) > 0 && len(pts[0].Runs) > 0 {
-		fmt.Fprintf(w, "(%d run(s) a rate; p99 and late share over each rate's runs pooled; CPU and batch size their medians)\n", len(pts[0].Runs))
+		fmt.Fprintf(w, "(%d run(s) a rate; p99 and late share over each rate's runs pooled; CPU and batch size their medians%s)\n", len(pts[0].Runs), scheduling(pts))
 	}
+}
+
+// scheduling names the real-time policy the sweep ran under, if any.
+func scheduling(pts []SweepPoint) string {
+	if len(pts) == 0 || len(pts[0].Runs) == 0 || pts[0].Runs[0].RealtimePriority == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; SCHED_RR priority %d", pts[0].Runs[0].RealtimePriority)
 }
 
 func median(rs []Result, f func(Result) float64) float64 {
@@ -92,7 +100,7 @@ func sweepPlots(pts []SweepPoint) (delay, cpu *plot.Plot, err error) {
 	runs := len(pts[0].Runs)
 
 	delay = plot.New()
-	delay.Title.Text = fmt.Sprintf("Upcall delay p99 by offered admissions (%d run(s) a rate, pooled)", runs)
+	delay.Title.Text = fmt.Sprintf("Upcall delay p99 by offered admissions (%d run(s) a rate, pooled%s)", runs, scheduling(pts))
 	delay.Y.Label.Text = "p99 delay (ms)"
 	delay.Legend.Top, delay.Legend.Left = true, true
 	for _, l := range []struct {

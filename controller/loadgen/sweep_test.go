@@ -54,4 +54,24 @@ func TestSweep(t *testing.T) {
 	if _, err := WriteSweep(base, pts[:1]); err == nil {
 		t.Fatal("one rate: no error")
 	}
+	if strings.Contains(b.String(), "SCHED_RR") {
+		t.Errorf("a sweep under the normal scheduler names SCHED_RR:\n%s", b.String())
+	}
+	// Under SCHED_RR the table's note and the plot's title say so.
+	for i := range pts {
+		for j := range pts[i].Runs {
+			pts[i].Runs[j].RealtimePriority = 2
+		}
+	}
+	b.Reset()
+	SweepTable(&b, pts)
+	if !strings.Contains(b.String(), "their medians; SCHED_RR priority 2)") {
+		t.Errorf("table does not name the scheduling:\n%s", b.String())
+	}
+	if _, err := WriteSweep(base, pts); err != nil {
+		t.Fatal(err)
+	}
+	if svg, err := os.ReadFile(base + ".svg"); err != nil || !strings.Contains(string(svg), "SCHED_RR priority 2") {
+		t.Errorf("svg title does not name the scheduling (%v)", err)
+	}
 }
