@@ -64,13 +64,17 @@ func Apply(priority int) (int, error) {
 }
 
 // Permitted reports whether this process may use SCHED_RR: it tries on
-// a thread of its own, locked to a goroutine that then ends, so that the
-// thread ends too and nothing of the process changes.
+// a thread of its own and puts it back before answering; the thread is
+// locked to a goroutine that then ends, so it ends too.
 func Permitted() bool {
 	ok := make(chan bool)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		ok <- unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_RR, Priority: 1}, 0) == nil
+		err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_RR, Priority: 1}, 0)
+		if err == nil {
+			err = unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0)
+		}
+		ok <- err == nil
 	}()
 	return <-ok
 }

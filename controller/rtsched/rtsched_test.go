@@ -125,13 +125,16 @@ func child() {
 	os.Exit(0)
 }
 
-// Permitted must not leave the calling process changed.
+// Permitted must not leave the calling process changed, not even for the
+// moment its thread takes to exit.
 func TestPermittedChangesNothing(t *testing.T) {
 	before, err := Threads(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	Permitted()
+	if !Permitted() {
+		t.Skip("SCHED_RR not permitted here: Permitted tried nothing")
+	}
 	after, err := Threads(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
