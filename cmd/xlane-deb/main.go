@@ -1,11 +1,10 @@
 // Command xlane-deb builds the xlane .deb (make package) with nfpm: the
-// binaries, a systemd unit for xlane-endhost, and its default
-// configuration.
+// binaries, systemd units for xlane-endhost and xlane-controller, and
+// their default configurations.
 package main
 
 import (
-	_ "embed"
-	"errors"
+	"embed"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,11 +16,20 @@ import (
 	"github.com/spf13/cobra"
 )
 
-//go:embed files/xlane-endhost.service
-var unit []byte
+// unitFiles are the package's systemd units and configurations, by where
+// they go; the configurations are conffiles (an edited one stays).
+var unitFiles = []struct {
+	dest   string
+	config bool
+}{
+	{"/lib/systemd/system/xlane-endhost.service", false},
+	{"/etc/xlane/endhost.yaml", true},
+	{"/lib/systemd/system/xlane-controller.service", false},
+	{"/etc/xlane/controller.yaml", true},
+}
 
-//go:embed files/endhost.yaml
-var defaultConfig []byte
+//go:embed files
+var packaged embed.FS
 
 // binaries the package installs into /usr/bin.
 var binaries = []string{"xlane", "xlane-controller", "xlane-endhost"}
@@ -61,11 +69,22 @@ func build(bin, out, version string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	unitPath, confPath := filepath.Join(tmp, "xlane-endhost.service"), filepath.Join(tmp, "endhost.yaml")
-	if err := errors.Join(os.WriteFile(unitPath, unit, 0o644), os.WriteFile(confPath, defaultConfig, 0o644)); err != nil {
-		return err
-	}
 	var contents files.Contents
+	for _, u := range unitFiles {
+		data, err := packaged.ReadFile("files/" + filepath.Base(u.dest))
+		if err != nil {
+			return err
+		}
+		src := filepath.Join(tmp, filepath.Base(u.dest))
+		if err := os.WriteFile(src, data, 0o644); err != nil {
+			return err
+		}
+		c := &files.Content{Source: src, Destination: u.dest, FileInfo: &files.ContentFileInfo{Mode: 0o644}}
+		if u.config {
+			c.Type = files.TypeConfigNoReplace
+		}
+		contents = append(contents, c)
+	}
 	for _, b := range binaries {
 		src := filepath.Join(bin, b)
 		if st, err := os.Stat(src); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
@@ -73,11 +92,7 @@ func build(bin, out, version string) error {
 		}
 		contents = append(contents, &files.Content{Source: src, Destination: "/usr/bin/" + b, FileInfo: &files.ContentFileInfo{Mode: 0o755}})
 	}
-	contents = append(contents,
-		&files.Content{Source: unitPath, Destination: "/lib/systemd/system/xlane-endhost.service", FileInfo: &files.ContentFileInfo{Mode: 0o644}},
-		&files.Content{Source: confPath, Destination: "/etc/xlane/endhost.yaml", Type: files.TypeConfigNoReplace, FileInfo: &files.ContentFileInfo{Mode: 0o644}},
-		&files.Content{Destination: "/var/lib/xlane", Type: files.TypeDir, FileInfo: &files.ContentFileInfo{Mode: 0o755}},
-	)
+	contents = append(contents, &files.Content{Destination: "/var/lib/xlane", Type: files.TypeDir, FileInfo: &files.ContentFileInfo{Mode: 0o755}})
 	info := &nfpm.Info{
 		Name: "xlane", Arch: runtime.GOARCH, Platform: "linux", Version: version, Section: "net", Priority: "optional",
 		Maintainer:  "xlane developers <xlane@users.noreply.github.com>",

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xlane/xlane/controller/config"
 	"github.com/xlane/xlane/endhost/agent"
 )
 
@@ -47,9 +48,26 @@ func TestPackageInstallsIntoAScratchRoot(t *testing.T) {
 	if err != nil || !bytes.Contains(help, []byte("lane_cpu")) {
 		t.Fatalf("xlane-endhost run --help from the package: %v\n%s", err, help)
 	}
-	u, err := os.ReadFile(filepath.Join(root, "lib/systemd/system/xlane-endhost.service"))
-	if err != nil || !bytes.Contains(u, []byte("ExecStart=/usr/bin/xlane-endhost run --config /etc/xlane/endhost.yaml")) {
-		t.Fatalf("unit: %v\n%s", err, u)
+	for unit, exec := range map[string]string{
+		"xlane-endhost.service":    "ExecStart=/usr/bin/xlane-endhost run --config /etc/xlane/endhost.yaml",
+		"xlane-controller.service": "ExecStart=/usr/bin/xlane-controller --config /etc/xlane/controller.yaml",
+	} {
+		u, err := os.ReadFile(filepath.Join(root, "lib/systemd/system", unit))
+		if err != nil || !bytes.Contains(u, []byte(exec)) {
+			t.Fatalf("unit %s: %v\n%s", unit, err, u)
+		}
+	}
+	help, err = exec.Command(filepath.Join(root, "usr/bin/xlane-controller"), "--help").CombinedOutput()
+	if err != nil || !bytes.Contains(help, []byte("--realtime-priority")) {
+		t.Fatalf("xlane-controller --help from the package: %v\n%s", err, help)
+	}
+	cf, err := os.Open(filepath.Join(root, "etc/xlane/controller.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cf.Close()
+	if c, err := config.Parse(cf); err != nil || c.RealtimePriority != 1 || c.Driver != "openflow" || c.Topology != "/etc/xlane/topology.json" {
+		t.Errorf("the packaged controller configuration: %+v, %v", c, err)
 	}
 	f, err := os.Open(filepath.Join(root, "etc/xlane/endhost.yaml"))
 	if err != nil {
@@ -63,7 +81,7 @@ func TestPackageInstallsIntoAScratchRoot(t *testing.T) {
 	if out, err := exec.Command("dpkg-deb", "-e", deb, ctl).CombinedOutput(); err != nil {
 		t.Fatalf("dpkg-deb -e: %v\n%s", err, out)
 	}
-	if c, _ := os.ReadFile(filepath.Join(ctl, "conffiles")); !bytes.Contains(c, []byte("/etc/xlane/endhost.yaml")) {
+	if c, _ := os.ReadFile(filepath.Join(ctl, "conffiles")); !bytes.Contains(c, []byte("/etc/xlane/endhost.yaml")) || !bytes.Contains(c, []byte("/etc/xlane/controller.yaml")) {
 		t.Errorf("conffiles: %q", c)
 	}
 	if err := build(filepath.Join(dir, "nothing"), filepath.Join(dir, "x.deb"), "1"); err == nil || !strings.Contains(err.Error(), "make build first") {
