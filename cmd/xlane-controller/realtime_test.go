@@ -14,6 +14,7 @@ import (
 
 	"github.com/xlane/xlane/controller/client"
 	"github.com/xlane/xlane/controller/rtsched"
+	"github.com/xlane/xlane/controller/server/servertest"
 	"github.com/xlane/xlane/controller/tunnels"
 )
 
@@ -42,22 +43,7 @@ func TestDaemonRealtime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	wctx, stop := context.WithCancel(ctx)
-	subscribed, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Watch(wctx, func(tunnels.Upcall) {}, func(first bool) {
-			if first {
-				close(subscribed)
-			}
-		})
-	}()
-	defer func() { stop(); <-done }()
-	select {
-	case <-subscribed:
-	case <-ctx.Done():
-		t.Fatal("the watch did not subscribe")
-	}
+	servertest.Watch(t, ctx, c) // a watch stream's goroutines and writer too
 	for i := range 20 {
 		if _, err := c.RequestBandwidth(ctx, tunnels.Request{Sender: netip.MustParseAddr("10.0.0.1"),
 			Receiver: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), uint16(7000+i)), LoadsizeBytes: 100, PeriodUs: 1000}); err != nil {
