@@ -84,6 +84,7 @@ func TestParse(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add("listen: 127.0.0.1:9000\ngrace: 250ms\n")
 	f.Add("driver: memory\nlog_level: debug\n")
+	f.Add("realtime_priority: 1\ngc_percent: 400\nmax_batch: 16\n")
 	f.Add("driver: p4runtime\np4runtime: {election_id: 2, role: r, switches: {s1: {addr: '127.0.0.1:9559', device_id: 1}}}\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		c, err := Parse(strings.NewReader(in))
