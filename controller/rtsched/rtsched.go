@@ -33,34 +33,35 @@ func Apply(priority int) (int, error) {
 		return 0, fmt.Errorf("rtsched: priority %d: must be 1 to %d", priority, MaxPriority)
 	}
 	attr := &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_RR, Priority: uint32(priority)}
-	done := map[int]bool{}
+	seen, set := map[int]bool{}, 0
 	for pass := 0; pass < 20; pass++ {
 		tids, err := Threads(os.Getpid())
 		if err != nil {
-			return len(done), err
+			return set, err
 		}
 		fresh := 0
 		for _, tid := range tids {
-			if done[tid] {
+			if seen[tid] {
 				continue
 			}
 			fresh++
+			seen[tid] = true // set below, or ended: not a thread to try again
 			if err := unix.SchedSetAttr(tid, attr, 0); err != nil {
 				if errors.Is(err, unix.ESRCH) {
 					continue // the thread ended meanwhile
 				}
 				if errors.Is(err, unix.EPERM) {
-					return len(done), fmt.Errorf("rtsched: SCHED_RR priority %d: not permitted (needs root or CAP_SYS_NICE, and a real-time budget in the process's cgroup): %w", priority, err)
+					return set, fmt.Errorf("rtsched: SCHED_RR priority %d: not permitted (needs root or CAP_SYS_NICE, and a real-time budget in the process's cgroup): %w", priority, err)
 				}
-				return len(done), fmt.Errorf("rtsched: SCHED_RR priority %d for thread %d: %w", priority, tid, err)
+				return set, fmt.Errorf("rtsched: SCHED_RR priority %d for thread %d: %w", priority, tid, err)
 			}
-			done[tid] = true
+			set++
 		}
 		if fresh == 0 {
-			return len(done), nil
+			return set, nil
 		}
 	}
-	return len(done), fmt.Errorf("rtsched: threads kept appearing while SCHED_RR was being set (%d set)", len(done))
+	return set, fmt.Errorf("rtsched: threads kept appearing while SCHED_RR was being set (%d set)", set)
 }
 
 // Permitted reports whether this process may use SCHED_RR: it tries on
